@@ -1,0 +1,49 @@
+"""The ``city-os`` command: serve the platform, apply migrations, load sample data."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from aiohttp import web
+
+from city_os.app import create_app
+from city_os.config import Settings
+
+
+async def _migrate(settings: Settings) -> None:
+    from city_os.store.postgres.db import create_pool, migrate
+
+    pool = await create_pool(settings.database_url, 1, 1)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+    finally:
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="city-os", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the NGSI-LD API with its background workers")
+    sub.add_parser("migrate", help="create or upgrade the database objects")
+    sub.add_parser("load-sample", help="load the Saga City sample data (idempotent)")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "serve":
+        import uvloop
+
+        uvloop.install()
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None)
+    elif args.command == "migrate":
+        asyncio.run(_migrate(settings))
+    elif args.command == "load-sample":
+        print("sample data loading arrives with the schema registry (issue 5)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Batch entity operations (§5.6.7-5.6.10, §5.6.20): /entityOperations/create|upsert|update|
+delete|merge, answering 201/204 when every entity succeeded and 207 with per-entity errors.
+
+Layer: api/.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from city_os.api.http import (
+    JSON,
+    JSONLD,
+    body_context,
+    json_response,
+    link_context,
+    option_set,
+    read_json,
+    request_context,
+)
+from city_os.api.keys import ENTITIES, SETTINGS
+from city_os.core.entities import BatchResult, RequestContext
+from city_os.errors import BadRequestData
+
+routes = web.RouteTableDef()
+PREFIX = "/ngsi-ld/v1/entityOperations"
+
+
+async def _batch(
+    request: web.Request, *, ids_only: bool = False
+) -> tuple[RequestContext, list[Any]]:
+    payload = await read_json(request, allowed=(JSON, JSONLD))
+    if not isinstance(payload, list):
+        raise BadRequestData("a batch operation needs a JSON array")
+    if not payload:
+        raise BadRequestData("the batch is empty")
+    limit = request.app[SETTINGS].max_batch_entities
+    if len(payload) > limit:
+        raise BadRequestData(f"a batch may hold at most {limit} entities, got {len(payload)}")
+    context = link_context(request) if ids_only else body_context(request, payload)
+    return await request_context(request, context), payload
+
+
+def _result(result: BatchResult, *, created_status: bool = False) -> web.Response:
+    if result.errors:
+        body = {
+            "success": result.success,
+            "errors": [
+                {"entityId": entity_id, "error": err.problem()} for entity_id, err in result.errors
+            ],
+        }
+        return json_response(body, status=207)
+    if created_status and result.created:
+        return json_response(result.created, status=201)
+    return web.Response(status=204)
+
+
+@routes.post(PREFIX + "/create")
+async def batch_create(request: web.Request) -> web.Response:
+    ctx, bodies = await _batch(request)
+    result = await request.app[ENTITIES].batch_create(ctx, bodies)
+    if result.errors:
+        return _result(result)
+    return json_response(result.success, status=201)
+
+
+@routes.post(PREFIX + "/upsert")
+async def batch_upsert(request: web.Request) -> web.Response:
+    ctx, bodies = await _batch(request)
+    options = option_set(request)
+    if {"update", "replace"} <= options:
+        raise BadRequestData("options update and replace cannot be combined")
+    result = await request.app[ENTITIES].batch_upsert(ctx, bodies, replace="update" not in options)
+    return _result(result, created_status=True)
+
+
+@routes.post(PREFIX + "/update")
+async def batch_update(request: web.Request) -> web.Response:
+    ctx, bodies = await _batch(request)
+    service = request.app[ENTITIES]
+    overwrite = "noOverwrite" not in option_set(request)
+    result = await service.batch_modify(ctx, bodies, service.update_change(ctx, overwrite))
+    return _result(result)
+
+
+@routes.post(PREFIX + "/merge")
+async def batch_merge(request: web.Request) -> web.Response:
+    ctx, bodies = await _batch(request)
+    service = request.app[ENTITIES]
+    result = await service.batch_modify(ctx, bodies, service.merge_change(ctx), allow_null=True)
+    return _result(result)
+
+
+@routes.post(PREFIX + "/delete")
+async def batch_delete(request: web.Request) -> web.Response:
+    ctx, ids = await _batch(request, ids_only=True)
+    result = await request.app[ENTITIES].batch_delete(ctx, ids)
+    return _result(result)

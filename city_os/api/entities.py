@@ -1,0 +1,143 @@
+"""NGSI-LD entity resources (§5.6, §6.4-6.7): /entities, /entities/{id}, /entities/{id}/attrs.
+
+Layer: api/. Each handler parses the request, calls EntityService and serialises the result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from city_os.api.http import (
+    JSON,
+    JSONLD,
+    MERGE_PATCH,
+    body_context,
+    json_response,
+    option_set,
+    read_context,
+    read_json,
+    request_context,
+)
+from city_os.api.keys import ENTITIES
+from city_os.api.output import entity_response, render_options
+from city_os.core.entities import RequestContext
+from city_os.errors import BadRequestData
+from city_os.ngsild.merge import Outcome
+
+routes = web.RouteTableDef()
+PREFIX = "/ngsi-ld/v1"
+
+
+async def _payload(
+    request: web.Request, *, merge_patch: bool = False
+) -> tuple[RequestContext, Any]:
+    allowed = (JSON, JSONLD, MERGE_PATCH) if merge_patch else (JSON, JSONLD)
+    payload = await read_json(request, allowed=allowed)
+    ctx = await request_context(request, body_context(request, payload))
+    return ctx, payload
+
+
+def _outcome_response(ctx: RequestContext, outcome: Outcome) -> web.Response:
+    if not outcome.not_updated:
+        return web.Response(status=204)
+    return json_response(
+        {
+            "updated": [ctx.terms.compact_attr(i) for i in outcome.updated],
+            "notUpdated": [
+                {"attributeName": ctx.terms.compact_attr(i), "reason": reason}
+                for i, reason in outcome.not_updated
+            ],
+        },
+        status=207,
+    )
+
+
+@routes.post(PREFIX + "/entities")
+async def create_entity(request: web.Request) -> web.Response:
+    ctx, payload = await _payload(request)
+    entity_id = await request.app[ENTITIES].create(ctx, payload)
+    return web.Response(
+        status=201, headers={"Location": f"{PREFIX}/entities/{quote(entity_id, safe=':/')}"}
+    )
+
+
+@routes.get(PREFIX + "/entities/{entityId}")
+async def retrieve_entity(request: web.Request) -> web.Response:
+    ctx = await read_context(request)
+    opts = render_options(request, ctx)
+    record = await request.app[ENTITIES].retrieve(ctx, request.match_info["entityId"])
+    return entity_response(request, ctx, record, opts)
+
+
+@routes.put(PREFIX + "/entities/{entityId}")
+async def replace_entity(request: web.Request) -> web.Response:
+    ctx, payload = await _payload(request)
+    await request.app[ENTITIES].replace(ctx, request.match_info["entityId"], payload)
+    return web.Response(status=204)
+
+
+@routes.patch(PREFIX + "/entities/{entityId}")
+async def merge_entity(request: web.Request) -> web.Response:
+    ctx, payload = await _payload(request, merge_patch=True)
+    await request.app[ENTITIES].merge(ctx, request.match_info["entityId"], payload)
+    return web.Response(status=204)
+
+
+@routes.delete(PREFIX + "/entities/{entityId}")
+async def delete_entity(request: web.Request) -> web.Response:
+    ctx = await read_context(request)
+    await request.app[ENTITIES].delete(ctx, request.match_info["entityId"])
+    return web.Response(status=204)
+
+
+@routes.post(PREFIX + "/entities/{entityId}/attrs")
+async def append_attrs(request: web.Request) -> web.Response:
+    ctx, payload = await _payload(request)
+    overwrite = "noOverwrite" not in option_set(request)
+    outcome = await request.app[ENTITIES].append_attrs(
+        ctx, request.match_info["entityId"], payload, overwrite=overwrite
+    )
+    return _outcome_response(ctx, outcome)
+
+
+@routes.patch(PREFIX + "/entities/{entityId}/attrs")
+async def update_attrs(request: web.Request) -> web.Response:
+    ctx, payload = await _payload(request)
+    outcome = await request.app[ENTITIES].update_attrs(ctx, request.match_info["entityId"], payload)
+    return _outcome_response(ctx, outcome)
+
+
+@routes.patch(PREFIX + "/entities/{entityId}/attrs/{attrId}")
+async def partial_update(request: web.Request) -> web.Response:
+    ctx, payload = await _payload(request)
+    info = request.match_info
+    await request.app[ENTITIES].partial_update(ctx, info["entityId"], info["attrId"], payload)
+    return web.Response(status=204)
+
+
+@routes.put(PREFIX + "/entities/{entityId}/attrs/{attrId}")
+async def replace_attr(request: web.Request) -> web.Response:
+    ctx, payload = await _payload(request)
+    info = request.match_info
+    await request.app[ENTITIES].replace_attr(ctx, info["entityId"], info["attrId"], payload)
+    return web.Response(status=204)
+
+
+@routes.delete(PREFIX + "/entities/{entityId}/attrs/{attrId}")
+async def delete_attr(request: web.Request) -> web.Response:
+    ctx = await read_context(request)
+    info = request.match_info
+    delete_all = request.query.get("deleteAll", "false").lower()
+    if delete_all not in ("true", "false"):
+        raise BadRequestData("deleteAll must be true or false")
+    await request.app[ENTITIES].delete_attr(
+        ctx,
+        info["entityId"],
+        info["attrId"],
+        request.query.get("datasetId"),
+        delete_all == "true",
+    )
+    return web.Response(status=204)

@@ -1,0 +1,197 @@
+"""HTTP plumbing shared by every NGSI-LD resource: bodies, @context, tenant, Accept, responses.
+
+Layer: api/. Turns an aiohttp request into plain values (JSON payload, term map, tenant, output
+media type) and domain results into responses; handlers stay thin and never see headers parsing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from city_os.api.keys import CONTEXTS
+from city_os.core.entities import RequestContext
+from city_os.errors import (
+    BadRequestData,
+    InvalidRequest,
+    NotAcceptable,
+    UnsupportedMediaType,
+)
+from city_os.ngsild.entity import now_iso
+from city_os.ngsild.jsonld import CORE_CONTEXT_URL, TermMap
+
+JSON = "application/json"
+JSONLD = "application/ld+json"
+GEOJSON = "application/geo+json"
+MERGE_PATCH = "application/merge-patch+json"
+CONTEXT_REL = "http://www.w3.org/ns/json-ld#context"
+TENANT_HEADER = "NGSILD-Tenant"
+_LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
+
+
+def tenant_of(request: web.Request) -> str:
+    return request.headers.get(TENANT_HEADER, "").strip()
+
+
+def _media_type(request: web.Request) -> str:
+    return request.content_type.lower() if request.headers.get("Content-Type") else ""
+
+
+def link_context(request: web.Request) -> str | None:
+    """The @context URL of the request's Link header (rel json-ld#context), if any."""
+    values = request.headers.getall("Link", [])
+    found: list[str] = []
+    for header in values:
+        for match in _LINK.finditer(header):
+            url, params = match.group(1).strip(), match.group(2)
+            if CONTEXT_REL in params or "rel=" not in params:
+                found.append(url)
+    if len(found) > 1:
+        raise BadRequestData("more than one JSON-LD @context Link header was sent")
+    if found and not found[0]:
+        raise BadRequestData("the @context Link header has an empty URL")
+    return found[0] if found else None
+
+
+async def read_json(request: web.Request, *, allowed: Iterable[str] = (JSON, JSONLD)) -> Any:
+    """The request body as JSON, after checking its media type."""
+    media = _media_type(request)
+    allowed = tuple(allowed)
+    if media not in allowed:
+        raise UnsupportedMediaType(
+            f"Content-Type {media or '(none)'} is not supported here; use one of "
+            + ", ".join(allowed)
+        )
+    raw = await request.read()
+    if not raw:
+        raise InvalidRequest("the request body is empty")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from exc
+
+
+def body_context(request: web.Request, payload: Any) -> Any:
+    """The @context that applies to a payload: inline for JSON-LD, else the Link header."""
+    media = _media_type(request)
+    if media == JSONLD:
+        if link_context(request) is not None:
+            raise BadRequestData(
+                "application/ld+json requests carry @context in the body, not Link"
+            )
+        items = payload if isinstance(payload, list) else [payload]
+        contexts = [p.get("@context") for p in items if isinstance(p, dict)]
+        if not contexts or any(c is None for c in contexts):
+            raise BadRequestData("application/ld+json payloads must contain an @context")
+        return contexts[0]
+    items = payload if isinstance(payload, list) else [payload]
+    if any(isinstance(p, dict) and "@context" in p for p in items):
+        raise BadRequestData(
+            "@context in the body needs Content-Type application/ld+json; with application/json "
+            "send it in a Link header"
+        )
+    return link_context(request)
+
+
+async def request_context(request: web.Request, context: Any) -> RequestContext:
+    terms = await request.app[CONTEXTS].term_map(context)
+    return RequestContext(tenant=tenant_of(request), terms=terms, now=now_iso())
+
+
+async def read_context(request: web.Request) -> RequestContext:
+    """For requests without a body: the Link header's context."""
+    return await request_context(request, link_context(request))
+
+
+def negotiate(request: web.Request, offered: tuple[str, ...] = (JSON, JSONLD)) -> str:
+    """The media type to answer with, from the Accept header (406 when none fits)."""
+    header = request.headers.get("Accept", "").strip()
+    if not header:
+        return offered[0]
+    best: tuple[float, int, str] | None = None
+    for part in header.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        media = media.lower()
+        q = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        if q <= 0:
+            continue
+        for rank, candidate in enumerate(offered):
+            if media in (candidate, "*/*", "application/*"):
+                chosen = candidate if media == candidate else offered[0]
+                key = (q, -rank if media == candidate else -99, chosen)
+                if best is None or key > best:
+                    best = key
+                break
+    if best is None:
+        raise NotAcceptable(f"cannot produce any of {header!r}; offered: {', '.join(offered)}")
+    return best[2]
+
+
+def context_link(terms: TermMap) -> str:
+    value = terms.context_value
+    url = value if isinstance(value, str) else CORE_CONTEXT_URL
+    return f'<{url}>; rel="{CONTEXT_REL}"; type="{JSONLD}"'
+
+
+def respond(
+    body: Any,
+    terms: TermMap,
+    media: str,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    content_type: str | None = None,
+) -> web.Response:
+    """Serialise a compacted result with its @context (inline for JSON-LD, else Link)."""
+    out_headers = dict(headers or {})
+    if media == JSONLD:
+        ctx = terms.context_value or CORE_CONTEXT_URL
+        if isinstance(body, list):
+            body = [{**item, "@context": ctx} for item in body]
+        elif isinstance(body, dict):
+            body = {**body, "@context": ctx}
+    else:
+        out_headers["Link"] = context_link(terms)
+    return web.Response(
+        body=orjson.dumps(body),
+        status=status,
+        content_type=content_type or media,
+        headers=out_headers,
+    )
+
+
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type=JSON, headers=headers)
+
+
+def option_set(request: web.Request) -> set[str]:
+    """The `options` (and v1.8+ `format`) query parameters as a set."""
+    out: set[str] = set()
+    for raw in request.query.getall("options", []):
+        out.update(o.strip() for o in raw.split(",") if o.strip())
+    fmt = request.query.get("format")
+    if fmt:
+        out.add(fmt.strip())
+    return out
+
+
+def csv_param(request: web.Request, name: str) -> list[str] | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    items = [x.strip() for x in raw.split(",") if x.strip()]
+    if not items:
+        raise BadRequestData(f"parameter {name} must not be empty")
+    return items

@@ -1,0 +1,57 @@
+"""Middlewares: every failure becomes an NGSI-LD ProblemDetails response (§5.5.2).
+
+Layer: api/. NgsiLdError renders as itself; aiohttp's own HTTP errors (404 route, 405, 413) are
+mapped onto the NGSI-LD types; anything else is logged and answered as a 500 InternalError without
+internals.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from city_os.errors import (
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NgsiLdError,
+    PayloadTooLarge,
+    ResourceNotFound,
+)
+
+log = logging.getLogger(__name__)
+PROBLEM = "application/json"
+
+
+def problem_response(err: NgsiLdError) -> web.Response:
+    return web.Response(body=orjson.dumps(err.problem()), status=err.status, content_type=PROBLEM)
+
+
+def _from_http(exc: web.HTTPException, request: web.Request) -> NgsiLdError:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLarge(f"the request body is larger than {exc.text or 'allowed'}")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+    if isinstance(exc, web.HTTPNotFound):
+        return ResourceNotFound(f"no resource at {request.path}")
+    return InvalidRequest(exc.reason)
+
+
+@web.middleware
+async def problem_details(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except NgsiLdError as err:
+        if err.status >= 500 and not isinstance(err, InternalError):
+            log.warning("%s %s: %s", request.method, request.path, err.detail)
+        return problem_response(err)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return problem_response(_from_http(exc, request))
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return problem_response(InternalError("internal error; see the broker log"))

@@ -1,0 +1,90 @@
+"""Settings: the only reader of ``os.environ``. Read once at start-up, frozen afterwards.
+
+Every ``CITYOS_*`` variable is declared in ``SETTINGS`` with its default and meaning; the README's
+settings table is checked against it by a test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 1026
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/cityos"
+    db_pool_min: int = 2
+    db_pool_max: int = 16
+    public_url: str = ""  # base URL clients see; "" = http://{host}:{port}
+    kafka_bootstrap: str = ""  # "" = no Kafka (relay off); make run starts local Tansu
+    kafka_topic: str = "cityos.entity-changes"
+    kafka_idempotence: bool = False
+    relay_enabled: bool = True
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_batch_entities: int = 1000
+    default_page_size: int = 20
+    max_page_size: int = 1000
+    context_fetch_timeout: float = 5.0
+    context_max_bytes: int = 1024 * 1024
+    context_cache_ttl: float = 3600.0
+    expiry_interval: float = 1.0
+    log_level: str = "INFO"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get("CITYOS_" + f.name.upper())
+            if raw is None:
+                continue
+            kind: Any = type(f.default)
+            try:
+                if kind is bool:
+                    values[f.name] = _parse_bool(raw)
+                else:
+                    values[f.name] = kind(raw)
+            except ValueError as exc:
+                raise SystemExit(f"CITYOS_{f.name.upper()}={raw!r}: {exc}") from exc
+        return cls(**values)
+
+
+# Documentation of every setting: name → meaning (the README table mirrors this).
+SETTINGS: dict[str, str] = {
+    "host": "address the NGSI-LD API listens on",
+    "port": "port of the NGSI-LD API",
+    "database_url": "PostgreSQL DSN (PostGIS 3 required)",
+    "db_pool_min": "minimum connections in the PostgreSQL pool",
+    "db_pool_max": "maximum connections in the PostgreSQL pool",
+    "public_url": "base URL clients use to reach the API (Location headers, hosted @contexts)",
+    "kafka_bootstrap": "Kafka bootstrap servers; empty = events stay in the outbox",
+    "kafka_topic": "topic that entity change events are published to",
+    "kafka_idempotence": "enable the idempotent producer (Apache Kafka yes, Tansu no)",
+    "relay_enabled": "run the outbox relay inside `city-os serve`",
+    "max_body_bytes": "largest request body accepted (413 beyond)",
+    "max_batch_entities": "most entities in one batch operation",
+    "default_page_size": "page size of queries without `limit`",
+    "max_page_size": "largest `limit` accepted (400 beyond)",
+    "context_fetch_timeout": "seconds to wait for a remote @context",
+    "context_max_bytes": "largest remote @context document accepted",
+    "context_cache_ttl": "seconds a fetched remote @context is reused",
+    "expiry_interval": "seconds between sweeps that remove expired transient entities",
+    "log_level": "Python logging level",
+}
+
+
+def _parse_bool(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in {"1", "true", "yes", "on"}:
+        return True
+    if low in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")

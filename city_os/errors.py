@@ -1,0 +1,113 @@
+"""The one error tree of city-os: every failure a client can cause is an ``NgsiLdError``.
+
+Each subclass carries the NGSI-LD problem type URI, HTTP status and title (GS CIM 009 §5.5.2);
+the API middleware renders any of them as an RFC 7807 ProblemDetails body. Internals are logged,
+never sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+_BASE = "https://uri.etsi.org/ngsi-ld/errors/"
+
+
+class NgsiLdError(Exception):
+    """Base of all errors rendered as ProblemDetails."""
+
+    type_uri: ClassVar[str] = _BASE + "InternalError"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    def problem(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": self.type_uri,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        body.update(self.extra)
+        return body
+
+
+class InvalidRequest(NgsiLdError):
+    type_uri = _BASE + "InvalidRequest"
+    status = 400
+    title = "Invalid request"
+
+
+class BadRequestData(NgsiLdError):
+    type_uri = _BASE + "BadRequestData"
+    status = 400
+    title = "Bad request data"
+
+
+class TooManyResults(NgsiLdError):
+    type_uri = _BASE + "TooManyResults"
+    status = 403
+    title = "Too many results"
+
+
+class AlreadyExists(NgsiLdError):
+    type_uri = _BASE + "AlreadyExists"
+    status = 409
+    title = "Already exists"
+
+
+class OperationNotSupported(NgsiLdError):
+    type_uri = _BASE + "OperationNotSupported"
+    status = 422
+    title = "Operation not supported"
+
+
+class ResourceNotFound(NgsiLdError):
+    type_uri = _BASE + "ResourceNotFound"
+    status = 404
+    title = "Resource not found"
+
+
+class NonexistentTenant(NgsiLdError):
+    type_uri = _BASE + "NonexistentTenant"
+    status = 404
+    title = "Nonexistent tenant"
+
+
+class LdContextNotAvailable(NgsiLdError):
+    type_uri = _BASE + "LdContextNotAvailable"
+    status = 504
+    title = "@context not available"
+
+
+class InternalError(NgsiLdError):
+    pass
+
+
+class NotAcceptable(NgsiLdError):
+    """406: the Accept header names no representation the broker can produce."""
+
+    type_uri = _BASE + "NotAcceptable"
+    status = 406
+    title = "Not acceptable"
+
+
+class UnsupportedMediaType(NgsiLdError):
+    type_uri = _BASE + "UnsupportedMediaType"
+    status = 415
+    title = "Unsupported media type"
+
+
+class PayloadTooLarge(NgsiLdError):
+    type_uri = _BASE + "PayloadTooLarge"
+    status = 413
+    title = "Payload too large"
+
+
+class MethodNotAllowed(NgsiLdError):
+    type_uri = _BASE + "MethodNotAllowed"
+    status = 405
+    title = "Method not allowed"

@@ -1,0 +1,438 @@
+"""Pure NGSI-LD input parsing: request JSON → the broker's internal (expanded) entity form.
+
+Layer: ngsild/ (no I/O). Accepts the normalized and the concise representations (§4.5), checks
+every shape the information model defines (Property, Relationship, GeoProperty, LanguageProperty,
+VocabProperty, JsonProperty, ListProperty, ListRelationship; datasetId multi-attributes;
+sub-attributes) and expands names with a cached term map. Anything malformed raises
+``BadRequestData`` naming the attribute, so a write is refused whole before it reaches the store.
+The stored form is described in docs/storage.md.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from city_os.errors import BadRequestData
+
+Instance = dict[str, Any]
+Attrs = dict[str, list[Instance]]
+
+NULL_URI = "urn:ngsi-ld:null"
+
+ATTRIBUTE_TYPES = frozenset(
+    {
+        "Property",
+        "Relationship",
+        "GeoProperty",
+        "LanguageProperty",
+        "VocabProperty",
+        "JsonProperty",
+        "ListProperty",
+        "ListRelationship",
+    }
+)
+# Which member carries the value of each attribute type.
+VALUE_KEY = {
+    "Property": "value",
+    "GeoProperty": "value",
+    "Relationship": "object",
+    "LanguageProperty": "languageMap",
+    "VocabProperty": "vocab",
+    "JsonProperty": "json",
+    "ListProperty": "valueList",
+    "ListRelationship": "objectList",
+}
+_KEY_TO_TYPE = {
+    "object": "Relationship",
+    "languageMap": "LanguageProperty",
+    "vocab": "VocabProperty",
+    "json": "JsonProperty",
+    "valueList": "ListProperty",
+    "objectList": "ListRelationship",
+}
+# Members of an attribute that are not sub-attributes.
+ATTRIBUTE_MEMBERS = frozenset(
+    {
+        "type",
+        "value",
+        "object",
+        "objectType",
+        "languageMap",
+        "vocab",
+        "json",
+        "valueList",
+        "objectList",
+        "datasetId",
+        "observedAt",
+        "unitCode",
+        "createdAt",
+        "modifiedAt",
+        "deletedAt",
+        "instanceId",
+        "lang",
+        "@context",
+    }
+)
+SYSTEM_MEMBERS = frozenset({"createdAt", "modifiedAt", "deletedAt", "instanceId"})
+# Entity members that are not attributes.
+ENTITY_MEMBERS = frozenset(
+    {"id", "@id", "type", "@type", "@context", "scope", "createdAt", "modifiedAt", "deletedAt"}
+)
+GEO_TYPES = frozenset(
+    {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
+)
+GEO_ATTRIBUTE_NAMES = frozenset({"location", "observationSpace", "operationSpace"})
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+$")
+_FORBIDDEN_NAME = re.compile(r"[\s<>\"'=;()\x00-\x1f]")
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$")
+_SCOPE = re.compile(r"^/[^\s/#+]+(/[^\s/#+]+)*$")
+_LANG = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$|^@none$")
+
+
+class TermExpander(Protocol):
+    def expand_attr(self, term: str) -> str | None: ...
+    def expand_type(self, term: str) -> str: ...
+    def expand_vocab_value(self, value: str) -> str: ...
+
+
+@dataclass
+class ParsedEntity:
+    id: str
+    types: list[str]
+    attrs: Attrs = field(default_factory=dict)
+    scopes: list[str] | None = None
+    expires_at: str | None = None
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def is_uri(value: object) -> bool:
+    return isinstance(value, str) and len(value) < 2048 and _URI.match(value) is not None
+
+
+def check_entity_id(value: object, what: str = "entity id") -> str:
+    if not isinstance(value, str) or not value:
+        raise BadRequestData(f"{what} must be a non-empty string (a URI)")
+    if not is_uri(value):
+        raise BadRequestData(f"{what} {value!r} is not a valid URI")
+    return value
+
+
+def check_name(name: object, what: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise BadRequestData(f"{what} must be a non-empty string")
+    if _FORBIDDEN_NAME.search(name) or len(name) > 512:
+        raise BadRequestData(f"{what} {name!r} contains forbidden characters")
+    return name
+
+
+def check_datetime(value: object, what: str) -> str:
+    if not isinstance(value, str) or not _DATETIME.match(value):
+        raise BadRequestData(f"{what} must be an ISO 8601 date-time, got {value!r}")
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequestData(f"{what} is not a valid date-time: {value!r}") from exc
+    return value
+
+
+def parse_datetime(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def expand_type_name(tm: TermExpander, name: object) -> str:
+    return tm.expand_type(check_name(name, "entity type"))
+
+
+def parse_types(tm: TermExpander, raw: object) -> list[str]:
+    names = raw if isinstance(raw, list) else [raw]
+    if not names:
+        raise BadRequestData("entity type must not be empty")
+    out: list[str] = []
+    for name in names:
+        iri = expand_type_name(tm, name)
+        if iri not in out:
+            out.append(iri)
+    return out
+
+
+def parse_scopes(raw: object) -> list[str]:
+    scopes = raw if isinstance(raw, list) else [raw]
+    for scope in scopes:
+        if not isinstance(scope, str) or not _SCOPE.match(scope):
+            raise BadRequestData(f"scope {scope!r} must look like /a/b (no '#', '+' or spaces)")
+    return list(dict.fromkeys(scopes))
+
+
+def parse_entity(
+    body: object, tm: TermExpander, now: str, *, id_required: bool = True
+) -> ParsedEntity:
+    """Parse a whole entity (create, replace, batch, upsert)."""
+    if not isinstance(body, dict):
+        raise BadRequestData("an entity must be a JSON object")
+    raw_id = body.get("id", body.get("@id"))
+    if raw_id is None and not id_required:
+        entity_id = ""
+    else:
+        entity_id = check_entity_id(raw_id)
+    raw_type = body.get("type", body.get("@type"))
+    if raw_type is None:
+        if id_required:
+            raise BadRequestData("entity type is missing")
+        types: list[str] = []
+    else:
+        types = parse_types(tm, raw_type)
+    entity = ParsedEntity(entity_id, types)
+    if "scope" in body:
+        entity.scopes = parse_scopes(body["scope"])
+    entity.attrs = parse_attributes(body, tm, now, skip=ENTITY_MEMBERS)
+    expires = body.get("expiresAt")
+    if expires is not None:
+        entity.expires_at = check_datetime(expires, "expiresAt")
+        entity.attrs.pop(tm.expand_attr("expiresAt") or "", None)
+    return entity
+
+
+def parse_attributes(
+    body: dict[str, Any],
+    tm: TermExpander,
+    now: str,
+    *,
+    skip: frozenset[str] = ENTITY_MEMBERS,
+    allow_null: bool = False,
+) -> Attrs:
+    """Parse the attributes of a fragment. ``allow_null`` (merge-patch) keeps null markers."""
+    attrs: Attrs = {}
+    for name, raw in body.items():
+        if name in skip or name == "expiresAt":
+            continue
+        iri = expand_attr_name(tm, name)
+        attrs[iri] = parse_attribute(name, raw, tm, now, allow_null=allow_null)
+    return attrs
+
+
+def expand_attr_name(tm: TermExpander, name: str) -> str:
+    check_name(name, "attribute name")
+    iri = tm.expand_attr(name)
+    if iri is None:
+        raise BadRequestData(f"attribute name {name!r} cannot be expanded with the @context")
+    return iri
+
+
+def parse_attribute(
+    name: str, raw: object, tm: TermExpander, now: str, *, allow_null: bool = False
+) -> list[Instance]:
+    """One attribute: a single instance or an array of instances (multi-attribute)."""
+    if isinstance(raw, list) and raw and all(_looks_like_instance(x) for x in raw):
+        instances = [parse_instance(name, x, tm, now, allow_null=allow_null) for x in raw]
+        seen: set[str | None] = set()
+        for inst in instances:
+            ds = inst.get("datasetId")
+            if ds in seen:
+                raise BadRequestData(
+                    f"attribute {name!r} has two instances with datasetId {ds or 'default'}"
+                )
+            seen.add(ds)
+        return instances
+    return [parse_instance(name, raw, tm, now, allow_null=allow_null)]
+
+
+def _looks_like_instance(value: object) -> bool:
+    return isinstance(value, dict) and (
+        value.get("type") in ATTRIBUTE_TYPES or any(k in value for k in VALUE_KEY.values())
+    )
+
+
+def parse_instance(
+    name: str,
+    raw: object,
+    tm: TermExpander,
+    now: str,
+    *,
+    allow_null: bool = False,
+    sub: bool = False,
+) -> Instance:
+    """One attribute instance, normalized or concise, into the stored form."""
+    if raw is None or raw == NULL_URI:
+        if allow_null:
+            return {"type": "Property", "value": None}
+        raise BadRequestData(f"attribute {name!r} must not be null")
+    if not isinstance(raw, dict):
+        # Concise form: a bare value is a Property.
+        return {"type": "Property", "value": raw, "createdAt": now, "modifiedAt": now}
+    kind = raw.get("type")
+    if kind is None:
+        kind = _infer_type(name, raw)
+        if kind == "Property" and "value" not in raw:
+            return {"type": "Property", "value": raw, "createdAt": now, "modifiedAt": now}
+    elif kind not in ATTRIBUTE_TYPES:
+        if kind in GEO_TYPES and "coordinates" in raw:
+            return {
+                "type": "GeoProperty",
+                "value": check_geometry(name, raw),
+                "createdAt": now,
+                "modifiedAt": now,
+            }
+        raise BadRequestData(f"attribute {name!r} has an unknown type {kind!r}")
+    value_key = VALUE_KEY[kind]
+    if value_key not in raw:
+        raise BadRequestData(f"attribute {name!r} of type {kind} needs a {value_key!r} member")
+    inst: Instance = {"type": kind}
+    value = raw[value_key]
+    if value is None or value == NULL_URI:
+        if not allow_null:
+            raise BadRequestData(f"attribute {name!r}: {value_key} must not be null")
+        inst[value_key] = None
+    else:
+        inst[value_key] = _check_value(name, kind, value, tm)
+    for key, member in raw.items():
+        if key in ("type", value_key) or key in SYSTEM_MEMBERS:
+            continue
+        if key == "datasetId":
+            if sub:
+                raise BadRequestData(f"sub-attribute {name!r} cannot have a datasetId")
+            inst["datasetId"] = check_entity_id(member, f"datasetId of {name!r}")
+        elif key == "observedAt":
+            inst["observedAt"] = check_datetime(member, f"observedAt of {name!r}")
+        elif key == "unitCode":
+            if not isinstance(member, str) or not member:
+                raise BadRequestData(f"unitCode of {name!r} must be a non-empty string")
+            inst["unitCode"] = member
+        elif key == "objectType":
+            if kind not in ("Relationship", "ListRelationship"):
+                raise BadRequestData(f"objectType is only allowed on relationships ({name!r})")
+            types = member if isinstance(member, list) else [member]
+            inst["objectType"] = [expand_type_name(tm, t) for t in types]
+        elif key == "lang":
+            if not isinstance(member, str):
+                raise BadRequestData(f"lang of {name!r} must be a string")
+            inst["lang"] = member
+        elif key in ATTRIBUTE_MEMBERS:
+            if key == "@context":
+                continue
+            raise BadRequestData(f"attribute {name!r} of type {kind} cannot have {key!r}")
+        else:
+            sub_iri = expand_attr_name(tm, key)
+            inst[sub_iri] = parse_instance(key, member, tm, now, allow_null=allow_null, sub=True)
+    inst["createdAt"] = now
+    inst["modifiedAt"] = now
+    return inst
+
+
+def _infer_type(name: str, raw: dict[str, Any]) -> str:
+    for key, kind in _KEY_TO_TYPE.items():
+        if key in raw:
+            return kind
+    if "value" in raw:
+        value = raw["value"]
+        if name in GEO_ATTRIBUTE_NAMES or (
+            isinstance(value, dict) and value.get("type") in GEO_TYPES and "coordinates" in value
+        ):
+            return "GeoProperty"
+    if raw.get("type") in GEO_TYPES:
+        return "GeoProperty"
+    return "Property"
+
+
+def _check_value(name: str, kind: str, value: Any, tm: TermExpander) -> Any:
+    if kind == "Property":
+        if isinstance(value, dict) and "@value" in value:
+            at_type = value.get("@type")
+            if at_type in ("DateTime", "https://uri.etsi.org/ngsi-ld/DateTime"):
+                check_datetime(value["@value"], f"value of {name!r}")
+        return value
+    if kind == "GeoProperty":
+        return check_geometry(name, value)
+    if kind == "Relationship":
+        objs = value if isinstance(value, list) else [value]
+        if not objs:
+            raise BadRequestData(f"relationship {name!r} needs an object")
+        for obj in objs:
+            target = obj.get("object") if isinstance(obj, dict) else obj
+            check_entity_id(target, f"object of relationship {name!r}")
+        return value
+    if kind == "LanguageProperty":
+        if not isinstance(value, dict) or not value:
+            raise BadRequestData(f"languageMap of {name!r} must be a non-empty object")
+        for lang, text in value.items():
+            if not _LANG.match(lang):
+                raise BadRequestData(f"languageMap of {name!r}: {lang!r} is not a language tag")
+            if not isinstance(text, str | list):
+                raise BadRequestData(f"languageMap of {name!r}: {lang!r} must map to a string")
+        return value
+    if kind == "VocabProperty":
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if not isinstance(v, str) or not v:
+                raise BadRequestData(f"vocab of {name!r} must be a string or list of strings")
+        expanded = [tm.expand_vocab_value(v) for v in values]
+        return expanded if isinstance(value, list) else expanded[0]
+    if kind == "JsonProperty":
+        return value
+    if kind == "ListProperty":
+        if not isinstance(value, list):
+            raise BadRequestData(f"valueList of {name!r} must be an array")
+        return value
+    # ListRelationship
+    if not isinstance(value, list):
+        raise BadRequestData(f"objectList of {name!r} must be an array")
+    out = []
+    for obj in value:
+        target = obj.get("object") if isinstance(obj, dict) else obj
+        out.append(check_entity_id(target, f"objectList item of {name!r}"))
+    return out
+
+
+def check_geometry(name: str, value: object) -> dict[str, Any]:
+    """A GeoJSON geometry with valid positions (§4.7); raises BadRequestData otherwise."""
+    if not isinstance(value, dict):
+        raise BadRequestData(f"GeoProperty {name!r} must be a GeoJSON geometry object")
+    kind = value.get("type")
+    coords = value.get("coordinates")
+    if kind not in GEO_TYPES or coords is None:
+        raise BadRequestData(f"GeoProperty {name!r}: {kind!r} is not a valid GeoJSON geometry")
+    depth = {
+        "Point": 0,
+        "MultiPoint": 1,
+        "LineString": 1,
+        "MultiLineString": 2,
+        "Polygon": 2,
+        "MultiPolygon": 3,
+    }[kind]
+    _check_positions(name, coords, depth)
+    if kind == "LineString" and len(coords) < 2:
+        raise BadRequestData(f"GeoProperty {name!r}: a LineString needs two positions or more")
+    if kind in ("Polygon", "MultiPolygon"):
+        polygons = [coords] if kind == "Polygon" else coords
+        for polygon in polygons:
+            for ring in polygon:
+                if len(ring) < 4 or ring[0] != ring[-1]:
+                    raise BadRequestData(
+                        f"GeoProperty {name!r}: polygon rings must be closed with ≥ 4 positions"
+                    )
+    return value
+
+
+def _check_positions(name: str, coords: object, depth: int) -> None:
+    if depth == 0:
+        if (
+            not isinstance(coords, list)
+            or len(coords) not in (2, 3)
+            or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in coords)
+        ):
+            raise BadRequestData(f"GeoProperty {name!r}: invalid position {coords!r}")
+        lon, lat = coords[0], coords[1]
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise BadRequestData(f"GeoProperty {name!r}: position {coords!r} out of range")
+        return
+    if not isinstance(coords, list) or not coords:
+        raise BadRequestData(f"GeoProperty {name!r}: coordinates are not nested correctly")
+    for item in coords:
+        _check_positions(name, item, depth - 1)

@@ -1,0 +1,186 @@
+"""Pure attribute-level write semantics on the stored entity form (§5.6).
+
+Layer: ngsild/. Each function takes the current attributes (``Attrs``) and a parsed fragment and
+mutates a copy's worth of state in place, returning what changed; the store then writes the result
+in one statement. Instances are matched by ``datasetId`` (``None`` = the default instance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from city_os.ngsild.entity import ATTRIBUTE_MEMBERS, VALUE_KEY, Attrs, Instance
+
+
+@dataclass
+class Outcome:
+    """Attributes touched (expanded IRIs) and the ones refused, with a reason each."""
+
+    updated: list[str] = field(default_factory=list)
+    not_updated: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _index(instances: list[Instance], dataset_id: str | None) -> int:
+    for i, inst in enumerate(instances):
+        if inst.get("datasetId") == dataset_id:
+            return i
+    return -1
+
+
+def _keep_created(old: Instance, new: Instance) -> Instance:
+    if "createdAt" in old:
+        new["createdAt"] = old["createdAt"]
+    return new
+
+
+def append(current: Attrs, fragment: Attrs, *, overwrite: bool) -> Outcome:
+    """POST /entities/{id}/attrs: add attributes; replace existing instances unless noOverwrite."""
+    out = Outcome()
+    for iri, instances in fragment.items():
+        existing = current.setdefault(iri, [])
+        changed = False
+        for inst in instances:
+            i = _index(existing, inst.get("datasetId"))
+            if i < 0:
+                existing.append(inst)
+                changed = True
+            elif overwrite:
+                existing[i] = _keep_created(existing[i], inst)
+                changed = True
+        if changed:
+            out.updated.append(iri)
+        else:
+            out.not_updated.append((iri, "attribute exists and noOverwrite was requested"))
+    return out
+
+
+def update_existing(current: Attrs, fragment: Attrs) -> Outcome:
+    """PATCH /entities/{id}/attrs: replace instances that exist; the others are not updated."""
+    out = Outcome()
+    for iri, instances in fragment.items():
+        existing = current.get(iri)
+        changed = False
+        for inst in instances:
+            i = -1 if existing is None else _index(existing, inst.get("datasetId"))
+            if existing is None or i < 0:
+                continue
+            existing[i] = _keep_created(existing[i], inst)
+            changed = True
+        if changed:
+            out.updated.append(iri)
+        else:
+            out.not_updated.append((iri, "attribute does not exist"))
+    return out
+
+
+def merge_instance(old: Instance, patch: Instance, now: str) -> Instance:
+    """Merge a fragment into one instance: value members replace, sub-attributes merge."""
+    merged = dict(old)
+    if (
+        patch.get("type")
+        and patch["type"] != old.get("type")
+        and VALUE_KEY.get(patch["type"]) in patch
+    ):
+        # A change of attribute type replaces the value member too.
+        merged.pop(VALUE_KEY.get(old.get("type", ""), ""), None)
+        merged["type"] = patch["type"]
+    for key, value in patch.items():
+        if key in ("createdAt", "modifiedAt", "type"):
+            continue
+        if key in ATTRIBUTE_MEMBERS:
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        elif isinstance(value, dict) and isinstance(old.get(key), dict):
+            if _is_null(value):
+                merged.pop(key, None)
+            else:
+                merged[key] = merge_instance(old[key], value, now)
+        elif isinstance(value, dict) and _is_null(value):
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    merged["modifiedAt"] = now
+    return merged
+
+
+def _is_null(inst: Instance) -> bool:
+    kind = inst.get("type", "Property")
+    return VALUE_KEY.get(kind, "value") in inst and inst[VALUE_KEY.get(kind, "value")] is None
+
+
+def partial_update(current: Attrs, iri: str, patch: Instance, now: str) -> bool:
+    """PATCH /entities/{id}/attrs/{attrId}: False when the attribute/instance is missing."""
+    existing = current.get(iri)
+    if not existing:
+        return False
+    i = _index(existing, patch.get("datasetId"))
+    if i < 0:
+        return False
+    existing[i] = merge_instance(existing[i], patch, now)
+    return True
+
+
+def replace_attribute(current: Attrs, iri: str, inst: Instance) -> bool:
+    """PUT /entities/{id}/attrs/{attrId}: False when the attribute/instance is missing."""
+    existing = current.get(iri)
+    if not existing:
+        return False
+    i = _index(existing, inst.get("datasetId"))
+    if i < 0:
+        return False
+    existing[i] = _keep_created(existing[i], inst)
+    return True
+
+
+def merge_patch(current: Attrs, fragment: Attrs, now: str) -> list[str]:
+    """PATCH /entities/{id} (§5.6.17): merge each attribute; a null value deletes it."""
+    changed: list[str] = []
+    for iri, instances in fragment.items():
+        existing = current.get(iri)
+        for inst in instances:
+            ds = inst.get("datasetId")
+            i = -1 if existing is None else _index(existing, ds)
+            if _is_null(inst):
+                if existing is not None and i >= 0:
+                    del existing[i]
+                    if not existing:
+                        del current[iri]
+                    changed.append(iri)
+                continue
+            if existing is None or i < 0:
+                current.setdefault(iri, []).append(inst)
+                existing = current[iri]
+            else:
+                existing[i] = merge_instance(existing[i], inst, now)
+            changed.append(iri)
+    return list(dict.fromkeys(changed))
+
+
+def delete_attribute(current: Attrs, iri: str, dataset_id: str | None, delete_all: bool) -> bool:
+    """DELETE /entities/{id}/attrs/{attrId}: False when nothing matched."""
+    existing = current.get(iri)
+    if not existing:
+        return False
+    if delete_all:
+        del current[iri]
+        return True
+    i = _index(existing, dataset_id)
+    if i < 0:
+        return False
+    del existing[i]
+    if not existing:
+        del current[iri]
+    return True
+
+
+def geometries(attrs: Attrs) -> list[tuple[str, str, dict[str, Any]]]:
+    """(attribute IRI, datasetId or '', GeoJSON) of every GeoProperty instance."""
+    out = []
+    for iri, instances in attrs.items():
+        for inst in instances:
+            if inst.get("type") == "GeoProperty" and isinstance(inst.get("value"), dict):
+                out.append((iri, inst.get("datasetId") or "", inst["value"]))
+    return out

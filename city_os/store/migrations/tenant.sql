@@ -1,0 +1,31 @@
+-- Objects of one tenant; {schema} is replaced by the tenant's generated schema name (an identifier
+-- made by city-os, never request text).
+CREATE SCHEMA IF NOT EXISTS {schema};
+
+-- Current state of each entity. attrs maps an attribute's expanded IRI to the list of its instances
+-- (one per datasetId; the default instance has no datasetId), each in normalized NGSI-LD form with
+-- sub-attribute names expanded. Values inside 'value' are stored as given.
+CREATE TABLE IF NOT EXISTS {schema}.entities (
+    id          text PRIMARY KEY,
+    types       text[] NOT NULL,           -- expanded type IRIs
+    scopes      text[],
+    attrs       jsonb NOT NULL DEFAULT '{}',
+    created_at  timestamptz NOT NULL,
+    modified_at timestamptz NOT NULL,
+    expires_at  timestamptz,               -- transient entities (§4.21)
+    version     bigint NOT NULL DEFAULT 1  -- optimistic concurrency: bumped on every write
+);
+CREATE INDEX IF NOT EXISTS entities_types ON {schema}.entities USING gin (types);
+CREATE INDEX IF NOT EXISTS entities_attrs ON {schema}.entities USING gin (attrs jsonb_path_ops);
+CREATE INDEX IF NOT EXISTS entities_expires ON {schema}.entities (expires_at) WHERE expires_at IS NOT NULL;
+
+-- Geometry of every GeoProperty instance, for PostGIS queries.
+CREATE TABLE IF NOT EXISTS {schema}.geo (
+    entity_id   text NOT NULL REFERENCES {schema}.entities (id) ON DELETE CASCADE,
+    attr        text NOT NULL,             -- expanded IRI of the GeoProperty
+    dataset_id  text NOT NULL DEFAULT '',  -- '' = default instance
+    geom        geometry NOT NULL,         -- SRID 4326
+    PRIMARY KEY (entity_id, attr, dataset_id)
+);
+CREATE INDEX IF NOT EXISTS geo_geom ON {schema}.geo USING gist (geom);
+CREATE INDEX IF NOT EXISTS geo_geog ON {schema}.geo USING gist ((geom::geography));

@@ -1,0 +1,123 @@
+"""PostgreSQL plumbing: the connection pool, migrations and the tenant directory.
+
+Layer: store/. A tenant is a PostgreSQL schema created on its first write (no restart); schema
+names are generated here from a hash of the tenant name, never taken from request text, so they
+are safe to place in SQL as identifiers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from importlib import resources
+
+import asyncpg
+import orjson
+
+from city_os.errors import BadRequestData, NonexistentTenant
+
+DEFAULT_SCHEMA = "ngsild_default"
+_TENANT_NAME = re.compile(r"^[A-Za-z0-9_.:\-/]{1,64}$")
+_LOCK_TENANTS = 0x63697479  # advisory lock key for tenant creation ("city")
+
+
+def _migration(name: str) -> str:
+    return (resources.files("city_os.store") / "migrations" / name).read_text("utf-8")
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda v: b"\x01" + orjson.dumps(v),
+        decoder=lambda b: orjson.loads(b[1:]),
+        schema="pg_catalog",
+        format="binary",
+    )
+
+
+async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings={"timezone": "UTC", "application_name": "city-os"},
+    )
+    assert pool is not None
+    return pool
+
+
+async def migrate(conn: asyncpg.Connection) -> None:
+    """Apply the global migration and bring every existing tenant schema up to date."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_TENANTS)
+        await conn.execute(_migration("0001_core.sql"))
+        for row in await conn.fetch("SELECT schema_name FROM cityos.tenants"):
+            await conn.execute(tenant_ddl(row["schema_name"]))
+
+
+def tenant_ddl(schema: str) -> str:
+    return _migration("tenant.sql").replace("{schema}", schema)
+
+
+def schema_name(tenant: str) -> str:
+    if tenant == "":
+        return DEFAULT_SCHEMA
+    slug = re.sub(r"[^a-z0-9]+", "_", tenant.lower()).strip("_")[:32]
+    digest = hashlib.sha256(tenant.encode()).hexdigest()[:10]
+    return f"t_{slug}_{digest}" if slug else f"t_{digest}"
+
+
+def check_tenant(tenant: str) -> str:
+    if tenant and not _TENANT_NAME.match(tenant):
+        raise BadRequestData(
+            f"NGSILD-Tenant {tenant!r} is invalid: use 1-64 letters, digits or _ . : - /"
+        )
+    return tenant
+
+
+class Tenants:
+    """Maps NGSILD-Tenant names to schemas, creating a tenant's schema on its first write."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._known: dict[str, str] = {}
+
+    async def schema(self, tenant: str, *, create: bool) -> str:
+        known = self._known.get(tenant)
+        if known is not None:
+            return known
+        check_tenant(tenant)
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT schema_name FROM cityos.tenants WHERE name = $1", tenant
+            )
+            if row is None:
+                if not create and tenant != "":
+                    raise NonexistentTenant(f"tenant {tenant!r} does not exist")
+                await self._create(conn, tenant)
+                schema = schema_name(tenant)
+            else:
+                schema = row["schema_name"]
+        self._known[tenant] = schema
+        return schema
+
+    async def _create(self, conn: asyncpg.Connection, tenant: str) -> None:
+        schema = schema_name(tenant)
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_TENANTS)
+            await conn.execute(tenant_ddl(schema))
+            await conn.execute(
+                "INSERT INTO cityos.tenants (name, schema_name) VALUES ($1, $2)"
+                " ON CONFLICT (name) DO NOTHING",
+                tenant,
+                schema,
+            )
+
+    async def all(self) -> list[tuple[str, str]]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch("SELECT name, schema_name FROM cityos.tenants ORDER BY name")
+        return [(r["name"], r["schema_name"]) for r in rows]
+
+    def forget(self) -> None:
+        self._known.clear()

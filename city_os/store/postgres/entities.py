@@ -1,0 +1,235 @@
+"""Entity persistence on PostgreSQL: every write is ONE statement (entity rows + geometry rows +
+outbox rows + pg_notify), so it is atomic without an explicit transaction and costs one round trip.
+
+Layer: store/. Writes of existing entities are optimistic: the caller read ``version`` and the
+statement only touches rows still at that version; the ids it returns are the ones written, and the
+caller re-reads and re-applies its change for the others. That gives "validate the state you write"
+without holding row locks across round trips.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from city_os.ngsild.merge import geometries
+from city_os.ngsild.representation import EntityRecord
+
+NOTIFY_CHANNEL = "cityos_outbox"
+
+
+@dataclass(frozen=True)
+class Stored:
+    record: EntityRecord
+    version: int
+
+
+@dataclass
+class Write:
+    """One entity write: the state to store, the version it was derived from, its event."""
+
+    record: EntityRecord
+    event: dict[str, Any]
+    version: int = 0  # 0 = insert
+    geo_changed: bool = True
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _record(row: asyncpg.Record) -> Stored:
+    return Stored(
+        EntityRecord(
+            id=row["id"],
+            types=list(row["types"]),
+            attrs=row["attrs"],
+            scopes=list(row["scopes"]) if row["scopes"] is not None else None,
+            created_at=_iso(row["created_at"]) or "",
+            modified_at=_iso(row["modified_at"]) or "",
+            expires_at=_iso(row["expires_at"]),
+        ),
+        row["version"],
+    )
+
+
+_COLUMNS = "id, types, scopes, attrs, created_at, modified_at, expires_at, version"
+_LIVE = "(expires_at IS NULL OR expires_at > now())"
+
+_OUTBOX = """
+  INSERT INTO cityos.outbox (event_id, tenant, entity_id, event_type, payload)
+  SELECT o.event_id, o.tenant, o.entity_id, o.event_type, o.payload
+  FROM jsonb_to_recordset({p}::jsonb)
+       AS o(event_id uuid, tenant text, entity_id text, event_type text, payload jsonb)
+  JOIN {done} d ON d.id = o.entity_id
+"""
+
+
+class EntityStatements:
+    """SQL text for one tenant schema (the schema name is generated, see db.schema_name)."""
+
+    def __init__(self, schema: str) -> None:
+        s = schema
+        self.get_one = f"SELECT {_COLUMNS} FROM {s}.entities WHERE id = $1 AND {_LIVE}"
+        self.get_many = (
+            f"SELECT {_COLUMNS} FROM {s}.entities WHERE id = ANY($1::text[]) AND {_LIVE}"
+        )
+        self.insert = f"""
+WITH x AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb)
+    AS x(id text, types text[], scopes text[], attrs jsonb, created_at timestamptz,
+         expires_at timestamptz)
+), ins AS (
+  INSERT INTO {s}.entities (id, types, scopes, attrs, created_at, modified_at, expires_at)
+  SELECT id, types, scopes, attrs, created_at, created_at, expires_at FROM x
+  ON CONFLICT (id) DO NOTHING
+  RETURNING id
+), g AS (
+  INSERT INTO {s}.geo (entity_id, attr, dataset_id, geom)
+  SELECT n.id, n.attr, n.ds, ST_SetSRID(ST_GeomFromGeoJSON(n.geom), 4326)
+  FROM jsonb_to_recordset($2::jsonb) AS n(id text, attr text, ds text, geom jsonb)
+  JOIN ins ON ins.id = n.id
+), ob AS ({_OUTBOX.format(done="ins", p="$3")})
+SELECT ins.id, pg_notify('{NOTIFY_CHANNEL}', '') FROM ins"""
+        self.update = f"""
+WITH x AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb)
+    AS x(id text, types text[], scopes text[], attrs jsonb, modified_at timestamptz,
+         expires_at timestamptz, version bigint, geo boolean)
+), upd AS (
+  UPDATE {s}.entities e
+  SET types = x.types, scopes = x.scopes, attrs = x.attrs, modified_at = x.modified_at,
+      expires_at = x.expires_at, version = e.version + 1
+  FROM x WHERE e.id = x.id AND e.version = x.version
+  RETURNING e.id
+), n AS (
+  SELECT * FROM jsonb_to_recordset($2::jsonb) AS n(id text, attr text, ds text, geom jsonb)
+), gdel AS (
+  DELETE FROM {s}.geo g USING upd, x
+  WHERE g.entity_id = upd.id AND x.id = upd.id AND x.geo
+    AND NOT EXISTS (SELECT 1 FROM n WHERE n.id = g.entity_id AND n.attr = g.attr
+                    AND n.ds = g.dataset_id)
+), gup AS (
+  INSERT INTO {s}.geo (entity_id, attr, dataset_id, geom)
+  SELECT n.id, n.attr, n.ds, ST_SetSRID(ST_GeomFromGeoJSON(n.geom), 4326)
+  FROM n JOIN upd ON upd.id = n.id
+  ON CONFLICT (entity_id, attr, dataset_id) DO UPDATE SET geom = EXCLUDED.geom
+), ob AS ({_OUTBOX.format(done="upd", p="$3")})
+SELECT upd.id, pg_notify('{NOTIFY_CHANNEL}', '') FROM upd"""
+        self.delete = f"""
+WITH x AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, version bigint)
+), del AS (
+  DELETE FROM {s}.entities e USING x WHERE e.id = x.id AND e.version = x.version
+  RETURNING e.id
+), ob AS ({_OUTBOX.format(done="del", p="$2")})
+SELECT del.id, pg_notify('{NOTIFY_CHANNEL}', '') FROM del"""
+        self.expired = f"""
+SELECT {_COLUMNS} FROM {s}.entities
+WHERE expires_at <= now() ORDER BY expires_at LIMIT $1"""
+
+
+def _geo_rows(writes: list[Write]) -> list[dict[str, Any]]:
+    rows = []
+    for w in writes:
+        if w.geo_changed:
+            for attr, ds, geom in geometries(w.record.attrs):
+                rows.append({"id": w.record.id, "attr": attr, "ds": ds, "geom": geom})
+    return rows
+
+
+class EntityRepository:
+    """Reads and writes entities of one tenant schema through a pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._statements: dict[str, EntityStatements] = {}
+
+    def sql(self, schema: str) -> EntityStatements:
+        st = self._statements.get(schema)
+        if st is None:
+            st = self._statements[schema] = EntityStatements(schema)
+        return st
+
+    async def get(self, schema: str, entity_id: str) -> Stored | None:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(self.sql(schema).get_one, entity_id)
+        return None if row is None else _record(row)
+
+    async def get_many(self, schema: str, ids: list[str]) -> dict[str, Stored]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(self.sql(schema).get_many, ids)
+        return {r["id"]: _record(r) for r in rows}
+
+    async def insert(self, schema: str, writes: list[Write]) -> set[str]:
+        """Insert new entities; returns the ids inserted (the others already existed)."""
+        if not writes:
+            return set()
+        entities = [
+            {
+                "id": w.record.id,
+                "types": w.record.types,
+                "scopes": w.record.scopes,
+                "attrs": w.record.attrs,
+                "created_at": w.record.created_at,
+                "expires_at": w.record.expires_at,
+            }
+            for w in writes
+        ]
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                self.sql(schema).insert,
+                entities,
+                _geo_rows(writes),
+                [w.event for w in writes],
+            )
+        return {r["id"] for r in rows}
+
+    async def update(self, schema: str, writes: list[Write]) -> set[str]:
+        """Write new states of existing entities still at ``version``; returns ids written."""
+        if not writes:
+            return set()
+        entities = [
+            {
+                "id": w.record.id,
+                "types": w.record.types,
+                "scopes": w.record.scopes,
+                "attrs": w.record.attrs,
+                "modified_at": w.record.modified_at,
+                "expires_at": w.record.expires_at,
+                "version": w.version,
+                "geo": w.geo_changed,
+            }
+            for w in writes
+        ]
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                self.sql(schema).update, entities, _geo_rows(writes), [w.event for w in writes]
+            )
+        return {r["id"] for r in rows}
+
+    async def delete(self, schema: str, writes: list[Write]) -> set[str]:
+        """Delete entities still at ``version``; returns the ids deleted."""
+        if not writes:
+            return set()
+        keys = [{"id": w.record.id, "version": w.version} for w in writes]
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(self.sql(schema).delete, keys, [w.event for w in writes])
+        return {r["id"] for r in rows}
+
+    async def select_ids(self, schema: str, where: str, args: list[Any]) -> list[str]:
+        """Ids of live entities matching a WHERE fragment built with bound parameters only."""
+        sql = f"SELECT e.id FROM {schema}.entities e WHERE {_LIVE} AND ({where}) ORDER BY e.id"
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(sql, *args)
+        return [r["id"] for r in rows]
+
+    async def expired(self, schema: str, limit: int) -> list[Stored]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(self.sql(schema).expired, limit)
+        return [_record(r) for r in rows]
