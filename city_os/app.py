@@ -60,6 +60,13 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[problem_details], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_contexts, _database, _background])
-    app.add_routes(entities.routes)
-    app.add_routes(batch.routes)
+    for table in (entities.routes, batch.routes):
+        add_routes(app, table)
     return app
+
+
+def add_routes(app: web.Application, table: web.RouteTableDef) -> None:
+    """Register a route table, accepting an optional trailing slash on every path."""
+    for route in table:
+        assert isinstance(route, web.RouteDef)
+        app.router.add_route(route.method, route.path + "{_slash:/?}", route.handler)

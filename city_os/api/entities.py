@@ -64,6 +64,12 @@ async def create_entity(request: web.Request) -> web.Response:
     )
 
 
+@routes.put(PREFIX + "/entities")
+@routes.patch(PREFIX + "/entities")
+async def entity_id_missing(request: web.Request) -> web.Response:
+    raise BadRequestData(f"{request.method} needs an entity id: {PREFIX}/entities/{{entityId}}")
+
+
 @routes.get(PREFIX + "/entities/{entityId}")
 async def retrieve_entity(request: web.Request) -> web.Response:
     ctx = await read_context(request)
@@ -89,7 +95,9 @@ async def merge_entity(request: web.Request) -> web.Response:
 @routes.delete(PREFIX + "/entities/{entityId}")
 async def delete_entity(request: web.Request) -> web.Response:
     ctx = await read_context(request)
-    await request.app[ENTITIES].delete(ctx, request.match_info["entityId"])
+    await request.app[ENTITIES].delete(
+        ctx, request.match_info["entityId"], type_filter=request.query.get("type")
+    )
     return web.Response(status=204)
 
 

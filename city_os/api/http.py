@@ -22,7 +22,7 @@ from city_os.errors import (
     UnsupportedMediaType,
 )
 from city_os.ngsild.entity import now_iso
-from city_os.ngsild.jsonld import CORE_CONTEXT_URL, TermMap
+from city_os.ngsild.jsonld import CORE_CONTEXT_URL
 
 JSON = "application/json"
 JSONLD = "application/ld+json"
@@ -99,7 +99,7 @@ def body_context(request: web.Request, payload: Any) -> Any:
 
 async def request_context(request: web.Request, context: Any) -> RequestContext:
     terms = await request.app[CONTEXTS].term_map(context)
-    return RequestContext(tenant=tenant_of(request), terms=terms, now=now_iso())
+    return RequestContext(tenant=tenant_of(request), terms=terms, now=now_iso(), context=context)
 
 
 async def read_context(request: web.Request) -> RequestContext:
@@ -137,15 +137,22 @@ def negotiate(request: web.Request, offered: tuple[str, ...] = (JSON, JSONLD)) -
     return best[2]
 
 
-def context_link(terms: TermMap) -> str:
-    value = terms.context_value
+def response_context(ctx: RequestContext) -> Any:
+    """The @context of a response: the request's own, else the core context."""
+    return ctx.context if ctx.context is not None else CORE_CONTEXT_URL
+
+
+def context_link(ctx: RequestContext) -> str:
+    value = ctx.context
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
     url = value if isinstance(value, str) else CORE_CONTEXT_URL
     return f'<{url}>; rel="{CONTEXT_REL}"; type="{JSONLD}"'
 
 
 def respond(
     body: Any,
-    terms: TermMap,
+    ctx: RequestContext,
     media: str,
     *,
     status: int = 200,
@@ -155,13 +162,13 @@ def respond(
     """Serialise a compacted result with its @context (inline for JSON-LD, else Link)."""
     out_headers = dict(headers or {})
     if media == JSONLD:
-        ctx = terms.context_value or CORE_CONTEXT_URL
+        context = response_context(ctx)
         if isinstance(body, list):
-            body = [{**item, "@context": ctx} for item in body]
+            body = [{**item, "@context": context} for item in body]
         elif isinstance(body, dict):
-            body = {**body, "@context": ctx}
+            body = {**body, "@context": context}
     else:
-        out_headers["Link"] = context_link(terms)
+        out_headers["Link"] = context_link(ctx)
     return web.Response(
         body=orjson.dumps(body),
         status=status,

@@ -66,5 +66,5 @@ def entity_response(
     if media == GEOJSON:
         assert opts.geometry_property is not None
         body = to_feature(record, body, opts.geometry_property, ctx.terms)
-        return respond(body, ctx.terms, JSON, content_type=GEOJSON)
-    return respond(body, ctx.terms, media)
+        return respond(body, ctx, JSON, content_type=GEOJSON)
+    return respond(body, ctx, media)

@@ -42,6 +42,8 @@ _CHUNK: Final = 64 * 1024
 # differently); each round fetches it and reprocesses. Bounded so a pathological context fails.
 _MAX_ROUNDS: Final = 8
 _NEVER: Final = float("inf")
+# Distinct URLs are client-chosen; past this many remembered documents, expired ones are dropped.
+_MAX_DOCUMENTS: Final = 4096
 
 
 class ContextStore(Protocol):
@@ -239,6 +241,8 @@ class ContextLoader:
             entry = _Entry(None, exc, now + self._failure_ttl)
         else:
             entry = _Entry(document, None, now + self._ttl)
+        if len(self._documents) >= _MAX_DOCUMENTS:
+            self._documents = {u: e for u, e in self._documents.items() if e.expires > now}
         self._documents[url] = entry
         return entry
 

@@ -39,6 +39,7 @@ class RequestContext:
     tenant: str
     terms: TermMap
     now: str
+    context: Any = None  # the @context as the client sent it (echoed in responses)
 
 
 @dataclass
@@ -311,12 +312,15 @@ class EntityService:
 
         return change
 
-    async def delete(self, ctx: RequestContext, entity_id: str) -> None:
+    async def delete(
+        self, ctx: RequestContext, entity_id: str, *, type_filter: str | None = None
+    ) -> None:
         check_entity_id(entity_id)
         schema = await self.schema(ctx, write=False)
+        wanted = parse_types(ctx.terms, type_filter.split(",")) if type_filter else None
         for _ in range(MAX_RETRIES):
             stored = await self.repo.get(schema, entity_id)
-            if stored is None:
+            if stored is None or (wanted and not set(wanted) & set(stored.record.types)):
                 raise ResourceNotFound(f"entity {entity_id} not found")
             write = Write(
                 stored.record, self._event("deleted", ctx, stored.record, None), stored.version

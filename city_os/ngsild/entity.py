@@ -11,11 +11,14 @@ The stored form is described in docs/storage.md.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from city_os.errors import BadRequestData
+import orjson
+
+from city_os.errors import BadRequestData, InvalidRequest
 
 Instance = dict[str, Any]
 Attrs = dict[str, list[Instance]]
@@ -76,6 +79,40 @@ ATTRIBUTE_MEMBERS = frozenset(
         "@context",
     }
 )
+# Members only the broker writes (notifications, proofs): never accepted as input (§4.5.2).
+OUTPUT_ONLY_MEMBERS = frozenset(
+    {
+        "previousValue",
+        "previousObject",
+        "previousLanguageMap",
+        "previousVocab",
+        "previousJson",
+        "previousValueList",
+        "previousObjectList",
+        "entityIdSealed",
+        "entityTypeSealed",
+    }
+)
+# Core members that cannot name an attribute of an entity (§4.5.1).
+RESERVED_ATTRIBUTE_NAMES = frozenset(
+    {
+        "value",
+        "object",
+        "languageMap",
+        "vocab",
+        "json",
+        "valueList",
+        "objectList",
+        "datasetId",
+        "observedAt",
+        "unitCode",
+        "instanceId",
+        "objectType",
+        "lang",
+        "valueType",
+    }
+)
+UNIT_CODE_TYPES = frozenset({"Property", "ListProperty", "GeoProperty"})
 SYSTEM_MEMBERS = frozenset({"createdAt", "modifiedAt", "deletedAt", "instanceId"})
 # Entity members that are not attributes.
 ENTITY_MEMBERS = frozenset(
@@ -88,6 +125,13 @@ GEO_ATTRIBUTE_NAMES = frozenset({"location", "observationSpace", "operationSpace
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+$")
 _FORBIDDEN_NAME = re.compile(r"[\s<>\"'=;()\x00-\x1f]")
+_TERM = re.compile(r"^[^\W\d]\w*$")
+# Code points that render invisibly or confusably; never part of an identifier (§4.5.1, RFC 3987).
+_INVISIBLE = (
+    frozenset({0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, 0x034F, 0x180E})
+    | frozenset(range(0xFE00, 0xFE10))
+    | frozenset(range(0xE0100, 0xE01F0))
+)
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$")
 _SCOPE = re.compile(r"^/[^\s/#+]+(/[^\s/#+]+)*$")
 _LANG = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$|^@none$")
@@ -113,7 +157,19 @@ def now_iso() -> str:
 
 
 def is_uri(value: object) -> bool:
-    return isinstance(value, str) and len(value) < 2048 and _URI.match(value) is not None
+    return (
+        isinstance(value, str)
+        and len(value) < 2048
+        and _URI.match(value) is not None
+        and not any(_bad_code_point(c) for c in value if ord(c) > 0x7E)
+    )
+
+
+def _bad_code_point(char: str) -> bool:
+    code = ord(char)
+    if code in _INVISIBLE or (0xFDD0 <= code <= 0xFDEF) or (code & 0xFFFE) == 0xFFFE:
+        return True
+    return unicodedata.category(char) in ("Cc", "Cf", "Cn", "Co", "Cs", "Zs", "Zl", "Zp")
 
 
 def check_entity_id(value: object, what: str = "entity id") -> str:
@@ -129,6 +185,13 @@ def check_name(name: object, what: str) -> str:
         raise BadRequestData(f"{what} must be a non-empty string")
     if _FORBIDDEN_NAME.search(name) or len(name) > 512:
         raise BadRequestData(f"{what} {name!r} contains forbidden characters")
+    if ":" not in name and not _TERM.match(name):
+        raise BadRequestData(
+            f"{what} {name!r} is invalid: a name starts with a letter and holds only letters, "
+            "digits and underscores (or is a full IRI)"
+        )
+    if ":" in name and not is_uri(name):
+        raise BadRequestData(f"{what} {name!r} is not a valid IRI or compact IRI")
     return name
 
 
@@ -148,7 +211,10 @@ def parse_datetime(value: str) -> datetime:
 
 
 def expand_type_name(tm: TermExpander, name: object) -> str:
-    return tm.expand_type(check_name(name, "entity type"))
+    iri = tm.expand_type(check_name(name, "entity type"))
+    if iri.startswith("@") or ":" not in iri:
+        raise BadRequestData(f"entity type {name!r} does not expand to an IRI")
+    return iri
 
 
 def parse_types(tm: TermExpander, raw: object) -> list[str]:
@@ -176,7 +242,7 @@ def parse_entity(
 ) -> ParsedEntity:
     """Parse a whole entity (create, replace, batch, upsert)."""
     if not isinstance(body, dict):
-        raise BadRequestData("an entity must be a JSON object")
+        raise InvalidRequest("an entity must be a JSON object")
     raw_id = body.get("id", body.get("@id"))
     if raw_id is None and not id_required:
         entity_id = ""
@@ -213,6 +279,8 @@ def parse_attributes(
     for name, raw in body.items():
         if name in skip or name == "expiresAt":
             continue
+        if name in RESERVED_ATTRIBUTE_NAMES or name in OUTPUT_ONLY_MEMBERS:
+            raise BadRequestData(f"{name!r} is a reserved NGSI-LD member, not an attribute name")
         iri = expand_attr_name(tm, name)
         attrs[iri] = parse_attribute(name, raw, tm, now, allow_null=allow_null)
     return attrs
@@ -221,7 +289,7 @@ def parse_attributes(
 def expand_attr_name(tm: TermExpander, name: str) -> str:
     check_name(name, "attribute name")
     iri = tm.expand_attr(name)
-    if iri is None:
+    if iri is None or iri.startswith("@"):
         raise BadRequestData(f"attribute name {name!r} cannot be expanded with the @context")
     return iri
 
@@ -281,6 +349,8 @@ def parse_instance(
                 "modifiedAt": now,
             }
         raise BadRequestData(f"attribute {name!r} has an unknown type {kind!r}")
+    if name in GEO_ATTRIBUTE_NAMES and kind != "GeoProperty" and not sub:
+        raise BadRequestData(f"attribute {name!r} must be a GeoProperty")
     value_key = VALUE_KEY[kind]
     if value_key not in raw:
         raise BadRequestData(f"attribute {name!r} of type {kind} needs a {value_key!r} member")
@@ -291,20 +361,34 @@ def parse_instance(
             raise BadRequestData(f"attribute {name!r}: {value_key} must not be null")
         inst[value_key] = None
     else:
+        if not allow_null:
+            _reject_nulls(name, value)
         inst[value_key] = _check_value(name, kind, value, tm)
     for key, member in raw.items():
         if key in ("type", value_key) or key in SYSTEM_MEMBERS:
             continue
+        if key in OUTPUT_ONLY_MEMBERS:
+            raise BadRequestData(f"attribute {name!r}: {key!r} is output-only")
         if key == "datasetId":
             if sub:
                 raise BadRequestData(f"sub-attribute {name!r} cannot have a datasetId")
-            inst["datasetId"] = check_entity_id(member, f"datasetId of {name!r}")
+            if member != "@none":
+                inst["datasetId"] = check_entity_id(member, f"datasetId of {name!r}")
         elif key == "observedAt":
-            inst["observedAt"] = check_datetime(member, f"observedAt of {name!r}")
+            check_datetime(member, f"observedAt of {name!r}")
+            if not str(member).endswith("Z"):
+                raise BadRequestData(f"observedAt of {name!r} must be in UTC (end with 'Z')")
+            inst["observedAt"] = member
         elif key == "unitCode":
+            if kind not in UNIT_CODE_TYPES:
+                raise BadRequestData(f"attribute {name!r} of type {kind} cannot have a unitCode")
             if not isinstance(member, str) or not member:
                 raise BadRequestData(f"unitCode of {name!r} must be a non-empty string")
             inst["unitCode"] = member
+        elif key == "valueType":
+            if not isinstance(member, str) or not member:
+                raise BadRequestData(f"valueType of {name!r} must be a non-empty string")
+            inst["valueType"] = member
         elif key == "objectType":
             if kind not in ("Relationship", "ListRelationship"):
                 raise BadRequestData(f"objectType is only allowed on relationships ({name!r})")
@@ -316,7 +400,7 @@ def parse_instance(
             inst["lang"] = member
         elif key in ATTRIBUTE_MEMBERS:
             if key == "@context":
-                continue
+                raise BadRequestData(f"attribute {name!r} cannot carry its own @context")
             raise BadRequestData(f"attribute {name!r} of type {kind} cannot have {key!r}")
         else:
             sub_iri = expand_attr_name(tm, key)
@@ -324,6 +408,18 @@ def parse_instance(
     inst["createdAt"] = now
     inst["modifiedAt"] = now
     return inst
+
+
+def _reject_nulls(name: str, value: Any) -> None:
+    """JSON null (or the null URI) anywhere inside a value is only meaningful in merge-patch."""
+    if value is None or value == NULL_URI:
+        raise BadRequestData(f"attribute {name!r} contains a null inside its value")
+    if isinstance(value, dict):
+        for item in value.values():
+            _reject_nulls(name, item)
+    elif isinstance(value, list):
+        for item in value:
+            _reject_nulls(name, item)
 
 
 def _infer_type(name: str, raw: dict[str, Any]) -> str:
@@ -349,7 +445,14 @@ def _check_value(name: str, kind: str, value: Any, tm: TermExpander) -> Any:
                 check_datetime(value["@value"], f"value of {name!r}")
         return value
     if kind == "GeoProperty":
+        if isinstance(value, str):
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError as exc:
+                raise BadRequestData(f"GeoProperty {name!r}: the string is not GeoJSON") from exc
         return check_geometry(name, value)
+    if kind == "JsonProperty" and not isinstance(value, dict | list):
+        raise BadRequestData(f"json of {name!r} must be a JSON object or array")
     if kind == "Relationship":
         objs = value if isinstance(value, list) else [value]
         if not objs:

@@ -210,6 +210,7 @@ class TermMap:
             # pyld lets some malformed input escape as plain Python errors (e.g. a relative
             # @import with no base); they are still the client's context at fault.
             raise BadRequestData(f"Invalid @context: {exc}") from None
+        _reject_scoped_contexts(self._active, documents.get(CORE_CONTEXT_URL))
         #: The URLs (core as ``CORE_CONTEXT_URL``) whose documents were used.
         self.urls: frozenset[str] = frozenset(loaded)
         self._attr_expanded: dict[str, str | None] = {}
@@ -297,6 +298,15 @@ class TermMap:
 
     def __repr__(self) -> str:
         return f"TermMap({self.context_value!r})"
+
+
+def _reject_scoped_contexts(active: Any, core: Any) -> None:
+    """User contexts may not carry property- or type-scoped contexts (GS CIM 009 §5.5.7):
+    they would let a payload re-map terms inside attributes, which NGSI-LD forbids."""
+    core_terms = core.get("@context", {}) if isinstance(core, dict) else {}
+    for term, definition in active.get("mappings", {}).items():
+        if isinstance(definition, dict) and "@context" in definition and term not in core_terms:
+            raise BadRequestData(f"Invalid @context: term {term!r} defines a scoped @context")
 
 
 def _remember(memo: dict[str, _V], key: str, value: _V) -> None:

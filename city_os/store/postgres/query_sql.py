@@ -1,0 +1,461 @@
+"""SQL for the NGSI-LD selection languages: AST (city_os.ngsild.query) → ``(fragment, args)``.
+
+Store layer, pure (no I/O). Every fragment is a boolean condition on the entities table aliased
+``e`` (docs/storage.md); every request value travels as a bound parameter (``$n``), never in
+the SQL text. ``SqlParams`` hands out the placeholders, starting after the caller's own.
+
+Strategy for ``q``: each query term becomes ``e.attrs @? $n::jsonpath``, one jsonpath per term
+whose literals (attribute IRIs, strings, numbers, regexes) are embedded as escaped jsonpath
+literals (``jsonpath_string``; numbers are the parser's validated JSON number text). Why:
+
+* ``@?`` is served by the ``jsonb_path_ops`` GIN index on ``attrs`` for equality terms
+  (checked with EXPLAIN: a Bitmap Index Scan even through ``exists(@.value ? (@ == 5))`` and
+  ``||`` alternatives), whereas ``jsonb_path_exists(attrs, path, vars)`` (values in ``vars``)
+  and ``EXISTS (SELECT … jsonb_array_elements …)`` never use an index.
+* ``like_regex`` only takes a literal pattern, so ``~=`` needs an embedded literal anyway.
+* ``@?`` suppresses type/datetime errors: a stored value of another type, or a string that is
+  no date, simply does not match — the spec's "different data types → not matching" — and
+  bad stored data can never turn a query into a 500.
+* One C-level evaluation per entity instead of set-returning subqueries.
+
+The path is still a bound parameter, so SQL injection is impossible; jsonpath injection is
+prevented by ``jsonpath_string`` (JSON-compatible escapes, fuzzed against PostgreSQL in the
+tests). Lax mode gives the "any instance / any array element" semantics of §4.9 for free.
+Plain existence (``q=attr``) uses ``e.attrs ? $n``.
+
+Dates: PostgreSQL's ``.datetime()`` cannot read a trailing ``Z`` without a template, so the
+literal is sent in a canonical form and stored strings are parsed with explicit templates
+(with and without fractional seconds). A Property value ``{"@type": "DateTime", "@value": …}``
+is compared on ``@value``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from city_os.errors import BadRequestData, OperationNotSupported
+from city_os.ngsild.query.ast import (
+    And,
+    AttrPath,
+    Boolean,
+    Comparison,
+    Exists,
+    GeoQuery,
+    Number,
+    Or,
+    Pattern,
+    QExpr,
+    Range,
+    ScopeAnd,
+    ScopeExpr,
+    ScopeMatch,
+    ScopeOr,
+    Temporal,
+    Text,
+    TypeAnd,
+    TypeExpr,
+    TypeName,
+    TypeOr,
+    Uri,
+    Value,
+    ValueList,
+)
+
+Expand = Callable[[str], str]
+
+# Members of an attribute instance that a dot path may address; stored under these plain
+# names (docs/storage.md), so they are never expanded.
+INSTANCE_MEMBERS: Final = frozenset(
+    {
+        "observedAt",
+        "createdAt",
+        "modifiedAt",
+        "deletedAt",
+        "unitCode",
+        "datasetId",
+        "objectType",
+        "instanceId",
+    }
+)
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?")
+
+# Where the value of an instance lives, per kind of comparison (docs/storage.md).
+_EQ_TARGETS: Final = (
+    '."value"',
+    '."object"',
+    '."objectList"',
+    '."vocab"',
+    '."languageMap".*',
+    '."json"',
+    '."valueList"',
+)
+# Relationships (object, objectList) only match == and != (§4.9); VocabProperty alike.
+_ORDER_TARGETS: Final = ('."value"', '."languageMap".*', '."json"', '."valueList"')
+_TEMPORAL_TARGETS: Final = (
+    '."value" ? (@.type() == "string")',
+    '."value"."@value"',
+    '."valueList"',
+)
+
+_TEMPLATES: Final[dict[str, tuple[tuple[str, ...], str]]] = {
+    # kind: (templates for stored text, template of the canonical literal)
+    "dateTime": (
+        ('YYYY-MM-DD"T"HH24:MI:SS"Z"', 'YYYY-MM-DD"T"HH24:MI:SS.FF6"Z"'),
+        'YYYY-MM-DD"T"HH24:MI:SS.FF6',
+    ),
+    "date": (("YYYY-MM-DD",), "YYYY-MM-DD"),
+    "time": (('HH24:MI:SS"Z"', 'HH24:MI:SS.FF6"Z"'), "HH24:MI:SS.FF6"),
+}
+
+
+class SqlParams:
+    """Accumulates bound arguments and hands out their ``$n`` placeholders.
+
+    ``start`` is the number of the first placeholder: pass ``len(own_args) + 1`` to append
+    these arguments after the caller's. Share one instance across several builders.
+    """
+
+    def __init__(self, start: int = 1) -> None:
+        if start < 1:
+            raise ValueError("placeholders start at $1")
+        self._start = start
+        self._args: list[Any] = []
+
+    def add(self, value: Any) -> str:
+        self._args.append(value)
+        return f"${self._start + len(self._args) - 1}"
+
+    @property
+    def args(self) -> list[Any]:
+        return self._args
+
+    @property
+    def next_index(self) -> int:
+        return self._start + len(self._args)
+
+
+def jsonpath_string(value: str) -> str:
+    """``value`` as a PostgreSQL jsonpath string literal (double-quoted, escaped).
+
+    Only ``\\"``, ``\\\\`` and ``\\uXXXX`` escapes are produced, so the literal is also valid
+    JSON. NUL and lone surrogates cannot be represented in PostgreSQL text: ValueError.
+    """
+    out = ['"']
+    for ch in value:
+        code = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif code == 0 or 0xD800 <= code <= 0xDFFF:
+            raise ValueError("NUL or lone surrogate cannot be a jsonpath string")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def check_identifier(name: str) -> str:
+    """Table names are made by city-os, never by a request; refuse anything else."""
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"not a plain SQL identifier: {name!r}")
+    return name
+
+
+# --- q ------------------------------------------------------------------------------------------
+
+
+def q_to_sql(
+    expr: QExpr,
+    expand: Expand,
+    *,
+    params: SqlParams | None = None,
+    alias: str = "e",
+    entities_table: str | None = None,
+) -> tuple[str, list[Any]]:
+    """Condition for ``q``. ``expand`` maps a term to its IRI (attribute and sub-attribute
+    names; keys inside ``[...]`` are not expanded). ``entities_table`` (``schema.entities``)
+    is needed only for linked-entity paths (``rel{attr}==v``).
+
+    Returns the fragment and ``params.args`` (all arguments so far, if ``params`` is shared).
+    """
+    params = params if params is not None else SqlParams()
+    builder = _QBuilder(expand, params, entities_table)
+    return builder.expr(expr, check_identifier(alias)), params.args
+
+
+class _QBuilder:
+    def __init__(self, expand: Expand, params: SqlParams, entities_table: str | None) -> None:
+        self.expand = expand
+        self.params = params
+        self.entities_table = entities_table
+        self.aliases = 0
+
+    def expr(self, expr: QExpr, alias: str) -> str:
+        if isinstance(expr, And):
+            return "(" + " AND ".join(self.expr(t, alias) for t in expr.terms) + ")"
+        if isinstance(expr, Or):
+            return "(" + " OR ".join(self.expr(t, alias) for t in expr.terms) + ")"
+        if expr.path.link is not None:
+            return self.linked(expr, alias)
+        if isinstance(expr, Exists):
+            sql = self.exists(expr.path, alias)
+            return f"NOT ({sql})" if expr.negated else sql
+        if isinstance(expr, Pattern):
+            return self.path_exists(self.pattern_path(expr), alias)
+        return self.path_exists(self.comparison_path(expr), alias)
+
+    def path_exists(self, jsonpath: str, alias: str) -> str:
+        return f"{alias}.attrs @? {self.params.add(jsonpath)}::jsonpath"
+
+    def linked(self, expr: Comparison | Pattern | Exists, alias: str) -> str:
+        """Follow the Relationship to the entities it names and test the rest of the path."""
+        link = expr.path.link
+        assert link is not None
+        if self.entities_table is None:
+            raise OperationNotSupported("q: linked entity paths are not supported here")
+        table = check_identifier(self.entities_table)
+        self.aliases += 1
+        inner = f"l{self.aliases}"
+        rel = jsonpath_string(self.expand(expr.path.names[0]))
+        objects = self.params.add(f'$.{rel}[*]."object"[*]')
+        ids = f"SELECT jsonb_path_query({alias}.attrs, {objects}::jsonpath) #>> '{{}}'"
+        where = [f"{inner}.id IN ({ids})"]
+        if link.types:
+            types = self.params.add([self.expand(t) for t in link.types])
+            where.append(f"{inner}.types && {types}::text[]")
+        negated = isinstance(expr, Exists) and expr.negated
+        if isinstance(expr, Exists):
+            where.append(self.expr(Exists(link.path), inner))
+        elif isinstance(expr, Pattern):
+            where.append(self.expr(Pattern(link.path, expr.regex, expr.negated), inner))
+        else:
+            where.append(self.expr(Comparison(link.path, expr.op, expr.value), inner))
+        sql = f"EXISTS (SELECT 1 FROM {table} AS {inner} WHERE {' AND '.join(where)})"
+        return f"NOT {sql}" if negated else sql
+
+    # --- jsonpath construction ----------------------------------------------------------------
+
+    def prefix(self, path: AttrPath) -> tuple[str, bool]:
+        """Jsonpath to the target element(s); True if it ends at an instance member."""
+        parts = ["$.", jsonpath_string(self.expand(path.names[0])), "[*]"]
+        member = False
+        for name in path.names[1:]:
+            if member:
+                raise BadRequestData(f"q: {name!r} cannot follow an attribute's member")
+            if name in INSTANCE_MEMBERS:
+                member = True
+                parts.append("." + jsonpath_string(name))
+            else:
+                parts.append("." + jsonpath_string(self.expand(name)))
+        return "".join(parts), member
+
+    def exists(self, path: AttrPath, alias: str) -> str:
+        if len(path.names) == 1 and not path.keys:
+            return f"{alias}.attrs ? {self.params.add(self.expand(path.names[0]))}"
+        prefix, member = self.prefix(path)
+        targets = _targets(path, member, _EQ_TARGETS)
+        cond = " || ".join(f"exists({t})" for t in targets)
+        return self.path_exists(f"{prefix} ? ({cond})", alias)
+
+    def comparison_path(self, term: Comparison) -> str:
+        prefix, member = self.prefix(term.path)
+        value = term.value
+        sample = value.low if isinstance(value, Range) else value
+        if isinstance(sample, ValueList):
+            sample = sample.items[0]
+        defaults: Sequence[str]
+        if isinstance(sample, Temporal):
+            defaults = _TEMPORAL_TARGETS
+        elif term.op in ("==", "!="):
+            defaults = _EQ_TARGETS
+        else:
+            defaults = _ORDER_TARGETS
+        targets = _targets(term.path, member, defaults)
+        if term.op == "!=":
+            predicate = _operand_predicate("==", value)
+            cond = " || ".join(f"(exists({t}) && !exists({t} ? ({predicate})))" for t in targets)
+        else:
+            predicate = _operand_predicate(term.op, value)
+            cond = " || ".join(f"exists({t} ? ({predicate}))" for t in targets)
+        return f"{prefix} ? ({cond})"
+
+    def pattern_path(self, term: Pattern) -> str:
+        prefix, member = self.prefix(term.path)
+        regex = jsonpath_string(term.regex)
+        if term.negated:
+            predicate = f'@.type() == "string" && !(@ like_regex {regex})'
+        else:
+            predicate = f"@ like_regex {regex}"
+        targets = _targets(term.path, member, _ORDER_TARGETS)
+        cond = " || ".join(f"exists({t} ? ({predicate}))" for t in targets)
+        return f"{prefix} ? ({cond})"
+
+
+def _key(key: str) -> str:
+    return ".*" if key == "*" else "." + jsonpath_string(key)
+
+
+def _targets(path: AttrPath, member: bool, defaults: Sequence[str]) -> list[str]:
+    """Jsonpaths (relative to an instance ``@``) of the target values."""
+    keys = "".join(_key(k) for k in path.keys)
+    if member:
+        return ["@" + keys]
+    if path.keys:
+        targets = [f'@."value"{keys}', f'@."json"{keys}']
+        if len(path.keys) == 1:  # a language tag (or * for any language)
+            targets.append(f'@."languageMap"{keys}')
+        return targets
+    return ["@" + t for t in defaults]
+
+
+def _operand_predicate(op: str, value: Value | Range | ValueList) -> str:
+    if isinstance(value, Range):
+        low = _predicate(">=", value.low)
+        high = _predicate("<=", value.high)
+        return f"({low}) && ({high})"
+    if isinstance(value, ValueList):
+        return " || ".join(f"({_predicate('==', item)})" for item in value.items)
+    return _predicate(op, value)
+
+
+def _predicate(op: str, value: Value) -> str:
+    """Jsonpath predicate comparing the current item ``@`` with a literal."""
+    if isinstance(value, Number):
+        return f"@ {op} {value.text}"
+    if isinstance(value, Text | Uri):
+        return f"@ {op} {jsonpath_string(value.value)}"
+    if isinstance(value, Boolean):
+        return f"@ {op} {'true' if value.value else 'false'}"
+    stored, canonical_template = _TEMPLATES[value.kind]
+    literal = f"{jsonpath_string(value.canonical)}.datetime({jsonpath_string(canonical_template)})"
+    return " || ".join(f"@.datetime({jsonpath_string(t)}) {op} {literal}" for t in stored)
+
+
+# --- geoQ ---------------------------------------------------------------------------------------
+
+_GEO_FUNCTIONS: Final = {
+    "within": "ST_Within",
+    "contains": "ST_Contains",
+    "intersects": "ST_Intersects",
+    "disjoint": "ST_Disjoint",
+    "equals": "ST_Equals",
+    "overlaps": "ST_Overlaps",
+}
+
+
+def geo_to_sql(
+    geo: GeoQuery,
+    expand: Expand,
+    *,
+    params: SqlParams | None = None,
+    alias: str = "e",
+    geo_table: str = "geo",
+) -> tuple[str, list[Any]]:
+    """Condition for a geoquery against the ``geo`` table (``schema.geo``).
+
+    ``near`` compares in metres on geography with ``ST_DWithin`` so that the
+    ``geom::geography`` GiST index applies (``minDistance`` is its negation).
+    """
+    params = params if params is not None else SqlParams()
+    table = check_identifier(geo_table)
+    alias = check_identifier(alias)
+    attr = params.add(expand(geo.geoproperty))
+    reference = (
+        f"ST_SetSRID(ST_GeomFromGeoJSON({params.add(json.dumps(geo.geojson()))}::text), 4326)"
+    )
+    if geo.georel == "near":
+        distance = geo.max_distance if geo.max_distance is not None else geo.min_distance
+        assert distance is not None
+        within = (
+            f"ST_DWithin(g.geom::geography, {reference}::geography, "
+            f"{params.add(float(distance))}::float8)"
+        )
+        predicate = within if geo.max_distance is not None else f"NOT {within}"
+    else:
+        predicate = f"{_GEO_FUNCTIONS[geo.georel]}(g.geom, {reference})"
+    sql = (
+        f"EXISTS (SELECT 1 FROM {table} AS g WHERE g.entity_id = {alias}.id "
+        f"AND g.attr = {attr} AND {predicate})"
+    )
+    return sql, params.args
+
+
+# --- scopeQ, type, id ---------------------------------------------------------------------------
+
+
+def scope_to_sql(
+    expr: ScopeExpr, *, params: SqlParams | None = None, alias: str = "e"
+) -> tuple[str, list[Any]]:
+    """Condition on ``e.scopes`` (text[]): any of the entity's scopes matches."""
+    params = params if params is not None else SqlParams()
+    return _scope(expr, params, check_identifier(alias)), params.args
+
+
+def _scope(expr: ScopeExpr, params: SqlParams, alias: str) -> str:
+    if isinstance(expr, ScopeOr):
+        return "(" + " OR ".join(_scope(t, params, alias) for t in expr.terms) + ")"
+    if isinstance(expr, ScopeAnd):
+        return "(" + " AND ".join(_scope(t, params, alias) for t in expr.terms) + ")"
+    return _scope_match(expr, params, alias)
+
+
+def _scope_match(match: ScopeMatch, params: SqlParams, alias: str) -> str:
+    if not match.levels:  # /#: any non-empty scope
+        return f"coalesce(cardinality({alias}.scopes), 0) > 0"
+    if "+" not in match.levels and not match.descendants:
+        scope = "/" + "/".join(match.levels)
+        return f"{alias}.scopes @> {params.add([scope])}::text[]"
+    regex = "^" + "".join("/[^/]+" if lv == "+" else "/" + re.escape(lv) for lv in match.levels)
+    regex += "(/.*)?$" if match.descendants else "$"
+    return (
+        f"EXISTS (SELECT 1 FROM unnest({alias}.scopes) AS s(scope) "
+        f"WHERE s.scope ~ {params.add(regex)})"
+    )
+
+
+def type_to_sql(
+    expr: TypeExpr, expand: Expand, *, params: SqlParams | None = None, alias: str = "e"
+) -> tuple[str, list[Any]]:
+    """Condition on ``e.types`` with ``&&`` (any of) / ``@>`` (all of): GIN-indexable."""
+    params = params if params is not None else SqlParams()
+    alias = check_identifier(alias)
+    terms = expr.terms if isinstance(expr, TypeOr) else (expr,)
+    singles = [expand(t.name) for t in terms if isinstance(t, TypeName)]
+    parts = []
+    if singles:
+        parts.append(f"{alias}.types && {params.add(singles)}::text[]")
+    for term in terms:
+        if isinstance(term, TypeAnd):
+            names = [expand(n.name) for n in term.names]
+            parts.append(f"{alias}.types @> {params.add(names)}::text[]")
+    sql = parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+    return sql, params.args
+
+
+def ids_to_sql(
+    ids: Sequence[str], *, params: SqlParams | None = None, alias: str = "e"
+) -> tuple[str, list[Any]]:
+    """``id=a,b,c``: the entity id is one of them."""
+    params = params if params is not None else SqlParams()
+    return f"{check_identifier(alias)}.id = ANY({params.add(list(ids))}::text[])", params.args
+
+
+def id_pattern_to_sql(
+    pattern: str, *, params: SqlParams | None = None, alias: str = "e"
+) -> tuple[str, list[Any]]:
+    """``idPattern``: a POSIX regular expression on the entity id."""
+    if not pattern:
+        raise BadRequestData("idPattern: empty regular expression")
+    try:
+        re.compile(pattern)
+    except (re.error, OverflowError, RecursionError) as exc:
+        raise BadRequestData(f"idPattern: invalid regular expression {pattern!r}") from exc
+    params = params if params is not None else SqlParams()
+    return f"{check_identifier(alias)}.id ~ {params.add(pattern)}", params.args
