@@ -24,7 +24,7 @@ from city_os.api.http import (
 from city_os.api.keys import ENTITIES
 from city_os.api.output import entity_response, render_options
 from city_os.core.entities import RequestContext
-from city_os.errors import BadRequestData
+from city_os.errors import BadRequestData, InvalidRequest
 from city_os.ngsild.merge import Outcome
 
 routes = web.RouteTableDef()
@@ -36,6 +36,8 @@ async def _payload(
 ) -> tuple[RequestContext, Any]:
     allowed = (JSON, JSONLD, MERGE_PATCH) if merge_patch else (JSON, JSONLD)
     payload = await read_json(request, allowed=allowed)
+    if not isinstance(payload, dict):
+        raise InvalidRequest("the payload must be a JSON object")
     ctx = await request_context(request, body_context(request, payload))
     return ctx, payload
 

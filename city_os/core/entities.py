@@ -25,6 +25,7 @@ from city_os.ngsild.entity import (
     parse_entity,
     parse_instance,
     parse_types,
+    reject_nulls,
 )
 from city_os.ngsild.jsonld import TermMap
 from city_os.ngsild.representation import EntityRecord
@@ -604,6 +605,8 @@ def _attribute_fragment(
     if allow_null and "type" not in clean:
         # Partial update: only the members given are changed.
         patch: dict[str, Any] = {}
+        if isinstance(clean.get("value"), dict | list):
+            reject_nulls(attr, clean["value"])
         for key, value in clean.items():
             if key in (
                 "value",

@@ -356,13 +356,13 @@ def parse_instance(
         raise BadRequestData(f"attribute {name!r} of type {kind} needs a {value_key!r} member")
     inst: Instance = {"type": kind}
     value = raw[value_key]
-    if value is None or value == NULL_URI:
+    if value is None or is_null_encoding(kind, value):
         if not allow_null:
             raise BadRequestData(f"attribute {name!r}: {value_key} must not be null")
         inst[value_key] = None
     else:
-        if not allow_null:
-            _reject_nulls(name, value)
+        if not allow_null and kind != "JsonProperty":
+            reject_nulls(name, value)
         inst[value_key] = _check_value(name, kind, value, tm)
     for key, member in raw.items():
         if key in ("type", value_key) or key in SYSTEM_MEMBERS:
@@ -388,6 +388,8 @@ def parse_instance(
         elif key == "valueType":
             if not isinstance(member, str) or not member:
                 raise BadRequestData(f"valueType of {name!r} must be a non-empty string")
+            if kind == "LanguageProperty" and member != "langString":
+                raise BadRequestData(f"valueType of LanguageProperty {name!r} must be langString")
             inst["valueType"] = member
         elif key == "objectType":
             if kind not in ("Relationship", "ListRelationship"):
@@ -410,16 +412,37 @@ def parse_instance(
     return inst
 
 
-def _reject_nulls(name: str, value: Any) -> None:
+def is_null_encoding(kind: str, value: Any) -> bool:
+    """The NGSI-LD Null of each attribute type (§4.5.x): used by merge-patch to delete."""
+    if value == NULL_URI:
+        return True
+    if kind == "LanguageProperty":
+        return isinstance(value, dict) and value == {"@none": NULL_URI}
+    if kind in ("ListProperty", "ListRelationship"):
+        return (
+            isinstance(value, list)
+            and len(value) == 1
+            and value[0]
+            in (
+                NULL_URI,
+                {"object": NULL_URI},
+            )
+        )
+    if kind == "JsonProperty":
+        return isinstance(value, dict) and value.get("@value", 0) is None
+    return False
+
+
+def reject_nulls(name: str, value: Any) -> None:
     """JSON null (or the null URI) anywhere inside a value is only meaningful in merge-patch."""
     if value is None or value == NULL_URI:
         raise BadRequestData(f"attribute {name!r} contains a null inside its value")
     if isinstance(value, dict):
         for item in value.values():
-            _reject_nulls(name, item)
+            reject_nulls(name, item)
     elif isinstance(value, list):
         for item in value:
-            _reject_nulls(name, item)
+            reject_nulls(name, item)
 
 
 def _infer_type(name: str, raw: dict[str, Any]) -> str:
@@ -467,8 +490,11 @@ def _check_value(name: str, kind: str, value: Any, tm: TermExpander) -> Any:
         for lang, text in value.items():
             if not _LANG.match(lang):
                 raise BadRequestData(f"languageMap of {name!r}: {lang!r} is not a language tag")
-            if not isinstance(text, str | list):
-                raise BadRequestData(f"languageMap of {name!r}: {lang!r} must map to a string")
+            texts = text if isinstance(text, list) else [text]
+            if not texts or not all(isinstance(t, str) for t in texts):
+                raise BadRequestData(
+                    f"languageMap of {name!r}: {lang!r} must map to a string or strings"
+                )
         return value
     if kind == "VocabProperty":
         values = value if isinstance(value, list) else [value]

@@ -91,6 +91,8 @@ def merge_instance(old: Instance, patch: Instance, now: str) -> Instance:
         if key in ATTRIBUTE_MEMBERS:
             if value is None:
                 merged.pop(key, None)
+            elif key == "value" and isinstance(value, dict) and isinstance(old.get(key), dict):
+                merged[key] = json_merge_patch(old[key], value)
             else:
                 merged[key] = value
         elif isinstance(value, dict) and isinstance(old.get(key), dict):
@@ -104,6 +106,19 @@ def merge_instance(old: Instance, patch: Instance, now: str) -> Instance:
             merged[key] = value
     merged["modifiedAt"] = now
     return merged
+
+
+def json_merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 on a compound Property value: null removes a key, objects merge recursively."""
+    if not isinstance(patch, dict) or "@value" in patch or "@type" in patch:
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None or value == "urn:ngsi-ld:null":
+            out.pop(key, None)
+        else:
+            out[key] = json_merge_patch(out.get(key), value)
+    return out
 
 
 def _is_null(inst: Instance) -> bool:

@@ -90,19 +90,44 @@ async def test_create_twice_is_conflict(client: Client, tenant: str) -> None:
         ({"id": "urn:a:1", "type": "T", "a": None}, "BadRequestData"),
         ({"id": "urn:a:1", "type": "T", "a": {"type": "Property"}}, "BadRequestData"),
         ({"id": "urn:a:1", "type": "T", "a": {"type": "Blah", "value": 1}}, "BadRequestData"),
-        ({"id": "urn:a:1", "type": "T", "a": {"type": "Relationship", "object": "x y"}},
-         "BadRequestData"),
-        ({"id": "urn:a:1", "type": "T", "location": {"type": "GeoProperty",
-          "value": {"type": "Point", "coordinates": [500, 1]}}}, "BadRequestData"),
-        ({"id": "urn:a:1", "type": "T", "a": {"type": "Property", "value": 1,
-          "observedAt": "yesterday"}}, "BadRequestData"),
+        (
+            {"id": "urn:a:1", "type": "T", "a": {"type": "Relationship", "object": "x y"}},
+            "BadRequestData",
+        ),
+        (
+            {
+                "id": "urn:a:1",
+                "type": "T",
+                "location": {
+                    "type": "GeoProperty",
+                    "value": {"type": "Point", "coordinates": [500, 1]},
+                },
+            },
+            "BadRequestData",
+        ),
+        (
+            {
+                "id": "urn:a:1",
+                "type": "T",
+                "a": {"type": "Property", "value": 1, "observedAt": "yesterday"},
+            },
+            "BadRequestData",
+        ),
         ({"id": "urn:a:1", "type": "T", "a(b)": 1}, "BadRequestData"),
         ({"id": "urn:a:1", "type": "T<b>"}, "BadRequestData"),
-        ({"id": "urn:a:1", "type": "T", "a": {"type": "LanguageProperty", "languageMap": 3}},
-         "BadRequestData"),
-        ({"id": "urn:a:1", "type": "T", "a": [{"type": "Property", "value": 1},
-          {"type": "Property", "value": 2}]}, "BadRequestData"),
-        ([1, 2], "BadRequestData"),
+        (
+            {"id": "urn:a:1", "type": "T", "a": {"type": "LanguageProperty", "languageMap": 3}},
+            "BadRequestData",
+        ),
+        (
+            {
+                "id": "urn:a:1",
+                "type": "T",
+                "a": [{"type": "Property", "value": 1}, {"type": "Property", "value": 2}],
+            },
+            "BadRequestData",
+        ),
+        ([1, 2], "InvalidRequest"),
     ],
 )
 async def test_create_rejects_bad_input_without_writing(
@@ -165,8 +190,12 @@ async def test_every_attribute_type_round_trips(client: Client, tenant: str) -> 
         "near": {"type": "ListRelationship", "objectList": [{"object": "urn:x:1"}]},
         "temp": [
             {"type": "Property", "value": 20, "observedAt": "2026-11-26T10:00:00Z"},
-            {"type": "Property", "value": 21, "datasetId": "urn:ngsi-ld:Dataset:b",
-             "accuracy": {"type": "Property", "value": 0.5}},
+            {
+                "type": "Property",
+                "value": 21,
+                "datasetId": "urn:ngsi-ld:Dataset:b",
+                "accuracy": {"type": "Property", "value": 0.5},
+            },
         ],
     }
     await create(client, tenant, shelter(**attrs))
@@ -176,8 +205,13 @@ async def test_every_attribute_type_round_trips(client: Client, tenant: str) -> 
 
 
 async def test_representations(client: Client, tenant: str) -> None:
-    await create(client, tenant, shelter(label={
-        "type": "LanguageProperty", "languageMap": {"ja": "避難所", "en": "Shelter"}}))
+    await create(
+        client,
+        tenant,
+        shelter(
+            label={"type": "LanguageProperty", "languageMap": {"ja": "避難所", "en": "Shelter"}}
+        ),
+    )
     eid = "urn:ngsi-ld:Shelter:1"
     kv = await get(client, tenant, eid, "?options=keyValues")
     assert kv["capacity"] == 200 and kv["location"]["type"] == "Point"
@@ -208,8 +242,10 @@ async def test_attribute_operations(client: Client, tenant: str) -> None:
     # append with noOverwrite: existing attribute is reported, new one is added
     resp = await client.post(
         url + "?options=noOverwrite",
-        json={"capacity": {"type": "Property", "value": 1}, "open": {"type": "Property",
-              "value": True}},
+        json={
+            "capacity": {"type": "Property", "value": 1},
+            "open": {"type": "Property", "value": True},
+        },
         headers=hdr(tenant),
     )
     assert resp.status == 207
@@ -218,7 +254,8 @@ async def test_attribute_operations(client: Client, tenant: str) -> None:
     assert report["notUpdated"][0]["attributeName"] == "capacity"
     # update attributes: only existing ones
     resp = await client.patch(
-        url, json={"capacity": {"type": "Property", "value": 300}, "nope": 1},
+        url,
+        json={"capacity": {"type": "Property", "value": 300, "unitCode": "C62"}, "nope": 1},
         headers=hdr(tenant),
     )
     assert resp.status == 207
@@ -273,8 +310,11 @@ async def test_replace_merge_delete(client: Client, tenant: str) -> None:
     assert set(await get(client, tenant, eid)) == {"id", "type", "capacity"}
     resp = await client.patch(
         f"{API}/entities/{eid}",
-        json={"capacity": {"type": "Property", "value": 6}, "name": "new",
-              "ghost": "urn:ngsi-ld:null"},
+        json={
+            "capacity": {"type": "Property", "value": 6},
+            "name": "new",
+            "ghost": "urn:ngsi-ld:null",
+        },
         headers={**hdr(tenant), "Content-Type": "application/merge-patch+json"},
     )
     assert resp.status == 204
@@ -322,7 +362,8 @@ async def test_transient_entity_expires(client: Client, tenant: str) -> None:
 async def test_batch_operations(client: Client, tenant: str) -> None:
     ops = f"{API}/entityOperations"
     resp = await client.post(
-        ops + "/create", json=[shelter(1), shelter(2), {"id": "bad", "type": "T"}],
+        ops + "/create",
+        json=[shelter(1), shelter(2), {"id": "bad", "type": "T"}],
         headers=hdr(tenant),
     )
     assert resp.status == 207
@@ -339,8 +380,8 @@ async def test_batch_operations(client: Client, tenant: str) -> None:
     assert resp.status == 201
     assert await resp.json() == ["urn:ngsi-ld:Shelter:4"]
     resp = await client.post(
-        ops + "/upsert?options=update", json=[{"id": "urn:ngsi-ld:Shelter:4", "type": "Shelter",
-                                               "extra": 1}],
+        ops + "/upsert?options=update",
+        json=[{"id": "urn:ngsi-ld:Shelter:4", "type": "Shelter", "extra": 1}],
         headers=hdr(tenant),
     )
     assert resp.status == 204
@@ -348,21 +389,28 @@ async def test_batch_operations(client: Client, tenant: str) -> None:
     assert body["extra"]["value"] == 1 and body["capacity"]["value"] == 200
     resp = await client.post(
         ops + "/update",
-        json=[{"id": "urn:ngsi-ld:Shelter:1", "capacity": 7},
-              {"id": "urn:ngsi-ld:Shelter:99", "capacity": 7}],
+        json=[
+            {"id": "urn:ngsi-ld:Shelter:1", "capacity": 7},
+            {"id": "urn:ngsi-ld:Shelter:99", "capacity": 7},
+        ],
         headers=hdr(tenant),
     )
     assert resp.status == 207
     assert (await resp.json())["errors"][0]["entityId"] == "urn:ngsi-ld:Shelter:99"
     resp = await client.post(
-        ops + "/merge", json=[{"id": "urn:ngsi-ld:Shelter:2", "capacity": 8}],
+        ops + "/merge",
+        json=[{"id": "urn:ngsi-ld:Shelter:2", "capacity": 8}],
         headers=hdr(tenant),
     )
     assert resp.status == 204
     assert (await get(client, tenant, "urn:ngsi-ld:Shelter:2"))["capacity"] == {
-        "type": "Property", "value": 8, "unitCode": "C62"}
+        "type": "Property",
+        "value": 8,
+        "unitCode": "C62",
+    }
     resp = await client.post(
-        ops + "/delete", json=["urn:ngsi-ld:Shelter:1", "urn:ngsi-ld:Shelter:2"],
+        ops + "/delete",
+        json=["urn:ngsi-ld:Shelter:1", "urn:ngsi-ld:Shelter:2"],
         headers=hdr(tenant),
     )
     assert resp.status == 204

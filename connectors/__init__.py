@@ -1,0 +1,1 @@
+"""Connectors: batch importers turning external open data into NGSI-LD entities."""
