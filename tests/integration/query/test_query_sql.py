@@ -1,0 +1,421 @@
+"""The query SQL builder against real PostgreSQL + PostGIS: exact id sets per operator/georel.
+
+A throwaway tenant schema is made from tenant.sql; entities are inserted directly in the
+storage format (docs/storage.md) with real Saga City coordinates (GSI shelter open data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from importlib import resources
+from typing import Any
+
+import asyncpg
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from city_os.ngsild.query.ast import AttrPath, Comparison, Text
+from city_os.ngsild.query.geo import parse_geoq
+from city_os.ngsild.query.q import parse_q
+from city_os.ngsild.query.scope import parse_scopeq
+from city_os.ngsild.query.type_selection import parse_type_selection
+from city_os.store.postgres.query_sql import (
+    SqlParams,
+    geo_to_sql,
+    id_pattern_to_sql,
+    ids_to_sql,
+    jsonpath_string,
+    q_to_sql,
+    scope_to_sql,
+    type_to_sql,
+)
+
+DSN = os.environ.get("CITYOS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/cityos_test")
+EX = "https://example.org/"
+LOCATION = "https://uri.etsi.org/ngsi-ld/location"
+
+S1 = "urn:ngsi-ld:Shelter:kase-elementary"  # 嘉瀬小学校 33.240969,130.257802
+S2 = "urn:ngsi-ld:Shelter:kinsen-junior-high"  # 金泉中学校 33.308287,130.314599
+ST = "urn:ngsi-ld:Station:saga"  # Saga Station 33.264,130.297
+K = "urn:ngsi-ld:District:Kase"
+KN = "urn:ngsi-ld:District:Kinsen"
+ALL = {S1, S2, ST, K, KN}
+
+KINSEN_SQUARE = [
+    [130.30, 33.30],
+    [130.33, 33.30],
+    [130.33, 33.32],
+    [130.30, 33.32],
+    [130.30, 33.30],
+]
+
+
+def expand(term: str) -> str:
+    return LOCATION if term == "location" else EX + term
+
+
+def prop(value: Any, **extra: Any) -> dict[str, Any]:
+    return {"type": "Property", "value": value, **extra}
+
+
+def point(lon: float, lat: float) -> dict[str, Any]:
+    return {"type": "Point", "coordinates": [lon, lat]}
+
+
+ENTITIES: list[tuple[str, list[str], list[str] | None, dict[str, Any]]] = [
+    (
+        S1,
+        ["Shelter"],
+        ["/Saga/Shelters"],
+        {
+            "temperature": [
+                prop(
+                    21.5,
+                    observedAt="2026-01-01T10:00:00Z",
+                    **{EX + "accuracy": prop(0.1)},
+                ),
+                prop(30, datasetId="urn:ngsi-ld:Dataset:2"),
+            ],
+            "name": [prop("Kase Elementary School")],
+            "address": [prop({"city": "Saga", "street": "Kase"})],
+            "capacity": [prop(200)],
+            "tags": [prop(["flood", "earthquake"])],
+            "isOpen": [prop(True)],
+            "openedAt": [prop({"@type": "DateTime", "@value": "2020-04-01T09:00:00Z"})],
+            "refDistrict": [{"type": "Relationship", "object": K}],
+            "label": [
+                {"type": "LanguageProperty", "languageMap": {"en": "shelter", "ja": "避難所"}}
+            ],
+            "category": [{"type": "VocabProperty", "vocab": EX + "School"}],
+            "location": [{"type": "GeoProperty", "value": point(130.257802, 33.240969)}],
+        },
+    ),
+    (
+        S2,
+        ["Shelter", "Building"],
+        ["/Saga/Shelters/North"],
+        {
+            "temperature": [prop(18, observedAt="2026-01-02T10:00:00.5Z")],
+            "name": [prop("Kinsen Junior High")],
+            "address": [prop({"city": "Saga", "street": "Kubo"})],
+            "capacity": [prop(500)],
+            "tags": [prop(["flood"])],
+            "isOpen": [prop(False)],
+            "openedAt": [prop({"@type": "DateTime", "@value": "2022-01-01T00:00:00Z"})],
+            "refDistrict": [{"type": "Relationship", "object": KN}],
+            "label": [{"type": "LanguageProperty", "languageMap": {"en": "school", "ja": "学校"}}],
+            "location": [{"type": "GeoProperty", "value": point(130.314599, 33.308287)}],
+        },
+    ),
+    (
+        ST,
+        ["Station"],
+        None,
+        {
+            "temperature": [prop([10, 40])],
+            "name": [prop("Saga Station")],
+            "address": [prop({"city": "Tosu"})],
+            "capacity": [prop("many")],
+            "refDistrict": [{"type": "Relationship", "object": [K, "urn:ngsi-ld:District:X"]}],
+            "location": [{"type": "GeoProperty", "value": point(130.297, 33.264)}],
+        },
+    ),
+    (K, ["District"], ["/Other"], {"humidity": [prop(40)], "population": [prop(1000)]}),
+    (
+        KN,
+        ["District"],
+        None,
+        {
+            "humidity": [prop(70)],
+            "location": [
+                {
+                    "type": "GeoProperty",
+                    "value": {"type": "Polygon", "coordinates": [KINSEN_SQUARE]},
+                }
+            ],
+        },
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+async def db() -> AsyncIterator[tuple[asyncpg.Connection, str]]:
+    schema = "qtest_" + uuid.uuid4().hex[:12]
+    conn = await asyncpg.connect(DSN)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        ddl = resources.files("city_os.store").joinpath("migrations/tenant.sql").read_text()
+        await conn.execute(ddl.replace("{schema}", schema))
+        for entity_id, types, scopes, attrs in ENTITIES:
+            expanded = {expand(name): instances for name, instances in attrs.items()}
+            await conn.execute(
+                f"INSERT INTO {schema}.entities (id, types, scopes, attrs, created_at, modified_at)"
+                " VALUES ($1, $2, $3, $4::jsonb, now(), now())",
+                entity_id,
+                [expand(t) for t in types],
+                scopes,
+                json.dumps(expanded),
+            )
+            for instance in attrs.get("location", []):
+                await conn.execute(
+                    f"INSERT INTO {schema}.geo (entity_id, attr, geom) VALUES "
+                    "($1, $2, ST_SetSRID(ST_GeomFromGeoJSON($3), 4326))",
+                    entity_id,
+                    LOCATION,
+                    json.dumps(instance["value"]),
+                )
+        yield conn, schema
+    finally:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.close()
+
+
+async def ids(db: tuple[asyncpg.Connection, str], fragment: str, args: list[Any]) -> set[str]:
+    conn, schema = db
+    rows = await conn.fetch(f"SELECT id FROM {schema}.entities e WHERE {fragment}", *args)
+    return {row["id"] for row in rows}
+
+
+Q_CASES: list[tuple[str, set[str]]] = [
+    # existence / non-existence
+    ("temperature", {S1, S2, ST}),
+    ("!temperature", {K, KN}),
+    ("temperature.accuracy", {S1}),
+    ("address[city]", {S1, S2, ST}),
+    ("address[zip]", set()),
+    # numbers: any instance, any array element
+    ("temperature==30", {S1}),
+    ("temperature==21.5", {S1}),
+    ("temperature==2.15e1", {S1}),
+    ("temperature>25", {S1, ST}),
+    ("temperature<15", {ST}),
+    ("temperature>=18", {S1, S2, ST}),
+    ("temperature<=18", {S2, ST}),
+    ("temperature==15..25", {S1, S2}),
+    ("temperature!=15..25", {S1, ST}),
+    ("temperature!=18", {S1, ST}),
+    ("temperature==18,30", {S1, S2}),
+    ("temperature!=18,30", {S1, ST}),
+    ("capacity>300", {S2}),
+    ("capacity!=200", {S2, ST}),  # "many" is of another type: unequal
+    ("capacity>-1", {S1, S2}),
+    # strings
+    ('name=="Saga Station"', {ST}),
+    ('name!="Saga Station"', {S1, S2}),
+    ('name>"L"', {ST}),
+    ('name=="A".."L"', {S1, S2}),
+    ('name=="Kinsen Junior High","Saga Station"', {S2, ST}),
+    ('tags=="earthquake"', {S1}),
+    ('tags=="flood"', {S1, S2}),
+    ('tags!="earthquake"', {S2}),
+    ('capacity=="many"', {ST}),
+    # patterns
+    ("name~=School$", {S1}),
+    ("name~=^K", {S1, S2}),
+    ("name!~=^K", {ST}),
+    ('name~="Station|High"', {S2, ST}),
+    ("name~=^(Saga|Kinsen) ", {S2, ST}),
+    ("name~=(?i)^saga", {ST}),
+    ("capacity~=^m", {ST}),
+    # booleans
+    ("isOpen==true", {S1}),
+    ("isOpen==false", {S2}),
+    # dates: DateTime values compare on @value, observedAt as timestamps
+    ("openedAt>2021-01-01T00:00:00Z", {S2}),
+    ("openedAt<2021-01-01T00:00:00Z", {S1}),
+    ("openedAt==2020-04-01T09:00:00Z", {S1}),
+    ("openedAt==2020-04-01T09:00:00.000Z", {S1}),
+    ("openedAt!=2020-04-01T09:00:00Z", {S2}),
+    ("openedAt==2020-01-01T00:00:00Z..2021-01-01T00:00:00Z", {S1}),
+    ("openedAt==2020-04-01", set()),  # a date is not a dateTime
+    ("temperature.observedAt>=2026-01-02T00:00:00Z", {S2}),
+    ("temperature.observedAt<2026-01-02T00:00:00Z", {S1}),
+    ("temperature.observedAt>2026-01-02T10:00:00.4Z", {S2}),
+    ("temperature.observedAt>2026-01-02T10:00:00.6Z", set()),
+    # sub-property
+    ("temperature.accuracy==0.1", {S1}),
+    ("temperature.accuracy>1", set()),
+    # keys inside the value
+    ('address[city]=="Saga"', {S1, S2}),
+    ('address[city]=="Tosu"', {ST}),
+    ('address[city]!="Saga"', {ST}),
+    # relationships: == and != only
+    ("refDistrict==urn:ngsi-ld:District:Kase", {S1, ST}),
+    ('refDistrict=="urn:ngsi-ld:District:Kinsen"', {S2}),
+    ("refDistrict!=urn:ngsi-ld:District:Kase", {S2}),
+    ("refDistrict==urn:ngsi-ld:District:Kinsen,urn:ngsi-ld:District:X", {S2, ST}),
+    ('refDistrict>"urn"', set()),
+    # language maps
+    ('label=="避難所"', {S1}),
+    ('label[en]=="school"', {S2}),
+    ('label[ja]=="school"', set()),
+    ('label[*]=="学校"', {S2}),
+    ('label[en]!="school"', {S1}),
+    # vocab
+    ("category==https://example.org/School", {S1}),
+    # logic: AND binds tighter than OR
+    ("(temperature>25|capacity>300);isOpen==true", {S1}),
+    ("temperature>25|capacity>300;isOpen==false", {S1, S2, ST}),
+    ("(temperature>25|capacity>300);isOpen==false", {S2}),
+    ("((humidity>50|population>500);!temperature)", {K, KN}),
+    ("humidity;population", {K}),
+    # linked entities
+    ("refDistrict{humidity}==40", {S1, ST}),
+    ("refDistrict{District:humidity}>50", {S2}),
+    ("refDistrict{Station,Shelter:humidity}==40", set()),
+    ("refDistrict{population}", {S1, ST}),
+    ("!refDistrict{population}", {S2, K, KN}),
+]
+
+
+@pytest.mark.parametrize(("q", "expected"), Q_CASES)
+async def test_q(db: tuple[asyncpg.Connection, str], q: str, expected: set[str]) -> None:
+    fragment, args = q_to_sql(parse_q(q), expand, entities_table=f"{db[1]}.entities")
+    assert await ids(db, fragment, args) == expected
+
+
+SAGA_STATION = "[130.297,33.264]"
+GEO_CASES: list[tuple[str, str, str, set[str]]] = [
+    ("near;maxDistance==3000", "Point", SAGA_STATION, {ST}),
+    ("near;maxDistance==5000", "Point", SAGA_STATION, {ST, S1, KN}),
+    ("near;minDistance==5000", "Point", SAGA_STATION, {S2}),
+    ("near;minDistance==1", "Point", SAGA_STATION, {S1, S2, KN}),
+    ("within", "Polygon", json.dumps([KINSEN_SQUARE]), {S2, KN}),
+    ("contains", "Point", "[130.31,33.31]", {KN}),
+    ("intersects", "Polygon", json.dumps([KINSEN_SQUARE]), {S2, KN}),
+    ("disjoint", "Polygon", json.dumps([KINSEN_SQUARE]), {S1, ST}),
+    ("equals", "Point", SAGA_STATION, {ST}),
+    (
+        "overlaps",
+        "Polygon",
+        "[[[130.32,33.31],[130.34,33.31],[130.34,33.33],[130.32,33.33],[130.32,33.31]]]",
+        {KN},
+    ),
+    ("intersects", "LineString", "[[130.25,33.24],[130.32,33.31]]", {KN}),
+    ("within", "MultiPolygon", json.dumps([[KINSEN_SQUARE]]), {S2, KN}),
+]
+
+
+@pytest.mark.parametrize(("georel", "geometry", "coordinates", "expected"), GEO_CASES)
+async def test_geo(
+    db: tuple[asyncpg.Connection, str],
+    georel: str,
+    geometry: str,
+    coordinates: str,
+    expected: set[str],
+) -> None:
+    geo = parse_geoq(georel, geometry, coordinates, None)
+    assert geo is not None
+    fragment, args = geo_to_sql(geo, expand, geo_table=f"{db[1]}.geo")
+    assert await ids(db, fragment, args) == expected
+
+
+async def test_geo_other_geoproperty_matches_nothing(db: tuple[asyncpg.Connection, str]) -> None:
+    geo = parse_geoq("near;maxDistance==100000", "Point", SAGA_STATION, "observationSpace")
+    assert geo is not None
+    fragment, args = geo_to_sql(geo, expand, geo_table=f"{db[1]}.geo")
+    assert await ids(db, fragment, args) == set()
+
+
+SCOPE_CASES: list[tuple[str, set[str]]] = [
+    ("/Saga/Shelters", {S1}),
+    ("/Saga/Shelters/#", {S1, S2}),
+    ("/Saga/#", {S1, S2}),
+    ("/Saga", set()),
+    ("/+/Shelters", {S1}),
+    ("/+/+/North", {S2}),
+    ("/#", {S1, S2, K}),
+    ("/Other|/Saga/Shelters", {K, S1}),
+    ("/Other,/Saga/Shelters", {K, S1}),
+    ("(/Saga/Shelters/#;/+/Shelters/North)", {S2}),
+    ("(/Saga/Shelters;/Other)", set()),
+]
+
+
+@pytest.mark.parametrize(("scopeq", "expected"), SCOPE_CASES)
+async def test_scope(db: tuple[asyncpg.Connection, str], scopeq: str, expected: set[str]) -> None:
+    fragment, args = scope_to_sql(parse_scopeq(scopeq))
+    assert await ids(db, fragment, args) == expected
+
+
+TYPE_CASES: list[tuple[str, set[str]]] = [
+    ("Shelter", {S1, S2}),
+    ("Shelter,Station", {S1, S2, ST}),
+    ("Shelter|Station", {S1, S2, ST}),
+    ("(Shelter;Building)", {S2}),
+    ("(Shelter;Building)|District", {S2, K, KN}),
+    ("(Shelter;Station)", set()),
+    ("Nothing", set()),
+]
+
+
+@pytest.mark.parametrize(("selection", "expected"), TYPE_CASES)
+async def test_type(db: tuple[asyncpg.Connection, str], selection: str, expected: set[str]) -> None:
+    fragment, args = type_to_sql(parse_type_selection(selection), expand)
+    assert await ids(db, fragment, args) == expected
+
+
+async def test_ids_and_pattern_share_params(db: tuple[asyncpg.Connection, str]) -> None:
+    params = SqlParams()
+    by_ids, _ = ids_to_sql([S1, S2, K], params=params)
+    by_pattern, _ = id_pattern_to_sql("^urn:ngsi-ld:Shelter:", params=params)
+    by_type, args = type_to_sql(parse_type_selection("Shelter"), expand, params=params)
+    assert await ids(db, f"{by_ids} AND {by_pattern} AND {by_type}", args) == {S1, S2}
+
+
+async def test_start_after_callers_args(db: tuple[asyncpg.Connection, str]) -> None:
+    conn, schema = db
+    params = SqlParams(start=2)
+    fragment, args = q_to_sql(parse_q("capacity>100"), expand, params=params)
+    rows = await conn.fetch(
+        f"SELECT id FROM {schema}.entities e WHERE e.id <> $1 AND {fragment}", S1, *args
+    )
+    assert {r["id"] for r in rows} == {S2}
+
+
+# --- fuzzing against PostgreSQL: escaping and "no value ever breaks the SQL" ---------------------
+
+
+@pytest.fixture(scope="module")
+def sync_conn() -> Iterator[tuple[asyncio.AbstractEventLoop, asyncpg.Connection]]:
+    loop = asyncio.new_event_loop()
+    conn = loop.run_until_complete(asyncpg.connect(DSN))
+    yield loop, conn
+    loop.run_until_complete(conn.close())
+    loop.close()
+
+
+_PG_TEXT = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_PG_TEXT)
+def test_jsonpath_string_round_trips_in_postgres(
+    sync_conn: tuple[asyncio.AbstractEventLoop, asyncpg.Connection], value: str
+) -> None:
+    loop, conn = sync_conn
+    literal = jsonpath_string(value)
+    result = loop.run_until_complete(
+        conn.fetchval("SELECT jsonb_path_query('null'::jsonb, $1::jsonpath)::text", literal)
+    )
+    assert json.loads(result) == value
+
+
+@settings(max_examples=150, deadline=None)
+@given(attr=_PG_TEXT.filter(bool), value=_PG_TEXT, op=st.sampled_from(["==", "!=", ">", "<="]))
+def test_any_attribute_or_string_runs_safely(
+    sync_conn: tuple[asyncio.AbstractEventLoop, asyncpg.Connection],
+    attr: str,
+    value: str,
+    op: Any,
+) -> None:
+    loop, conn = sync_conn
+    expr = Comparison(AttrPath((attr, attr), (value,)), op, Text(value))
+    fragment, args = q_to_sql(expr, lambda t: t)
+    sql = f"SELECT count(*) FROM (VALUES ('{{}}'::jsonb)) AS e(attrs) WHERE {fragment}"
+    assert loop.run_until_complete(conn.fetchval(sql, *args)) == 0
