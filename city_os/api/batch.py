@@ -13,7 +13,6 @@ from aiohttp import web
 from city_os.api.http import (
     JSON,
     JSONLD,
-    body_context,
     json_response,
     link_context,
     option_set,
@@ -21,8 +20,8 @@ from city_os.api.http import (
     request_context,
 )
 from city_os.api.keys import ENTITIES, SETTINGS
-from city_os.core.entities import BatchResult, RequestContext
-from city_os.errors import BadRequestData
+from city_os.core.entities import BatchResult, EntryContexts, RequestContext
+from city_os.errors import BadRequestData, NgsiLdError
 
 routes = web.RouteTableDef()
 PREFIX = "/ngsi-ld/v1/entityOperations"
@@ -30,17 +29,41 @@ PREFIX = "/ngsi-ld/v1/entityOperations"
 
 async def _batch(
     request: web.Request, *, ids_only: bool = False
-) -> tuple[RequestContext, list[Any]]:
+) -> tuple[RequestContext, list[Any], EntryContexts]:
+    """The batch payload, the request context, and each entry's own context (or its error)."""
     payload = await read_json(request, allowed=(JSON, JSONLD))
     if not isinstance(payload, list):
         raise BadRequestData("a batch operation needs a JSON array")
     if not payload:
         raise BadRequestData("the batch is empty")
+    if any(item is None for item in payload):
+        raise BadRequestData("a batch cannot contain null items")
     limit = request.app[SETTINGS].max_batch_entities
     if len(payload) > limit:
         raise BadRequestData(f"a batch may hold at most {limit} entities, got {len(payload)}")
-    context = link_context(request) if ids_only else body_context(request, payload)
-    return await request_context(request, context), payload
+    base = await request_context(request, link_context(request))
+    if ids_only:
+        return base, payload, None
+    jsonld = request.content_type.lower() == JSONLD
+    if jsonld and link_context(request) is not None:
+        raise BadRequestData("application/ld+json requests carry @context in the body, not Link")
+    contexts: list[RequestContext | NgsiLdError] = []
+    for item in payload:
+        has_context = isinstance(item, dict) and "@context" in item
+        if jsonld and not has_context:
+            contexts.append(BadRequestData("this JSON-LD entity has no @context"))
+        elif not jsonld and has_context:
+            contexts.append(
+                BadRequestData("@context in an entity needs Content-Type application/ld+json")
+            )
+        elif jsonld:
+            try:
+                contexts.append(await request_context(request, item["@context"]))
+            except NgsiLdError as err:
+                contexts.append(err)
+        else:
+            contexts.append(base)
+    return base, payload, contexts
 
 
 def _result(result: BatchResult, *, created_status: bool = False) -> web.Response:
@@ -59,8 +82,8 @@ def _result(result: BatchResult, *, created_status: bool = False) -> web.Respons
 
 @routes.post(PREFIX + "/create")
 async def batch_create(request: web.Request) -> web.Response:
-    ctx, bodies = await _batch(request)
-    result = await request.app[ENTITIES].batch_create(ctx, bodies)
+    ctx, bodies, contexts = await _batch(request)
+    result = await request.app[ENTITIES].batch_create(ctx, bodies, contexts)
     if result.errors:
         return _result(result)
     return json_response(result.success, status=201)
@@ -68,33 +91,44 @@ async def batch_create(request: web.Request) -> web.Response:
 
 @routes.post(PREFIX + "/upsert")
 async def batch_upsert(request: web.Request) -> web.Response:
-    ctx, bodies = await _batch(request)
+    ctx, bodies, contexts = await _batch(request)
     options = option_set(request)
     if {"update", "replace"} <= options:
         raise BadRequestData("options update and replace cannot be combined")
-    result = await request.app[ENTITIES].batch_upsert(ctx, bodies, replace="update" not in options)
+    result = await request.app[ENTITIES].batch_upsert(
+        ctx, bodies, replace="update" not in options, contexts=contexts
+    )
     return _result(result, created_status=True)
 
 
 @routes.post(PREFIX + "/update")
 async def batch_update(request: web.Request) -> web.Response:
-    ctx, bodies = await _batch(request)
+    ctx, bodies, contexts = await _batch(request)
     service = request.app[ENTITIES]
     overwrite = "noOverwrite" not in option_set(request)
-    result = await service.batch_modify(ctx, bodies, service.update_change(ctx, overwrite))
+    partial: dict[str, NgsiLdError] = {}
+    result = await service.batch_modify(
+        ctx,
+        bodies,
+        service.update_change(ctx, overwrite, partial),
+        contexts=contexts,
+        partial=partial,
+    )
     return _result(result)
 
 
 @routes.post(PREFIX + "/merge")
 async def batch_merge(request: web.Request) -> web.Response:
-    ctx, bodies = await _batch(request)
+    ctx, bodies, contexts = await _batch(request)
     service = request.app[ENTITIES]
-    result = await service.batch_modify(ctx, bodies, service.merge_change(ctx), allow_null=True)
+    result = await service.batch_modify(
+        ctx, bodies, service.merge_change(ctx), allow_null=True, contexts=contexts
+    )
     return _result(result)
 
 
 @routes.post(PREFIX + "/delete")
 async def batch_delete(request: web.Request) -> web.Response:
-    ctx, ids = await _batch(request, ids_only=True)
+    ctx, ids, _ = await _batch(request, ids_only=True)
     result = await request.app[ENTITIES].batch_delete(ctx, ids)
     return _result(result)

@@ -108,7 +108,11 @@ async def append_attrs(request: web.Request) -> web.Response:
     ctx, payload = await _payload(request)
     overwrite = "noOverwrite" not in option_set(request)
     outcome = await request.app[ENTITIES].append_attrs(
-        ctx, request.match_info["entityId"], payload, overwrite=overwrite
+        ctx,
+        request.match_info["entityId"],
+        payload,
+        overwrite=overwrite,
+        type_filter=request.query.get("type"),
     )
     return _outcome_response(ctx, outcome)
 
@@ -116,7 +120,9 @@ async def append_attrs(request: web.Request) -> web.Response:
 @routes.patch(PREFIX + "/entities/{entityId}/attrs")
 async def update_attrs(request: web.Request) -> web.Response:
     ctx, payload = await _payload(request)
-    outcome = await request.app[ENTITIES].update_attrs(ctx, request.match_info["entityId"], payload)
+    outcome = await request.app[ENTITIES].update_attrs(
+        ctx, request.match_info["entityId"], payload, type_filter=request.query.get("type")
+    )
     return _outcome_response(ctx, outcome)
 
 
@@ -124,7 +130,9 @@ async def update_attrs(request: web.Request) -> web.Response:
 async def partial_update(request: web.Request) -> web.Response:
     ctx, payload = await _payload(request)
     info = request.match_info
-    await request.app[ENTITIES].partial_update(ctx, info["entityId"], info["attrId"], payload)
+    await request.app[ENTITIES].partial_update(
+        ctx, info["entityId"], info["attrId"], payload, type_filter=request.query.get("type")
+    )
     return web.Response(status=204)
 
 
@@ -149,5 +157,6 @@ async def delete_attr(request: web.Request) -> web.Response:
         info["attrId"],
         request.query.get("datasetId"),
         delete_all == "true",
+        type_filter=request.query.get("type"),
     )
     return web.Response(status=204)

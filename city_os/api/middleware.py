@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from city_os.errors import (
+    BadRequestData,
     InternalError,
     InvalidRequest,
     MethodNotAllowed,
@@ -36,6 +37,8 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> NgsiLdError:
     if isinstance(exc, web.HTTPMethodNotAllowed):
         return MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
     if isinstance(exc, web.HTTPNotFound):
+        if "//" in request.path or request.path.endswith("/entities/attrs"):
+            return BadRequestData(f"{request.path} lacks an id between two slashes")
         return ResourceNotFound(f"no resource at {request.path}")
     return InvalidRequest(exc.reason)
 

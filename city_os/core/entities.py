@@ -18,9 +18,12 @@ from city_os.errors import AlreadyExists, BadRequestData, NgsiLdError, ResourceN
 from city_os.events.model import ChangeKind, attribute_changes, change_event
 from city_os.ngsild import merge
 from city_os.ngsild.entity import (
+    NULL_URI,
+    VALUE_KEY,
     Attrs,
     ParsedEntity,
     check_entity_id,
+    now_iso,
     parse_attributes,
     parse_entity,
     parse_instance,
@@ -31,6 +34,8 @@ from city_os.ngsild.jsonld import TermMap
 from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.db import Tenants
 from city_os.store.postgres.entities import EntityRepository, Stored, Write
+
+VALUE_MEMBERS = frozenset(VALUE_KEY.values())
 
 MAX_RETRIES = 20
 
@@ -147,13 +152,25 @@ class EntityService:
     # -------------------------------------------------------------- modify one
 
     async def _modify(
-        self, ctx: RequestContext, entity_id: str, change: Change, *, missing_ok: bool = False
+        self,
+        ctx: RequestContext,
+        entity_id: str,
+        change: Change,
+        *,
+        missing_ok: bool = False,
+        type_filter: str | None = None,
     ) -> EntityRecord | None:
-        """Read, apply ``change``, write if the entity is unchanged meanwhile; else retry."""
+        """Read, apply ``change``, write if the entity is unchanged meanwhile; else retry.
+
+        ``type_filter`` (the ``type`` URL parameter) makes an entity of other types not found.
+        """
         check_entity_id(entity_id)
         schema = await self.schema(ctx, write=False)
+        wanted = set(parse_types(ctx.terms, type_filter.split(","))) if type_filter else None
         for _ in range(MAX_RETRIES):
             stored = await self.repo.get(schema, entity_id)
+            if stored is not None and wanted and not wanted & set(stored.record.types):
+                stored = None
             if stored is None:
                 if missing_ok:
                     return None
@@ -208,7 +225,13 @@ class EntityService:
         await self._modify(ctx, entity_id, change)
 
     async def append_attrs(
-        self, ctx: RequestContext, entity_id: str, body: object, *, overwrite: bool
+        self,
+        ctx: RequestContext,
+        entity_id: str,
+        body: object,
+        *,
+        overwrite: bool,
+        type_filter: str | None = None,
     ) -> merge.Outcome:
         fragment = _fragment(body, ctx)
         outcome = merge.Outcome()
@@ -221,34 +244,55 @@ class EntityService:
             if fragment.types:
                 changes["types"] = list(dict.fromkeys([*stored.record.types, *fragment.types]))
             if fragment.scopes is not None:
-                changes["scopes"] = fragment.scopes
+                old = stored.record.scopes or []
+                # noOverwrite keeps the scopes already there and adds the new ones.
+                new = [*old, *fragment.scopes] if not overwrite else fragment.scopes
+                changes["scopes"] = list(dict.fromkeys(new))
+                outcome.updated.append("scope")
             if not outcome.updated and not changes:
                 return None
             return self._with_attrs(stored, attrs, ctx.now, **changes), "updated", outcome.updated
 
-        await self._modify(ctx, entity_id, change)
+        await self._modify(ctx, entity_id, change, type_filter=type_filter)
         return outcome
 
     async def update_attrs(
-        self, ctx: RequestContext, entity_id: str, body: object
+        self, ctx: RequestContext, entity_id: str, body: object, *, type_filter: str | None = None
     ) -> merge.Outcome:
-        fragment = _fragment(body, ctx)
+        fragment = _fragment(body, ctx, allow_null=True)
         outcome = merge.Outcome()
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]] | None:
             nonlocal outcome
             attrs = copy.deepcopy(stored.record.attrs)
             outcome = merge.update_existing(attrs, copy.deepcopy(fragment.attrs))
-            if not outcome.updated:
+            changes: dict[str, Any] = {}
+            if fragment.types:
+                changes["types"] = list(dict.fromkeys([*stored.record.types, *fragment.types]))
+            if fragment.scopes is not None:
+                if stored.record.scopes:
+                    changes["scopes"] = fragment.scopes
+                    outcome.updated.append("scope")
+                else:
+                    outcome.not_updated.append(("scope", "the entity has no scope to update"))
+            if not outcome.updated and not changes:
                 return None
-            return self._with_attrs(stored, attrs, ctx.now), "updated", outcome.updated
+            return self._with_attrs(stored, attrs, ctx.now, **changes), "updated", outcome.updated
 
-        await self._modify(ctx, entity_id, change)
+        await self._modify(ctx, entity_id, change, type_filter=type_filter)
         return outcome
 
     async def partial_update(
-        self, ctx: RequestContext, entity_id: str, attr: str, body: object
+        self,
+        ctx: RequestContext,
+        entity_id: str,
+        attr: str,
+        body: object,
+        *,
+        type_filter: str | None = None,
     ) -> None:
+        if attr == "scope":
+            raise BadRequestData("scope cannot be partially updated; use update attributes")
         iri, patch = _attribute_fragment(ctx, attr, body, allow_null=True)
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:
@@ -257,11 +301,13 @@ class EntityService:
                 raise ResourceNotFound(f"attribute {attr} not found in entity {entity_id}")
             return self._with_attrs(stored, attrs, ctx.now), "updated", [iri]
 
-        await self._modify(ctx, entity_id, change)
+        await self._modify(ctx, entity_id, change, type_filter=type_filter)
 
     async def replace_attr(
         self, ctx: RequestContext, entity_id: str, attr: str, body: object
     ) -> None:
+        if attr == "scope":
+            raise BadRequestData("scope cannot be replaced as an attribute")
         iri, inst = _attribute_fragment(ctx, attr, body, allow_null=False)
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:
@@ -279,7 +325,12 @@ class EntityService:
         attr: str,
         dataset_id: str | None,
         delete_all: bool,
+        *,
+        type_filter: str | None = None,
     ) -> None:
+        if attr == "scope":
+            await self._modify(ctx, entity_id, _drop_scope, type_filter=type_filter)
+            return
         iri = _expand_attr(ctx, attr)
         if dataset_id is not None:
             check_entity_id(dataset_id, "datasetId")
@@ -290,7 +341,7 @@ class EntityService:
                 raise ResourceNotFound(f"attribute {attr} not found in entity {entity_id}")
             return self._with_attrs(stored, attrs, ctx.now), "updated", [iri]
 
-        await self._modify(ctx, entity_id, change)
+        await self._modify(ctx, entity_id, change, type_filter=type_filter)
 
     async def merge(self, ctx: RequestContext, entity_id: str, body: object) -> None:
         fragment = _fragment(body, ctx, allow_null=True)
@@ -351,14 +402,18 @@ class EntityService:
             pending = [i for i in stored if i not in written]
         return done
 
-    async def batch_create(self, ctx: RequestContext, bodies: list[Any]) -> BatchResult:
+    async def batch_create(
+        self, ctx: RequestContext, bodies: list[Any], contexts: EntryContexts = None
+    ) -> BatchResult:
         result = BatchResult()
         schema = await self.schema(ctx, write=True)
         writes: list[Write] = []
         seen: set[str] = set()
-        for body in bodies:
+        for body, ectx in _entries(ctx, bodies, contexts):
             try:
-                parsed = parse_entity(body, ctx.terms, ctx.now)
+                if isinstance(ectx, NgsiLdError):
+                    raise ectx
+                parsed = parse_entity(body, ectx.terms, ctx.now)
                 if parsed.id in seen:
                     raise AlreadyExists(f"entity {parsed.id} appears twice in the batch")
                 seen.add(parsed.id)
@@ -379,21 +434,30 @@ class EntityService:
         return result
 
     async def batch_upsert(
-        self, ctx: RequestContext, bodies: list[Any], *, replace: bool
+        self,
+        ctx: RequestContext,
+        bodies: list[Any],
+        *,
+        replace: bool,
+        contexts: EntryContexts = None,
     ) -> BatchResult:
         """Create what is missing; replace (default) or update what exists (§5.6.8)."""
         result = BatchResult()
         schema = await self.schema(ctx, write=True)
         parsed_by_id: dict[str, ParsedEntity] = {}
-        for body in bodies:
+        for body, ectx in _entries(ctx, bodies, contexts):
             try:
-                parsed = parse_entity(body, ctx.terms, ctx.now)
+                if isinstance(ectx, NgsiLdError):
+                    raise ectx
+                parsed = parse_entity(body, ectx.terms, ctx.now)
             except NgsiLdError as err:
                 result.errors.append((_body_id(body), err))
                 continue
             previous = parsed_by_id.get(parsed.id)
-            if previous is not None:
-                # Later occurrences of the same id are applied on top of the earlier ones.
+            if previous is not None and replace:
+                parsed_by_id[parsed.id] = parsed  # the later occurrence replaces the earlier
+            elif previous is not None:
+                # With options=update, later occurrences are applied on top of earlier ones.
                 merge.append(previous.attrs, parsed.attrs, overwrite=True)
                 previous.types = list(dict.fromkeys([*previous.types, *parsed.types]))
             else:
@@ -474,14 +538,22 @@ class EntityService:
         make_change: Callable[[ParsedEntity], Change],
         *,
         allow_null: bool = False,
+        contexts: EntryContexts = None,
+        partial: dict[str, NgsiLdError] | None = None,
     ) -> BatchResult:
-        """Batch update / merge: apply a change to each existing entity (§5.6.9, §5.6.20)."""
+        """Batch update / merge: apply a change to each existing entity (§5.6.9, §5.6.20).
+
+        ``partial`` collects entities the change wrote only in part (e.g. noOverwrite): they are
+        reported as errors after the write.
+        """
         result = BatchResult()
         schema = await self.schema(ctx, write=False)
         pending: dict[str, ParsedEntity] = {}
-        for body in bodies:
+        for body, ectx in _entries(ctx, bodies, contexts):
             try:
-                fragment = _fragment(body, ctx, allow_null=allow_null, id_required=True)
+                if isinstance(ectx, NgsiLdError):
+                    raise ectx
+                fragment = _fragment(body, ectx, allow_null=allow_null, id_required=True)
                 if fragment.id in pending:
                     raise BadRequestData(f"entity {fragment.id} appears twice in the batch")
                 pending[fragment.id] = fragment
@@ -508,15 +580,24 @@ class EntityService:
             written = await self.repo.update(schema, writes)
             result.success.extend(i for i in pending if i in written)
             pending = {i: p for i, p in pending.items() if i not in written}
+        for eid, problem in (partial or {}).items():
+            if eid in result.success:
+                result.success.remove(eid)
+            result.errors.append((eid, problem))
         return result
 
     def update_change(
-        self, ctx: RequestContext, overwrite: bool
+        self, ctx: RequestContext, overwrite: bool, partial: dict[str, NgsiLdError]
     ) -> Callable[[ParsedEntity], Change]:
         def make(fragment: ParsedEntity) -> Change:
             def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]] | None:
                 attrs = copy.deepcopy(stored.record.attrs)
                 outcome = merge.append(attrs, copy.deepcopy(fragment.attrs), overwrite=overwrite)
+                if outcome.not_updated:
+                    names = ", ".join(ctx.terms.compact_attr(i) for i, _ in outcome.not_updated)
+                    partial[stored.record.id] = BadRequestData(
+                        f"attributes not updated (noOverwrite): {names}"
+                    )
                 if not outcome.updated:
                     return None
                 return self._with_attrs(stored, attrs, ctx.now), "updated", outcome.updated
@@ -534,7 +615,10 @@ class EntityService:
         valid: list[str] = []
         for raw in ids:
             try:
-                valid.append(check_entity_id(raw))
+                eid = check_entity_id(raw)
+                if eid in valid:
+                    raise ResourceNotFound(f"entity {eid} appears twice; deleted once")
+                valid.append(eid)
             except NgsiLdError as err:
                 result.errors.append((str(raw), err))
         done = await self.delete_many(ctx, schema, valid, "deleted")
@@ -544,6 +628,29 @@ class EntityService:
             else:
                 result.errors.append((eid, ResourceNotFound(f"entity {eid} not found")))
         return result
+
+
+def _drop_scope(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:
+    if not stored.record.scopes:
+        raise ResourceNotFound(f"entity {stored.record.id} has no scope")
+    rec = stored.record
+    return (
+        EntityRecord(rec.id, rec.types, rec.attrs, None, rec.created_at, now_iso(), rec.expires_at),
+        "updated",
+        ["scope"],
+    )
+
+
+EntryContexts = list[RequestContext | NgsiLdError] | None
+
+
+def _entries(
+    ctx: RequestContext, bodies: list[Any], contexts: EntryContexts
+) -> list[tuple[Any, RequestContext | NgsiLdError]]:
+    """Each batch entry with its own request context (JSON-LD entries carry their own)."""
+    if contexts is None:
+        return [(body, ctx) for body in bodies]
+    return list(zip(bodies, contexts, strict=True))
 
 
 def _const(
@@ -621,7 +728,8 @@ def _attribute_fragment(
                 "unitCode",
                 "objectType",
             ):
-                patch[key] = value
+                null = value is None or value in (NULL_URI, {"@none": NULL_URI})
+                patch[key] = None if null and key in VALUE_MEMBERS else value
             else:
                 patch[_expand_attr(ctx, key)] = parse_instance(
                     key, value, ctx.terms, ctx.now, allow_null=True, sub=True

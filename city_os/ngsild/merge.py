@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from city_os.errors import BadRequestData
 from city_os.ngsild.entity import ATTRIBUTE_MEMBERS, VALUE_KEY, Attrs, Instance
 
 
@@ -65,7 +66,13 @@ def update_existing(current: Attrs, fragment: Attrs) -> Outcome:
             i = -1 if existing is None else _index(existing, inst.get("datasetId"))
             if existing is None or i < 0:
                 continue
-            existing[i] = _keep_created(existing[i], inst)
+            if _is_null(inst):  # NGSI-LD Null deletes the instance (§5.6.2)
+                del existing[i]
+                if not existing:
+                    del current[iri]
+                    existing = None
+            else:
+                existing[i] = _keep_created(existing[i], inst)
             changed = True
         if changed:
             out.updated.append(iri)
@@ -134,6 +141,14 @@ def partial_update(current: Attrs, iri: str, patch: Instance, now: str) -> bool:
     i = _index(existing, patch.get("datasetId"))
     if i < 0:
         return False
+    kind = existing[i].get("type", "Property")
+    if patch.get("type") not in (None, kind):
+        raise BadRequestData(f"the attribute is a {kind}, not a {patch['type']}")
+    if any(patch.get(k, 0) is None for k in VALUE_KEY.values()):
+        del existing[i]  # NGSI-LD Null deletes the instance
+        if not existing:
+            del current[iri]
+        return True
     existing[i] = merge_instance(existing[i], patch, now)
     return True
 
