@@ -10,6 +10,7 @@ from aiohttp import web
 
 from city_os.app import create_app
 from city_os.config import Settings
+from city_os.registry import cli as registry_cli
 
 
 async def _migrate(settings: Settings) -> None:
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the NGSI-LD API with its background workers")
     sub.add_parser("migrate", help="create or upgrade the database objects")
-    sub.add_parser("load-sample", help="load the Saga City sample data (idempotent)")
+    registry_cli.add_commands(sub)  # schemas list|load|validate, load-sample
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logging.basicConfig(
@@ -41,8 +42,8 @@ def main(argv: list[str] | None = None) -> None:
         web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None)
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))
-    elif args.command == "load-sample":
-        print("sample data loading arrives with the schema registry (issue 5)")
+    elif args.command in registry_cli.COMMANDS:
+        raise SystemExit(registry_cli.run(args, settings))
 
 
 if __name__ == "__main__":

@@ -8,19 +8,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from city_os.api import batch, entities
-from city_os.api.keys import CONTEXTS, ENTITIES, POOL, SETTINGS, TENANTS
+from city_os.api import batch, contexts, discovery, entities, info, query, schemas
+from city_os.api.keys import (
+    CONTEXT_REGISTRY,
+    CONTEXTS,
+    DISCOVERY,
+    ENTITIES,
+    POOL,
+    QUERIES,
+    SCHEMAS,
+    SETTINGS,
+    STARTED,
+    TENANTS,
+)
 from city_os.api.middleware import problem_details
 from city_os.config import Settings
+from city_os.core.context_registry import USAGE_FLUSH_INTERVAL, ContextCatalog, ContextRegistry
 from city_os.core.contexts import ContextLoader
+from city_os.core.discovery import DiscoveryService
 from city_os.core.entities import EntityService
 from city_os.core.expiry import run_expiry
+from city_os.core.query import QueryService
+from city_os.registry.active import ActiveSchemas
+from city_os.registry.service import SchemaRegistry
+from city_os.store.postgres.contexts import ContextRepository
 from city_os.store.postgres.db import Tenants, create_pool, migrate
 from city_os.store.postgres.entities import EntityRepository
+from city_os.store.postgres.query import QueryRepository
+from city_os.store.postgres.schemas import SchemaRepository
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -31,20 +51,45 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[POOL] = pool
     app[TENANTS] = Tenants(pool)
     app[ENTITIES] = EntityService(EntityRepository(pool), app[TENANTS], settings.base_url)
+    queries = QueryRepository(pool)
+    app[QUERIES] = QueryService(app[ENTITIES], queries)
+    app[DISCOVERY] = DiscoveryService(app[ENTITIES], queries)
     yield
     await pool.close()
 
 
 async def _contexts(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    repository = ContextRepository(app[POOL])
+    catalog = ContextCatalog(repository)
     loader = ContextLoader(
         timeout=settings.context_fetch_timeout,
         max_bytes=settings.context_max_bytes,
         ttl=settings.context_cache_ttl,
+        store=catalog,
+        on_use=catalog.used,
     )
+    registry = ContextRegistry(repository, catalog, loader, settings.base_url)
+    await registry.start()
     app[CONTEXTS] = loader
+    app[CONTEXT_REGISTRY] = registry
+    flusher = asyncio.create_task(catalog.run(USAGE_FLUSH_INTERVAL))
     yield
+    flusher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await flusher
     await loader.close()
+
+
+async def _schemas(app: web.Application) -> AsyncIterator[None]:
+    """Active schemas in memory (LISTEN keeps them current), hooked into every entity write."""
+    repository = SchemaRepository(app[POOL])
+    active = ActiveSchemas(repository, app[CONTEXTS], app[SETTINGS].database_url)
+    await active.start()
+    app[SCHEMAS] = SchemaRegistry(repository, active, app[TENANTS])
+    app[ENTITIES].validators.append(active.validate)
+    yield
+    await active.close()
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
@@ -59,8 +104,18 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[problem_details], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([_contexts, _database, _background])
-    for table in (entities.routes, batch.routes):
+    app[STARTED] = time.monotonic()
+    app.cleanup_ctx.extend([_database, _contexts, _schemas, _background])
+    tables = (
+        entities.routes,
+        query.routes,
+        batch.routes,
+        contexts.routes,
+        schemas.routes,
+        discovery.routes,
+        info.routes,
+    )
+    for table in tables:
         add_routes(app, table)
     return app
 

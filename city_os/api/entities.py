@@ -11,11 +11,13 @@ from urllib.parse import quote
 from aiohttp import web
 
 from city_os.api.http import (
+    GEOJSON,
     JSON,
     JSONLD,
     MERGE_PATCH,
     body_context,
     json_response,
+    negotiate,
     option_set,
     read_context,
     read_json,
@@ -74,6 +76,7 @@ async def entity_id_missing(request: web.Request) -> web.Response:
 
 @routes.get(PREFIX + "/entities/{entityId}")
 async def retrieve_entity(request: web.Request) -> web.Response:
+    negotiate(request, (JSON, JSONLD, GEOJSON))  # 406 before any lookup
     ctx = await read_context(request)
     opts = render_options(request, ctx)
     record = await request.app[ENTITIES].retrieve(ctx, request.match_info["entityId"])

@@ -61,6 +61,8 @@ async def read_json(request: web.Request, *, allowed: Iterable[str] = (JSON, JSO
     """The request body as JSON, after checking its media type."""
     media = _media_type(request)
     allowed = tuple(allowed)
+    if request.method == "PATCH" and MERGE_PATCH not in allowed:
+        allowed = (*allowed, MERGE_PATCH)  # every PATCH accepts merge-patch+json (§6.3.4)
     if media not in allowed:
         raise UnsupportedMediaType(
             f"Content-Type {media or '(none)'} is not supported here; use one of "
@@ -107,34 +109,51 @@ async def read_context(request: web.Request) -> RequestContext:
     return await request_context(request, link_context(request))
 
 
+def _accept_ranges(header: str) -> list[tuple[str, float]]:
+    ranges = []
+    for part in header.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        if not media:
+            continue
+        q = 1.0
+        for param in params:
+            if param.replace(" ", "").startswith("q="):
+                try:
+                    q = float(param.split("=", 1)[1])
+                except ValueError:
+                    q = 1.0  # a malformed weight does not decide the outcome
+        ranges.append((media.lower(), q))
+    return ranges
+
+
 def negotiate(request: web.Request, offered: tuple[str, ...] = (JSON, JSONLD)) -> str:
-    """The media type to answer with, from the Accept header (406 when none fits)."""
+    """The media type to answer with (§6.3.4 with RFC 9110 §12.5.1; 406 when none fits).
+
+    Each offered type takes the weight of the most specific range matching it; the highest
+    weight wins and ties go to the order of ``offered`` (application/json first).
+    """
     header = request.headers.get("Accept", "").strip()
     if not header:
         return offered[0]
-    best: tuple[float, int, str] | None = None
-    for part in header.split(","):
-        media, *params = (p.strip() for p in part.split(";"))
-        media = media.lower()
-        q = 1.0
-        for param in params:
-            if param.startswith("q="):
-                try:
-                    q = float(param[2:])
-                except ValueError:
-                    q = 0.0
-        if q <= 0:
+    ranges = _accept_ranges(header)
+    best: tuple[float, int] | None = None
+    chosen = ""
+    for rank, candidate in enumerate(offered):
+        main = candidate.split("/")[0] + "/*"
+        weight: float | None = None
+        specificity = -1
+        for media, q in ranges:
+            level = 2 if media == candidate else 1 if media == main else 0 if media == "*/*" else -1
+            if level > specificity:
+                specificity, weight = level, q
+        if weight is None or weight <= 0:
             continue
-        for rank, candidate in enumerate(offered):
-            if media in (candidate, "*/*", "application/*"):
-                chosen = candidate if media == candidate else offered[0]
-                key = (q, -rank if media == candidate else -99, chosen)
-                if best is None or key > best:
-                    best = key
-                break
-    if best is None:
+        key = (weight, -rank)
+        if best is None or key > best:
+            best, chosen = key, candidate
+    if not chosen:
         raise NotAcceptable(f"cannot produce any of {header!r}; offered: {', '.join(offered)}")
-    return best[2]
+    return chosen
 
 
 def response_context(ctx: RequestContext) -> Any:

@@ -6,12 +6,21 @@ import asyncpg
 from aiohttp import web
 
 from city_os.config import Settings
+from city_os.core.context_registry import ContextRegistry
 from city_os.core.contexts import ContextLoader
+from city_os.core.discovery import DiscoveryService
 from city_os.core.entities import EntityService
+from city_os.core.query import QueryService
+from city_os.registry.service import SchemaRegistry
 from city_os.store.postgres.db import Tenants
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 TENANTS = web.AppKey("tenants", Tenants)
 CONTEXTS = web.AppKey("contexts", ContextLoader)
+CONTEXT_REGISTRY = web.AppKey("context_registry", ContextRegistry)
 ENTITIES = web.AppKey("entities", EntityService)
+SCHEMAS = web.AppKey("schemas", SchemaRegistry)
+QUERIES = web.AppKey("queries", QueryService)
+DISCOVERY = web.AppKey("discovery", DiscoveryService)
+STARTED = web.AppKey("started", float)  # time.monotonic() at start-up

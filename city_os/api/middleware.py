@@ -43,8 +43,23 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> NgsiLdError:
     return InvalidRequest(exc.reason)
 
 
+TENANT_HEADER = "NGSILD-Tenant"
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
 @web.middleware
 async def problem_details(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method in _BODY_METHODS and "Content-Length" not in request.headers:
+        # §6.3.4: a body without Content-Length (e.g. chunked) is refused with a bare 411.
+        return web.Response(status=411)
+    response = await _handle(request, handler)
+    tenant = request.headers.get(TENANT_HEADER)
+    if tenant and response.status < 400:
+        response.headers[TENANT_HEADER] = tenant
+    return response
+
+
+async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except NgsiLdError as err:

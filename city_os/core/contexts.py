@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final, Protocol
@@ -86,7 +87,8 @@ class ContextLoader:
     """Resolves @context values to ``TermMap``s; owns the document and term-map caches.
 
     ``session`` is used if given (and then not closed here); otherwise one is created on first
-    fetch and closed by ``close()``.
+    fetch and closed by ``close()``. ``on_use`` is called with the URLs behind every resolved
+    context (usage statistics); it must be cheap and must not block.
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class ContextLoader:
         max_term_maps: int = 1024,
         session: aiohttp.ClientSession | None = None,
         store: ContextStore | None = None,
+        on_use: Callable[[frozenset[str]], None] | None = None,
     ) -> None:
         self._timeout = timeout
         self._max_bytes = max_bytes
@@ -108,6 +111,7 @@ class ContextLoader:
         self._session = session
         self._owns_session = session is None
         self._store = store
+        self._on_use = on_use
         self._bundled = bundled_documents()
         self._documents: dict[str, _Entry] = {}
         self._inflight: dict[str, asyncio.Future[_Entry]] = {}
@@ -130,7 +134,7 @@ class ContextLoader:
         key = context_key(items)
         cached = self._cached_term_map(key)
         if cached is not None:
-            return cached
+            return self._used(cached)
         documents = dict(self._bundled)
         pending = [u for u in context_urls(items) if not self._is_bundled(u)]
         for _ in range(_MAX_ROUNDS):
@@ -139,7 +143,7 @@ class ContextLoader:
             # the same context share the fetches and build the map once.
             cached = self._cached_term_map(key)
             if cached is not None:
-                return cached
+                return self._used(cached)
             try:
                 term_map = TermMap(items, documents)
             except MissingContextDocument as missing:
@@ -148,7 +152,7 @@ class ContextLoader:
             except BadRequestData as exc:
                 raise self._blame(exc, items, documents) from None
             self._remember_term_map(term_map)
-            return term_map
+            return self._used(term_map)
         raise BadRequestData("Invalid @context: too many nested @context references")
 
     async def document(self, url: str) -> dict[str, Any]:
@@ -164,7 +168,16 @@ class ContextLoader:
         assert entry.document is not None
         return entry.document
 
+    async def refetch(self, url: str) -> dict[str, Any]:
+        """Download ``url`` again past every cache (DELETE ?reload=true); caches are untouched."""
+        return await self._fetch(url)
+
     # -- term maps -------------------------------------------------------------------------
+
+    def _used(self, term_map: TermMap) -> TermMap:
+        if self._on_use is not None:
+            self._on_use(term_map.urls)
+        return term_map
 
     def _cached_term_map(self, key: tuple[str, ...]) -> TermMap | None:
         cached = self._term_maps.get(key)

@@ -142,12 +142,23 @@ class EntityService:
         schema = await self.schema(ctx, write=True)
         record = self._new_record(parsed, ctx.now)
         await self._validate(schema, ctx, record)
-        done = await self.repo.insert(
-            schema, [Write(record, self._event("created", ctx, None, record))]
-        )
+        write = Write(record, self._event("created", ctx, None, record))
+        done = await self.repo.insert(schema, [write])
+        if not done and await self._reap_expired(ctx, schema, [parsed.id]):
+            done = await self.repo.insert(schema, [write])
         if not done:
             raise AlreadyExists(f"entity {parsed.id} already exists")
         return parsed.id
+
+    async def _reap_expired(self, ctx: RequestContext, schema: str, ids: list[str]) -> bool:
+        """Delete (with their 'expired' events) entities that expired but were not swept yet."""
+        expired = await self.repo.get_expired(schema, ids)
+        if not expired:
+            return False
+        writes = [
+            Write(s.record, self._event("expired", ctx, s.record, None), s.version) for s in expired
+        ]
+        return bool(await self.repo.delete(schema, writes))
 
     # -------------------------------------------------------------- modify one
 
@@ -402,6 +413,32 @@ class EntityService:
             pending = [i for i in stored if i not in written]
         return done
 
+    async def purge_attributes(
+        self,
+        ctx: RequestContext,
+        ids: list[str],
+        *,
+        keep: frozenset[str] | None = None,
+        drop: frozenset[str] | None = None,
+    ) -> None:
+        """Purge with keep/drop (§5.6.21): strip attributes (IRIs) from each entity, one
+        update event each; entities deleted meanwhile are skipped."""
+
+        def stripping(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]] | None:
+            old = stored.record.attrs
+            attrs = {
+                k: v
+                for k, v in old.items()
+                if (keep is None or k in keep) and (drop is None or k not in drop)
+            }
+            if len(attrs) == len(old):
+                return None
+            removed = [k for k in old if k not in attrs]
+            return self._with_attrs(stored, attrs, ctx.now), "updated", removed
+
+        for entity_id in ids:
+            await self._modify(ctx, entity_id, stripping, missing_ok=True)
+
     async def batch_create(
         self, ctx: RequestContext, bodies: list[Any], contexts: EntryContexts = None
     ) -> BatchResult:
@@ -423,6 +460,9 @@ class EntityService:
             except NgsiLdError as err:
                 result.errors.append((_body_id(body), err))
         done = await self.repo.insert(schema, writes)
+        missing = [w for w in writes if w.record.id not in done]
+        if missing and await self._reap_expired(ctx, schema, [w.record.id for w in missing]):
+            done |= await self.repo.insert(schema, missing)
         for w in writes:
             if w.record.id in done:
                 result.success.append(w.record.id)

@@ -76,6 +76,7 @@ ATTRIBUTE_MEMBERS = frozenset(
         "deletedAt",
         "instanceId",
         "lang",
+        "expiresAt",
         "@context",
     }
 )
@@ -385,6 +386,10 @@ def parse_instance(
             if not isinstance(member, str) or not member:
                 raise BadRequestData(f"unitCode of {name!r} must be a non-empty string")
             inst["unitCode"] = member
+        elif key == "expiresAt":
+            if sub:
+                raise BadRequestData(f"sub-attribute {name!r} cannot expire on its own")
+            inst["expiresAt"] = check_datetime(member, f"expiresAt of {name!r}")
         elif key == "valueType":
             if not isinstance(member, str) or not member:
                 raise BadRequestData(f"valueType of {name!r} must be a non-empty string")

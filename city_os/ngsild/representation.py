@@ -8,6 +8,7 @@ attributes on request. Names are compacted through the request's cached term map
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from city_os.ngsild.entity import ATTRIBUTE_MEMBERS, Attrs, Instance
@@ -52,9 +53,16 @@ def render(record: EntityRecord, tm: TermCompactor, opts: RenderOptions) -> dict
         out["type"] = types[0] if len(types) == 1 else types
     if record.scopes and _keep("scope", opts):
         out["scope"] = record.scopes[0] if len(record.scopes) == 1 else list(record.scopes)
+    now: str | None = None
     for iri, instances in record.attrs.items():
         if not _keep_attr(iri, opts):
             continue
+        if any("expiresAt" in inst for inst in instances):
+            # Transient attribute instances (§4.22) vanish once expired.
+            now = now or datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            instances = [i for i in instances if _alive(i, now)]
+            if not instances:
+                continue
         rendered = [render_instance(inst, tm, opts) for inst in instances]
         out[tm.compact_attr(iri)] = rendered[0] if len(rendered) == 1 else rendered
     if record.expires_at and _keep("expiresAt", opts):
@@ -63,6 +71,19 @@ def render(record: EntityRecord, tm: TermCompactor, opts: RenderOptions) -> dict
         out["createdAt"] = record.created_at
         out["modifiedAt"] = record.modified_at
     return out
+
+
+def _alive(inst: Instance, now: str) -> bool:
+    expires = inst.get("expiresAt")
+    if not isinstance(expires, str):
+        return True
+    try:
+        when = datetime.fromisoformat(expires.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when > datetime.fromisoformat(now.replace("Z", "+00:00"))
 
 
 def _keep(member: str, opts: RenderOptions) -> bool:

@@ -13,7 +13,8 @@ CREATE TABLE IF NOT EXISTS cityos.jsonld_contexts (
     id          text PRIMARY KEY,          -- local id (urn:ngsi-ld:... or a random token)
     url         text NOT NULL UNIQUE,      -- the URL it is known by
     kind        text NOT NULL,             -- Hosted | Cached | ImplicitlyCreated
-    body        jsonb NOT NULL,
+    tenant      text,                      -- NGSILD-Tenant that added a Hosted one; else NULL
+    body        jsonb NOT NULL,            -- the JSON-LD document: {"@context": ...}
     created_at  timestamptz NOT NULL DEFAULT now(),
     last_used   timestamptz,
     uses        bigint NOT NULL DEFAULT 0

@@ -25,6 +25,12 @@ def _migration(name: str) -> str:
     return (resources.files("city_os.store") / "migrations" / name).read_text("utf-8")
 
 
+def _global_migrations() -> list[str]:
+    """The numbered global migrations (``0001_core.sql``, ``0002_…``), in order."""
+    folder = resources.files("city_os.store") / "migrations"
+    return sorted(p.name for p in folder.iterdir() if re.fullmatch(r"\d{4}_\w+\.sql", p.name))
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "jsonb",
@@ -48,10 +54,11 @@ async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
 
 
 async def migrate(conn: asyncpg.Connection) -> None:
-    """Apply the global migration and bring every existing tenant schema up to date."""
+    """Apply the global migrations in order and bring every existing tenant schema up to date."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_TENANTS)
-        await conn.execute(_migration("0001_core.sql"))
+        for name in _global_migrations():
+            await conn.execute(_migration(name))
         for row in await conn.fetch("SELECT schema_name FROM cityos.tenants"):
             await conn.execute(tenant_ddl(row["schema_name"]))
 

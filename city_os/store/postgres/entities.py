@@ -129,6 +129,10 @@ WITH x AS (
   RETURNING e.id
 ), ob AS ({_OUTBOX.format(done="del", p="$2")})
 SELECT del.id, pg_notify('{NOTIFY_CHANNEL}', '') FROM del"""
+        self.expired_by_id = (
+            f"SELECT {_COLUMNS} FROM {s}.entities WHERE id = ANY($1::text[])"
+            " AND expires_at <= now()"
+        )
         self.expired = f"""
 SELECT {_COLUMNS} FROM {s}.entities
 WHERE expires_at <= now() ORDER BY expires_at LIMIT $1"""
@@ -228,6 +232,11 @@ class EntityRepository:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(sql, *args)
         return [r["id"] for r in rows]
+
+    async def get_expired(self, schema: str, ids: list[str]) -> list[Stored]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(self.sql(schema).expired_by_id, ids)
+        return [_record(r) for r in rows]
 
     async def expired(self, schema: str, limit: int) -> list[Stored]:
         async with self._pool.acquire() as conn:

@@ -1,0 +1,204 @@
+"""The ceilings the API is compared with, each measured in the same run on the same machine.
+
+* ``http``: a minimal aiohttp + uvloop app answering the same routes with fixed responses after
+  reading (and JSON-parsing) the body: what the HTTP layer alone allows.
+* ``null``: a raw asyncio protocol answering every request with a fixed response, the cheapest
+  server possible: what the load client itself allows (its own ceiling).
+* ``db``: raw asyncpg against a plain ``(id text, doc jsonb)`` table: the same JSON inserted,
+  fetched, patched or batch-inserted at the same concurrency through a pool of the same size.
+
+``python -m bench.ceilings http|null PORT`` runs a server in its own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import resource
+import sys
+import time
+
+import orjson
+
+from bench.loadgen import LoadResult
+from bench.workload import (
+    BATCH_SIZE,
+    PREFIX,
+    Scenario,
+    batch_json,
+    entity_id,
+    entity_json,
+    retrieved_json,
+)
+
+# ------------------------------------------------------------------------------------ http
+
+
+def http_app() -> object:
+    from aiohttp import web
+
+    async def create(request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        return web.Response(status=201, headers={"Location": f"{PREFIX}/entities/{body['id']}"})
+
+    async def retrieve(request: web.Request) -> web.Response:
+        eid = request.match_info["entityId"]
+        return web.Response(body=retrieved_json(eid), content_type="application/json")
+
+    async def patch(request: web.Request) -> web.Response:
+        orjson.loads(await request.read())
+        return web.Response(status=204)
+
+    async def batch(request: web.Request) -> web.Response:
+        ids = [e["id"] for e in orjson.loads(await request.read())]
+        return web.Response(status=201, body=orjson.dumps(ids), content_type="application/json")
+
+    app = web.Application(client_max_size=2 * 1024 * 1024)
+    app.router.add_post(PREFIX + "/entities", create)
+    app.router.add_get(PREFIX + "/entities/{entityId}", retrieve)
+    app.router.add_patch(PREFIX + "/entities/{entityId}/attrs/{attrId}", patch)
+    app.router.add_post(PREFIX + "/entityOperations/create", batch)
+    return app
+
+
+class _NullServer(asyncio.Protocol):
+    """Answers each complete request (header + Content-Length body) with a fixed 201/200/204."""
+
+    _ANSWERS = {
+        b"P": b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+        b"G": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+    }
+    _PATCH = b"HTTP/1.1 204 No Content\r\n\r\n"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.buf = b""
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf + data
+        out = []
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            head = buf[:end]
+            i = head.find(b"Content-Length: ")
+            length = int(head[i + 16 : head.find(b"\r\n", i)]) if i >= 0 else 0
+            if len(buf) < end + 4 + length:
+                break
+            out.append(self._PATCH if head[:2] == b"PA" else self._ANSWERS[head[:1]])
+            buf = buf[end + 4 + length :]
+        self.buf = buf
+        if out:
+            self.transport.write(b"".join(out))
+
+
+def serve(kind: str, port: int) -> None:
+    import uvloop
+
+    if kind == "http":
+        from aiohttp import web
+
+        uvloop.install()
+        web.run_app(http_app(), host="127.0.0.1", port=port, access_log=None, print=None)  # type: ignore[arg-type]
+        return
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(_NullServer, "127.0.0.1", port)
+        async with server:
+            await server.serve_forever()
+
+    uvloop.run(main())
+
+
+# -------------------------------------------------------------------------------------- db
+
+SETUP = "DROP TABLE IF EXISTS bench_raw; CREATE TABLE bench_raw (id text PRIMARY KEY, doc jsonb)"
+_SQL = {
+    "create": "INSERT INTO bench_raw (id, doc) VALUES ($1, $2::jsonb)",
+    "retrieve": "SELECT doc FROM bench_raw WHERE id = $1",
+    "update": "UPDATE bench_raw SET doc = jsonb_set(doc, '{temperature,value}', $2::jsonb) "
+    "WHERE id = $1",
+    "batch": "INSERT INTO bench_raw (id, doc) "
+    "SELECT d->>'id', d FROM jsonb_array_elements($1::jsonb) AS d",
+}
+
+
+async def _db(
+    dsn: str, sc: Scenario, concurrency: int, pool_size: int, warmup: float, duration: float
+) -> LoadResult:
+    import asyncpg
+
+    pool = await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size)
+    assert pool is not None
+    sql = _SQL[sc.kind]
+    pick = random.Random(42).randrange
+
+    def args(seq: int) -> tuple[object, ...]:
+        if sc.kind == "create":
+            eid = entity_id(sc.prefix, seq)
+            return eid, entity_json(eid).decode()
+        if sc.kind == "batch":
+            return (batch_json(sc.prefix, seq * BATCH_SIZE).decode(),)
+        eid = entity_id(sc.seed_prefix, pick(sc.existing))
+        return (eid,) if sc.kind == "retrieve" else (eid, str(seq % 400 / 10))
+
+    res = LoadResult()
+    lat: list[float] = []
+    counter = 0
+    clock = time.perf_counter
+    t0 = clock() + warmup
+    t1 = t0 + duration
+
+    async def worker() -> None:
+        nonlocal counter
+        while True:
+            seq = counter
+            counter += 1
+            a = args(seq)
+            start = clock()
+            if start >= t1:
+                return
+            try:
+                async with pool.acquire() as conn:
+                    if sc.kind == "retrieve":
+                        ok = await conn.fetchval(sql, *a) is not None
+                    else:
+                        ok = not (await conn.execute(sql, *a)).endswith(" 0")
+            except asyncpg.PostgresError:
+                ok = False
+            if start >= t0:
+                lat.append(clock() - start)
+                if ok:
+                    res.ops += 1
+                else:
+                    res.errors += 1
+
+    tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    await asyncio.sleep(max(0.0, t0 - clock()))
+    ru0, w0 = resource.getrusage(resource.RUSAGE_SELF), clock()
+    await asyncio.gather(*tasks)
+    ru1, w1 = resource.getrusage(resource.RUSAGE_SELF), clock()
+    await pool.close()
+    res.seconds = duration
+    res.client_cpu = (ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime) / (w1 - w0)
+    res.sent = counter
+    if lat:
+        lat.sort()
+        res.p50_ms = lat[len(lat) // 2] * 1000
+        res.p99_ms = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+    return res
+
+
+def run_db(
+    dsn: str, sc: Scenario, concurrency: int, pool_size: int, warmup: float, duration: float
+) -> LoadResult:
+    """The raw asyncpg ceiling of one scenario (run in the client process, not the bench's)."""
+    import uvloop
+
+    return uvloop.run(_db(dsn, sc, concurrency, pool_size, warmup, duration))
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], int(sys.argv[2]))

@@ -1,0 +1,32 @@
+"""One `city-os serve` worker that shares its port with others (SO_REUSEPORT): the kernel spreads
+connections over the workers. Used by ``python -m bench --workers N`` to measure what N processes
+gain; `city-os serve` itself has no such option yet.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import uvloop
+from aiohttp import web
+
+from city_os.app import create_app
+from city_os.config import Settings
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level)
+    uvloop.install()
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        reuse_port=True,
+        access_log=None,
+        print=None,  # type: ignore[arg-type]
+    )
+
+
+if __name__ == "__main__":
+    main()

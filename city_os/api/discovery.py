@@ -1,0 +1,61 @@
+"""Discovery resources (§5.7.5-5.7.10, §6.25-6.28): /types, /types/{type}, /attributes,
+/attributes/{attrId}.
+
+Layer: api/. Only the query parameters the spec defines for each resource are accepted
+(§6.3.20: anything else is 400 InvalidRequest).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from city_os.api.http import negotiate, read_context, respond
+from city_os.api.keys import DISCOVERY
+from city_os.errors import BadRequestData, InvalidRequest
+
+routes = web.RouteTableDef()
+PREFIX = "/ngsi-ld/v1"
+_LIST_PARAMS = frozenset({"details", "local", "count"})
+_ITEM_PARAMS = frozenset({"local"})
+
+
+def _details(request: web.Request, allowed: frozenset[str]) -> bool:
+    unknown = set(request.query) - allowed
+    if unknown:
+        raise InvalidRequest(f"unknown query parameters: {', '.join(sorted(unknown))}")
+    raw = request.query.get("details", "false")
+    if raw not in ("true", "false"):
+        raise BadRequestData("details must be true or false")
+    return raw == "true"
+
+
+@routes.get(PREFIX + "/types")
+async def entity_types(request: web.Request) -> web.Response:
+    ctx = await read_context(request)
+    details = _details(request, _LIST_PARAMS)
+    body = await request.app[DISCOVERY].types(ctx, details=details)
+    return respond(body, ctx, negotiate(request))
+
+
+@routes.get(PREFIX + "/types/{type}")
+async def entity_type(request: web.Request) -> web.Response:
+    ctx = await read_context(request)
+    _details(request, _ITEM_PARAMS)
+    body = await request.app[DISCOVERY].type_info(ctx, request.match_info["type"])
+    return respond(body, ctx, negotiate(request))
+
+
+@routes.get(PREFIX + "/attributes")
+async def attributes(request: web.Request) -> web.Response:
+    ctx = await read_context(request)
+    details = _details(request, _LIST_PARAMS)
+    body = await request.app[DISCOVERY].attributes(ctx, details=details)
+    return respond(body, ctx, negotiate(request))
+
+
+@routes.get(PREFIX + "/attributes/{attrId}")
+async def attribute(request: web.Request) -> web.Response:
+    ctx = await read_context(request)
+    _details(request, _ITEM_PARAMS)
+    body = await request.app[DISCOVERY].attribute(ctx, request.match_info["attrId"])
+    return respond(body, ctx, negotiate(request))

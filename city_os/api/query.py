@@ -1,0 +1,266 @@
+"""Query and purge entities (§5.7.2, §5.6.21, §6.4.3.2, §6.23): GET and DELETE /entities,
+POST /entityOperations/query.
+
+Layer: api/. Reads the selection from query parameters (or the Query body), calls QueryService
+and writes the page with the shared output options, ``NGSILD-Results-Count`` and prev/next
+``Link`` headers (§5.5.9).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from city_os.api.http import (
+    GEOJSON,
+    JSON,
+    JSONLD,
+    body_context,
+    csv_param,
+    negotiate,
+    read_context,
+    read_json,
+    request_context,
+    respond,
+)
+from city_os.api.keys import QUERIES, SETTINGS
+from city_os.api.output import render_options
+from city_os.core.entities import RequestContext
+from city_os.core.query import (
+    EntityQuery,
+    Page,
+    QueryResult,
+    attribute_names,
+    entity_query,
+    selector,
+)
+from city_os.errors import BadRequestData
+from city_os.ngsild.entity import expand_attr_name
+from city_os.ngsild.query.geo import geoq_from_json, parse_geoq
+from city_os.ngsild.query.q import parse_q
+from city_os.ngsild.query.scope import parse_scopeq
+from city_os.ngsild.query.type_selection import parse_type_selection
+from city_os.ngsild.representation import RenderOptions, render, to_feature
+
+routes = web.RouteTableDef()
+PREFIX = "/ngsi-ld/v1"
+COUNT_HEADER = "NGSILD-Results-Count"
+_LINK_SAFE = ":/.*-_~!$'()+;=@[]"
+
+
+def _flag(value: Any, name: str) -> bool | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return bool(value == "true")
+    raise BadRequestData(f"{name} must be true or false")
+
+
+def _natural(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise BadRequestData(f"{name} must be a non-negative integer, got {raw!r}")
+    return int(raw)
+
+
+def _page(request: web.Request) -> Page:
+    settings = request.app[SETTINGS]
+    limit = _natural(request, "limit", settings.default_page_size)
+    if limit > settings.max_page_size:
+        raise BadRequestData(f"limit must not exceed {settings.max_page_size}")
+    count = bool(_flag(request.query.get("count"), "count"))
+    if limit == 0 and not count:
+        raise BadRequestData("limit=0 is only allowed together with count=true")
+    return Page(limit=limit, offset=_natural(request, "offset", 0), count=count)
+
+
+def _type_param(raw: str | None) -> tuple[Any, bool]:
+    if raw is None:
+        return None, False
+    if raw.strip() == "*":
+        return None, True
+    return parse_type_selection(raw), False
+
+
+def _params_query(request: web.Request, ctx: RequestContext) -> EntityQuery:
+    """The selection of GET/DELETE /entities from its query parameters."""
+    query = request.query
+    types, all_types = _type_param(query.get("type"))
+    attrs = csv_param(request, "attrs")
+    q = query.get("q")
+    scope = query.get("scopeQ")
+    return entity_query(
+        selectors=(selector(types, csv_param(request, "id"), query.get("idPattern")),),
+        attrs=attribute_names(ctx, attrs) if attrs else (),
+        q=parse_q(q) if q is not None else None,
+        geo=parse_geoq(
+            query.get("georel"),
+            query.get("geometry"),
+            query.get("coordinates"),
+            query.get("geoproperty"),
+        ),
+        scope=parse_scopeq(scope) if scope is not None else None,
+        local=_flag(query.get("local"), "local"),
+        datasets=csv_param(request, "datasetId"),
+        all_types=all_types,
+    )
+
+
+def _strings(value: Any, name: str) -> list[str] | None:
+    """A body member holding names: an array of strings or a comma-separated string."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+        raise BadRequestData(f"{name} must be a non-empty array of strings")
+    if not items:
+        raise BadRequestData(f"{name} must not be empty")
+    return [i.strip() for i in items]
+
+
+def _body_query(ctx: RequestContext, body: dict[str, Any]) -> EntityQuery:
+    """The selection of a Query data type (§5.2.23) sent to /entityOperations/query."""
+    if body.get("type") != "Query":
+        raise BadRequestData('the body must be a Query: "type": "Query"')
+    if "temporalQ" in body:
+        raise BadRequestData("temporalQ only applies to temporal queries")
+    if "joinLevel" in body and (not isinstance(body["joinLevel"], int) or body["joinLevel"] < 1):
+        raise BadRequestData("joinLevel must be a positive integer")
+    selectors = []
+    entities = body.get("entities")
+    if entities is not None:
+        if not isinstance(entities, list) or not entities:
+            raise BadRequestData("entities must be a non-empty array of EntitySelectors")
+        for item in entities:
+            if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+                raise BadRequestData("every EntitySelector needs a type")
+            ids = item.get("id")
+            if ids is not None and not isinstance(ids, list):
+                ids = [ids]
+            pattern = item.get("idPattern")
+            if pattern is not None and not isinstance(pattern, str):
+                raise BadRequestData("idPattern must be a string")
+            selectors.append(selector(parse_type_selection(item["type"]), ids, pattern))
+    attrs = _strings(body.get("attrs"), "attrs")
+    q, scope = body.get("q"), body.get("scopeQ")
+    if q is not None and not isinstance(q, str):
+        raise BadRequestData("q must be a string")
+    if scope is not None and not isinstance(scope, str):
+        raise BadRequestData("scopeQ must be a string")
+    return entity_query(
+        selectors=tuple(selectors),
+        attrs=attribute_names(ctx, attrs) if attrs else (),
+        q=parse_q(q) if q is not None else None,
+        geo=geoq_from_json(body["geoQ"]) if body.get("geoQ") is not None else None,
+        scope=parse_scopeq(scope) if scope is not None else None,
+        local=_flag(body.get("local"), "local"),
+        datasets=_strings(body.get("datasetId"), "datasetId"),
+    )
+
+
+def _body_options(ctx: RequestContext, opts: RenderOptions, body: dict[str, Any]) -> RenderOptions:
+    def names(key: str) -> frozenset[str] | None:
+        raw = _strings(body.get(key), key)
+        if raw is None:
+            return getattr(opts, key)  # type: ignore[no-any-return]
+        special = {"id", "type", "scope"}
+        return frozenset(n if n in special else expand_attr_name(ctx.terms, n) for n in raw)
+
+    pick, omit = names("pick"), names("omit")
+    if pick is not None and omit is not None:
+        raise BadRequestData("pick and omit cannot be used together")
+    lang = body.get("lang", opts.lang)
+    return replace(opts, attrs=names("attrs"), pick=pick, omit=omit, lang=lang)
+
+
+def _pagination_links(request: web.Request, page: Page, more: bool, media: str) -> list[str]:
+    def link(offset: int, rel: str) -> str:
+        params = {k: v for k, v in request.query.items() if k not in ("offset", "limit")}
+        params.update(limit=str(page.limit), offset=str(offset))
+        query = "&".join(
+            f"{quote(k, safe=_LINK_SAFE)}={quote(v, safe=_LINK_SAFE)}"
+            for k, v in sorted(params.items())
+        )
+        return f'<{request.path}?{query}>; rel="{rel}"; type="{media}"'
+
+    if page.limit == 0:
+        return []
+    links = []
+    if page.offset > 0:
+        links.append(link(max(page.offset - page.limit, 0), "prev"))
+    if more:
+        links.append(link(page.offset + page.limit, "next"))
+    return links
+
+
+def _respond(
+    request: web.Request,
+    ctx: RequestContext,
+    result: QueryResult,
+    opts: RenderOptions,
+    page: Page,
+    *,
+    links: bool,
+) -> web.Response:
+    media = negotiate(request, (JSON, JSONLD, GEOJSON))
+    bodies = [render(r, ctx.terms, opts) for r in result.records]
+    headers = {COUNT_HEADER: str(result.total)} if result.total is not None else {}
+    if media == GEOJSON:
+        geometry = opts.geometry_property
+        assert geometry is not None
+        features = [
+            to_feature(r, b, geometry, ctx.terms)
+            for r, b in zip(result.records, bodies, strict=True)
+        ]
+        collection = {"type": "FeatureCollection", "features": features}
+        response = respond(collection, ctx, JSON, headers=headers, content_type=GEOJSON)
+    else:
+        response = respond(bodies, ctx, media, headers=headers)
+    if links:
+        for value in _pagination_links(request, page, result.more, media):
+            response.headers.add("Link", value)
+    return response
+
+
+@routes.get(PREFIX + "/entities")
+async def query_entities(request: web.Request) -> web.Response:
+    ctx = await read_context(request)
+    opts = render_options(request, ctx)
+    query, page = _params_query(request, ctx), _page(request)
+    result = await request.app[QUERIES].query(ctx, query, page)
+    return _respond(request, ctx, result, opts, page, links=True)
+
+
+@routes.post(PREFIX + "/entityOperations/query")
+async def query_entities_post(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise BadRequestData("the body must be a Query object")
+    ctx = await request_context(request, body_context(request, body))
+    opts = _body_options(ctx, render_options(request, ctx), body)
+    query, page = _body_query(ctx, body), _page(request)
+    result = await request.app[QUERIES].query(ctx, query, page)
+    return _respond(request, ctx, result, opts, page, links=False)
+
+
+@routes.delete(PREFIX + "/entities")
+async def purge_entities(request: web.Request) -> web.Response:
+    ctx = await read_context(request)
+    keep, drop = csv_param(request, "keep"), csv_param(request, "drop")
+    if keep is not None and drop is not None:
+        raise BadRequestData("keep and drop cannot be used together")
+    query = _params_query(request, ctx)
+    await request.app[QUERIES].purge(
+        ctx,
+        query,
+        keep=frozenset(attribute_names(ctx, keep)) if keep else None,
+        drop=frozenset(attribute_names(ctx, drop)) if drop else None,
+    )
+    return web.Response(status=204)

@@ -1,0 +1,106 @@
+"""Discovery of entity types and attributes (§5.7.5-5.7.10): what a tenant holds right now.
+
+Layer: core/. Aggregates come from the store over all live entities of the tenant; names are
+compacted with the request's @context into the EntityTypeList, EntityType, EntityTypeInfo,
+AttributeList and Attribute shapes of §5.2.24-5.2.29.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from city_os.core.entities import EntityService, RequestContext
+from city_os.errors import ResourceNotFound
+from city_os.store.postgres.query import AttributeStats, QueryRepository
+
+
+def _list_id(kind: str) -> str:
+    return f"urn:ngsi-ld:{kind}:{uuid.uuid4()}"
+
+
+class DiscoveryService:
+    def __init__(self, entities: EntityService, repo: QueryRepository) -> None:
+        self.entities = entities
+        self.repo = repo
+
+    async def types(self, ctx: RequestContext, *, details: bool) -> Any:
+        schema = await self.entities.schema(ctx, write=False)
+        found = await self.repo.types(schema)
+        tm = ctx.terms
+        if not details:
+            return {
+                "id": _list_id("EntityTypeList"),
+                "type": "EntityTypeList",
+                "typeList": [tm.compact_type(t) for t in found],
+            }
+        return [
+            {
+                "id": iri,
+                "type": "EntityType",
+                "typeName": tm.compact_type(iri),
+                "attributeNames": [tm.compact_attr(a) for a in attrs],
+            }
+            for iri, attrs in found.items()
+        ]
+
+    async def type_info(self, ctx: RequestContext, name: str) -> dict[str, Any]:
+        schema = await self.entities.schema(ctx, write=False)
+        iri = ctx.terms.expand_type(name)
+        count, attrs = await self.repo.type_info(schema, iri)
+        if count == 0:
+            raise ResourceNotFound(f"no entity of type {name} exists")
+        tm = ctx.terms
+        return {
+            "id": iri,
+            "type": "EntityTypeInfo",
+            "typeName": tm.compact_type(iri),
+            "entityCount": count,
+            "attributeDetails": [
+                {
+                    "id": attr,
+                    "type": "Attribute",
+                    "attributeName": tm.compact_attr(attr),
+                    "attributeTypes": kinds,
+                }
+                for attr, kinds in attrs.items()
+            ],
+        }
+
+    async def attributes(self, ctx: RequestContext, *, details: bool) -> Any:
+        schema = await self.entities.schema(ctx, write=False)
+        stats = await self.repo.attributes(schema)
+        tm = ctx.terms
+        if not details:
+            return {
+                "id": _list_id("AttributeList"),
+                "type": "AttributeList",
+                "attributeList": [tm.compact_attr(s.iri) for s in stats],
+            }
+        return [
+            {
+                "id": s.iri,
+                "type": "Attribute",
+                "attributeName": tm.compact_attr(s.iri),
+                "typeNames": [tm.compact_type(t) for t in s.types],
+            }
+            for s in stats
+        ]
+
+    async def attribute(self, ctx: RequestContext, name: str) -> dict[str, Any]:
+        schema = await self.entities.schema(ctx, write=False)
+        iri = ctx.terms.expand_attr(name)
+        stats: list[AttributeStats] = []
+        if iri is not None and not iri.startswith("@"):
+            stats = await self.repo.attributes(schema, iri)
+        if not stats:
+            raise ResourceNotFound(f"no entity has an attribute {name}")
+        s, tm = stats[0], ctx.terms
+        return {
+            "id": s.iri,
+            "type": "Attribute",
+            "attributeName": tm.compact_attr(s.iri),
+            "attributeCount": s.count,
+            "attributeTypes": s.kinds,
+            "typeNames": [tm.compact_type(t) for t in s.types],
+        }

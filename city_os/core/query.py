@@ -1,0 +1,186 @@
+"""Query and purge entities (§5.7.2, §5.6.21): what a selection means, independent of HTTP and SQL.
+
+Layer: core/. Builds a ``Selection`` from the already-parsed NGSI-LD expressions, enforces the
+rules on which parameters must be present, pages through the store and trims the result to the
+requested dataset instances. Purge deletes every match through ``EntityService`` (one outbox
+event per entity), or strips attributes (``keep``/``drop``) through the normal update path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from city_os.core.entities import EntityService, RequestContext
+from city_os.errors import BadRequestData
+from city_os.ngsild.entity import SYSTEM_MEMBERS, check_entity_id, expand_attr_name
+from city_os.ngsild.query.ast import (
+    And,
+    Comparison,
+    Exists,
+    GeoQuery,
+    Or,
+    Pattern,
+    QExpr,
+    ScopeExpr,
+    TypeExpr,
+)
+from city_os.ngsild.representation import EntityRecord
+from city_os.store.postgres.query import EntitySelector, Names, QueryRepository, Selection
+
+# Entity members that are never attributes (`attrs=id` is a client error, §4.5.1).
+NOT_ATTRIBUTES = frozenset({"id", "type", "scope", "@id", "@type", *SYSTEM_MEMBERS, "expiresAt"})
+NO_DATASET = "@none"
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int = 0
+    count: bool = False
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    records: list[EntityRecord]
+    total: int | None  # with count=true
+    more: bool = False  # entities after this page
+
+
+@dataclass(frozen=True)
+class EntityQuery:
+    """A parsed query: selection plus what only the core needs to know."""
+
+    selection: Selection
+    local: bool | None = None  # None: not given
+    datasets: frozenset[str] | None = None  # datasetId projection; "@none" = default instance
+    all_types: bool = False  # type=*
+
+
+def names(ctx: RequestContext) -> Names:
+    return Names(type=ctx.terms.expand_type, attr=lambda term: expand_attr_name(ctx.terms, term))
+
+
+def attribute_names(ctx: RequestContext, raw: list[str]) -> tuple[str, ...]:
+    """The ``attrs`` filter as IRIs; entity members and linked projections are refused."""
+    out: list[str] = []
+    for name in raw:
+        if name in NOT_ATTRIBUTES:
+            raise BadRequestData(f"attrs: {name!r} is an entity member, not an attribute")
+        if "{" in name or "}" in name:
+            raise BadRequestData(f"attrs: linked entity projection {name!r} is not allowed here")
+        out.append(expand_attr_name(ctx.terms, name))
+    return tuple(dict.fromkeys(out))
+
+
+def selector(
+    types: TypeExpr | None, ids: list[str] | None, id_pattern: str | None
+) -> EntitySelector:
+    checked = tuple(check_entity_id(i) for i in ids) if ids else ()
+    return EntitySelector(types=types, ids=checked, id_pattern=id_pattern)
+
+
+def entity_query(
+    *,
+    selectors: tuple[EntitySelector, ...],
+    attrs: tuple[str, ...] = (),
+    q: QExpr | None = None,
+    geo: GeoQuery | None = None,
+    scope: ScopeExpr | None = None,
+    local: bool | None = None,
+    datasets: list[str] | None = None,
+    all_types: bool = False,
+) -> EntityQuery:
+    if all_types and local is False:
+        raise BadRequestData("type=* selects local entities only; it cannot go with local=false")
+    return EntityQuery(
+        Selection(selectors, attrs, q, geo, scope),
+        local=local,
+        datasets=frozenset(datasets) if datasets else None,
+        all_types=all_types,
+    )
+
+
+def _q_names(expr: QExpr) -> list[tuple[str, bool]]:
+    """(attribute name, linked?) for every term of a q expression."""
+    if isinstance(expr, And | Or):
+        return [n for t in expr.terms for n in _q_names(t)]
+    assert isinstance(expr, Comparison | Pattern | Exists)
+    return [(expr.path.names[0], expr.path.link is not None)]
+
+
+def _has_types(sel: Selection) -> bool:
+    return any(s.types is not None for s in sel.selectors)
+
+
+class QueryService:
+    def __init__(self, entities: EntityService, repo: QueryRepository) -> None:
+        self.entities = entities
+        self.repo = repo
+
+    async def query(self, ctx: RequestContext, query: EntityQuery, page: Page) -> QueryResult:
+        sel = query.selection
+        if not (
+            _has_types(sel)
+            or query.all_types
+            or sel.attrs
+            or sel.q is not None
+            or sel.geo is not None
+            or query.local
+        ):
+            raise BadRequestData(
+                "a query needs at least one of type, attrs, q or a geoquery (or local=true)"
+            )
+        schema = await self.entities.schema(ctx, write=False)
+        # One row beyond the page tells whether a next page exists without counting.
+        limit = page.limit + 1 if page.limit else 0
+        stored, total = await self.repo.page(
+            schema, sel, names(ctx), limit=limit, offset=page.offset, count=page.count
+        )
+        records = [s.record for s in stored[: page.limit]]
+        if query.datasets is not None:
+            records = [_only_datasets(r, query.datasets) for r in records]
+        return QueryResult(records, total, more=len(stored) > page.limit)
+
+    async def purge(
+        self,
+        ctx: RequestContext,
+        query: EntityQuery,
+        *,
+        keep: frozenset[str] | None = None,
+        drop: frozenset[str] | None = None,
+    ) -> None:
+        """Delete matching entities, or only attributes of them (§5.6.21)."""
+        sel = query.selection
+        q_names = _q_names(sel.q) if sel.q is not None else []
+        if any(linked for _, linked in q_names):
+            raise BadRequestData("purge: q cannot follow relationships (linked entity queries)")
+        qualifying = (
+            _has_types(sel)
+            or query.all_types
+            or sel.attrs
+            or any(n not in NOT_ATTRIBUTES for n, _ in q_names)
+            or sel.geo is not None
+            or query.local
+        )
+        if not qualifying:
+            raise BadRequestData(
+                "purge needs type, attrs, q on a non-system attribute or a geoquery "
+                "(or local=true); id and idPattern alone are not enough"
+            )
+        if keep is not None and drop is not None:
+            raise BadRequestData("purge: keep and drop cannot be combined")
+        schema = await self.entities.schema(ctx, write=False)
+        ids = await self.repo.ids(schema, sel, names(ctx))
+        if keep is None and drop is None:
+            await self.entities.delete_many(ctx, schema, ids, "purged")
+            return
+        await self.entities.purge_attributes(ctx, ids, keep=keep, drop=drop)
+
+
+def _only_datasets(record: EntityRecord, datasets: frozenset[str]) -> EntityRecord:
+    attrs = {}
+    for iri, instances in record.attrs.items():
+        kept = [i for i in instances if i.get("datasetId", NO_DATASET) in datasets]
+        if kept:
+            attrs[iri] = kept
+    return replace(record, attrs=attrs)

@@ -1,0 +1,144 @@
+"""Prometheus metrics: the one place city-os defines them.
+
+Layer: observability/. One ``Metrics`` object per process (created by ``create_app``, or by the
+``city-os relay`` command) owns its own ``CollectorRegistry``, so tests can build many apps
+without name clashes and nothing lives at module level. Hot paths (every HTTP request, every
+entity written) touch cached label children only: one dict lookup, one histogram observe and
+one counter increment. Gauges that need the database (outbox backlog, age of the oldest
+unpublished event) are computed on scrape by ``render``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Request latencies of a broker: most answers in a few ms, slow queries up to seconds.
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+PUBLISH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class _Child:
+    """The two cached children one HTTP request touches."""
+
+    __slots__ = ("count", "latency")
+
+    def __init__(self, count: Any, latency: Any) -> None:
+        self.count = count
+        self.latency = latency
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter(
+            "cityos_http_requests_total",
+            "HTTP requests by route (canonical path), method and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "cityos_http_request_duration_seconds",
+            "HTTP request latency by route (canonical path) and method",
+            ["route", "method"],
+            buckets=HTTP_BUCKETS,
+            registry=r,
+        )
+        self.entities_written = Counter(
+            "cityos_entities_written_total",
+            "Entity changes committed, by operation (event kind) and tenant",
+            ["operation", "tenant"],
+            registry=r,
+        )
+        self.events_published = Counter(
+            "cityos_events_published_total",
+            "Outbox events published to Kafka (acknowledged by the broker)",
+            registry=r,
+        )
+        self.publish_errors = Counter(
+            "cityos_relay_errors_total",
+            "Outbox relay failures by stage (kafka = connect/produce, database = outbox access)",
+            ["stage"],
+            registry=r,
+        )
+        self.publish_batch = Histogram(
+            "cityos_relay_batch_duration_seconds",
+            "Time to publish one outbox batch and mark it published",
+            buckets=PUBLISH_BUCKETS,
+            registry=r,
+        )
+        self.relay_active = Gauge(
+            "cityos_relay_active",
+            "1 while this process holds the relay lock (the active relay), 0 on standby",
+            registry=r,
+        )
+        self.outbox_backlog = Gauge(
+            "cityos_outbox_backlog_events",
+            "Outbox events not yet published (computed on scrape)",
+            registry=r,
+        )
+        self.outbox_oldest_age = Gauge(
+            "cityos_outbox_oldest_unpublished_age_seconds",
+            "Age of the oldest unpublished outbox event; 0 when the backlog is empty",
+            registry=r,
+        )
+        self.db_pool = Gauge(
+            "cityos_db_pool_connections",
+            "PostgreSQL pool connections by state (in_use, idle, max)",
+            ["state"],
+            registry=r,
+        )
+        self._http: dict[tuple[str, str, int], _Child] = {}
+        self._written: dict[tuple[str, str], Any] = {}
+        # Refreshers run before each scrape (outbox backlog, pool usage); set by the app.
+        self.collectors: list[Callable[[Metrics], Awaitable[None]]] = []
+
+    # ------------------------------------------------------------- hot paths
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        child = self._http.get(key)
+        if child is None:
+            child = self._http[key] = _Child(
+                self.http_requests.labels(route, method, str(status)),
+                self.http_latency.labels(route, method),
+            )
+        child.count.inc()
+        child.latency.observe(seconds)
+
+    def entity_written(self, operation: str, tenant: str, count: int = 1) -> None:
+        key = (operation, tenant)
+        child = self._written.get(key)
+        if child is None:
+            child = self._written[key] = self.entities_written.labels(operation, tenant)
+        child.inc(count)
+
+    # ---------------------------------------------------------------- scrape
+
+    async def render(self) -> bytes:
+        for collect in self.collectors:
+            await collect(self)
+        return generate_latest(self.registry)
+
+
+def pool_collector(pool: Any) -> Callable[[Metrics], Awaitable[None]]:
+    """Pool usage from asyncpg's own counters (no query)."""
+
+    async def collect(metrics: Metrics) -> None:
+        size, idle = pool.get_size(), pool.get_idle_size()
+        metrics.db_pool.labels("in_use").set(size - idle)
+        metrics.db_pool.labels("idle").set(idle)
+        metrics.db_pool.labels("max").set(pool.get_max_size())
+
+    return collect
+
+
+def now() -> float:
+    """The clock latency is measured with."""
+    return time.perf_counter()

@@ -1,0 +1,204 @@
+"""Schema registry, hot path: the active schema of every (tenant, entity type) held in memory.
+
+Layer: registry/. ``ActiveSchemas.validate`` is the ``EntityService.validators`` hook: a dict
+lookup per entity type, then projection and validation with a validator compiled once per schema
+content (``ValidatorCache`` keyed by digest) and the term map of the schema's @context — never a
+database query per write. The map is loaded at start and refreshed on change: the process that
+changes the registry refreshes the (tenant, type) itself right after commit, and every process
+LISTENs on ``cityos_schemas`` (the change's transaction NOTIFYs it) and refreshes too; after a lost
+listener connection it reconnects and reloads everything, since notifications may have been
+missed. Refreshes are serialised, and each reads the committed state, so the last one wins with
+the newest state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+
+from city_os.core.contexts import ContextLoader
+from city_os.ngsild.jsonld import TermMap
+from city_os.ngsild.representation import EntityRecord
+from city_os.registry.projection import Failure, invalid_entity, key_values
+from city_os.registry.validation import SchemaValidator, ValidatorCache, Violation
+from city_os.store.postgres.schemas import (
+    CHANNEL,
+    SchemaRepository,
+    SchemaVersion,
+    VersionInfo,
+)
+
+log = logging.getLogger(__name__)
+
+_MAX_RECONNECT_DELAY = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledSchema:
+    """A schema ready to judge entities: its validator and the term map of its @context."""
+
+    validator: SchemaValidator
+    terms: TermMap
+
+    def check(self, record: EntityRecord, type_iri: str) -> list[Violation]:
+        return self.validator.validate(key_values(record, type_iri, self.terms))
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveSchema:
+    info: VersionInfo
+    compiled: CompiledSchema
+
+
+class ActiveSchemas:
+    def __init__(
+        self,
+        repo: SchemaRepository,
+        contexts: ContextLoader,
+        dsn: str | None = None,
+        validators: ValidatorCache | None = None,
+    ) -> None:
+        self._repo = repo
+        self._contexts = contexts
+        self._dsn = dsn  # None: no LISTEN (one-shot commands such as load-sample)
+        self._validators = validators or ValidatorCache()
+        self._active: dict[tuple[str, str], ActiveSchema] = {}
+        self._lock = asyncio.Lock()
+        self._conn: asyncpg.Connection | None = None
+        self._lost = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    # -- the hook --------------------------------------------------------------------------
+
+    async def validate(self, tenant: str, _schema: str, record: EntityRecord) -> None:
+        """Raise BadRequestData if ``record`` breaks the active schema of any of its types."""
+        if not self._active:
+            return
+        failures: list[Failure] = []
+        for type_iri in record.types:
+            active = self._active.get((tenant, type_iri))
+            if active is None:
+                continue
+            violations = active.compiled.check(record, type_iri)
+            if violations:
+                failures.append(Failure(active.info.term, active.info.version, violations))
+        if failures:
+            raise invalid_entity(record.id, failures)
+
+    def get(self, tenant: str, type_iri: str) -> ActiveSchema | None:
+        return self._active.get((tenant, type_iri))
+
+    # -- compiling -------------------------------------------------------------------------
+
+    async def compile(self, schema: dict[str, Any], context: Any, digest: str) -> CompiledSchema:
+        """Raises BadRequestData (invalid schema, unresolvable $ref, bad @context) or
+        LdContextNotAvailable."""
+        terms = await self._contexts.term_map(context)
+        return CompiledSchema(self._validators.get(digest, schema), terms)
+
+    async def _activated(self, version: SchemaVersion) -> ActiveSchema | None:
+        info = version.info
+        try:
+            compiled = await self.compile(version.schema, version.context, info.digest)
+        except Exception:
+            # Registration checked it; this is e.g. a remote @context gone missing since.
+            log.exception(
+                "active schema %s version %d of tenant %r cannot be used; not validating",
+                info.type_iri,
+                info.version,
+                info.tenant,
+            )
+            return None
+        return ActiveSchema(info, compiled)
+
+    # -- refreshing ------------------------------------------------------------------------
+
+    async def reload(self) -> None:
+        """Load every active schema of every tenant (start-up, after a lost listener)."""
+        async with self._lock:
+            fresh: dict[tuple[str, str], ActiveSchema] = {}
+            for version in await self._repo.active():
+                active = await self._activated(version)
+                if active is not None:
+                    fresh[(active.info.tenant, active.info.type_iri)] = active
+            self._active = fresh
+
+    async def refresh(self, tenant: str, type_iri: str) -> None:
+        """Re-read the active schema of one (tenant, type) after a change."""
+        async with self._lock:
+            versions = await self._repo.active(tenant, type_iri)
+            active = await self._activated(versions[0]) if versions else None
+            active_map = dict(self._active)  # copy-on-write: validate() never sees a half state
+            if active is None:
+                active_map.pop((tenant, type_iri), None)
+            else:
+                active_map[(tenant, type_iri)] = active
+            self._active = active_map
+
+    # -- lifecycle and LISTEN --------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._dsn is not None:
+            await self._listen()  # before the first load, so no change slips in between
+            self._watcher = asyncio.create_task(self._watch())
+        await self.reload()
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._watcher, *self._pending) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def _listen(self) -> None:
+        assert self._dsn is not None
+        if self._conn is not None:
+            old, self._conn = self._conn, None
+            with contextlib.suppress(Exception):
+                await old.close(timeout=1)
+        conn = await asyncpg.connect(self._dsn)
+        self._lost = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: self._lost.set())
+        await conn.add_listener(CHANNEL, self._on_notify)
+        self._conn = conn
+
+    async def _watch(self) -> None:
+        while True:
+            await self._lost.wait()
+            log.warning("schema registry listener connection lost; reconnecting")
+            delay = 0.5
+            while True:
+                try:
+                    await self._listen()
+                    await self.reload()
+                    break
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("schema registry listener: %s; retrying in %.1f s", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _MAX_RECONNECT_DELAY)
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        task = asyncio.create_task(self._apply(payload))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _apply(self, payload: str) -> None:
+        try:
+            if not payload:
+                await self.reload()
+                return
+            change = orjson.loads(payload)
+            await self.refresh(change["tenant"], change["type"])
+        except Exception:
+            log.exception("schema registry refresh failed for %r", payload)

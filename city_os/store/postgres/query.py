@@ -1,0 +1,194 @@
+"""Entity queries and discovery on PostgreSQL: a ``Selection`` → one WHERE clause, pages, counts.
+
+Layer: store/. The conditions come from the pure SQL builder (``query_sql``); request values only
+ever travel as bound parameters. Pages are ordered by entity id so that limit/offset paging sees
+every entity exactly once. Reads apply the same "live" filter as ``EntityRepository`` (transient
+entities past ``expires_at`` are invisible). Data errors PostgreSQL raises while evaluating a
+client's expression (e.g. SQLSTATE 2201B, invalid regular expression) become BadRequestData.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from city_os.errors import BadRequestData
+from city_os.ngsild.query.ast import GeoQuery, QExpr, ScopeExpr, TypeExpr
+from city_os.store.postgres.entities import _COLUMNS, _LIVE, Stored, _record
+from city_os.store.postgres.query_sql import (
+    SqlParams,
+    geo_to_sql,
+    id_pattern_to_sql,
+    ids_to_sql,
+    q_to_sql,
+    scope_to_sql,
+    type_to_sql,
+)
+
+Expand = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class EntitySelector:
+    """One EntitySelector (§5.2.33): ids take precedence over idPattern; no types = any type."""
+
+    types: TypeExpr | None = None
+    ids: tuple[str, ...] = ()
+    id_pattern: str | None = None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which entities a query, purge or count is about; names are terms, expanded in SQL."""
+
+    selectors: tuple[EntitySelector, ...] = ()  # OR-ed; empty = every entity
+    attrs: tuple[str, ...] = ()  # expanded IRIs: the entity has at least one of them
+    q: QExpr | None = None
+    geo: GeoQuery | None = None
+    scope: ScopeExpr | None = None
+
+
+@dataclass(frozen=True)
+class Names:
+    """How terms of the request expand: entity types and attribute names."""
+
+    type: Expand
+    attr: Expand
+
+
+def where_clause(schema: str, sel: Selection, names: Names) -> tuple[str, list[Any]]:
+    params = SqlParams()
+    parts: list[str] = []
+    alternatives: list[str] = []
+    for selector in sel.selectors:
+        terms: list[str] = []
+        if selector.ids:
+            terms.append(ids_to_sql(selector.ids, params=params)[0])
+        elif selector.id_pattern is not None:
+            terms.append(id_pattern_to_sql(selector.id_pattern, params=params)[0])
+        if selector.types is not None:
+            terms.append(type_to_sql(selector.types, names.type, params=params)[0])
+        alternatives.append("(" + (" AND ".join(terms) or "TRUE") + ")")
+    if alternatives:
+        parts.append("(" + " OR ".join(alternatives) + ")")
+    if sel.attrs:
+        parts.append(f"e.attrs ?| {params.add(list(sel.attrs))}::text[]")
+    if sel.q is not None:
+        table = f"{schema}.entities"
+        parts.append(q_to_sql(sel.q, names.attr, params=params, entities_table=table)[0])
+    if sel.geo is not None:
+        parts.append(geo_to_sql(sel.geo, names.attr, params=params, geo_table=f"{schema}.geo")[0])
+    if sel.scope is not None:
+        parts.append(scope_to_sql(sel.scope, params=params)[0])
+    return " AND ".join(parts) or "TRUE", params.args
+
+
+class QueryRepository:
+    """Read-only queries over one tenant schema: pages of entities, ids, discovery aggregates."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            async with self._pool.acquire() as conn:
+                return list(await conn.fetch(sql, *args))
+        except asyncpg.DataError as exc:
+            raise BadRequestData(f"the query cannot be evaluated: {exc}") from None
+
+    async def page(
+        self, schema: str, sel: Selection, names: Names, *, limit: int, offset: int, count: bool
+    ) -> tuple[list[Stored], int | None]:
+        where, args = where_clause(schema, sel, names)
+        base = f"FROM {schema}.entities e WHERE {_LIVE} AND ({where})"
+        n = len(args)
+        rows: list[asyncpg.Record] = []
+        if limit > 0:
+            rows = await self._fetch(
+                f"SELECT {_COLUMNS} {base} ORDER BY e.id LIMIT ${n + 1} OFFSET ${n + 2}",
+                *args,
+                limit,
+                offset,
+            )
+        total = None
+        if count:
+            found = await self._fetch(f"SELECT count(*) AS n {base}", *args)
+            total = int(found[0]["n"])
+        return [_record(r) for r in rows], total
+
+    async def ids(self, schema: str, sel: Selection, names: Names) -> list[str]:
+        where, args = where_clause(schema, sel, names)
+        rows = await self._fetch(
+            f"SELECT e.id FROM {schema}.entities e WHERE {_LIVE} AND ({where}) ORDER BY e.id",
+            *args,
+        )
+        return [r["id"] for r in rows]
+
+    # ------------------------------------------------------------------ discovery
+
+    async def types(self, schema: str) -> dict[str, list[str]]:
+        """Every entity type in use → the attribute IRIs its entities carry."""
+        rows = await self._fetch(
+            f"""
+SELECT t.type, array_remove(array_agg(DISTINCT k.key), NULL) AS attrs
+FROM {schema}.entities e
+CROSS JOIN unnest(e.types) AS t(type)
+LEFT JOIN LATERAL jsonb_object_keys(e.attrs) AS k(key) ON true
+WHERE {_LIVE}
+GROUP BY t.type ORDER BY t.type"""
+        )
+        return {r["type"]: list(r["attrs"]) for r in rows}
+
+    async def type_info(self, schema: str, type_iri: str) -> tuple[int, dict[str, list[str]]]:
+        """Entities of a type, and each of their attributes → its attribute types."""
+        where = f"{_LIVE} AND e.types @> ARRAY[$1]::text[]"
+        count = await self._fetch(
+            f"SELECT count(*) AS n FROM {schema}.entities e WHERE {where}", type_iri
+        )
+        rows = await self._fetch(
+            f"""
+SELECT a.key, array_agg(DISTINCT coalesce(i->>'type', 'Property')) AS kinds
+FROM {schema}.entities e
+CROSS JOIN LATERAL jsonb_each(e.attrs) AS a(key, val)
+CROSS JOIN LATERAL jsonb_array_elements(a.val) AS i
+WHERE {where}
+GROUP BY a.key ORDER BY a.key""",
+            type_iri,
+        )
+        return int(count[0]["n"]), {r["key"]: list(r["kinds"]) for r in rows}
+
+    async def attributes(self, schema: str, attr: str | None = None) -> list[AttributeStats]:
+        """Every attribute in use (or just ``attr``): instance count, kinds, entity types."""
+        args: list[Any] = []
+        extra = ""
+        if attr is not None:
+            extra = "AND a.key = $1"
+            args.append(attr)
+        rows = await self._fetch(
+            f"""
+SELECT a.key, count(*) AS n,
+       array_agg(DISTINCT coalesce(i->>'type', 'Property')) AS kinds,
+       (SELECT array_agg(DISTINCT t) FROM {schema}.entities e2, unnest(e2.types) AS t
+        WHERE {_LIVE.replace("expires_at", "e2.expires_at")} AND e2.attrs ? a.key) AS types
+FROM {schema}.entities e
+CROSS JOIN LATERAL jsonb_each(e.attrs) AS a(key, val)
+CROSS JOIN LATERAL jsonb_array_elements(a.val) AS i
+WHERE {_LIVE} {extra}
+GROUP BY a.key ORDER BY a.key""",
+            *args,
+        )
+        return [
+            AttributeStats(r["key"], int(r["n"]), list(r["kinds"]), list(r["types"] or []))
+            for r in rows
+        ]
+
+
+@dataclass(frozen=True)
+class AttributeStats:
+    iri: str
+    count: int  # attribute instances
+    kinds: list[str]  # Property, Relationship, …
+    types: list[str]  # entity type IRIs
