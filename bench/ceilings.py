@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import resource
 import sys
@@ -71,8 +72,7 @@ class _NullServer(asyncio.Protocol):
     _PATCH = b"HTTP/1.1 204 No Content\r\n\r\n"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport
         self.buf = b""
 
     def data_received(self, data: bytes) -> None:
@@ -84,7 +84,8 @@ class _NullServer(asyncio.Protocol):
                 break
             head = buf[:end]
             i = head.find(b"Content-Length: ")
-            length = int(head[i + 16 : head.find(b"\r\n", i)]) if i >= 0 else 0
+            j = head.find(b"\r\n", i)
+            length = int(head[i + 16 : j if j > 0 else len(head)]) if i >= 0 else 0
             if len(buf) < end + 4 + length:
                 break
             out.append(self._PATCH if head[:2] == b"PA" else self._ANSWERS[head[:1]])
@@ -109,7 +110,8 @@ def serve(kind: str, port: int) -> None:
         async with server:
             await server.serve_forever()
 
-    uvloop.run(main())
+    with contextlib.suppress(KeyboardInterrupt):
+        uvloop.run(main())
 
 
 # -------------------------------------------------------------------------------------- db
@@ -154,12 +156,12 @@ async def _db(
     async def worker() -> None:
         nonlocal counter
         while True:
+            if clock() >= t1:
+                return
             seq = counter
             counter += 1
             a = args(seq)
             start = clock()
-            if start >= t1:
-                return
             try:
                 async with pool.acquire() as conn:
                     if sc.kind == "retrieve":

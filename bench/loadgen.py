@@ -46,8 +46,7 @@ class _Conn(asyncio.Protocol):
         self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -119,12 +118,12 @@ async def _run(
     async def worker(conn: _Conn) -> None:
         nonlocal counter
         while True:
+            if clock() >= t1:
+                return
             seq = counter
             counter += 1
             data = make(seq)
             start = clock()
-            if start >= t1:
-                return
             try:
                 if conn.lost:
                     conn = await connect()

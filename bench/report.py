@@ -57,6 +57,11 @@ def print_report(
               f"{args.concurrency} connections): {r.rate():.0f} req/s, client CPU "
               f"{per_req:.0f} µs/request (≈ {1e6 / per_req if per_req else 0:.0f} req/s per "
               f"core); null server used {client.cpu['server']:.2f} cores")
+    busy = max((r.cpu.get("other", 0.0) for runs in (api, http, db) for r in runs.values()),
+               default=0.0)
+    if busy > 0.25:
+        print(f"NOTE: other processes on this machine used up to {busy:.2f} cores during the runs "
+              "(column 'other'): the results are lower than on an idle machine")
     bottleneck = [k for k in kinds if api[k].cpu.get("client", 0) > 0.9]
     if bottleneck:
         print(f"WARNING: the load client used > 0.9 core in {', '.join(bottleneck)}: "

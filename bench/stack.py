@@ -115,7 +115,7 @@ def wait_http(port: int, path: str, procs: list[subprocess.Popen[bytes]], timeou
 
 @contextmanager
 def running(name: str, commands: list[list[str]], env: dict[str, str], port: int) -> Iterator[Server]:
-    procs = [subprocess.Popen(cmd, env=env) for cmd in commands]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL) for cmd in commands]
     try:
         # Every worker must be up: with reuse_port, poll until each pid has the port bound.
         wait_http(port, "/ngsi-ld/v1/entities/urn:x:ready", procs, timeout=30)
@@ -160,6 +160,15 @@ def cpu_snapshot() -> dict[int, tuple[str, float]]:
         except OSError:
             continue
         comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        if comm.startswith("postgres"):
+            # A backend's title is "postgres: 15/main: user database ..."; backends of other
+            # databases (other users of this machine) are not the bench's.
+            try:
+                title = Path(f"/proc/{entry.name}/cmdline").read_text().replace("\0", " ").split()
+            except OSError:
+                title = []
+            if len(title) >= 5 and title[4] != BENCH_DB:
+                comm = "other-postgres"
         fields = raw[raw.rindex(")") + 2 :].split()
         out[int(entry.name)] = (comm, (int(fields[11]) + int(fields[12])) / _TICK)
     return out

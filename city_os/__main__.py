@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from dataclasses import replace
 
 from aiohttp import web
 
-from city_os.app import create_app
+from city_os.app import create_app, create_relay_app
 from city_os.config import Settings
 from city_os.registry import cli as registry_cli
 
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="city-os", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the NGSI-LD API with its background workers")
+    sub.add_parser("api", help="run the NGSI-LD API without the outbox relay")
+    sub.add_parser("relay", help="run the outbox relay alone (/metrics, /health, /ready on PORT)")
     sub.add_parser("migrate", help="create or upgrade the database objects")
     registry_cli.add_commands(sub)  # schemas list|load|validate, load-sample
     args = parser.parse_args(argv)
@@ -35,11 +38,18 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if args.command == "serve":
+    if args.command in {"serve", "api", "relay"}:
         import uvloop
 
         uvloop.install()
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None)
+        if args.command == "relay":
+            if not settings.kafka_bootstrap:
+                raise SystemExit("city-os relay needs CITYOS_KAFKA_BOOTSTRAP")
+            app = create_relay_app(replace(settings, relay_enabled=True))
+        else:
+            relay = args.command == "serve" and settings.relay_enabled
+            app = create_app(replace(settings, relay_enabled=relay))
+        web.run_app(app, host=settings.host, port=settings.port, access_log=None)
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))
     elif args.command in registry_cli.COMMANDS:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from city_os.api import batch, contexts, discovery, entities, info, query, schemas
+from city_os.api import batch, contexts, discovery, entities, info, ops, query, schemas
 from city_os.api.keys import (
     CONTEXT_REGISTRY,
     CONTEXTS,
@@ -26,7 +26,8 @@ from city_os.api.keys import (
     STARTED,
     TENANTS,
 )
-from city_os.api.middleware import problem_details
+from city_os.api.middleware import problem_details, request_metrics
+from city_os.api.ops import KAFKA_REQUIRED, METRICS, RELAY
 from city_os.config import Settings
 from city_os.core.context_registry import USAGE_FLUSH_INTERVAL, ContextCatalog, ContextRegistry
 from city_os.core.contexts import ContextLoader
@@ -34,6 +35,8 @@ from city_os.core.discovery import DiscoveryService
 from city_os.core.entities import EntityService
 from city_os.core.expiry import run_expiry
 from city_os.core.query import QueryService
+from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
+from city_os.observability.metrics import Metrics, pool_collector, written_observer
 from city_os.registry.active import ActiveSchemas
 from city_os.registry.service import SchemaRegistry
 from city_os.store.postgres.contexts import ContextRepository
@@ -101,11 +104,55 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[problem_details], client_max_size=settings.max_body_bytes)
+async def _observability(app: web.Application) -> AsyncIterator[None]:
+    """Scrape-time gauges (pool, outbox backlog) and the entities-written counter."""
+    metrics = app[METRICS]
+    metrics.collectors += [pool_collector(app[POOL]), backlog_collector(app[POOL])]
+    app[ENTITIES].repo.on_written = written_observer(metrics)
+    yield
+
+
+async def _relay(app: web.Application) -> AsyncIterator[None]:
+    """The outbox relay, when Kafka is configured and the relay is enabled for this process."""
+    settings = app[SETTINGS]
+    if not (settings.kafka_bootstrap and settings.relay_enabled):
+        yield
+        return
+    relay = OutboxRelay(
+        app[POOL], settings.database_url, RelayConfig.from_settings(settings), app[METRICS]
+    )
+    app[RELAY] = relay
+    task = asyncio.create_task(relay.run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _base_app(settings: Settings) -> web.Application:
+    metrics = Metrics()
+    app = web.Application(
+        middlewares=[request_metrics(metrics), problem_details],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS] = settings
+    app[METRICS] = metrics
     app[STARTED] = time.monotonic()
-    app.cleanup_ctx.extend([_database, _contexts, _schemas, _background])
+    return app
+
+
+def create_relay_app(settings: Settings) -> web.Application:
+    """``city-os relay``: the outbox relay with only /metrics, /health and /ready."""
+    app = _base_app(settings)
+    app[KAFKA_REQUIRED] = True
+    app.cleanup_ctx.extend([_database, _observability, _relay])
+    add_routes(app, ops.routes)
+    return app
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = _base_app(settings)
+    app.cleanup_ctx.extend([_database, _observability, _contexts, _schemas, _background, _relay])
     tables = (
         entities.routes,
         query.routes,
@@ -114,6 +161,7 @@ def create_app(settings: Settings) -> web.Application:
         schemas.routes,
         discovery.routes,
         info.routes,
+        ops.routes,
     )
     for table in tables:
         add_routes(app, table)

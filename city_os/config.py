@@ -24,6 +24,10 @@ class Settings:
     kafka_topic: str = "cityos.entity-changes"
     kafka_idempotence: bool = False
     relay_enabled: bool = True
+    relay_batch_size: int = 500
+    relay_poll_interval: float = 1.0
+    kafka_publish_timeout: float = 10.0
+    outbox_retention: float = 86400.0
     max_body_bytes: int = 2 * 1024 * 1024
     max_batch_entities: int = 1000
     default_page_size: int = 20
@@ -69,6 +73,10 @@ SETTINGS: dict[str, str] = {
     "kafka_topic": "topic that entity change events are published to",
     "kafka_idempotence": "enable the idempotent producer (Apache Kafka yes, Tansu no)",
     "relay_enabled": "run the outbox relay inside `city-os serve`",
+    "relay_batch_size": "most outbox events the relay publishes per batch (one transaction)",
+    "relay_poll_interval": "seconds between outbox polls when no NOTIFY arrives",
+    "kafka_publish_timeout": "seconds a relay batch may take to be acknowledged by Kafka",
+    "outbox_retention": "seconds published outbox rows are kept before the relay deletes them",
     "max_body_bytes": "largest request body accepted (413 beyond)",
     "max_batch_entities": "most entities in one batch operation",
     "default_page_size": "page size of queries without `limit`",

@@ -177,10 +177,17 @@ def respond(
     status: int = 200,
     headers: dict[str, str] | None = None,
     content_type: str | None = None,
+    embed_context: bool = True,
 ) -> web.Response:
     """Serialise a compacted result with its @context (inline for JSON-LD, else Link)."""
     out_headers = dict(headers or {})
-    if media == JSONLD:
+    if content_type == GEOJSON and isinstance(body, dict):
+        # GeoJSON carries its @context in the body unless the client prefers plain JSON
+        # (§6.3.15, Prefer: body=json); the Link header is sent either way.
+        if embed_context:
+            body = {**body, "@context": response_context(ctx)}
+        out_headers["Link"] = context_link(ctx)
+    elif media == JSONLD:
         context = response_context(ctx)
         if isinstance(body, list):
             body = [{**item, "@context": context} for item in body]
@@ -194,6 +201,11 @@ def respond(
         content_type=content_type or media,
         headers=out_headers,
     )
+
+
+def prefers_plain_json(request: web.Request) -> bool:
+    """``Prefer: body=json`` asks for GeoJSON without an embedded @context (§6.3.15)."""
+    return "body=json" in request.headers.get("Prefer", "").replace(" ", "").lower()
 
 
 def json_response(

@@ -8,10 +8,11 @@ internals.
 from __future__ import annotations
 
 import logging
+import time
 
 import orjson
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from city_os.errors import (
     BadRequestData,
@@ -22,6 +23,7 @@ from city_os.errors import (
     PayloadTooLarge,
     ResourceNotFound,
 )
+from city_os.observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/json"
@@ -54,7 +56,7 @@ async def problem_details(request: web.Request, handler: Handler) -> web.StreamR
         return web.Response(status=411)
     response = await _handle(request, handler)
     tenant = request.headers.get(TENANT_HEADER)
-    if tenant and response.status < 400:
+    if tenant:
         response.headers[TENANT_HEADER] = tenant
     return response
 
@@ -73,3 +75,36 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return problem_response(InternalError("internal error; see the broker log"))
+
+
+def request_metrics(metrics: Metrics) -> Middleware:
+    """Outermost middleware: one counter inc + one histogram observe per request, labelled with
+    the route's canonical path (``/ngsi-ld/v1/entities/{entityId}``), never the raw URL."""
+    labels: dict[object, str] = {}
+
+    def route_label(request: web.Request) -> str:
+        resource = request.match_info.route.resource
+        label = labels.get(resource)
+        if label is None:
+            if resource is None:
+                return "unmatched"
+            label = labels[resource] = resource.canonical.replace("{_slash}", "") or "/"
+        return label
+
+    @web.middleware
+    async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            metrics.observe_request(
+                route_label(request), request.method, status, time.perf_counter() - started
+            )
+
+    return measure

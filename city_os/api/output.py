@@ -10,7 +10,16 @@ from typing import Any
 
 from aiohttp import web
 
-from city_os.api.http import GEOJSON, JSON, JSONLD, csv_param, negotiate, option_set, respond
+from city_os.api.http import (
+    GEOJSON,
+    JSON,
+    JSONLD,
+    csv_param,
+    negotiate,
+    option_set,
+    prefers_plain_json,
+    respond,
+)
 from city_os.core.entities import RequestContext
 from city_os.errors import BadRequestData
 from city_os.ngsild.entity import expand_attr_name
@@ -66,5 +75,11 @@ def entity_response(
     if media == GEOJSON:
         assert opts.geometry_property is not None
         body = to_feature(record, body, opts.geometry_property, ctx.terms)
-        return respond(body, ctx, JSON, content_type=GEOJSON)
+        return respond(
+            body,
+            ctx,
+            JSON,
+            content_type=GEOJSON,
+            embed_context=not prefers_plain_json(request),
+        )
     return respond(body, ctx, media)

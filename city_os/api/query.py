@@ -78,7 +78,12 @@ def _page(request: web.Request) -> Page:
     count = bool(_flag(request.query.get("count"), "count"))
     if limit == 0 and not count:
         raise BadRequestData("limit=0 is only allowed together with count=true")
-    return Page(limit=limit, offset=_natural(request, "offset", 0), count=count)
+    return Page(
+        limit=limit,
+        offset=_natural(request, "offset", 0),
+        count=count,
+        order_by=request.query.get("orderBy"),
+    )
 
 
 def _type_param(raw: str | None) -> tuple[Any, bool]:
@@ -89,9 +94,37 @@ def _type_param(raw: str | None) -> tuple[Any, bool]:
     return parse_type_selection(raw), False
 
 
+def _join_level(join: Any, level: Any) -> int:
+    if join is None:
+        return 0
+    if join not in ("flat", "inline", "@none"):
+        raise BadRequestData("join must be flat, inline or @none")
+    if level is None:
+        return 1
+    if isinstance(level, str) and level.isdigit():
+        level = int(level)
+    if not isinstance(level, int) or isinstance(level, bool) or level < 1:
+        raise BadRequestData("joinLevel must be a positive integer")
+    return level
+
+
+def _check_lists(request: web.Request) -> None:
+    """Projection lists: no empty items (``a,,b``), no attrs together with pick or omit."""
+    for name in ("attrs", "pick", "omit"):
+        raw = request.query.get(name)
+        if raw is not None and "" in (item.strip() for item in raw.split(",")):
+            raise BadRequestData(f"{name} has an empty item: {raw!r}")
+    if "attrs" in request.query and ("pick" in request.query or "omit" in request.query):
+        raise BadRequestData("attrs cannot be combined with pick or omit")
+
+
 def _params_query(request: web.Request, ctx: RequestContext) -> EntityQuery:
     """The selection of GET/DELETE /entities from its query parameters."""
     query = request.query
+    _check_lists(request)
+    csf = query.get("csf")
+    if csf is not None:
+        parse_q(csf)  # context source filter: only its syntax matters to a local broker
     types, all_types = _type_param(query.get("type"))
     attrs = csv_param(request, "attrs")
     q = query.get("q")
@@ -110,6 +143,7 @@ def _params_query(request: web.Request, ctx: RequestContext) -> EntityQuery:
         local=_flag(query.get("local"), "local"),
         datasets=csv_param(request, "datasetId"),
         all_types=all_types,
+        join_level=_join_level(query.get("join"), query.get("joinLevel")),
     )
 
 
@@ -131,8 +165,8 @@ def _body_query(ctx: RequestContext, body: dict[str, Any]) -> EntityQuery:
         raise BadRequestData('the body must be a Query: "type": "Query"')
     if "temporalQ" in body:
         raise BadRequestData("temporalQ only applies to temporal queries")
-    if "joinLevel" in body and (not isinstance(body["joinLevel"], int) or body["joinLevel"] < 1):
-        raise BadRequestData("joinLevel must be a positive integer")
+    if "joinLevel" in body:
+        _join_level(body.get("join", "@none"), body["joinLevel"])
     selectors = []
     entities = body.get("entities")
     if entities is not None:
@@ -162,6 +196,7 @@ def _body_query(ctx: RequestContext, body: dict[str, Any]) -> EntityQuery:
         scope=parse_scopeq(scope) if scope is not None else None,
         local=_flag(body.get("local"), "local"),
         datasets=_strings(body.get("datasetId"), "datasetId"),
+        join_level=_join_level(body.get("join"), body.get("joinLevel")),
     )
 
 
@@ -188,7 +223,7 @@ def _pagination_links(request: web.Request, page: Page, more: bool, media: str) 
             f"{quote(k, safe=_LINK_SAFE)}={quote(v, safe=_LINK_SAFE)}"
             for k, v in sorted(params.items())
         )
-        return f'<{request.path}?{query}>; rel="{rel}"; type="{media}"'
+        return f'<{request.path.rstrip("/")}?{query}>; rel="{rel}"; type="{media}"'
 
     if page.limit == 0:
         return []
@@ -210,6 +245,8 @@ def _respond(
     links: bool,
 ) -> web.Response:
     media = negotiate(request, (JSON, JSONLD, GEOJSON))
+    if media != GEOJSON and "geometryProperty" in request.query:
+        raise BadRequestData("geometryProperty needs Accept: application/geo+json")
     bodies = [render(r, ctx.terms, opts) for r in result.records]
     headers = {COUNT_HEADER: str(result.total)} if result.total is not None else {}
     if media == GEOJSON:

@@ -638,9 +638,14 @@ class EntityService:
                     partial[stored.record.id] = BadRequestData(
                         f"attributes not updated (noOverwrite): {names}"
                     )
-                if not outcome.updated:
+                types = list(dict.fromkeys([*stored.record.types, *fragment.types]))
+                if not outcome.updated and types == stored.record.types:
                     return None
-                return self._with_attrs(stored, attrs, ctx.now), "updated", outcome.updated
+                return (
+                    self._with_attrs(stored, attrs, ctx.now, types=types),
+                    "updated",
+                    outcome.updated,
+                )
 
             return change
 

@@ -25,7 +25,13 @@ from city_os.ngsild.query.ast import (
     TypeExpr,
 )
 from city_os.ngsild.representation import EntityRecord
-from city_os.store.postgres.query import EntitySelector, Names, QueryRepository, Selection
+from city_os.store.postgres.query import (
+    EntitySelector,
+    Names,
+    OrderKey,
+    QueryRepository,
+    Selection,
+)
 
 # Entity members that are never attributes (`attrs=id` is a client error, §4.5.1).
 NOT_ATTRIBUTES = frozenset({"id", "type", "scope", "@id", "@type", *SYSTEM_MEMBERS, "expiresAt"})
@@ -37,6 +43,7 @@ class Page:
     limit: int
     offset: int = 0
     count: bool = False
+    order_by: str | None = None  # orderBy: path[;asc|desc], comma-separated
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class EntityQuery:
     local: bool | None = None  # None: not given
     datasets: frozenset[str] | None = None  # datasetId projection; "@none" = default instance
     all_types: bool = False  # type=*
+    join_level: int = 0  # depth of Linked Entity retrieval (0 = no join)
 
 
 def names(ctx: RequestContext) -> Names:
@@ -89,6 +97,7 @@ def entity_query(
     local: bool | None = None,
     datasets: list[str] | None = None,
     all_types: bool = False,
+    join_level: int = 0,
 ) -> EntityQuery:
     if all_types and local is False:
         raise BadRequestData("type=* selects local entities only; it cannot go with local=false")
@@ -97,6 +106,7 @@ def entity_query(
         local=local,
         datasets=frozenset(datasets) if datasets else None,
         all_types=all_types,
+        join_level=join_level,
     )
 
 
@@ -106,6 +116,40 @@ def _q_names(expr: QExpr) -> list[tuple[str, bool]]:
         return [n for t in expr.terms for n in _q_names(t)]
     assert isinstance(expr, Comparison | Pattern | Exists)
     return [(expr.path.names[0], expr.path.link is not None)]
+
+
+def order_keys(ctx: RequestContext, order_by: str | None) -> tuple[OrderKey, ...]:
+    """``orderBy`` (§4.23): entity members, attributes (their value) and dot paths into them."""
+    if order_by is None:
+        return ()
+    keys: list[OrderKey] = []
+    for item in order_by.split(","):
+        path, _, direction = item.strip().partition(";")
+        if direction not in ("", "asc", "desc") or not path:
+            raise BadRequestData(f"orderBy: invalid item {item!r}")
+        desc = direction == "desc"
+        if path in ("id", "type", "createdAt", "modifiedAt"):
+            keys.append((path, desc))
+            continue
+        attr, *rest = path.split(".")
+        # attrs: IRI → [instances]; a sub-attribute is one object inside the first instance.
+        steps = [expand_attr_name(ctx.terms, attr), "0"]
+        members = SYSTEM_MEMBERS | {"observedAt", "unitCode", "datasetId"}
+        for name in rest:
+            steps.append(name if name in members else expand_attr_name(ctx.terms, name))
+        if steps[-1] not in members:
+            steps.append("value")
+        keys.append((tuple(steps), desc))
+    return tuple(keys)
+
+
+def _link_depth(expr: QExpr) -> int:
+    if isinstance(expr, And | Or):
+        return max(_link_depth(t) for t in expr.terms)
+    depth, path = 0, expr.path
+    while path.link is not None:
+        depth, path = depth + 1, path.link.path
+    return depth
 
 
 def _has_types(sel: Selection) -> bool:
@@ -119,11 +163,16 @@ class QueryService:
 
     async def query(self, ctx: RequestContext, query: EntityQuery, page: Page) -> QueryResult:
         sel = query.selection
+        q_names = _q_names(sel.q) if sel.q is not None else []
+        if sel.q is not None and _link_depth(sel.q) > query.join_level:
+            raise BadRequestData(
+                "q follows relationships deeper than the Linked Entity retrieval (join, joinLevel)"
+            )
         if not (
             _has_types(sel)
             or query.all_types
             or sel.attrs
-            or sel.q is not None
+            or any(n not in NOT_ATTRIBUTES for n, _ in q_names)
             or sel.geo is not None
             or query.local
         ):
@@ -134,7 +183,13 @@ class QueryService:
         # One row beyond the page tells whether a next page exists without counting.
         limit = page.limit + 1 if page.limit else 0
         stored, total = await self.repo.page(
-            schema, sel, names(ctx), limit=limit, offset=page.offset, count=page.count
+            schema,
+            sel,
+            names(ctx),
+            limit=limit,
+            offset=page.offset,
+            count=page.count,
+            order=order_keys(ctx, page.order_by),
         )
         records = [s.record for s in stored[: page.limit]]
         if query.datasets is not None:

@@ -77,6 +77,7 @@ ATTRIBUTE_MEMBERS = frozenset(
         "instanceId",
         "lang",
         "expiresAt",
+        "valueType",
         "@context",
     }
 )
@@ -357,7 +358,11 @@ def parse_instance(
         raise BadRequestData(f"attribute {name!r} of type {kind} needs a {value_key!r} member")
     inst: Instance = {"type": kind}
     value = raw[value_key]
-    if value is None or is_null_encoding(kind, value):
+    if value is None:
+        raise BadRequestData(
+            f'attribute {name!r}: {value_key} is JSON null (use "{NULL_URI}" to delete)'
+        )
+    if is_null_encoding(kind, value):
         if not allow_null:
             raise BadRequestData(f"attribute {name!r}: {value_key} must not be null")
         inst[value_key] = None
@@ -387,8 +392,6 @@ def parse_instance(
                 raise BadRequestData(f"unitCode of {name!r} must be a non-empty string")
             inst["unitCode"] = member
         elif key == "expiresAt":
-            if sub:
-                raise BadRequestData(f"sub-attribute {name!r} cannot expire on its own")
             inst["expiresAt"] = check_datetime(member, f"expiresAt of {name!r}")
         elif key == "valueType":
             if not isinstance(member, str) or not member:

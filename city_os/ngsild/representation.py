@@ -65,7 +65,7 @@ def render(record: EntityRecord, tm: TermCompactor, opts: RenderOptions) -> dict
                 continue
         rendered = [render_instance(inst, tm, opts) for inst in instances]
         out[tm.compact_attr(iri)] = rendered[0] if len(rendered) == 1 else rendered
-    if record.expires_at and _keep("expiresAt", opts):
+    if record.expires_at and opts.sys_attrs and _keep("expiresAt", opts):
         out["expiresAt"] = record.expires_at
     if opts.sys_attrs and opts.format != "keyValues":
         out["createdAt"] = record.created_at
@@ -109,7 +109,7 @@ def render_instance(inst: Instance, tm: TermCompactor, opts: RenderOptions) -> A
         if key == "type":
             continue
         if key in ATTRIBUTE_MEMBERS:
-            if key in ("createdAt", "modifiedAt") and not opts.sys_attrs:
+            if key in ("createdAt", "modifiedAt", "expiresAt") and not opts.sys_attrs:
                 continue
             if key == "vocab":
                 value = _compact_vocab(value, tm)
@@ -119,8 +119,10 @@ def render_instance(inst: Instance, tm: TermCompactor, opts: RenderOptions) -> A
             elif key == "objectList" and opts.format == "normalized":
                 value = [{"object": v} for v in value]
             out[key] = value
-        else:
+        elif isinstance(value, dict):
             out[tm.compact_attr(key)] = render_instance(value, tm, opts)
+        else:  # an unknown scalar member: pass it through rather than fail the read
+            out[key] = value
     if kind == "LanguageProperty" and opts.lang is not None:
         text, lang = _pick_language(inst.get("languageMap") or {}, opts.lang)
         out.pop("languageMap", None)

@@ -142,3 +142,15 @@ def pool_collector(pool: Any) -> Callable[[Metrics], Awaitable[None]]:
 def now() -> float:
     """The clock latency is measured with."""
     return time.perf_counter()
+
+
+def written_observer(metrics: Metrics) -> Callable[[list[Any], set[str]], None]:
+    """``EntityRepository.on_written`` hook: count committed writes by event kind and tenant."""
+
+    def observe(writes: list[Any], done: set[str]) -> None:
+        for w in writes:
+            if w.record.id in done:
+                event = w.event
+                metrics.entity_written(event["event_type"].rpartition(".")[2], event["tenant"])
+
+    return observe

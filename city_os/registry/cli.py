@@ -66,6 +66,14 @@ def add_commands(sub: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run a command of ``COMMANDS``; returns the exit status."""
+    try:
+        return _run(args, settings)
+    except NgsiLdError as err:  # e.g. an invalid schema in the folder loaded
+        print(f"error: {err.detail}")
+        return 1
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "load-sample":
         report = asyncio.run(load_sample(settings, args.tenant))
         print(report.summary())

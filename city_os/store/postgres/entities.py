@@ -9,6 +9,7 @@ without holding row locks across round trips.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -153,6 +154,8 @@ class EntityRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._statements: dict[str, EntityStatements] = {}
+        # Called with the writes that were committed (metrics: entities written per operation).
+        self.on_written: Callable[[list[Write], set[str]], None] | None = None
 
     def sql(self, schema: str) -> EntityStatements:
         st = self._statements.get(schema)
@@ -192,7 +195,7 @@ class EntityRepository:
                 _geo_rows(writes),
                 [w.event for w in writes],
             )
-        return {r["id"] for r in rows}
+        return self._written(writes, rows)
 
     async def update(self, schema: str, writes: list[Write]) -> set[str]:
         """Write new states of existing entities still at ``version``; returns ids written."""
@@ -215,7 +218,7 @@ class EntityRepository:
             rows = await conn.fetch(
                 self.sql(schema).update, entities, _geo_rows(writes), [w.event for w in writes]
             )
-        return {r["id"] for r in rows}
+        return self._written(writes, rows)
 
     async def delete(self, schema: str, writes: list[Write]) -> set[str]:
         """Delete entities still at ``version``; returns the ids deleted."""
@@ -224,7 +227,13 @@ class EntityRepository:
         keys = [{"id": w.record.id, "version": w.version} for w in writes]
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(self.sql(schema).delete, keys, [w.event for w in writes])
-        return {r["id"] for r in rows}
+        return self._written(writes, rows)
+
+    def _written(self, writes: list[Write], rows: list[asyncpg.Record]) -> set[str]:
+        done = {r["id"] for r in rows}
+        if self.on_written is not None and done:
+            self.on_written(writes, done)
+        return done
 
     async def select_ids(self, schema: str, where: str, args: list[Any]) -> list[str]:
         """Ids of live entities matching a WHERE fragment built with bound parameters only."""

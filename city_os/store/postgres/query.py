@@ -29,6 +29,14 @@ from city_os.store.postgres.query_sql import (
 )
 
 Expand = Callable[[str], str]
+# An orderBy key: an entity column, or a path into attrs (a text[] for #>), and descending?
+OrderKey = tuple[str | tuple[str, ...], bool]
+_COLUMNS_BY_NAME = {
+    "id": "e.id",
+    "type": "e.types",
+    "createdAt": "e.created_at",
+    "modifiedAt": "e.modified_at",
+}
 
 
 @dataclass(frozen=True)
@@ -100,18 +108,35 @@ class QueryRepository:
             raise BadRequestData(f"the query cannot be evaluated: {exc}") from None
 
     async def page(
-        self, schema: str, sel: Selection, names: Names, *, limit: int, offset: int, count: bool
+        self,
+        schema: str,
+        sel: Selection,
+        names: Names,
+        *,
+        limit: int,
+        offset: int,
+        count: bool,
+        order: tuple[OrderKey, ...] = (),
     ) -> tuple[list[Stored], int | None]:
         where, args = where_clause(schema, sel, names)
         base = f"FROM {schema}.entities e WHERE {_LIVE} AND ({where})"
-        n = len(args)
         rows: list[asyncpg.Record] = []
         if limit > 0:
+            keys: list[str] = []
+            page_args = list(args)
+            for key, desc in order:
+                if isinstance(key, str):
+                    expr = _COLUMNS_BY_NAME[key]
+                else:
+                    page_args.append(list(key))
+                    expr = f"e.attrs #> ${len(page_args)}::text[]"
+                keys.append(f"{expr} {'DESC NULLS LAST' if desc else 'ASC NULLS LAST'}")
+            keys.append("e.id")  # ties (and no orderBy): a stable order for paging
+            page_args += [limit, offset]
+            n = len(page_args)
             rows = await self._fetch(
-                f"SELECT {_COLUMNS} {base} ORDER BY e.id LIMIT ${n + 1} OFFSET ${n + 2}",
-                *args,
-                limit,
-                offset,
+                f"SELECT {_COLUMNS} {base} ORDER BY {', '.join(keys)} LIMIT ${n - 1} OFFSET ${n}",
+                *page_args,
             )
         total = None
         if count:

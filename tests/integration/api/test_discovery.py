@@ -45,10 +45,12 @@ async def get(client: Client, tenant: str, path: str, status: int = 200) -> Any:
 
 async def get_ctx(client: Client, tenant: str, path: str) -> Any:
     resp = await client.post(
-        f"{API}/jsonldContexts", json={"@context": CTX}, headers={"Content-Type": "application/json"}
+        f"{API}/jsonldContexts",
+        json={"@context": CTX},
+        headers={"Content-Type": "application/json"},
     )
     assert resp.status == 201, await resp.text()
-    url = resp.headers["Location"]
+    url = str(client.make_url(resp.headers["Location"]))
     link = f'<{url}>; rel="http://www.w3.org/ns/json-ld#context"'
     resp = await client.get(f"{API}{path}", headers={"NGSILD-Tenant": tenant, "Link": link})
     assert resp.status == 200, await resp.text()

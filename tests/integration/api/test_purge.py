@@ -80,7 +80,9 @@ async def test_drop_and_keep_attributes(client: Client, tenant: str) -> None:
     await seed(client, tenant)
     await purge(client, tenant, "type=Shelter&drop=name")
     left = await remaining(client, tenant)
-    assert "name" not in left["urn:ngsi-ld:Shelter:1"] and "capacity" in left["urn:ngsi-ld:Shelter:1"]
+    assert (
+        "name" not in left["urn:ngsi-ld:Shelter:1"] and "capacity" in left["urn:ngsi-ld:Shelter:1"]
+    )
     assert "name" in left["urn:ngsi-ld:Park:1"]
     await purge(client, tenant, "type=Park&keep=name")
     left = await remaining(client, tenant)

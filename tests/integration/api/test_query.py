@@ -172,12 +172,22 @@ async def test_within_polygon_and_disjoint(client: Client, saga: str) -> None:
         if box[0] < r["lon"] < box[2] and box[1] < r["lat"] < box[3]
     }
     assert inside
-    ring = [[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]], [box[0], box[1]]]
+    ring = [
+        [box[0], box[1]],
+        [box[2], box[1]],
+        [box[2], box[3]],
+        [box[0], box[3]],
+        [box[0], box[1]],
+    ]
     geo = {"georel": "within", "geometry": "Polygon", "coordinates": [ring]}
-    body = await post_query(client, saga, {"entities": [{"type": "Shelter"}], "geoQ": geo}, "limit=200")
+    body = await post_query(
+        client, saga, {"entities": [{"type": "Shelter"}], "geoQ": geo}, "limit=200"
+    )
     assert ids(body) == inside
     geo["georel"] = "disjoint"
-    body = await post_query(client, saga, {"entities": [{"type": "Shelter"}], "geoQ": geo}, "limit=200")
+    body = await post_query(
+        client, saga, {"entities": [{"type": "Shelter"}], "geoQ": geo}, "limit=200"
+    )
     assert len(ids(body)) == len(ROWS) - len(inside)
 
 
@@ -207,7 +217,9 @@ async def test_id_and_id_pattern(client: Client, saga: str) -> None:
     wanted = "urn:ngsi-ld:Shelter:73789,urn:ngsi-ld:Shelter:73790"
     body = await query(client, saga, f"type={SHELTER}&id={wanted}")
     assert ids(body) == set(wanted.split(","))
-    body = await query(client, saga, f"type={SHELTER}&idPattern=" + quote("^urn:ngsi-ld:Shelter:7379[0-4]$"))
+    body = await query(
+        client, saga, f"type={SHELTER}&idPattern=" + quote("^urn:ngsi-ld:Shelter:7379[0-4]$")
+    )
     assert ids(body) == {f"urn:ngsi-ld:Shelter:{n}" for n in range(73790, 73795)}
 
 
@@ -215,7 +227,10 @@ async def test_output_options(client: Client, saga: str) -> None:
     body = await post_query(
         client,
         saga,
-        {"entities": [{"type": "Shelter", "id": "urn:ngsi-ld:Shelter:73789"}], "pick": ["id", "name"]},
+        {
+            "entities": [{"type": "Shelter", "id": "urn:ngsi-ld:Shelter:73789"}],
+            "pick": ["id", "name"],
+        },
         "options=keyValues",
     )
     assert body == [{"id": "urn:ngsi-ld:Shelter:73789", "name": "嘉瀬小学校"}]
@@ -314,9 +329,23 @@ async def test_bad_query_body_is_400(client: Client, saga: str, body: dict[str, 
 async def test_transient_entities_past_expiry_are_not_found(client: Client, tenant: str) -> None:
     resp = await client.post(
         f"{API}/entities",
-        json={"id": "urn:ngsi-ld:Shelter:t", "type": "Shelter", "expiresAt": "2000-01-01T00:00:00Z"},
+        json={
+            "id": "urn:ngsi-ld:Shelter:t",
+            "type": "Shelter",
+            "expiresAt": "2000-01-01T00:00:00Z",
+        },
         headers={"NGSILD-Tenant": tenant, "Content-Type": "application/json"},
     )
     if resp.status != 201:
         pytest.skip("the broker refuses past expiresAt on create")
     assert await query(client, tenant, "type=Shelter") == []
+
+
+async def test_order_by_attribute_then_id(client: Client, saga: str) -> None:
+    body = await query(client, saga, f"type={SHELTER}&limit=200&orderBy=number;desc")
+    numbers = [e["number"]["value"] for e in body]
+    assert numbers == sorted((r["no"] for r in ROWS), reverse=True)
+    bad = await client.get(
+        f"{API}/entities?type={SHELTER}&orderBy=number;sideways", headers={"NGSILD-Tenant": saga}
+    )
+    assert bad.status == 400

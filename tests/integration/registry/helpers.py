@@ -102,9 +102,9 @@ def pointers(problem_body: dict[str, Any]) -> list[str]:
     return [v["pointer"] for v in problem_body["violations"]]
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
     """Poll ``check`` until it is true (no fixed sleeps: returns as soon as it holds)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while not await check():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.02)

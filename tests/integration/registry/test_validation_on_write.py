@@ -77,7 +77,12 @@ async def test_values_and_common_refs(client: Client, tenant: str) -> None:
     dateCreated as date-time; an NGSI-LD DateTime value object counts as its plain value."""
     await register(client, tenant, SCHEMA_V1)
     date_created = "https://smartdatamodels.org/dateCreated"
-    ok = {date_created: {"type": "Property", "value": {"@type": "DateTime", "@value": "2026-11-26T10:00:00Z"}}}
+    ok = {
+        date_created: {
+            "type": "Property",
+            "value": {"@type": "DateTime", "@value": "2026-11-26T10:00:00Z"},
+        }
+    }
     await create(client, tenant, shelter(3, **ok))
     bad = {date_created: {"type": "Property", "value": "yesterday"}}
     resp = await client.post(f"{API}/entities", json=shelter(4, **bad), headers=hdr(tenant))
@@ -135,17 +140,26 @@ async def test_valid_modification_passes(
     assert (await get_entity(client, tenant, EID))[NS + "capacity"]["value"] == 80
 
 
-@pytest.mark.parametrize(
-    ("operation", "bodies"),
-    [
-        ("create", [shelter(7), shelter(8, capacity=-1)]),
-        ("upsert", [shelter(1, capacity=9), shelter(8, capacity=-1)]),
-        ("update", [{"id": EID, NS + "capacity": {"type": "Property", "value": 9}},
-                    {"id": "urn:ngsi-ld:Shelter:9", NS + "capacity": {"type": "Property", "value": -1}}]),
-        ("merge", [{"id": EID, NS + "capacity": {"type": "Property", "value": 9}},
-                   {"id": "urn:ngsi-ld:Shelter:9", NS + "name": "urn:ngsi-ld:null"}]),
+def _fragment(eid: str, **attrs: object) -> dict[str, object]:
+    return {"id": eid, **{NS + k: v for k, v in attrs.items()}}
+
+
+NINE = "urn:ngsi-ld:Shelter:9"
+_BATCHES = {
+    "create": [shelter(7), shelter(8, capacity=-1)],
+    "upsert": [shelter(1, capacity=9), shelter(8, capacity=-1)],
+    "update": [
+        _fragment(EID, capacity={"type": "Property", "value": 9}),
+        _fragment(NINE, capacity={"type": "Property", "value": -1}),
     ],
-)  # fmt: skip
+    "merge": [
+        _fragment(EID, capacity={"type": "Property", "value": 9}),
+        _fragment(NINE, name="urn:ngsi-ld:null"),
+    ],
+}
+
+
+@pytest.mark.parametrize(("operation", "bodies"), list(_BATCHES.items()), ids=list(_BATCHES))
 async def test_batches_are_validated_per_entity(
     client: Client, tenant: str, stored: dict[str, Any], operation: str, bodies: list[Any]
 ) -> None:
@@ -161,16 +175,14 @@ async def test_batches_are_validated_per_entity(
     assert error["error"]["violations"][0]["pointer"] in ("/capacity", "/name")
     assert len(body["success"]) == 1
     bad_id = error["entityId"]
-    if bad_id == "urn:ngsi-ld:Shelter:9":
+    if bad_id == NINE:
         assert await get_entity(client, tenant, bad_id) == before
     else:
         resp = await client.get(f"{API}/entities/{bad_id}", headers=hdr(tenant))
         assert resp.status == 404
 
 
-async def test_types_without_active_schema_are_not_validated(
-    client: Client, tenant: str
-) -> None:
+async def test_types_without_active_schema_are_not_validated(client: Client, tenant: str) -> None:
     await create(client, tenant, shelter(1, capacity="many"))  # no schema registered
     await register(client, tenant, SCHEMA_V1, activate=False)
     await create(client, tenant, shelter(2, capacity="many"))  # registered, not active

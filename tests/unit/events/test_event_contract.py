@@ -1,0 +1,120 @@
+"""The event contract: what events/model.py builds matches schemas/events/entity-change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from city_os.events.consume import ChangeEvent, SeenIds, matches, parse
+from city_os.events.model import attribute_changes, change_event
+
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[3] / "schemas/events/entity-change.schema.json").read_text()
+)
+VALIDATOR = jsonschema.Draft202012Validator(
+    SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+)
+LEVEL = "https://smartdatamodels.org/dataModel.Environment/waterLevel"
+TYPE = "https://smartdatamodels.org/dataModel.Environment/WaterObserved"
+
+
+def entity(level: float) -> dict[str, Any]:
+    return {
+        "id": "urn:ngsi-ld:WaterObserved:1",
+        "types": [TYPE],
+        "scopes": None,
+        "attrs": {LEVEL: [{"type": "Property", "value": level}]},
+        "createdAt": "2026-01-01T00:00:00.000000Z",
+        "modifiedAt": "2026-01-01T00:00:01.000000Z",
+        "expiresAt": None,
+    }
+
+
+def event(kind: Any, before: float | None, after: float | None) -> dict[str, Any]:
+    old = entity(before)["attrs"] if before is not None else None
+    new = entity(after)["attrs"] if after is not None else None
+    return change_event(
+        kind=kind,
+        tenant="saga",
+        entity_id="urn:ngsi-ld:WaterObserved:1",
+        types=[TYPE],
+        changes=attribute_changes(old, new),
+        entity=entity(after) if after is not None else None,
+        time="2026-01-01T00:00:01.000000Z",
+        source="http://127.0.0.1:1026",
+    )["payload"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "before", "after"),
+    [
+        ("created", None, 1.0),
+        ("updated", 1.0, 2.0),
+        ("replaced", 1.0, 3.0),
+        ("deleted", 2.0, None),
+        ("expired", 2.0, None),
+        ("purged", 2.0, None),
+    ],
+)
+def test_every_kind_matches_the_schema(
+    kind: str, before: float | None, after: float | None
+) -> None:
+    errors = [e.message for e in VALIDATOR.iter_errors(event(kind, before, after))]
+    assert not errors
+
+
+def test_the_schema_refuses_a_broken_envelope() -> None:
+    broken = event("created", None, 1.0)
+    broken["type"] = "jp.city-os.entity.renamed"
+    del broken["data"]["entityId"]
+    assert len(list(VALIDATOR.iter_errors(broken))) == 2
+
+
+def test_change_event_reads_back_for_consumers() -> None:
+    parsed = ChangeEvent.from_envelope(event("updated", 1.0, 2.5))
+    assert (parsed.kind, parsed.tenant, parsed.entity_id) == (
+        "updated",
+        "saga",
+        "urn:ngsi-ld:WaterObserved:1",
+    )
+    assert parsed.value("waterLevel") == 2.5
+    assert parsed.value(LEVEL) == 2.5
+    assert parsed.value("flow") is None
+
+
+@pytest.mark.parametrize(
+    ("types", "tenants", "kinds", "expected"),
+    [
+        (None, None, None, True),
+        (["WaterObserved"], None, None, True),
+        ([TYPE], ["saga"], ["updated"], True),
+        (["Alert"], None, None, False),
+        (None, ["other"], None, False),
+        (None, None, ["deleted"], False),
+        (["Observed"], None, None, False),  # a suffix must be a whole segment
+    ],
+)
+def test_filters(
+    types: list[str] | None, tenants: list[str] | None, kinds: list[str] | None, expected: bool
+) -> None:
+    parsed = ChangeEvent.from_envelope(event("updated", 1.0, 2.5))
+    assert matches(parsed, types, tenants, kinds) is expected
+
+
+def test_seen_ids_is_bounded_and_forgets_the_oldest() -> None:
+    seen = SeenIds(2)
+    assert not seen.check("a")
+    assert not seen.check("b")
+    assert seen.check("a")  # a is now the most recent
+    assert not seen.check("c")  # forgets b
+    assert seen.check("a")
+    assert not seen.check("b")
+
+
+@pytest.mark.parametrize("raw", [b"", b"not json", b"{}", b'{"id": "x", "data": 1}', None])
+def test_malformed_messages_parse_to_none(raw: bytes | None) -> None:
+    assert parse(raw) is None
