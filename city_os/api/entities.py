@@ -79,7 +79,9 @@ async def retrieve_entity(request: web.Request) -> web.Response:
     negotiate(request, (JSON, JSONLD, GEOJSON))  # 406 before any lookup
     ctx = await read_context(request)
     opts = render_options(request, ctx)
-    record = await request.app[ENTITIES].retrieve(ctx, request.match_info["entityId"])
+    record = await request.app[ENTITIES].retrieve(
+        ctx, request.match_info["entityId"], type_filter=request.query.get("type")
+    )
     return entity_response(request, ctx, record, opts)
 
 

@@ -14,14 +14,12 @@ from city_os.api.http import (
     GEOJSON,
     JSON,
     JSONLD,
-    csv_param,
     negotiate,
-    option_set,
     prefers_plain_json,
     respond,
 )
 from city_os.core.entities import RequestContext
-from city_os.errors import BadRequestData
+from city_os.errors import BadRequestData, InvalidRequest, ResourceNotFound
 from city_os.ngsild.entity import expand_attr_name
 from city_os.ngsild.representation import EntityRecord, Format, RenderOptions, render, to_feature
 
@@ -40,21 +38,43 @@ def _names(ctx: RequestContext, names: list[str] | None) -> frozenset[str] | Non
     return frozenset(n if n in _SPECIAL else expand_attr_name(ctx.terms, n) for n in names)
 
 
+_OTHER_OPTIONS = {"sysAttrs", "noOverwrite", "replace", "update"}
+
+
+def projection_list(request: web.Request, name: str) -> list[str] | None:
+    """A projection list (attrs, pick, omit): ',' or '|' separated, no empty items."""
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    items = [item.strip() for item in raw.replace("|", ",").split(",")]
+    if not raw.strip() or "" in items:
+        raise BadRequestData(f"{name} has an empty item: {raw!r}")
+    return items
+
+
 def render_options(request: web.Request, ctx: RequestContext) -> RenderOptions:
-    options = option_set(request)
-    fmt: Format = "normalized"
-    chosen = [o for o in options if o in _FORMATS]
-    if len({_FORMATS[o] for o in chosen}) > 1:
-        raise BadRequestData(f"options {', '.join(sorted(chosen))} cannot be combined")
-    if chosen:
-        fmt = _FORMATS[chosen[0]]
-    unknown = options - set(_FORMATS) - {"sysAttrs", "noOverwrite", "replace", "update"}
+    """Output options of retrieve and query (§6.3.7, §6.3.20); bad values → InvalidRequest."""
+    options: set[str] = set()
+    for raw in request.query.getall("options", []):
+        options.update(o.strip() for o in raw.split(","))
+    unknown = options - set(_FORMATS) - _OTHER_OPTIONS
     if unknown:
-        raise BadRequestData(f"unknown options: {', '.join(sorted(unknown))}")
-    pick, omit = csv_param(request, "pick"), csv_param(request, "omit")
+        raise InvalidRequest(f"unknown options: {', '.join(sorted(unknown))}")
+    chosen = {_FORMATS[o] for o in options if o in _FORMATS}
+    fmt_param = request.query.get("format")
+    if fmt_param is not None:
+        if fmt_param not in _FORMATS:
+            raise InvalidRequest(f"unknown format {fmt_param!r}")
+        chosen = {_FORMATS[fmt_param]}  # format takes precedence over options (§6.3.7)
+    if len(chosen) > 1:
+        raise BadRequestData(f"options {', '.join(sorted(chosen))} cannot be combined")
+    fmt: Format = chosen.pop() if chosen else "normalized"
+    pick, omit = projection_list(request, "pick"), projection_list(request, "omit")
+    attrs = projection_list(request, "attrs")
     if pick is not None and omit is not None:
         raise BadRequestData("pick and omit cannot be used together")
-    attrs = csv_param(request, "attrs")
+    if attrs is not None and (pick is not None or omit is not None):
+        raise BadRequestData("attrs cannot be combined with pick or omit")
     geometry = request.query.get("geometryProperty")
     return RenderOptions(
         format=fmt,
@@ -71,7 +91,13 @@ def entity_response(
     request: web.Request, ctx: RequestContext, record: EntityRecord, opts: RenderOptions
 ) -> web.Response:
     media = negotiate(request, (JSON, JSONLD, GEOJSON))
+    if media != GEOJSON and "geometryProperty" in request.query:
+        raise BadRequestData("geometryProperty needs Accept: application/geo+json")
+    if opts.attrs is not None and not opts.attrs & set(record.attrs):
+        raise ResourceNotFound(f"entity {record.id} has none of the attributes requested")
     body: Any = render(record, ctx.terms, opts)
+    if not body:
+        raise ResourceNotFound(f"nothing of entity {record.id} is left after pick/omit")
     if media == GEOJSON:
         assert opts.geometry_property is not None
         body = to_feature(record, body, opts.geometry_property, ctx.terms)

@@ -21,13 +21,14 @@ from city_os.api.http import (
     body_context,
     csv_param,
     negotiate,
+    prefers_plain_json,
     read_context,
     read_json,
     request_context,
     respond,
 )
 from city_os.api.keys import QUERIES, SETTINGS
-from city_os.api.output import render_options
+from city_os.api.output import projection_list, render_options
 from city_os.core.entities import RequestContext
 from city_os.core.query import (
     EntityQuery,
@@ -108,25 +109,14 @@ def _join_level(join: Any, level: Any) -> int:
     return level
 
 
-def _check_lists(request: web.Request) -> None:
-    """Projection lists: no empty items (``a,,b``), no attrs together with pick or omit."""
-    for name in ("attrs", "pick", "omit"):
-        raw = request.query.get(name)
-        if raw is not None and "" in (item.strip() for item in raw.split(",")):
-            raise BadRequestData(f"{name} has an empty item: {raw!r}")
-    if "attrs" in request.query and ("pick" in request.query or "omit" in request.query):
-        raise BadRequestData("attrs cannot be combined with pick or omit")
-
-
 def _params_query(request: web.Request, ctx: RequestContext) -> EntityQuery:
     """The selection of GET/DELETE /entities from its query parameters."""
     query = request.query
-    _check_lists(request)
     csf = query.get("csf")
     if csf is not None:
         parse_q(csf)  # context source filter: only its syntax matters to a local broker
     types, all_types = _type_param(query.get("type"))
-    attrs = csv_param(request, "attrs")
+    attrs = projection_list(request, "attrs")
     q = query.get("q")
     scope = query.get("scopeQ")
     return entity_query(
@@ -257,7 +247,14 @@ def _respond(
             for r, b in zip(result.records, bodies, strict=True)
         ]
         collection = {"type": "FeatureCollection", "features": features}
-        response = respond(collection, ctx, JSON, headers=headers, content_type=GEOJSON)
+        response = respond(
+            collection,
+            ctx,
+            JSON,
+            headers=headers,
+            content_type=GEOJSON,
+            embed_context=not prefers_plain_json(request),
+        )
     else:
         response = respond(bodies, ctx, media, headers=headers)
     if links:

@@ -116,10 +116,15 @@ class EntityService:
     async def schema(self, ctx: RequestContext, *, write: bool) -> str:
         return await self.tenants.schema(ctx.tenant, create=write)
 
-    async def retrieve(self, ctx: RequestContext, entity_id: str) -> EntityRecord:
+    async def retrieve(
+        self, ctx: RequestContext, entity_id: str, *, type_filter: str | None = None
+    ) -> EntityRecord:
         check_entity_id(entity_id)
         schema = await self.schema(ctx, write=False)
         stored = await self.repo.get(schema, entity_id)
+        wanted = set(parse_types(ctx.terms, type_filter.split(","))) if type_filter else None
+        if stored is not None and wanted and not wanted & set(stored.record.types):
+            stored = None
         if stored is None:
             raise ResourceNotFound(f"entity {entity_id} not found")
         return stored.record

@@ -63,8 +63,17 @@ def render(record: EntityRecord, tm: TermCompactor, opts: RenderOptions) -> dict
             instances = [i for i in instances if _alive(i, now)]
             if not instances:
                 continue
+        name = tm.compact_attr(iri)
+        if opts.format == "keyValues" and any("datasetId" in i for i in instances):
+            # Simplified multi-attributes become a dataset map, "@none" for the default (§4.5.4)
+            out[name] = {
+                "dataset": {
+                    i.get("datasetId", "@none"): render_instance(i, tm, opts) for i in instances
+                }
+            }
+            continue
         rendered = [render_instance(inst, tm, opts) for inst in instances]
-        out[tm.compact_attr(iri)] = rendered[0] if len(rendered) == 1 else rendered
+        out[name] = rendered[0] if len(rendered) == 1 else rendered
     if record.expires_at and opts.sys_attrs and _keep("expiresAt", opts):
         out["expiresAt"] = record.expires_at
     if opts.sys_attrs and opts.format != "keyValues":
@@ -162,9 +171,9 @@ def _simple_value(inst: Instance, kind: str, tm: TermCompactor, opts: RenderOpti
     if kind == "JsonProperty":
         return {"json": inst.get("json")}
     if kind == "ListProperty":
-        return {"valueList": inst.get("valueList")}
+        return inst.get("valueList")
     if kind == "ListRelationship":
-        return {"objectList": inst.get("objectList")}
+        return inst.get("objectList")
     return inst.get("value")
 
 
@@ -200,7 +209,9 @@ def to_feature(
 ) -> dict[str, Any]:
     """Wrap a rendered entity as a GeoJSON Feature (§4.5.16)."""
     geometry = None
-    for inst in record.attrs.get(geometry_iri, []):
+    instances = record.attrs.get(geometry_iri, [])
+    # The default instance (no datasetId) is the Feature's geometry when there is one.
+    for inst in sorted(instances, key=lambda i: "datasetId" in i):
         if inst.get("type") == "GeoProperty":
             geometry = inst.get("value")
             break

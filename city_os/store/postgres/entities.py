@@ -41,7 +41,8 @@ class Write:
 def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    spec = "microseconds" if value.microsecond else "seconds"
+    return value.isoformat(timespec=spec).replace("+00:00", "Z")
 
 
 def _record(row: asyncpg.Record) -> Stored:
