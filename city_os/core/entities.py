@@ -275,6 +275,9 @@ class EntityService:
     async def update_attrs(
         self, ctx: RequestContext, entity_id: str, body: object, *, type_filter: str | None = None
     ) -> merge.Outcome:
+        if isinstance(body, dict) and any(v is None for v in body.values()):
+            # Only the NGSI-LD Null ("urn:ngsi-ld:null") deletes here; JSON null is invalid.
+            raise BadRequestData(f"JSON null is not an attribute; use {NULL_URI!r} to delete")
         fragment = _fragment(body, ctx, allow_null=True)
         outcome = merge.Outcome()
 
