@@ -8,13 +8,13 @@ Exit code 0 even when targets are missed: it is a report; misses are printed as 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench import profile, stack
 from bench.ceilings import run_db
@@ -47,41 +47,50 @@ class Runner:
         self.client_pid = self.pool.submit(os.getpid).result()
         self.tmp = Path(tempfile.mkdtemp(prefix="cityos-bench-"))
 
-    def _window(
-        self, server_pids: list[int], prof_pid: int | None, name: str
-    ) -> tuple[threading.Timer, dict[str, object]]:
-        """Snapshot CPU (and start py-spy) when the measured window opens, after the warm-up."""
-        box: dict[str, object] = {}
-
-        def open_window() -> None:
-            box["t"] = time.monotonic()
-            box["cpu"] = stack.cpu_snapshot()
-            if prof_pid is not None:
-                out = self.tmp / f"{name}.txt"
-                box["out"] = out
-                box["spy"] = profile.start(prof_pid, self.args.duration - 0.5, out)
-
-        timer = threading.Timer(self.args.warmup + 0.2, open_window)
-        timer.start()
-        return timer, box
-
     def measure(
-        self, fn: object, call: tuple[object, ...], server_pids: list[int], name: str,
+        self,
+        fn: object,
+        call: tuple[object, ...],
+        server_pids: list[int],
+        name: str,
         prof_pid: int | None = None,
     ) -> Measured:
-        timer, box = self._window(server_pids, prof_pid, name)
+        """Run one load in the client process; CPU snapshots (and py-spy) cover the measured
+        window only, taken from timers because short-lived processes (the asyncpg ceiling's
+        backends) are gone once the call returns."""
+        box: dict[str, Any] = {}
+
+        def open_window() -> None:
+            box["t0"], box["cpu0"] = time.monotonic(), stack.cpu_snapshot()
+            if prof_pid is not None:
+                box["out"] = self.tmp / f"{name}.txt"
+                box["spy"] = profile.start(prof_pid, self.args.duration - 0.5, box["out"])
+
+        def close_window() -> None:
+            box["t1"], box["cpu1"] = time.monotonic(), stack.cpu_snapshot()
+
+        start = self.args.warmup + 0.2
+        timers = [
+            threading.Timer(start, open_window),
+            threading.Timer(start + self.args.duration - 0.4, close_window),
+        ]
+        for t in timers:
+            t.start()
         result: LoadResult = self.pool.submit(fn, *call).result()  # type: ignore[arg-type]
-        after = stack.cpu_snapshot()
-        timer.join()
-        seconds = time.monotonic() - box["t"]  # type: ignore[operator]
+        for t in timers:
+            t.join()
         m = Measured(result)
-        m.cpu = stack.cpu_split(box["cpu"], after, seconds, server_pids, self.client_pid)  # type: ignore[arg-type]
+        m.cpu = stack.cpu_split(
+            box["cpu0"], box["cpu1"], box["t1"] - box["t0"], server_pids, self.client_pid
+        )
         if "spy" in box:
-            box["spy"].wait(timeout=30)  # type: ignore[attr-defined]
-            m.profile = profile.summarise(box["out"])  # type: ignore[arg-type]
+            box["spy"].wait(timeout=30)
+            m.profile = profile.summarise(box["out"])
         return m
 
-    def http(self, port: int, sc: Scenario, pids: list[int], name: str, prof: int | None = None) -> Measured:
+    def http(
+        self, port: int, sc: Scenario, pids: list[int], name: str, prof: int | None = None
+    ) -> Measured:
         a = self.args
         call = ("127.0.0.1", port, sc, a.concurrency, a.warmup, a.duration)
         return self.measure(run_load, call, pids, name, prof)
@@ -97,8 +106,9 @@ def _scenarios(kinds: list[str], prefix: str, run: object) -> dict[str, Measured
     out: dict[str, Measured] = {}
     existing = 0
     for kind in kinds:
-        sc = Scenario(kind, prefix=f"{prefix}{kind[0]}-", seed_prefix=f"{prefix}c-",
-                      existing=existing or 1000)
+        sc = Scenario(
+            kind, prefix=f"{prefix}{kind[0]}-", seed_prefix=f"{prefix}c-", existing=existing or 1000
+        )
         out[kind] = run(sc)  # type: ignore[operator]
         if kind == "create":
             existing = out[kind].result.sent
@@ -110,13 +120,24 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32, help="connections (default 32)")
     parser.add_argument("--duration", type=float, default=6.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=1.5, help="unmeasured seconds per run")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="API processes; >1 runs bench.reuseport workers sharing the port")
-    parser.add_argument("--pool", type=int, default=Settings().db_pool_max,
-                        help="PostgreSQL pool size (split over workers; same for the db ceiling)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API processes; >1 runs bench.reuseport workers sharing the port",
+    )
+    parser.add_argument(
+        "--pool",
+        type=int,
+        default=Settings().db_pool_max,
+        help="PostgreSQL pool size (split over workers; same for the db ceiling)",
+    )
     parser.add_argument("--only", nargs="+", choices=KINDS, default=KINDS, metavar="SCENARIO")
-    parser.add_argument("--profile", action="store_true",
-                        help="sample the API server with py-spy and print hot spots per scenario")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the API server with py-spy and print hot spots per scenario",
+    )
     parser.add_argument("--no-ceilings", action="store_true", help="API scenarios only")
     args = parser.parse_args()
     kinds = [k for k in KINDS if k in args.only]
@@ -130,8 +151,10 @@ def main() -> None:
     stack.migrate(dsn)
     stack.run_sync(stack.prepare_raw_table(dsn))
     runner = Runner(args)
-    print(f"bench: {os.cpu_count()} CPU cores, {args.concurrency} connections, "
-          f"{args.warmup:g} s warm-up + {args.duration:g} s measured per run, database {dsn}")
+    print(
+        f"bench: {os.cpu_count()} CPU cores, {args.concurrency} connections, "
+        f"{args.warmup:g} s warm-up + {args.duration:g} s measured per run, database {dsn}"
+    )
 
     # --- the API
     port = stack.free_port()
@@ -139,7 +162,9 @@ def main() -> None:
     with stack.running("api", stack.api_commands(args.workers), env, port) as srv:
         uvloop = srv.uses_uvloop()
         prof = srv.pids[0] if args.profile else None
-        api = _scenarios(kinds, "a", lambda sc: runner.http(port, sc, srv.pids, f"api-{sc.kind}", prof))
+        api = _scenarios(
+            kinds, "a", lambda sc: runner.http(port, sc, srv.pids, f"api-{sc.kind}", prof)
+        )
 
     http: dict[str, Measured] = {}
     db: dict[str, Measured] = {}
@@ -147,7 +172,9 @@ def main() -> None:
     if not args.no_ceilings:
         port = stack.free_port()
         with stack.running("http", stack.ceiling_command("http", port), env, port) as srv:
-            http = _scenarios(kinds, "h", lambda sc: runner.http(port, sc, srv.pids, f"http-{sc.kind}"))
+            http = _scenarios(
+                kinds, "h", lambda sc: runner.http(port, sc, srv.pids, f"http-{sc.kind}")
+            )
         port = stack.free_port()
         with stack.running("null", stack.ceiling_command("null", port), env, port) as srv:
             client = runner.http(port, Scenario("create", prefix="n"), srv.pids, "null")

@@ -18,6 +18,7 @@ import random
 import resource
 import sys
 import time
+from typing import Any, ClassVar
 
 import orjson
 
@@ -65,14 +66,14 @@ def http_app() -> object:
 class _NullServer(asyncio.Protocol):
     """Answers each complete request (header + Content-Length body) with a fixed 201/200/204."""
 
-    _ANSWERS = {
+    _ANSWERS: ClassVar[dict[bytes, bytes]] = {
         b"P": b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
         b"G": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
     }
     _PATCH = b"HTTP/1.1 204 No Content\r\n\r\n"
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport
+    def connection_made(self, transport: Any) -> None:  # uvloop's is no asyncio.Transport
+        self.transport = transport
         self.buf = b""
 
     def data_received(self, data: bytes) -> None:

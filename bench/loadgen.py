@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
+from typing import Any
 
 from bench.workload import Scenario, request_maker
 
@@ -38,15 +39,15 @@ class _Conn(asyncio.Protocol):
     """One keep-alive connection; ``request`` sends bytes and resolves to the response status."""
 
     def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
+        self.transport: Any = None
         self.buf = b""
         self.waiter: asyncio.Future[int] | None = None
         self.status = 0
         self.need = -1  # bytes still expected after the header; -1 = header not complete
         self.lost = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport
+    def connection_made(self, transport: Any) -> None:  # uvloop's is no asyncio.Transport
+        self.transport = transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -100,9 +101,10 @@ async def _run(
     make = request_maker(sc)
     expected = sc.expected_status
     conns = []
+
     async def connect() -> _Conn:
         transport, proto = await loop.create_connection(_Conn, host, port)
-        proto.transport = transport  # type: ignore[assignment]
+        proto.transport = transport
         return proto
 
     for _ in range(concurrency):

@@ -43,12 +43,11 @@ _AREAS = [
 
 
 def _frame(raw: str) -> tuple[str, str]:
-    """'func (path/to/file.py:12)' -> ('func (file.py:12)', path)."""
+    """'func (path/to/file.py:12)' -> ('func (to/file.py)', path): self time per function."""
     name, _, where = raw.rpartition(" (")
     path = where.rstrip(")").rsplit(":", 1)[0]
     short = "/".join(path.split("/")[-2:])
-    line = where.rstrip(")").rsplit(":", 1)[-1]
-    return f"{name} ({short}:{line})", path
+    return f"{name} ({short})", path
 
 
 def summarise(out: Path, top: int = 10) -> list[str]:

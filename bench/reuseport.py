@@ -24,7 +24,7 @@ def main() -> None:
         port=settings.port,
         reuse_port=True,
         access_log=None,
-        print=None,  # type: ignore[arg-type]
+        print=None,
     )
 
 

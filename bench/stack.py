@@ -101,10 +101,11 @@ def wait_http(port: int, path: str, procs: list[subprocess.Popen[bytes]], timeou
     while time.monotonic() < deadline:
         for p in procs:
             if p.poll() is not None:
-                raise SystemExit(f"server process {p.args} exited with {p.returncode}")
+                raise SystemExit(f"server process {p.args!r} exited with {p.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
+                request = f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+                s.sendall(request.encode())
                 if s.recv(16).startswith(b"HTTP/1.1"):
                     return
         except OSError:
@@ -114,7 +115,9 @@ def wait_http(port: int, path: str, procs: list[subprocess.Popen[bytes]], timeou
 
 
 @contextmanager
-def running(name: str, commands: list[list[str]], env: dict[str, str], port: int) -> Iterator[Server]:
+def running(
+    name: str, commands: list[list[str]], env: dict[str, str], port: int
+) -> Iterator[Server]:
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL) for cmd in commands]
     try:
         # Every worker must be up: with reuse_port, poll until each pid has the port bound.
@@ -167,7 +170,7 @@ def cpu_snapshot() -> dict[int, tuple[str, float]]:
                 title = Path(f"/proc/{entry.name}/cmdline").read_text().replace("\0", " ").split()
             except OSError:
                 title = []
-            if len(title) >= 5 and title[4] != BENCH_DB:
+            if len(title) >= 5 and title[3] != BENCH_DB:
                 comm = "other-postgres"
         fields = raw[raw.rindex(")") + 2 :].split()
         out[int(entry.name)] = (comm, (int(fields[11]) + int(fields[12])) / _TICK)

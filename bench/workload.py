@@ -73,7 +73,7 @@ _GET_TAIL = b" HTTP/1.1\r\n" + _COMMON + b"\r\n"
 
 @dataclass(frozen=True)
 class Scenario:
-    """One measured workload. ``existing`` is how many ``seed_prefix`` ids exist (reads, updates)."""
+    """One measured workload; ``existing`` = how many ``seed_prefix`` ids exist (reads, updates)."""
 
     kind: str  # create | retrieve | update | batch
     prefix: str = "e"

@@ -58,6 +58,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[QUERIES] = QueryService(app[ENTITIES], queries)
     app[DISCOVERY] = DiscoveryService(app[ENTITIES], queries)
     yield
+    await app[ENTITIES].repo.waker.close()
     await pool.close()
 
 

@@ -26,7 +26,9 @@ from city_os.api.http import (
 from city_os.api.keys import ENTITIES
 from city_os.api.output import entity_response, render_options
 from city_os.core.entities import RequestContext
+from city_os.core.linked import linked_entities
 from city_os.errors import BadRequestData, InvalidRequest
+from city_os.ngsild.linked import check_projection, parse_join
 from city_os.ngsild.merge import Outcome
 
 routes = web.RouteTableDef()
@@ -79,10 +81,14 @@ async def retrieve_entity(request: web.Request) -> web.Response:
     negotiate(request, (JSON, JSONLD, GEOJSON))  # 406 before any lookup
     ctx = await read_context(request)
     opts = render_options(request, ctx)
-    record = await request.app[ENTITIES].retrieve(
+    join = parse_join(request.query.get("join"), request.query.get("joinLevel"))
+    check_projection(opts, join)
+    service = request.app[ENTITIES]
+    record = await service.retrieve(
         ctx, request.match_info["entityId"], type_filter=request.query.get("type")
     )
-    return entity_response(request, ctx, record, opts)
+    linked = await linked_entities(service, ctx, [record], opts, join) if join else None
+    return entity_response(request, ctx, record, opts, join, linked)
 
 
 @routes.put(PREFIX + "/entities/{entityId}")

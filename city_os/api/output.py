@@ -6,6 +6,7 @@ the negotiated media type.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -21,7 +22,10 @@ from city_os.api.http import (
 from city_os.core.entities import RequestContext
 from city_os.errors import BadRequestData, InvalidRequest, ResourceNotFound
 from city_os.ngsild.entity import expand_attr_name
+from city_os.ngsild.linked import Join, render_flat, render_inline
+from city_os.ngsild.query.projection import Projection, parse_projection
 from city_os.ngsild.representation import EntityRecord, Format, RenderOptions, render, to_feature
+from city_os.ngsild.versions import for_version, preferred_version
 
 _FORMATS: dict[str, Format] = {
     "keyValues": "keyValues",
@@ -69,35 +73,95 @@ def render_options(request: web.Request, ctx: RequestContext) -> RenderOptions:
     if len(chosen) > 1:
         raise BadRequestData(f"options {', '.join(sorted(chosen))} cannot be combined")
     fmt: Format = chosen.pop() if chosen else "normalized"
-    pick, omit = projection_list(request, "pick"), projection_list(request, "omit")
+    pick, omit = request.query.get("pick"), request.query.get("omit")
     attrs = projection_list(request, "attrs")
-    if pick is not None and omit is not None:
-        raise BadRequestData("pick and omit cannot be used together")
     if attrs is not None and (pick is not None or omit is not None):
         raise BadRequestData("attrs cannot be combined with pick or omit")
     geometry = request.query.get("geometryProperty")
-    return RenderOptions(
+    opts = RenderOptions(
         format=fmt,
         sys_attrs="sysAttrs" in options,
         attrs=_names(ctx, [a for a in attrs if a not in _SPECIAL]) if attrs else None,
-        pick=_names(ctx, pick),
-        omit=_names(ctx, omit),
         lang=request.query.get("lang"),
         geometry_property=expand_attr_name(ctx.terms, geometry or "location"),
     )
+    return with_projection(ctx, opts, pick, omit)
+
+
+def with_projection(
+    ctx: RequestContext, opts: RenderOptions, pick: str | None, omit: str | None
+) -> RenderOptions:
+    """``opts`` with the ``pick``/``omit`` lists (§4.21), nested ones for linked entities."""
+    if pick is not None and omit is not None:
+        raise BadRequestData("pick and omit cannot be used together")
+    if pick is not None:
+        return _project(ctx, opts, parse_projection(pick, "pick"), picking=True)
+    if omit is not None:
+        return _project(ctx, opts, parse_projection(omit, "omit"), picking=False)
+    return opts
+
+
+def _project(
+    ctx: RequestContext, opts: RenderOptions, tree: Projection, *, picking: bool
+) -> RenderOptions:
+    def name(term: str) -> str:
+        return term if term in _SPECIAL else expand_attr_name(ctx.terms, term)
+
+    # Linked entities start from the request's output options, without its projections.
+    base = replace(opts, attrs=None, pick=None, omit=None, linked=())
+    linked = tuple(
+        (name(term), _project(ctx, base, sub, picking=picking))
+        for term, sub in tree
+        if sub is not None
+    )
+    if picking:
+        return replace(opts, pick=frozenset(name(t) for t, _ in tree), linked=linked)
+    # omit=rel{a} omits inside the linked entity, not the Relationship itself
+    names = frozenset(name(t) for t, sub in tree if sub is None)
+    return replace(opts, omit=names or None, linked=linked)
+
+
+def render_all(
+    records: list[EntityRecord],
+    ctx: RequestContext,
+    opts: RenderOptions,
+    join: Join | None = None,
+    linked: dict[str, EntityRecord] | None = None,
+) -> list[dict[str, Any]]:
+    """Render entities, with their linked entities inline or after them (flat) on ``join``."""
+    if join is None or linked is None:
+        return [render(r, ctx.terms, opts) for r in records]
+    if join.mode == "flat":
+        return render_flat(records, linked, ctx.terms, opts, join.level)
+    return [render_inline(r, linked, ctx.terms, opts, join.level) for r in records]
 
 
 def entity_response(
-    request: web.Request, ctx: RequestContext, record: EntityRecord, opts: RenderOptions
+    request: web.Request,
+    ctx: RequestContext,
+    record: EntityRecord,
+    opts: RenderOptions,
+    join: Join | None = None,
+    linked: dict[str, EntityRecord] | None = None,
 ) -> web.Response:
     media = negotiate(request, (JSON, JSONLD, GEOJSON))
     if media != GEOJSON and "geometryProperty" in request.query:
         raise BadRequestData("geometryProperty needs Accept: application/geo+json")
     if opts.attrs is not None and not opts.attrs & set(record.attrs):
         raise ResourceNotFound(f"entity {record.id} has none of the attributes requested")
-    body: Any = render(record, ctx.terms, opts)
+    if media == GEOJSON:
+        join = None
+    bodies = render_all([record], ctx, opts, join, linked)
+    # flat: the entity followed by those it links to; alone, it stays a single object
+    body: Any = bodies if len(bodies) > 1 else bodies[0]
     if not body:
         raise ResourceNotFound(f"nothing of entity {record.id} is left after pick/omit")
+    status, headers = 200, {}  # 203: reformatted for an earlier version (§4.3.6.8)
+    version = preferred_version(request.headers.get("Prefer"))
+    if version is not None and isinstance(body, dict):
+        body, altered = for_version(body, version)
+        status = 203 if altered else 200
+        headers["Preference-Applied"] = f"ngsi-ld={version[0]}.{version[1]}"
     if media == GEOJSON:
         assert opts.geometry_property is not None
         body = to_feature(record, body, opts.geometry_property, ctx.terms)
@@ -105,7 +169,9 @@ def entity_response(
             body,
             ctx,
             JSON,
+            status=status,
+            headers=headers,
             content_type=GEOJSON,
             embed_context=not prefers_plain_json(request),
         )
-    return respond(body, ctx, media)
+    return respond(body, ctx, media, status=status, headers=headers)

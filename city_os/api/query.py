@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from aiohttp import web
 
 from city_os.api.http import (
@@ -28,19 +29,23 @@ from city_os.api.http import (
     respond,
 )
 from city_os.api.keys import QUERIES, SETTINGS
-from city_os.api.output import projection_list, render_options
+from city_os.api.output import projection_list, render_all, render_options, with_projection
 from city_os.core.entities import RequestContext
+from city_os.core.linked import linked_entities
 from city_os.core.query import (
     EntityQuery,
     Page,
     QueryResult,
     attribute_names,
     entity_query,
+    expand_values,
     selector,
 )
 from city_os.errors import BadRequestData
 from city_os.ngsild.entity import expand_attr_name
-from city_os.ngsild.query.geo import geoq_from_json, parse_geoq
+from city_os.ngsild.linked import Join, check_projection, parse_join
+from city_os.ngsild.query.ast import QExpr
+from city_os.ngsild.query.geo import geoq_from_json, parse_geoq, reference_geometry
 from city_os.ngsild.query.q import parse_q
 from city_os.ngsild.query.scope import parse_scopeq
 from city_os.ngsild.query.type_selection import parse_type_selection
@@ -71,7 +76,33 @@ def _natural(request: web.Request, name: str, default: int) -> int:
     return int(raw)
 
 
-def _page(request: web.Request) -> Page:
+def _ordering(request: web.Request, body: dict[str, Any] | None) -> dict[str, Any]:
+    """orderBy, collation and the distance reference: query parameters, or the ``ordering``
+    member of a Query (§5.2.43), which takes precedence."""
+    query = request.query
+    order_by, collation = query.get("orderBy"), query.get("collation")
+    geometry: Any = query.get("orderGeometry", "Point")
+    coordinates: Any = query.get("orderFrom")
+    ordering = body.get("ordering") if body is not None else None
+    if ordering is not None:
+        if not isinstance(ordering, dict):
+            raise BadRequestData("ordering must be an object")
+        if "orderBy" in ordering:
+            order_by = ",".join(_strings(ordering["orderBy"], "orderBy") or ())
+        collation = ordering.get("collation", collation)
+        if collation is not None and not isinstance(collation, str):
+            raise BadRequestData("ordering: collation must be a string")
+        geometry = ordering.get("geometry", geometry)
+        coordinates = ordering.get("coordinates", coordinates)
+        if "geometry" in ordering and not isinstance(geometry, str):
+            raise BadRequestData("ordering: geometry must be a string")
+    near = None
+    if coordinates is not None:
+        near = orjson.dumps(reference_geometry(geometry, coordinates)).decode()
+    return {"order_by": order_by, "collation": collation, "order_from": near}
+
+
+def _page(request: web.Request, body: dict[str, Any] | None = None) -> Page:
     settings = request.app[SETTINGS]
     limit = _natural(request, "limit", settings.default_page_size)
     if limit > settings.max_page_size:
@@ -83,7 +114,7 @@ def _page(request: web.Request) -> Page:
         limit=limit,
         offset=_natural(request, "offset", 0),
         count=count,
-        order_by=request.query.get("orderBy"),
+        **_ordering(request, body),
     )
 
 
@@ -96,17 +127,25 @@ def _type_param(raw: str | None) -> tuple[Any, bool]:
 
 
 def _join_level(join: Any, level: Any) -> int:
+    """How deep q may follow Relationships: joinLevel once ``join`` is given (even @none)."""
+    parsed = parse_join(join, level)
+    if parsed is not None:
+        return parsed.level
     if join is None:
         return 0
-    if join not in ("flat", "inline", "@none"):
-        raise BadRequestData("join must be flat, inline or @none")
-    if level is None:
-        return 1
-    if isinstance(level, str) and level.isdigit():
-        level = int(level)
-    if not isinstance(level, int) or isinstance(level, bool) or level < 1:
-        raise BadRequestData("joinLevel must be a positive integer")
-    return level
+    return int(level) if level is not None else 1
+
+
+def _q(ctx: RequestContext, q: str | None, expand: list[str] | None) -> QExpr | None:
+    if q is None:
+        return None
+    expr = parse_q(q)
+    if not expand:
+        return expr
+    attrs = frozenset(expand_attr_name(ctx.terms, a) for a in expand)
+    return expand_values(
+        expr, attrs, ctx.terms.expand_vocab_value, lambda t: expand_attr_name(ctx.terms, t)
+    )
 
 
 def _params_query(request: web.Request, ctx: RequestContext) -> EntityQuery:
@@ -122,7 +161,7 @@ def _params_query(request: web.Request, ctx: RequestContext) -> EntityQuery:
     return entity_query(
         selectors=(selector(types, csv_param(request, "id"), query.get("idPattern")),),
         attrs=attribute_names(ctx, attrs) if attrs else (),
-        q=parse_q(q) if q is not None else None,
+        q=_q(ctx, q, csv_param(request, "expandValues")),
         geo=parse_geoq(
             query.get("georel"),
             query.get("geometry"),
@@ -155,8 +194,6 @@ def _body_query(ctx: RequestContext, body: dict[str, Any]) -> EntityQuery:
         raise BadRequestData('the body must be a Query: "type": "Query"')
     if "temporalQ" in body:
         raise BadRequestData("temporalQ only applies to temporal queries")
-    if "joinLevel" in body:
-        _join_level(body.get("join", "@none"), body["joinLevel"])
     selectors = []
     entities = body.get("entities")
     if entities is not None:
@@ -181,7 +218,7 @@ def _body_query(ctx: RequestContext, body: dict[str, Any]) -> EntityQuery:
     return entity_query(
         selectors=tuple(selectors),
         attrs=attribute_names(ctx, attrs) if attrs else (),
-        q=parse_q(q) if q is not None else None,
+        q=_q(ctx, q, _strings(body.get("expandValues"), "expandValues")),
         geo=geoq_from_json(body["geoQ"]) if body.get("geoQ") is not None else None,
         scope=parse_scopeq(scope) if scope is not None else None,
         local=_flag(body.get("local"), "local"),
@@ -191,18 +228,21 @@ def _body_query(ctx: RequestContext, body: dict[str, Any]) -> EntityQuery:
 
 
 def _body_options(ctx: RequestContext, opts: RenderOptions, body: dict[str, Any]) -> RenderOptions:
-    def names(key: str) -> frozenset[str] | None:
-        raw = _strings(body.get(key), key)
-        if raw is None:
-            return getattr(opts, key)  # type: ignore[no-any-return]
-        special = {"id", "type", "scope"}
-        return frozenset(n if n in special else expand_attr_name(ctx.terms, n) for n in raw)
+    def projection(key: str) -> str | None:
+        raw = body.get(key)
+        if raw is None or isinstance(raw, str):
+            return raw
+        return ",".join(_strings(raw, key) or ())
 
-    pick, omit = names("pick"), names("omit")
-    if pick is not None and omit is not None:
-        raise BadRequestData("pick and omit cannot be used together")
-    lang = body.get("lang", opts.lang)
-    return replace(opts, attrs=names("attrs"), pick=pick, omit=omit, lang=lang)
+    attrs = _strings(body.get("attrs"), "attrs")
+    if attrs is not None:
+        special = {"id", "type", "scope"}
+        names = frozenset(n if n in special else expand_attr_name(ctx.terms, n) for n in attrs)
+        opts = replace(opts, attrs=names)
+    pick, omit = projection("pick"), projection("omit")
+    if pick is not None or omit is not None:
+        opts = with_projection(ctx, replace(opts, pick=None, omit=None, linked=()), pick, omit)
+    return replace(opts, lang=body.get("lang", opts.lang))
 
 
 def _pagination_links(request: web.Request, page: Page, more: bool, media: str) -> list[str]:
@@ -225,7 +265,7 @@ def _pagination_links(request: web.Request, page: Page, more: bool, media: str) 
     return links
 
 
-def _respond(
+async def _respond(
     request: web.Request,
     ctx: RequestContext,
     result: QueryResult,
@@ -233,18 +273,17 @@ def _respond(
     page: Page,
     *,
     links: bool,
+    join: Join | None,
 ) -> web.Response:
     media = negotiate(request, (JSON, JSONLD, GEOJSON))
     if media != GEOJSON and "geometryProperty" in request.query:
         raise BadRequestData("geometryProperty needs Accept: application/geo+json")
-    bodies = [render(r, ctx.terms, opts) for r in result.records]
     headers = {COUNT_HEADER: str(result.total)} if result.total is not None else {}
     if media == GEOJSON:
         geometry = opts.geometry_property
         assert geometry is not None
         features = [
-            to_feature(r, b, geometry, ctx.terms)
-            for r, b in zip(result.records, bodies, strict=True)
+            to_feature(r, render(r, ctx.terms, opts), geometry, ctx.terms) for r in result.records
         ]
         collection = {"type": "FeatureCollection", "features": features}
         response = respond(
@@ -256,6 +295,12 @@ def _respond(
             embed_context=not prefers_plain_json(request),
         )
     else:
+        linked = None
+        if join is not None and result.records:
+            entities = request.app[QUERIES].entities
+            linked = await linked_entities(entities, ctx, result.records, opts, join)
+        # An entity that pick/omit leaves empty is not listed at all (§4.21).
+        bodies = [b for b in render_all(result.records, ctx, opts, join, linked) if b]
         response = respond(bodies, ctx, media, headers=headers)
     if links:
         for value in _pagination_links(request, page, result.more, media):
@@ -268,8 +313,10 @@ async def query_entities(request: web.Request) -> web.Response:
     ctx = await read_context(request)
     opts = render_options(request, ctx)
     query, page = _params_query(request, ctx), _page(request)
+    join = parse_join(request.query.get("join"), request.query.get("joinLevel"))
+    check_projection(opts, join)
     result = await request.app[QUERIES].query(ctx, query, page)
-    return _respond(request, ctx, result, opts, page, links=True)
+    return await _respond(request, ctx, result, opts, page, links=True, join=join)
 
 
 @routes.post(PREFIX + "/entityOperations/query")
@@ -279,9 +326,11 @@ async def query_entities_post(request: web.Request) -> web.Response:
         raise BadRequestData("the body must be a Query object")
     ctx = await request_context(request, body_context(request, body))
     opts = _body_options(ctx, render_options(request, ctx), body)
-    query, page = _body_query(ctx, body), _page(request)
+    query, page = _body_query(ctx, body), _page(request, body)
+    join = parse_join(body.get("join"), body.get("joinLevel"))
+    check_projection(opts, join)
     result = await request.app[QUERIES].query(ctx, query, page)
-    return _respond(request, ctx, result, opts, page, links=False)
+    return await _respond(request, ctx, result, opts, page, links=False, join=join)
 
 
 @routes.delete(PREFIX + "/entities")

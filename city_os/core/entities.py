@@ -9,7 +9,6 @@ stored.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -254,8 +253,8 @@ class EntityService:
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]] | None:
             nonlocal outcome
-            attrs = copy.deepcopy(stored.record.attrs)
-            outcome = merge.append(attrs, copy.deepcopy(fragment.attrs), overwrite=overwrite)
+            attrs = _copy_attrs(stored.record.attrs)
+            outcome = merge.append(attrs, _copy_attrs(fragment.attrs), overwrite=overwrite)
             changes: dict[str, Any] = {}
             if fragment.types:
                 changes["types"] = list(dict.fromkeys([*stored.record.types, *fragment.types]))
@@ -283,8 +282,8 @@ class EntityService:
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]] | None:
             nonlocal outcome
-            attrs = copy.deepcopy(stored.record.attrs)
-            outcome = merge.update_existing(attrs, copy.deepcopy(fragment.attrs))
+            attrs = _copy_attrs(stored.record.attrs)
+            outcome = merge.update_existing(attrs, _copy_attrs(fragment.attrs))
             changes: dict[str, Any] = {}
             if fragment.types:
                 changes["types"] = list(dict.fromkeys([*stored.record.types, *fragment.types]))
@@ -315,7 +314,7 @@ class EntityService:
         iri, patch = _attribute_fragment(ctx, attr, body, allow_null=True)
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:
-            attrs = copy.deepcopy(stored.record.attrs)
+            attrs = _copy_attrs(stored.record.attrs)
             if not merge.partial_update(attrs, iri, patch, ctx.now):
                 raise ResourceNotFound(f"attribute {attr} not found in entity {entity_id}")
             return self._with_attrs(stored, attrs, ctx.now), "updated", [iri]
@@ -330,7 +329,7 @@ class EntityService:
         iri, inst = _attribute_fragment(ctx, attr, body, allow_null=False)
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:
-            attrs = copy.deepcopy(stored.record.attrs)
+            attrs = _copy_attrs(stored.record.attrs)
             if not merge.replace_attribute(attrs, iri, inst):
                 raise ResourceNotFound(f"attribute {attr} not found in entity {entity_id}")
             return self._with_attrs(stored, attrs, ctx.now), "updated", [iri]
@@ -355,7 +354,7 @@ class EntityService:
             check_entity_id(dataset_id, "datasetId")
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:
-            attrs = copy.deepcopy(stored.record.attrs)
+            attrs = _copy_attrs(stored.record.attrs)
             if not merge.delete_attribute(attrs, iri, dataset_id, delete_all):
                 raise ResourceNotFound(f"attribute {attr} not found in entity {entity_id}")
             return self._with_attrs(stored, attrs, ctx.now), "updated", [iri]
@@ -370,8 +369,8 @@ class EntityService:
 
     def _merge_change(self, ctx: RequestContext, fragment: ParsedEntity) -> Change:
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:
-            attrs = copy.deepcopy(stored.record.attrs)
-            names = merge.merge_patch(attrs, copy.deepcopy(fragment.attrs), ctx.now)
+            attrs = _copy_attrs(stored.record.attrs)
+            names = merge.merge_patch(attrs, _copy_attrs(fragment.attrs), ctx.now)
             changes: dict[str, Any] = {}
             if fragment.types:
                 changes["types"] = list(dict.fromkeys([*stored.record.types, *fragment.types]))
@@ -523,8 +522,8 @@ class EntityService:
                         expires_at=p.expires_at,
                     )
                     return rec, "replaced", None
-                attrs = copy.deepcopy(stored.record.attrs)
-                outcome = merge.append(attrs, copy.deepcopy(p.attrs), overwrite=True)
+                attrs = _copy_attrs(stored.record.attrs)
+                outcome = merge.append(attrs, _copy_attrs(p.attrs), overwrite=True)
                 types = list(dict.fromkeys([*stored.record.types, *p.types]))
                 return (
                     self._with_attrs(stored, attrs, ctx.now, types=types),
@@ -639,8 +638,8 @@ class EntityService:
     ) -> Callable[[ParsedEntity], Change]:
         def make(fragment: ParsedEntity) -> Change:
             def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]] | None:
-                attrs = copy.deepcopy(stored.record.attrs)
-                outcome = merge.append(attrs, copy.deepcopy(fragment.attrs), overwrite=overwrite)
+                attrs = _copy_attrs(stored.record.attrs)
+                outcome = merge.append(attrs, _copy_attrs(fragment.attrs), overwrite=overwrite)
                 if outcome.not_updated:
                     names = ", ".join(ctx.terms.compact_attr(i) for i, _ in outcome.not_updated)
                     partial[stored.record.id] = BadRequestData(
@@ -704,6 +703,12 @@ def _entries(
     if contexts is None:
         return [(body, ctx) for body in bodies]
     return list(zip(bodies, contexts, strict=True))
+
+
+def _copy_attrs(attrs: Attrs) -> Attrs:
+    """A copy the ngsild.merge functions may change: they replace instances and edit the lists
+    of instances, but never change an instance dict in place."""
+    return {iri: list(instances) for iri, instances in attrs.items()}
 
 
 def _const(

@@ -8,6 +8,8 @@ event per entity), or strips attributes (``keep``/``drop``) through the normal u
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from city_os.core.entities import EntityService, RequestContext
@@ -21,12 +23,18 @@ from city_os.ngsild.query.ast import (
     Or,
     Pattern,
     QExpr,
+    Range,
     ScopeExpr,
+    Text,
     TypeExpr,
+    Uri,
+    Value,
+    ValueList,
 )
 from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.query import (
     EntitySelector,
+    Expand,
     Names,
     OrderKey,
     QueryRepository,
@@ -43,7 +51,9 @@ class Page:
     limit: int
     offset: int = 0
     count: bool = False
-    order_by: str | None = None  # orderBy: path[;asc|desc], comma-separated
+    order_by: str | None = None  # orderBy: path[;asc|desc|dist-asc|dist-desc], comma-separated
+    collation: str | None = None  # BCP 47 tag for ordering strings (§4.23.3)
+    order_from: str | None = None  # GeoJSON reference geometry of distance ordering
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,29 @@ def entity_query(
     )
 
 
+def expand_values(
+    expr: QExpr, attrs: frozenset[str], expand: Callable[[str], str], expand_attr: Expand
+) -> QExpr:
+    """``expandValues`` (§4.9): string values compared with these attributes (IRIs) are
+    expanded against the @context first, as stored VocabProperty values are."""
+    if isinstance(expr, And | Or):
+        return type(expr)(tuple(expand_values(t, attrs, expand, expand_attr) for t in expr.terms))
+    if not isinstance(expr, Comparison) or expand_attr(expr.path.names[0]) not in attrs:
+        return expr
+
+    def one(value: Value) -> Value:
+        if isinstance(value, Text | Uri):
+            return type(value)(expand(value.value))
+        return value
+
+    value = expr.value
+    if isinstance(value, ValueList):
+        return replace(expr, value=ValueList(tuple(one(v) for v in value.items)))
+    if isinstance(value, Range):
+        return expr
+    return replace(expr, value=one(value))
+
+
 def _q_names(expr: QExpr) -> list[tuple[str, bool]]:
     """(attribute name, linked?) for every term of a q expression."""
     if isinstance(expr, And | Or):
@@ -118,19 +151,35 @@ def _q_names(expr: QExpr) -> list[tuple[str, bool]]:
     return [(expr.path.names[0], expr.path.link is not None)]
 
 
-def order_keys(ctx: RequestContext, order_by: str | None) -> tuple[OrderKey, ...]:
-    """``orderBy`` (§4.23): entity members, attributes (their value) and dot paths into them."""
+_ORDER_COLUMNS = frozenset({"id", "type", "createdAt", "modifiedAt"})
+_DIRECTIONS = {"": False, "asc": False, "desc": True, "dist-asc": False, "dist-desc": True}
+_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
+
+
+def order_keys(
+    ctx: RequestContext, order_by: str | None, near: str | None = None
+) -> tuple[OrderKey, ...]:
+    """``orderBy`` (§4.23): entity members, attributes (their value), dot paths into them, a
+    trailing ``[a.b]`` path into a compound value, and distance from ``near`` (``dist-*``)."""
     if order_by is None:
         return ()
     keys: list[OrderKey] = []
     for item in order_by.split(","):
         path, _, direction = item.strip().partition(";")
-        if direction not in ("", "asc", "desc") or not path:
+        if direction not in _DIRECTIONS or not path:
             raise BadRequestData(f"orderBy: invalid item {item!r}")
-        desc = direction == "desc"
-        if path in ("id", "type", "createdAt", "modifiedAt"):
-            keys.append((path, desc))
+        desc = _DIRECTIONS[direction]
+        if direction.startswith("dist-"):
+            if near is None:
+                raise BadRequestData("orderBy by distance needs the reference coordinates")
+            keys.append(OrderKey((expand_attr_name(ctx.terms, path),), desc, near))
             continue
+        if path in _ORDER_COLUMNS:
+            keys.append(OrderKey(path, desc))
+            continue
+        path, bracket, trail = path.partition("[")
+        if bracket and (not trail.endswith("]") or len(trail) < 2):
+            raise BadRequestData(f"orderBy: invalid trailing path in {item!r}")
         attr, *rest = path.split(".")
         # attrs: IRI → [instances]; a sub-attribute is one object inside the first instance.
         steps = [expand_attr_name(ctx.terms, attr), "0"]
@@ -139,8 +188,19 @@ def order_keys(ctx: RequestContext, order_by: str | None) -> tuple[OrderKey, ...
             steps.append(name if name in members else expand_attr_name(ctx.terms, name))
         if steps[-1] not in members:
             steps.append("value")
-        keys.append((tuple(steps), desc))
+        if bracket:
+            steps.extend(trail[:-1].split("."))
+        keys.append(OrderKey(tuple(steps), desc))
     return tuple(keys)
+
+
+def collation_tags(tag: str) -> list[str]:
+    """A BCP 47 tag and its fallbacks, most specific first (``de-u-co-phonebk`` → … ``de``)."""
+    if not _TAG.fullmatch(tag) or len(tag) > 64:
+        raise BadRequestData(f"collation: {tag!r} is not a BCP 47 language tag")
+    parts = tag.split("-")
+    tags = ["-".join(parts[:n]) for n in range(len(parts), 0, -1)]
+    return [t for t in tags if len(t.rsplit("-", 1)[-1]) > 1]  # no dangling singleton (u, x)
 
 
 def _link_depth(expr: QExpr) -> int:
@@ -179,6 +239,12 @@ class QueryService:
             raise BadRequestData(
                 "a query needs at least one of type, attrs, q or a geoquery (or local=true)"
             )
+        order = order_keys(ctx, page.order_by, page.order_from)
+        collation = None
+        if page.collation is not None:
+            collation = await self.repo.collation(collation_tags(page.collation))
+            if collation is None:
+                raise BadRequestData(f"collation {page.collation!r} is not supported")
         schema = await self.entities.schema(ctx, write=False)
         # One row beyond the page tells whether a next page exists without counting.
         limit = page.limit + 1 if page.limit else 0
@@ -189,7 +255,8 @@ class QueryService:
             limit=limit,
             offset=page.offset,
             count=page.count,
-            order=order_keys(ctx, page.order_by),
+            order=order,
+            collation=collation,
         )
         records = [s.record for s in stored[: page.limit]]
         if query.datasets is not None:

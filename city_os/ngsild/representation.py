@@ -42,6 +42,9 @@ class RenderOptions:
     omit: frozenset[str] | None = None
     lang: str | None = None
     geometry_property: str | None = None  # expanded IRI for GeoJSON output
+    # Linked Entity retrieval (§4.5.23): Relationship IRI → projection of the entities it
+    # links to (``pick=rel{a,b}`` / ``omit=rel{c}``); unlisted Relationships: no projection.
+    linked: tuple[tuple[str, RenderOptions], ...] = ()
 
 
 def render(record: EntityRecord, tm: TermCompactor, opts: RenderOptions) -> dict[str, Any]:

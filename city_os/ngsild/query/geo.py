@@ -73,6 +73,17 @@ def geoq_from_json(obj: Any) -> GeoQuery:
     return _build(georel, geometry, coordinates, geoproperty)
 
 
+def reference_geometry(geometry: Any, coordinates: Any, what: str = "ordering") -> dict[str, Any]:
+    """A validated reference geometry (e.g. for ordering by distance, §4.23) as GeoJSON."""
+    if not isinstance(geometry, str):
+        raise BadRequestData(f"{what}: geometry must be a string")
+    if isinstance(coordinates, str):
+        coordinates = _parse_coordinates(coordinates)
+    if not isinstance(coordinates, list):
+        raise BadRequestData(f"{what}: coordinates must be an array (or its JSON text)")
+    return _build("intersects", geometry, coordinates, None).geojson()
+
+
 def _build(georel: str, geometry: str, coordinates: Any, geoproperty: str | None) -> GeoQuery:
     rel, max_distance, min_distance = _parse_georel(georel)
     geometry_type = _GEOMETRIES.get(geometry.lower())

@@ -21,7 +21,7 @@ CREATE INDEX IF NOT EXISTS entities_expires ON {schema}.entities (expires_at) WH
 
 -- Geometry of every GeoProperty instance, for PostGIS queries.
 CREATE TABLE IF NOT EXISTS {schema}.geo (
-    entity_id   text NOT NULL REFERENCES {schema}.entities (id) ON DELETE CASCADE,
+    entity_id   text NOT NULL,             -- no FK: the entity statements keep it consistent
     attr        text NOT NULL,             -- expanded IRI of the GeoProperty
     dataset_id  text NOT NULL DEFAULT '',  -- '' = default instance
     geom        geometry NOT NULL,         -- SRID 4326

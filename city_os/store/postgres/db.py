@@ -41,26 +41,71 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release hook: skip asyncpg's reset query (an extra round trip per release).
+
+    city-os never leaves session state on a pooled connection (no SET, LISTEN or session
+    advisory locks: those live on dedicated connections), and asyncpg still rolls back any
+    open transaction before calling this.
+    """
+
+
 async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_keep_session,
         server_settings={"timezone": "UTC", "application_name": "city-os"},
     )
     assert pool is not None
     return pool
 
 
+_LEDGER = """
+CREATE SCHEMA IF NOT EXISTS cityos;
+CREATE TABLE IF NOT EXISTS cityos.migrations (
+    name       text PRIMARY KEY,      -- a global migration file, or 'tenant:<schema>'
+    digest     text NOT NULL,         -- sha256 of the SQL applied
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+def _digest(sql: str) -> str:
+    return hashlib.sha256(sql.encode()).hexdigest()
+
+
 async def migrate(conn: asyncpg.Connection) -> None:
-    """Apply the global migrations in order and bring every existing tenant schema up to date."""
+    """Apply the global migrations in order and bring every tenant schema up to date.
+
+    Only SQL whose digest is not in the ledger runs: re-running DDL on a live database would take
+    table locks that deadlock with writers (CREATE INDEX IF NOT EXISTS locks before it checks).
+    """
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_TENANTS)
+        await conn.execute(_LEDGER)
+        done = {r["name"]: r["digest"] for r in await conn.fetch("SELECT * FROM cityos.migrations")}
         for name in _global_migrations():
-            await conn.execute(_migration(name))
+            sql = _migration(name)
+            if done.get(name) != _digest(sql):
+                await conn.execute(sql)
+                await _record(conn, name, sql)
         for row in await conn.fetch("SELECT schema_name FROM cityos.tenants"):
-            await conn.execute(tenant_ddl(row["schema_name"]))
+            sql = tenant_ddl(row["schema_name"])
+            if done.get("tenant:" + row["schema_name"]) != _digest(sql):
+                await conn.execute(sql)
+                await _record(conn, "tenant:" + row["schema_name"], sql)
+
+
+async def _record(conn: asyncpg.Connection, name: str, sql: str) -> None:
+    await conn.execute(
+        "INSERT INTO cityos.migrations (name, digest) VALUES ($1, $2)"
+        " ON CONFLICT (name) DO UPDATE SET digest = EXCLUDED.digest, applied_at = now()",
+        name,
+        _digest(sql),
+    )
 
 
 def tenant_ddl(schema: str) -> str:
@@ -113,7 +158,9 @@ class Tenants:
         schema = schema_name(tenant)
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_TENANTS)
-            await conn.execute(tenant_ddl(schema))
+            sql = tenant_ddl(schema)
+            await conn.execute(sql)
+            await _record(conn, "tenant:" + schema, sql)
             await conn.execute(
                 "INSERT INTO cityos.tenants (name, schema_name) VALUES ($1, $2)"
                 " ON CONFLICT (name) DO NOTHING",

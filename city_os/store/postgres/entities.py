@@ -1,5 +1,5 @@
 """Entity persistence on PostgreSQL: every write is ONE statement (entity rows + geometry rows +
-outbox rows + pg_notify), so it is atomic without an explicit transaction and costs one round trip.
+outbox rows), so it is atomic without an explicit transaction and costs one round trip.
 
 Layer: store/. Writes of existing entities are optimistic: the caller read ``version`` and the
 statement only touches rows still at that version; the ids it returns are the ones written, and the
@@ -9,6 +9,9 @@ without holding row locks across round trips.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +23,7 @@ from city_os.ngsild.merge import geometries
 from city_os.ngsild.representation import EntityRecord
 
 NOTIFY_CHANNEL = "cityos_outbox"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ WITH x AS (
   FROM jsonb_to_recordset($2::jsonb) AS n(id text, attr text, ds text, geom jsonb)
   JOIN ins ON ins.id = n.id
 ), ob AS ({_OUTBOX.format(done="ins", p="$3")})
-SELECT ins.id, pg_notify('{NOTIFY_CHANNEL}', '') FROM ins"""
+SELECT ins.id FROM ins"""
         self.update = f"""
 WITH x AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb)
@@ -122,15 +126,17 @@ WITH x AS (
   FROM n JOIN upd ON upd.id = n.id
   ON CONFLICT (entity_id, attr, dataset_id) DO UPDATE SET geom = EXCLUDED.geom
 ), ob AS ({_OUTBOX.format(done="upd", p="$3")})
-SELECT upd.id, pg_notify('{NOTIFY_CHANNEL}', '') FROM upd"""
+SELECT upd.id FROM upd"""
         self.delete = f"""
 WITH x AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, version bigint)
 ), del AS (
   DELETE FROM {s}.entities e USING x WHERE e.id = x.id AND e.version = x.version
   RETURNING e.id
+), gdel AS (
+  DELETE FROM {s}.geo g USING del WHERE g.entity_id = del.id
 ), ob AS ({_OUTBOX.format(done="del", p="$2")})
-SELECT del.id, pg_notify('{NOTIFY_CHANNEL}', '') FROM del"""
+SELECT del.id FROM del"""
         self.expired_by_id = (
             f"SELECT {_COLUMNS} FROM {s}.entities WHERE id = ANY($1::text[])"
             " AND expires_at <= now()"
@@ -149,12 +155,49 @@ def _geo_rows(writes: list[Write]) -> list[dict[str, Any]]:
     return rows
 
 
+class OutboxWaker:
+    """Wakes outbox relays (LISTEN cityos_outbox) after writes commit, at most once per
+    ``interval``: a NOTIFY inside every write statement would serialise all commits on
+    PostgreSQL's notification queue lock. A lost wake-up only delays the relay until its poll."""
+
+    def __init__(self, pool: asyncpg.Pool, interval: float = 0.002) -> None:
+        self._pool = pool
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def poke(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        else:
+            self._again = True
+
+    async def _run(self) -> None:
+        while True:
+            self._again = False
+            try:
+                async with self._pool.acquire() as conn:
+                    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("could not wake the outbox relay: %s", exc)
+            if not self._again:
+                return
+            await asyncio.sleep(self._interval)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 class EntityRepository:
     """Reads and writes entities of one tenant schema through a pool."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._statements: dict[str, EntityStatements] = {}
+        self.waker = OutboxWaker(pool)
         # Called with the writes that were committed (metrics: entities written per operation).
         self.on_written: Callable[[list[Write], set[str]], None] | None = None
 

@@ -9,6 +9,7 @@ client's expression (e.g. SQLSTATE 2201B, invalid regular expression) become Bad
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,14 +30,25 @@ from city_os.store.postgres.query_sql import (
 )
 
 Expand = Callable[[str], str]
-# An orderBy key: an entity column, or a path into attrs (a text[] for #>), and descending?
-OrderKey = tuple[str | tuple[str, ...], bool]
 _COLUMNS_BY_NAME = {
     "id": "e.id",
     "type": "e.types",
     "createdAt": "e.created_at",
     "modifiedAt": "e.modified_at",
 }
+
+
+@dataclass(frozen=True)
+class OrderKey:
+    """One ``orderBy`` key (§4.23): an entity column, or a path into ``attrs`` (for ``#>``).
+
+    With ``near`` (GeoJSON geometry text), ``target`` is a GeoProperty IRI and entities are
+    ordered by the distance of its nearest instance from ``near``.
+    """
+
+    target: str | tuple[str, ...]
+    desc: bool = False
+    near: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,22 +129,17 @@ class QueryRepository:
         offset: int,
         count: bool,
         order: tuple[OrderKey, ...] = (),
+        collation: str | None = None,
     ) -> tuple[list[Stored], int | None]:
+        """``collation``: a name from pg_collation (see ``collation``), for string values."""
         where, args = where_clause(schema, sel, names)
         base = f"FROM {schema}.entities e WHERE {_LIVE} AND ({where})"
         rows: list[asyncpg.Record] = []
         if limit > 0:
-            keys: list[str] = []
-            page_args = list(args)
-            for key, desc in order:
-                if isinstance(key, str):
-                    expr = _COLUMNS_BY_NAME[key]
-                else:
-                    page_args.append(list(key))
-                    expr = f"e.attrs #> ${len(page_args)}::text[]"
-                keys.append(f"{expr} {'DESC NULLS LAST' if desc else 'ASC NULLS LAST'}")
+            params = SqlParams(len(args) + 1)
+            keys = [k for key in order for k in _order_sql(schema, key, params, collation)]
             keys.append("e.id")  # ties (and no orderBy): a stable order for paging
-            page_args += [limit, offset]
+            page_args = [*args, *params.args, limit, offset]
             n = len(page_args)
             rows = await self._fetch(
                 f"SELECT {_COLUMNS} {base} ORDER BY {', '.join(keys)} LIMIT ${n - 1} OFFSET ${n}",
@@ -143,6 +150,17 @@ class QueryRepository:
             found = await self._fetch(f"SELECT count(*) AS n {base}", *args)
             total = int(found[0]["n"])
         return [_record(r) for r in rows], total
+
+    async def collation(self, tags: list[str]) -> str | None:
+        """The first of ``tags`` PostgreSQL can collate with (ICU ``<tag>-x-icu`` first)."""
+        candidates = [c for tag in tags for c in (f"{tag}-x-icu", tag)]
+        rows = await self._fetch(
+            "SELECT collname FROM pg_collation WHERE collname = ANY($1::text[])"
+            " AND collencoding IN (-1, pg_char_to_encoding(current_setting('server_encoding')))",
+            candidates,
+        )
+        found = {r["collname"] for r in rows}
+        return next((c for c in candidates if c in found), None)
 
     async def ids(self, schema: str, sel: Selection, names: Names) -> list[str]:
         where, args = where_clause(schema, sel, names)
@@ -209,6 +227,45 @@ GROUP BY a.key ORDER BY a.key""",
             AttributeStats(r["key"], int(r["n"]), list(r["kinds"]), list(r["types"] or []))
             for r in rows
         ]
+
+
+def _order_sql(schema: str, key: OrderKey, params: SqlParams, collation: str | None) -> list[str]:
+    """ORDER BY items for one key: absent values last; numbers < strings < booleans < other
+    JSON (§4.23.2), each compared natively; strings in ``collation`` when one is given."""
+    direction = "DESC" if key.desc else "ASC"
+    collate = f' COLLATE "{check_collation(collation)}"' if collation else ""
+    if key.near is not None:
+        assert isinstance(key.target, tuple)
+        reference = f"ST_SetSRID(ST_GeomFromGeoJSON({params.add(key.near)}::text), 4326)"
+        attr = params.add(key.target[0])
+        distance = (
+            f"(SELECT min(ST_Distance(g.geom::geography, {reference}::geography)) "
+            f"FROM {schema}.geo g WHERE g.entity_id = e.id AND g.attr = {attr})"
+        )
+        return [f"{distance} {direction} NULLS LAST"]
+    if isinstance(key.target, str):
+        column = _COLUMNS_BY_NAME[key.target]
+        if key.target == "id":
+            column += collate
+        return [f"{column} {direction} NULLS LAST"]
+    value = f"(e.attrs #> {params.add(list(key.target))}::text[])"
+    kind = f"jsonb_typeof({value})"
+    return [
+        f"({value} IS NULL OR {kind} = 'null')",
+        f"CASE {kind} WHEN 'number' THEN 0 WHEN 'string' THEN 1 WHEN 'boolean' THEN 2 ELSE 3 END"
+        f" {direction}",
+        f"CASE WHEN {kind} = 'number' THEN {value}::numeric END {direction}",
+        f"(CASE WHEN {kind} = 'string' THEN {value} #>> '{{}}' END){collate} {direction}",
+        f"{value} {direction}",
+    ]
+
+
+def check_collation(name: str) -> str:
+    """Collation names come from pg_collation (``QueryRepository.collation``); refuse any
+    other shape, so a name can never break out of its quoted identifier."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ValueError(f"not a collation name: {name!r}")
+    return name
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,11 @@ import asyncio
 import random
 
 import asyncpg
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
-from city_os.devstack import TansuProcess
+from city_os.app import create_relay_app
+from city_os.devstack import TansuProcess, free_port
+from tests.conftest import test_settings as settings_for
 from tests.integration.events.support import (
     API,
     TopicReader,
@@ -135,3 +137,22 @@ async def test_per_entity_order_holds_under_concurrent_writes_and_two_relays(
             assert change["previous"][0]["value"] == level
             level = change["new"][0]["value"]
         assert len(events) == updates + 1
+
+
+async def test_relay_process_is_not_ready_without_kafka() -> None:
+    """``city-os relay`` (Kafka required): 503 naming Kafka, PostgreSQL up; alive all the same."""
+    nowhere = f"127.0.0.1:{free_port()}"
+    app = create_relay_app(settings_for(kafka_bootstrap=nowhere, kafka_publish_timeout=1.0))
+    async with TestClient(TestServer(app)) as client:
+        assert (await client.get("/health")).status == 200
+
+        async def kafka_down() -> bool:
+            resp = await client.get("/ready")
+            body = await resp.json()
+            return resp.status == 503 and body["components"]["kafka"]["status"] == "down"
+
+        await poll(kafka_down)
+        body = await (await client.get("/ready")).json()
+        assert body["components"]["postgresql"] == {"status": "up", "required": True}
+        assert body["status"] == "not ready"
+        assert (await client.get("/ngsi-ld/v1/entities")).status == 404  # no API here

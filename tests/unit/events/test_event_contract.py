@@ -118,3 +118,17 @@ def test_seen_ids_is_bounded_and_forgets_the_oldest() -> None:
 @pytest.mark.parametrize("raw", [b"", b"not json", b"{}", b'{"id": "x", "data": 1}', None])
 def test_malformed_messages_parse_to_none(raw: bytes | None) -> None:
     assert parse(raw) is None
+
+
+def test_the_example_consumer_reports_a_threshold_crossing_once() -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[3] / "examples/alert_consumer.py"
+    spec = importlib.util.spec_from_file_location("alert_consumer", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    rising = ChangeEvent.from_envelope(event("updated", 2.0, 4.0))
+    still_high = ChangeEvent.from_envelope(event("updated", 4.0, 5.0))
+    assert "WATER LEVEL" in example.alert_line(rising, 3.0)
+    assert example.alert_line(still_high, 3.0) is None

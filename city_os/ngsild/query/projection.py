@@ -1,0 +1,54 @@
+"""Parser of the projection lists ``pick`` and ``omit`` (GS CIM 009 v1.9.1 §4.21) → a tree.
+
+Pure, no I/O. ``,`` or ``|`` separates items; an item may address the entity linked through a
+Relationship with a nested list in braces (§4.5.23): ``id,locatedAt{id,name,isInCountry{id}}``.
+Returns ``((name, nested | None), ...)`` with the names as written (terms, not yet expanded).
+Syntax errors raise ``BadRequestData`` naming the 1-based position.
+"""
+
+from __future__ import annotations
+
+from city_os.errors import BadRequestData
+
+Projection = tuple[tuple[str, "Projection | None"], ...]
+
+_SEPARATORS = ",|"
+_SPECIAL = "{}" + _SEPARATORS
+
+
+def parse_projection(text: str, name: str = "projection") -> Projection:
+    """Parse a ``pick``/``omit`` value; raise ``BadRequestData`` on any syntax error."""
+    items, end = _items(text, 0, name, nested=False)
+    if end != len(text):  # pragma: no cover - _items consumes everything at top level
+        raise BadRequestData(f"{name}: unexpected {text[end]!r} at position {end + 1}")
+    return items
+
+
+def _items(text: str, i: int, name: str, *, nested: bool) -> tuple[Projection, int]:
+    out: list[tuple[str, Projection | None]] = []
+    while True:
+        start = i
+        while i < len(text) and text[i] not in _SPECIAL:
+            i += 1
+        term = text[start:i].strip()
+        if not term:
+            found = repr(text[i]) if i < len(text) else "end of input"
+            raise BadRequestData(f"{name}: expected a name, found {found} at position {i + 1}")
+        sub: Projection | None = None
+        if i < len(text) and text[i] == "{":
+            sub, i = _items(text, i + 1, name, nested=True)
+            if i >= len(text) or text[i] != "}":
+                raise BadRequestData(f"{name}: expected '}}' at position {i + 1}")
+            i += 1
+        out.append((term, sub))
+        if i >= len(text):
+            if nested:
+                raise BadRequestData(f"{name}: expected '}}', found end of input")
+            return tuple(out), i
+        if text[i] == "}":
+            if not nested:
+                raise BadRequestData(f"{name}: unexpected '}}' at position {i + 1}")
+            return tuple(out), i
+        if text[i] not in _SEPARATORS:
+            raise BadRequestData(f"{name}: unexpected {text[i]!r} at position {i + 1}")
+        i += 1
