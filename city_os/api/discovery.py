@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from city_os.api.http import negotiate, read_context, respond
+from city_os.api.http import check_params, negotiate, read_context, respond
 from city_os.api.keys import DISCOVERY
-from city_os.errors import BadRequestData, InvalidRequest
+from city_os.errors import BadRequestData
 
 routes = web.RouteTableDef()
 PREFIX = "/ngsi-ld/v1"
@@ -20,9 +20,7 @@ _ITEM_PARAMS = frozenset({"local"})
 
 
 def _details(request: web.Request, allowed: frozenset[str]) -> bool:
-    unknown = set(request.query) - allowed
-    if unknown:
-        raise InvalidRequest(f"unknown query parameters: {', '.join(sorted(unknown))}")
+    check_params(request, allowed)
     raw = request.query.get("details", "false")
     if raw not in ("true", "false"):
         raise BadRequestData("details must be true or false")

@@ -225,6 +225,16 @@ def option_set(request: web.Request) -> set[str]:
     return out
 
 
+def check_params(request: web.Request, allowed: frozenset[str]) -> None:
+    """Unknown query parameters are refused (§6.3.20: 400 InvalidRequest)."""
+    unknown = {name.strip() for name in request.query} - allowed
+    if unknown:
+        raise InvalidRequest(
+            f"unknown query parameters: {', '.join(sorted(unknown))}; "
+            f"allowed here: {', '.join(sorted(allowed)) or 'none'}"
+        )
+
+
 def csv_param(request: web.Request, name: str) -> list[str] | None:
     raw = request.query.get(name)
     if raw is None:

@@ -20,6 +20,7 @@ from city_os.api.http import (
     JSON,
     JSONLD,
     body_context,
+    check_params,
     csv_param,
     negotiate,
     prefers_plain_json,
@@ -308,8 +309,27 @@ async def _respond(
     return response
 
 
+# Query parameters of GET /entities (§6.4.3.2) and of purge, DELETE /entities (§6.4.3.3).
+QUERY_PARAMS = frozenset(
+    {
+        "id", "type", "idPattern", "attrs", "pick", "omit", "q", "csf", "georel", "geometry",
+        "coordinates", "geoproperty", "geometryProperty", "lang", "scopeQ", "datasetId", "local",
+        "options", "format", "limit", "offset", "count", "orderBy", "collation", "orderFrom",
+        "orderGeometry", "join", "joinLevel", "containedBy", "expandValues", "entityMap",
+        "contextSourceIdentity", "via",
+    }
+)  # fmt: skip
+PURGE_PARAMS = frozenset(
+    {
+        "id", "type", "idPattern", "attrs", "q", "csf", "georel", "geometry", "coordinates",
+        "geoproperty", "scopeQ", "datasetId", "local", "keep", "drop", "expandValues",
+    }
+)  # fmt: skip
+
+
 @routes.get(PREFIX + "/entities")
 async def query_entities(request: web.Request) -> web.Response:
+    check_params(request, QUERY_PARAMS)
     ctx = await read_context(request)
     opts = render_options(request, ctx)
     query, page = _params_query(request, ctx), _page(request)
@@ -335,6 +355,7 @@ async def query_entities_post(request: web.Request) -> web.Response:
 
 @routes.delete(PREFIX + "/entities")
 async def purge_entities(request: web.Request) -> web.Response:
+    check_params(request, PURGE_PARAMS)
     ctx = await read_context(request)
     keep, drop = csv_param(request, "keep"), csv_param(request, "drop")
     if keep is not None and drop is not None:

@@ -311,6 +311,8 @@ class EntityService:
     ) -> None:
         if attr == "scope":
             raise BadRequestData("scope cannot be partially updated; use update attributes")
+        if isinstance(body, dict) and body.get("datasetId") == NULL_URI:
+            raise BadRequestData("a datasetId cannot be deleted by setting it to NGSI-LD Null")
         iri, patch = _attribute_fragment(ctx, attr, body, allow_null=True)
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:

@@ -78,9 +78,12 @@ ATTRIBUTE_MEMBERS = frozenset(
         "lang",
         "expiresAt",
         "valueType",
+        "entityIdSealed",
+        "entityTypeSealed",
         "@context",
     }
 )
+PROOF_ATTRIBUTE = "ngsildproof"  # §4.5.x: a Data Integrity proof of the entity
 # Members only the broker writes (notifications, proofs): never accepted as input (§4.5.2).
 OUTPUT_ONLY_MEMBERS = frozenset(
     {
@@ -98,13 +101,6 @@ OUTPUT_ONLY_MEMBERS = frozenset(
 # Core members that cannot name an attribute of an entity (§4.5.1).
 RESERVED_ATTRIBUTE_NAMES = frozenset(
     {
-        "value",
-        "object",
-        "languageMap",
-        "vocab",
-        "json",
-        "valueList",
-        "objectList",
         "datasetId",
         "observedAt",
         "unitCode",
@@ -353,6 +349,12 @@ def parse_instance(
         raise BadRequestData(f"attribute {name!r} has an unknown type {kind!r}")
     if name in GEO_ATTRIBUTE_NAMES and kind != "GeoProperty" and not sub:
         raise BadRequestData(f"attribute {name!r} must be a GeoProperty")
+    if (
+        name == PROOF_ATTRIBUTE
+        and not sub
+        and (kind != "Property" or not isinstance(raw.get("value"), dict))
+    ):
+        raise BadRequestData(f"{name!r} must be a Property whose value is a proof object")
     value_key = VALUE_KEY[kind]
     if value_key not in raw:
         raise BadRequestData(f"attribute {name!r} of type {kind} needs a {value_key!r} member")
@@ -372,6 +374,11 @@ def parse_instance(
         inst[value_key] = _check_value(name, kind, value, tm)
     for key, member in raw.items():
         if key in ("type", value_key) or key in SYSTEM_MEMBERS:
+            continue
+        if key in ("entityIdSealed", "entityTypeSealed") and name == PROOF_ATTRIBUTE and not sub:
+            if not isinstance(member, str) or not member:
+                raise BadRequestData(f"{key} of {name!r} must be a non-empty string")
+            inst[key] = member
             continue
         if key in OUTPUT_ONLY_MEMBERS:
             raise BadRequestData(f"attribute {name!r}: {key!r} is output-only")

@@ -39,6 +39,10 @@ def append(current: Attrs, fragment: Attrs, *, overwrite: bool) -> Outcome:
     """POST /entities/{id}/attrs: add attributes; replace existing instances unless noOverwrite."""
     out = Outcome()
     for iri, instances in fragment.items():
+        if not overwrite and current.get(iri):
+            # noOverwrite leaves an existing attribute alone, whatever datasetIds it has.
+            out.not_updated.append((iri, "attribute exists and noOverwrite was requested"))
+            continue
         existing = current.setdefault(iri, [])
         changed = False
         for inst in instances:
@@ -57,7 +61,8 @@ def append(current: Attrs, fragment: Attrs, *, overwrite: bool) -> Outcome:
 
 
 def update_existing(current: Attrs, fragment: Attrs) -> Outcome:
-    """PATCH /entities/{id}/attrs: replace instances that exist; the others are not updated."""
+    """PATCH /entities/{id}/attrs: replace matching instances, add the others (as the ETSI
+    suite for v1.9.1 expects: 011_01_03, 558_01_04); an NGSI-LD Null deletes an instance."""
     out = Outcome()
     for iri, instances in fragment.items():
         existing = current.get(iri)
@@ -65,6 +70,10 @@ def update_existing(current: Attrs, fragment: Attrs) -> Outcome:
         for inst in instances:
             i = -1 if existing is None else _index(existing, inst.get("datasetId"))
             if existing is None or i < 0:
+                if not _is_null(inst):
+                    current.setdefault(iri, []).append(inst)
+                    existing = current[iri]
+                    changed = True
                 continue
             if _is_null(inst):  # NGSI-LD Null deletes the instance (§5.6.2)
                 del existing[i]
@@ -77,7 +86,7 @@ def update_existing(current: Attrs, fragment: Attrs) -> Outcome:
         if changed:
             out.updated.append(iri)
         else:
-            out.not_updated.append((iri, "attribute does not exist"))
+            out.not_updated.append((iri, "there is no such attribute to delete"))
     return out
 
 

@@ -252,13 +252,21 @@ async def test_attribute_operations(client: Client, tenant: str) -> None:
     report = await resp.json()
     assert report["updated"] == ["open"]
     assert report["notUpdated"][0]["attributeName"] == "capacity"
-    # update attributes: only existing ones
+    # update attributes: replaces what exists, adds the rest (ETSI 011_01_03); deleting an
+    # attribute that is not there is reported
     resp = await client.patch(
         url,
-        json={"capacity": {"type": "Property", "value": 300, "unitCode": "C62"}, "nope": 1},
+        json={
+            "capacity": {"type": "Property", "value": 300, "unitCode": "C62"},
+            "extra": 1,
+            "nope": "urn:ngsi-ld:null",
+        },
         headers=hdr(tenant),
     )
     assert resp.status == 207
+    report = await resp.json()
+    assert sorted(report["updated"]) == ["capacity", "extra"]
+    assert report["notUpdated"][0]["attributeName"] == "nope"
     # partial attribute update keeps the other members
     resp = await client.patch(url + "/capacity", json={"value": 250}, headers=hdr(tenant))
     assert resp.status == 204
