@@ -18,6 +18,7 @@ import random
 import resource
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import orjson
@@ -128,25 +129,20 @@ _SQL = {
 }
 
 
-async def _db(
-    dsn: str, sc: Scenario, concurrency: int, pool_size: int, warmup: float, duration: float
+async def _pool_load(
+    dsn: str,
+    op: Callable[[Any, int], Awaitable[bool]],
+    concurrency: int,
+    pool_size: int,
+    warmup: float,
+    duration: float,
 ) -> LoadResult:
+    """``op(conn, seq)`` on a pooled connection, ``concurrency`` at a time, timed like the load
+    client: latencies and successes inside the measured window only."""
     import asyncpg
 
     pool = await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size)
     assert pool is not None
-    sql = _SQL[sc.kind]
-    pick = random.Random(42).randrange
-
-    def args(seq: int) -> tuple[object, ...]:
-        if sc.kind == "create":
-            eid = entity_id(sc.prefix, seq)
-            return eid, entity_json(eid).decode()
-        if sc.kind == "batch":
-            return (batch_json(sc.prefix, seq * BATCH_SIZE).decode(),)
-        eid = entity_id(sc.seed_prefix, pick(sc.existing))
-        return (eid,) if sc.kind == "retrieve" else (eid, str(seq % 400 / 10))
-
     res = LoadResult()
     lat: list[float] = []
     counter = 0
@@ -161,14 +157,10 @@ async def _db(
                 return
             seq = counter
             counter += 1
-            a = args(seq)
             start = clock()
             try:
                 async with pool.acquire() as conn:
-                    if sc.kind == "retrieve":
-                        ok = await conn.fetchval(sql, *a) is not None
-                    else:
-                        ok = not (await conn.execute(sql, *a)).endswith(" 0")
+                    ok = await op(conn, seq)
             except asyncpg.PostgresError:
                 ok = False
             if start >= t0:
@@ -187,11 +179,31 @@ async def _db(
     res.seconds = duration
     res.client_cpu = (ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime) / (w1 - w0)
     res.sent = counter
-    if lat:
-        lat.sort()
-        res.p50_ms = lat[len(lat) // 2] * 1000
-        res.p99_ms = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+    res.set_latencies(lat)
     return res
+
+
+async def _db(
+    dsn: str, sc: Scenario, concurrency: int, pool_size: int, warmup: float, duration: float
+) -> LoadResult:
+    sql = _SQL[sc.kind]
+    pick = random.Random(42).randrange
+
+    def args(seq: int) -> tuple[object, ...]:
+        if sc.kind == "create":
+            eid = entity_id(sc.prefix, seq)
+            return eid, entity_json(eid).decode()
+        if sc.kind == "batch":
+            return (batch_json(sc.prefix, seq * BATCH_SIZE).decode(),)
+        eid = entity_id(sc.seed_prefix, pick(sc.existing))
+        return (eid,) if sc.kind == "retrieve" else (eid, str(seq % 400 / 10))
+
+    async def op(conn: Any, seq: int) -> bool:
+        if sc.kind == "retrieve":
+            return await conn.fetchval(sql, *args(seq)) is not None
+        return not (await conn.execute(sql, *args(seq))).endswith(" 0")
+
+    return await _pool_load(dsn, op, concurrency, pool_size, warmup, duration)
 
 
 def run_db(
@@ -201,6 +213,28 @@ def run_db(
     import uvloop
 
     return uvloop.run(_db(dsn, sc, concurrency, pool_size, warmup, duration))
+
+
+Statement = tuple[str, list[Any]]
+
+
+def run_sql(
+    dsn: str,
+    statements: list[Statement],
+    concurrency: int,
+    pool_size: int,
+    warmup: float,
+    duration: float,
+) -> LoadResult:
+    """The SQL ceiling of a query: the statements the API issues for one request (page, then
+    count), fetched on one pooled connection per operation; ok when the first returns rows."""
+    import uvloop
+
+    async def op(conn: Any, seq: int) -> bool:
+        rows = [await conn.fetch(sql, *args) for sql, args in statements]
+        return bool(rows[0])
+
+    return uvloop.run(_pool_load(dsn, op, concurrency, pool_size, warmup, duration))
 
 
 if __name__ == "__main__":

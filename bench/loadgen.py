@@ -26,16 +26,24 @@ class LoadResult:
     errors: int = 0  # unexpected status or broken connection inside the window
     seconds: float = 0.0
     p50_ms: float = 0.0
+    p95_ms: float = 0.0
     p99_ms: float = 0.0
     client_cpu: float = 0.0  # client CPU seconds / wall seconds in the window (1.0 = one core)
     sent: int = 0  # requests issued in total (warm-up included): ids 0..sent-1 were used
     statuses: dict[int, int] = field(default_factory=dict)
 
+    def set_latencies(self, lat: list[float]) -> None:
+        """Percentiles of request latencies given in seconds."""
+        if lat:
+            lat.sort()
+            res = [lat[min(len(lat) - 1, int(len(lat) * p))] * 1000 for p in (0.5, 0.95, 0.99)]
+            self.p50_ms, self.p95_ms, self.p99_ms = res
+
     def rate(self, per_op: int = 1) -> float:
         return self.ops * per_op / self.seconds if self.seconds else 0.0
 
 
-class _Conn(asyncio.Protocol):
+class Conn(asyncio.Protocol):
     """One keep-alive connection; ``request`` sends bytes and resolves to the response status."""
 
     def __init__(self) -> None:
@@ -102,8 +110,8 @@ async def _run(
     expected = sc.expected_status
     conns = []
 
-    async def connect() -> _Conn:
-        transport, proto = await loop.create_connection(_Conn, host, port)
+    async def connect() -> Conn:
+        transport, proto = await loop.create_connection(Conn, host, port)
         proto.transport = transport
         return proto
 
@@ -117,7 +125,7 @@ async def _run(
     t0 = clock() + warmup
     t1 = t0 + duration
 
-    async def worker(conn: _Conn) -> None:
+    async def worker(conn: Conn) -> None:
         nonlocal counter
         while True:
             if clock() >= t1:
@@ -155,10 +163,7 @@ async def _run(
     res.client_cpu = cpu / (w1 - w0)
     res.sent = counter
     res.statuses = statuses
-    if lat:
-        lat.sort()
-        res.p50_ms = lat[len(lat) // 2] * 1000
-        res.p99_ms = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+    res.set_latencies(lat)
     return res
 
 

@@ -41,12 +41,47 @@ _ENTITY_HEAD, _ENTITY_TAIL = orjson.dumps(
 ).split(_ID_MARK.encode())
 
 
-def entity_id(prefix: str, seq: int) -> str:
-    return f"urn:ngsi-ld:{ENTITY_TYPE}:{prefix}{seq}"
+# A normalized WeatherObserved (Smart Data Models, schemas/WeatherObserved): valid against the
+# bundled schema, used by the validation scenario with that schema on and off.
+_WEATHER_ATTRS = {
+    "dateObserved": {
+        "type": "Property",
+        "value": {"@type": "DateTime", "@value": "2026-05-01T09:00:00Z"},
+    },
+    "location": {
+        "type": "GeoProperty",
+        "value": {"type": "Point", "coordinates": [130.2988, 33.2635]},
+    },
+    "address": {
+        "type": "Property",
+        "value": {"addressLocality": "Saga", "addressRegion": "Saga", "addressCountry": "JP"},
+    },
+    "atmosphericPressure": {"type": "Property", "value": 1008.2},
+    "dataProvider": {"type": "Property", "value": "Saga City"},
+    "precipitation": {"type": "Property", "value": 0.5},
+    "relativeHumidity": {"type": "Property", "value": 0.71},
+    "temperature": {"type": "Property", "value": 21.4},
+    "windDirection": {"type": "Property", "value": 135},
+    "windSpeed": {"type": "Property", "value": 2.1},
+    "source": {"type": "Property", "value": "https://www.city.saga.lg.jp"},
+    "refDevice": {"type": "Relationship", "object": "urn:ngsi-ld:Device:saga-wx-003"},
+}
+_WEATHER_HEAD, _WEATHER_TAIL = orjson.dumps(
+    {"id": _ID_MARK, "type": "WeatherObserved", **_WEATHER_ATTRS}
+).split(_ID_MARK.encode())
+ENTITY_MODELS: dict[str, tuple[bytes, bytes]] = {
+    ENTITY_TYPE: (_ENTITY_HEAD, _ENTITY_TAIL),
+    "WeatherObserved": (_WEATHER_HEAD, _WEATHER_TAIL),
+}
 
 
-def entity_json(eid: str) -> bytes:
-    return _ENTITY_HEAD + eid.encode() + _ENTITY_TAIL
+def entity_id(prefix: str, seq: int, model: str = ENTITY_TYPE) -> str:
+    return f"urn:ngsi-ld:{model}:{prefix}{seq}"
+
+
+def entity_json(eid: str, model: str = ENTITY_TYPE) -> bytes:
+    head, tail = ENTITY_MODELS[model]
+    return head + eid.encode() + tail
 
 
 def batch_json(prefix: str, first: int, size: int = BATCH_SIZE) -> bytes:
@@ -73,26 +108,46 @@ _GET_TAIL = b" HTTP/1.1\r\n" + _COMMON + b"\r\n"
 
 @dataclass(frozen=True)
 class Scenario:
-    """One measured workload; ``existing`` = how many ``seed_prefix`` ids exist (reads, updates)."""
+    """One measured workload; ``existing`` = how many ``seed_prefix`` ids exist (reads, updates).
 
-    kind: str  # create | retrieve | update | batch
+    ``query``: ``GET path`` (a query string included) repeated; ``tenant`` adds NGSILD-Tenant;
+    ``model`` picks the entity that ``create`` sends (``ENTITY_MODELS``).
+    """
+
+    kind: str  # create | retrieve | update | batch | query
     prefix: str = "e"
     seed_prefix: str = "e"
     existing: int = 0
+    path: str = ""
+    tenant: str = ""
+    model: str = ENTITY_TYPE
 
     @property
     def expected_status(self) -> int:
-        return {"create": 201, "retrieve": 200, "update": 204, "batch": 201}[self.kind]
+        return {"create": 201, "retrieve": 200, "update": 204, "batch": 201, "query": 200}[
+            self.kind
+        ]
 
     @property
     def entities_per_op(self) -> int:
         return BATCH_SIZE if self.kind == "batch" else 1
 
 
+def tenant_header(tenant: str) -> bytes:
+    return f"NGSILD-Tenant: {tenant}\r\n".encode() if tenant else b""
+
+
 def request_maker(sc: Scenario) -> Callable[[int], bytes]:
     """A function seq -> the raw bytes of request number ``seq`` of the scenario."""
+    if sc.kind == "query":
+        get = b"GET " + sc.path.encode() + b" HTTP/1.1\r\n" + _COMMON
+        get += tenant_header(sc.tenant) + b"\r\n"
+        return lambda seq: get
     if sc.kind == "create":
-        return lambda seq: _with_body(_CREATE, entity_json(entity_id(sc.prefix, seq)))
+        create = _CREATE + tenant_header(sc.tenant)
+        return lambda seq: _with_body(
+            create, entity_json(entity_id(sc.prefix, seq, sc.model), sc.model)
+        )
     if sc.kind == "batch":
         return lambda seq: _with_body(_BATCH, batch_json(sc.prefix, seq * BATCH_SIZE))
     if sc.existing <= 0:

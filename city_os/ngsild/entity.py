@@ -175,6 +175,8 @@ def check_entity_id(value: object, what: str = "entity id") -> str:
         raise BadRequestData(f"{what} must be a non-empty string (a URI)")
     if not is_uri(value):
         raise BadRequestData(f"{what} {value!r} is not a valid URI")
+    if value == NULL_URI:
+        raise BadRequestData(f"{what} cannot be the NGSI-LD Null {NULL_URI}")
     return value
 
 

@@ -39,10 +39,6 @@ def append(current: Attrs, fragment: Attrs, *, overwrite: bool) -> Outcome:
     """POST /entities/{id}/attrs: add attributes; replace existing instances unless noOverwrite."""
     out = Outcome()
     for iri, instances in fragment.items():
-        if not overwrite and current.get(iri):
-            # noOverwrite leaves an existing attribute alone, whatever datasetIds it has.
-            out.not_updated.append((iri, "attribute exists and noOverwrite was requested"))
-            continue
         existing = current.setdefault(iri, [])
         changed = False
         for inst in instances:
