@@ -15,7 +15,13 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-TYPES = ("AirQualityObserved", "NoiseLevelObserved", "ParkingSpot", "Streetlight", "WeatherObserved")
+TYPES = (
+    "AirQualityObserved",
+    "NoiseLevelObserved",
+    "ParkingSpot",
+    "Streetlight",
+    "WeatherObserved",
+)
 PER_TYPE = 20_000
 PARENTS = 200
 LON = (130.18, 130.40)
@@ -64,7 +70,10 @@ def normalized(s: Sensor, n: int) -> dict[str, object]:
             "value": {"@type": "DateTime", "@value": f"2026-05-01T{n % 24:02d}:00:00Z"},
         },
         "refParent": {"type": "Relationship", "object": s.parent},
-        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [s.lon, s.lat]}},
+        "location": {
+            "type": "GeoProperty",
+            "value": {"type": "Point", "coordinates": [s.lon, s.lat]},
+        },
     }
 
 

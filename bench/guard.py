@@ -15,6 +15,7 @@ import time
 BUSY_PATTERNS = ("robot", "pytest")
 MAX_WAIT = 600.0  # seconds
 POLL = 5.0
+enabled = True  # ``--no-wait`` (smoke tests of the bench itself) turns the wait off
 
 
 def busy() -> list[str]:
@@ -31,10 +32,12 @@ def wait_quiet(what: str) -> float:
     """Block until no test run is busy (or MAX_WAIT passed); returns the 1-minute load."""
     deadline = time.monotonic() + MAX_WAIT
     announced = False
-    while found := busy():
+    while enabled and (found := busy()):
         if time.monotonic() >= deadline:
-            print(f"  WARNING: {', '.join(found)} still running after {MAX_WAIT:.0f} s; "
-                  f"measuring {what} anyway")
+            print(
+                f"  WARNING: {', '.join(found)} still running after {MAX_WAIT:.0f} s; "
+                f"measuring {what} anyway"
+            )
             break
         if not announced:
             print(f"  waiting for {', '.join(found)} to finish before measuring {what}...")

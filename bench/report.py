@@ -7,6 +7,15 @@ from typing import Any
 
 from bench.workload import BATCH_SIZE
 
+# Targets on the reference machine (2 cores): operations per second, entities/s for batch.
+TARGETS = {"create": 1500, "retrieve": 3000, "update": 1500, "batch": 10000}
+LABELS = {
+    "create": "create (POST /entities)",
+    "retrieve": "retrieve by id (GET)",
+    "update": "partial update (PATCH attr)",
+    "batch": "batch create x100 (entities/s)",
+}
+
 
 def _rate(m: Any, kind: str) -> float:
     return m.result.rate(BATCH_SIZE if kind == "batch" else 1) if m is not None else 0.0

@@ -118,7 +118,7 @@ def wait_http(port: int, path: str, procs: list[subprocess.Popen[bytes]], timeou
 def running(
     name: str, commands: list[list[str]], env: dict[str, str], port: int
 ) -> Iterator[Server]:
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL) for cmd in commands]
+    procs = start(commands, env)
     try:
         # Every worker must be up: with reuse_port, poll until each pid has the port bound.
         wait_http(port, "/ngsi-ld/v1/entities/urn:x:ready", procs, timeout=30)
@@ -126,15 +126,24 @@ def running(
             time.sleep(1.0)
         yield Server(name, port, procs)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop(procs)
+
+
+def start(commands: list[list[str]], env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    return [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL) for cmd in commands]
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGINT (aiohttp's graceful shutdown), SIGKILL after 10 s; reaps every process."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def api_commands(workers: int) -> list[list[str]]:

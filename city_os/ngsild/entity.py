@@ -10,6 +10,7 @@ The stored form is described in docs/storage.md.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -159,7 +160,7 @@ def is_uri(value: object) -> bool:
         isinstance(value, str)
         and len(value) < 2048
         and _URI.match(value) is not None
-        and not any(_bad_code_point(c) for c in value if ord(c) > 0x7E)
+        and (value.isascii() or not any(_bad_code_point(c) for c in value if ord(c) > 0x7E))
     )
 
 
@@ -183,16 +184,25 @@ def check_entity_id(value: object, what: str = "entity id") -> str:
 def check_name(name: object, what: str) -> str:
     if not isinstance(name, str) or not name:
         raise BadRequestData(f"{what} must be a non-empty string")
+    problem = _name_problem(name)
+    if problem:
+        raise BadRequestData(f"{what} {name!r} {problem}")
+    return name
+
+
+@functools.lru_cache(maxsize=8192)
+def _name_problem(name: str) -> str:
+    """Why a name is invalid ("" when it is fine); cached, as names repeat in every payload."""
     if _FORBIDDEN_NAME.search(name) or len(name) > 512:
-        raise BadRequestData(f"{what} {name!r} contains forbidden characters")
+        return "contains forbidden characters"
     if ":" not in name and not _TERM.match(name):
-        raise BadRequestData(
-            f"{what} {name!r} is invalid: a name starts with a letter and holds only letters, "
-            "digits and underscores (or is a full IRI)"
+        return (
+            "is invalid: a name starts with a letter and holds only letters, digits and "
+            "underscores (or is a full IRI)"
         )
     if ":" in name and not is_uri(name):
-        raise BadRequestData(f"{what} {name!r} is not a valid IRI or compact IRI")
-    return name
+        return "is not a valid IRI or compact IRI"
+    return ""
 
 
 def check_datetime(value: object, what: str) -> str:

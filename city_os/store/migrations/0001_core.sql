@@ -23,11 +23,11 @@ CREATE TABLE IF NOT EXISTS cityos.jsonld_contexts (
 -- The transactional outbox: one row per entity change, written in the same transaction as the data.
 CREATE TABLE IF NOT EXISTS cityos.outbox (
     seq          bigserial PRIMARY KEY,
-    event_id     uuid NOT NULL UNIQUE,
+    event_id     uuid NOT NULL,            -- uuid4, unique by construction (not indexed)
     tenant       text NOT NULL,
     entity_id    text NOT NULL,
     event_type   text NOT NULL,
-    payload      jsonb NOT NULL,
+    payload      json NOT NULL,            -- the CloudEvents envelope, published byte for byte
     created_at   timestamptz NOT NULL DEFAULT now(),
     published_at timestamptz
 );

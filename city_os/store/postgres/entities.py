@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from city_os.ngsild.merge import geometries
 from city_os.ngsild.representation import EntityRecord
@@ -67,13 +68,38 @@ def _record(row: asyncpg.Record) -> Stored:
 _COLUMNS = "id, types, scopes, attrs, created_at, modified_at, expires_at, version"
 _LIVE = "(expires_at IS NULL OR expires_at > now())"
 
+# Outbox rows arrive as parallel arrays with the envelope as text: stored as json (no jsonb
+# conversion) and published by the relay byte for byte.
 _OUTBOX = """
   INSERT INTO cityos.outbox (event_id, tenant, entity_id, event_type, payload)
-  SELECT o.event_id, o.tenant, o.entity_id, o.event_type, o.payload
-  FROM jsonb_to_recordset({p}::jsonb)
-       AS o(event_id uuid, tenant text, entity_id text, event_type text, payload jsonb)
+  SELECT o.event_id::uuid, ${t}, o.entity_id, o.event_type, o.payload::json
+  FROM unnest(${e}::text[], ${e1}::text[], ${e2}::text[], ${e3}::text[])
+       AS o(event_id, entity_id, event_type, payload)
   JOIN {done} d ON d.id = o.entity_id
 """
+
+
+def _outbox(done: str, first: int) -> str:
+    """The outbox insert of a write statement; its parameters start at ``$first`` (5 of them)."""
+    return (
+        _OUTBOX.replace("{done}", done)
+        .replace("{e}", str(first))
+        .replace("{e1}", str(first + 1))
+        .replace("{e2}", str(first + 2))
+        .replace("{e3}", str(first + 3))
+        .replace("{t}", str(first + 4))
+    )
+
+
+def _outbox_args(writes: list[Write]) -> list[Any]:
+    events = [w.event for w in writes]
+    return [
+        [e["event_id"] for e in events],
+        [e["entity_id"] for e in events],
+        [e["event_type"] for e in events],
+        [orjson.dumps(e["payload"]).decode() for e in events],
+        events[0]["tenant"] if events else "",
+    ]
 
 
 class EntityStatements:
@@ -100,7 +126,7 @@ WITH x AS (
   SELECT n.id, n.attr, n.ds, ST_SetSRID(ST_GeomFromGeoJSON(n.geom), 4326)
   FROM jsonb_to_recordset($2::jsonb) AS n(id text, attr text, ds text, geom jsonb)
   JOIN ins ON ins.id = n.id
-), ob AS ({_OUTBOX.format(done="ins", p="$3")})
+), ob AS ({_outbox("ins", 3)})
 SELECT ins.id FROM ins"""
         self.update = f"""
 WITH x AS (
@@ -125,7 +151,7 @@ WITH x AS (
   SELECT n.id, n.attr, n.ds, ST_SetSRID(ST_GeomFromGeoJSON(n.geom), 4326)
   FROM n JOIN upd ON upd.id = n.id
   ON CONFLICT (entity_id, attr, dataset_id) DO UPDATE SET geom = EXCLUDED.geom
-), ob AS ({_OUTBOX.format(done="upd", p="$3")})
+), ob AS ({_outbox("upd", 3)})
 SELECT upd.id FROM upd"""
         self.delete = f"""
 WITH x AS (
@@ -135,7 +161,7 @@ WITH x AS (
   RETURNING e.id
 ), gdel AS (
   DELETE FROM {s}.geo g USING del WHERE g.entity_id = del.id
-), ob AS ({_OUTBOX.format(done="del", p="$2")})
+), ob AS ({_outbox("del", 2)})
 SELECT del.id FROM del"""
         self.expired_by_id = (
             f"SELECT {_COLUMNS} FROM {s}.entities WHERE id = ANY($1::text[])"
@@ -237,7 +263,7 @@ class EntityRepository:
                 self.sql(schema).insert,
                 entities,
                 _geo_rows(writes),
-                [w.event for w in writes],
+                *_outbox_args(writes),
             )
         return self._written(writes, rows)
 
@@ -260,7 +286,7 @@ class EntityRepository:
         ]
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
-                self.sql(schema).update, entities, _geo_rows(writes), [w.event for w in writes]
+                self.sql(schema).update, entities, _geo_rows(writes), *_outbox_args(writes)
             )
         return self._written(writes, rows)
 
@@ -270,7 +296,7 @@ class EntityRepository:
             return set()
         keys = [{"id": w.record.id, "version": w.version} for w in writes]
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(self.sql(schema).delete, keys, [w.event for w in writes])
+            rows = await conn.fetch(self.sql(schema).delete, keys, *_outbox_args(writes))
         return self._written(writes, rows)
 
     def _written(self, writes: list[Write], rows: list[asyncpg.Record]) -> set[str]:
