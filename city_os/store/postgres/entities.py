@@ -153,6 +153,20 @@ WITH x AS (
   ON CONFLICT (entity_id, attr, dataset_id) DO UPDATE SET geom = EXCLUDED.geom
 ), ob AS ({_outbox("upd", 3)})
 SELECT upd.id FROM upd"""
+        # The common case (no geometry changed) skips the geo CTEs entirely; $2 is unused.
+        self.update_plain = f"""
+WITH x AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb)
+    AS x(id text, types text[], scopes text[], attrs jsonb, modified_at timestamptz,
+         expires_at timestamptz, version bigint)
+), upd AS (
+  UPDATE {s}.entities e
+  SET types = x.types, scopes = x.scopes, attrs = x.attrs, modified_at = x.modified_at,
+      expires_at = x.expires_at, version = e.version + 1
+  FROM x WHERE e.id = x.id AND e.version = x.version AND $2::int IS NULL
+  RETURNING e.id
+), ob AS ({_outbox("upd", 3)})
+SELECT upd.id FROM upd"""
         self.delete = f"""
 WITH x AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, version bigint)
@@ -284,10 +298,15 @@ class EntityRepository:
             }
             for w in writes
         ]
+        statements = self.sql(schema)
+        geo = _geo_rows(writes)
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(
-                self.sql(schema).update, entities, _geo_rows(writes), *_outbox_args(writes)
-            )
+            if geo or any(w.geo_changed for w in writes):
+                rows = await conn.fetch(statements.update, entities, geo, *_outbox_args(writes))
+            else:
+                rows = await conn.fetch(
+                    statements.update_plain, entities, None, *_outbox_args(writes)
+                )
         return self._written(writes, rows)
 
     async def delete(self, schema: str, writes: list[Write]) -> set[str]:
