@@ -8,13 +8,10 @@ Syntax errors raise ``BadRequestData`` naming the 1-based position.
 
 from __future__ import annotations
 
-from typing import Final
-
 from city_os.errors import BadRequestData
 from city_os.ngsild.query.ast import ScopeAnd, ScopeExpr, ScopeMatch, ScopeOr
-from city_os.ngsild.query.q import check_text, is_name
-
-MAX_LENGTH: Final = 4096
+from city_os.ngsild.query.q import is_name
+from city_os.ngsild.query.selection import SelectionParser
 
 
 def parse_scopeq(text: str) -> ScopeExpr:
@@ -30,53 +27,17 @@ def parse_scope(text: str) -> tuple[str, ...]:
     return tuple(levels[1:])
 
 
-class _ScopeParser:
-    def __init__(self, text: str) -> None:
-        self.s = text
-        self.i = 0
+class _ScopeParser(SelectionParser[ScopeMatch, ScopeAnd, ScopeOr]):
+    label = "scopeQ"
 
-    def error(self, message: str) -> BadRequestData:
-        return BadRequestData(f"scopeQ: {message} at position {self.i + 1}")
+    def atom(self) -> ScopeMatch:
+        return self.match()
 
-    def found(self) -> str:
-        return "end of input" if self.i >= len(self.s) else repr(self.s[self.i])
+    def conjoin(self, atoms: list[ScopeMatch]) -> ScopeAnd:
+        return ScopeAnd(tuple(atoms))
 
-    def peek(self) -> str:
-        return self.s[self.i] if self.i < len(self.s) else ""
-
-    def parse(self) -> ScopeExpr:
-        if not self.s:
-            raise BadRequestData("scopeQ: empty scope query")
-        if len(self.s) > MAX_LENGTH:
-            raise BadRequestData(f"scopeQ: longer than {MAX_LENGTH} characters")
-        check_text(self.s, "scopeQ")
-        terms = [self.conjunction()]
-        while self.peek() in ("|", ","):
-            self.i += 1
-            terms.append(self.conjunction())
-        if self.i < len(self.s):
-            raise self.error(f"unexpected {self.found()}")
-        return terms[0] if len(terms) == 1 else ScopeOr(tuple(terms))
-
-    def conjunction(self) -> ScopeMatch | ScopeAnd:
-        matches = self.primary()
-        while self.peek() == ";":
-            self.i += 1
-            matches.extend(self.primary())
-        return matches[0] if len(matches) == 1 else ScopeAnd(tuple(matches))
-
-    def primary(self) -> list[ScopeMatch]:
-        if self.peek() != "(":
-            return [self.match()]
-        self.i += 1
-        matches = [self.match()]
-        while self.peek() == ";":
-            self.i += 1
-            matches.append(self.match())
-        if self.peek() != ")":
-            raise self.error(f"expected ')', found {self.found()}")
-        self.i += 1
-        return matches
+    def disjoin(self, terms: list[ScopeMatch | ScopeAnd]) -> ScopeOr:
+        return ScopeOr(tuple(terms))
 
     def match(self) -> ScopeMatch:
         if self.peek() != "/":
