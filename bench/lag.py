@@ -293,9 +293,10 @@ async def _drain(
 
 def print_results(res: LagResults) -> None:
     ms = 1000.0
+    poll = Settings.from_env().relay_poll_interval
     print(
-        f"\nChange events through Tansu (relay inside city-os serve, default settings; "
-        f"load1 {res.load1:.2f}):"
+        f"\nChange events through Tansu (relay inside city-os serve, relay poll interval "
+        f"{poll:g} s; load1 {res.load1:.2f}):"
     )
     rate = res.writes / res.write_seconds if res.write_seconds else 0.0
     print(

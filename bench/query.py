@@ -23,7 +23,7 @@ import aiohttp
 import asyncpg
 import orjson
 
-from bench import dataset
+from bench import dataset, guard
 from bench.ceilings import Statement
 from bench.runner import Measured, Runner
 from bench.workload import PREFIX, Scenario
@@ -87,6 +87,7 @@ class QueryResults:
     sql: dict[str, Measured] = field(default_factory=dict)
     plans: dict[str, list[str]] = field(default_factory=dict)
     concurrency: int = 0
+    load1: float = 0.0  # before the load
 
 
 def expected_matches() -> dict[str, int]:
@@ -230,6 +231,7 @@ def run(runner: Runner, port: int, pids: list[int], dsn: str, explain_all: bool)
         f"query: loading {dataset.PER_TYPE * len(dataset.TYPES):,} entities + "
         f"{dataset.PARENTS} parents through the batch endpoint..."
     )
+    out.load1 = guard.wait_quiet("query load")
     out.load_seconds, out.loaded = asyncio.run(load(port))
     schema = asyncio.run(tenant_schema(dsn))
     out.expected = expected_matches()
@@ -252,7 +254,8 @@ def print_results(res: QueryResults) -> None:
     print(
         f"\nQuery scenarios (tenant {TENANT}): {res.loaded:,} entities loaded in "
         f"{res.load_seconds:.1f} s ({rate:,.0f} entities/s, batches of {LOAD_BATCH}, "
-        f"{LOAD_CONCURRENCY} in flight); limit={LIMIT}, {res.concurrency} connections; "
+        f"{LOAD_CONCURRENCY} in flight, load1 {res.load1:.2f}); limit={LIMIT}, "
+        f"{res.concurrency} connections; "
         f"'SQL' = the same statements through raw asyncpg; ratio = API ops/s / SQL ops/s"
     )
     head = (

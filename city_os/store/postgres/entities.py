@@ -320,8 +320,10 @@ class EntityRepository:
 
     def _written(self, writes: list[Write], rows: list[asyncpg.Record]) -> set[str]:
         done = {r["id"] for r in rows}
-        if self.on_written is not None and done:
-            self.on_written(writes, done)
+        if done:
+            self.waker.poke()
+            if self.on_written is not None:
+                self.on_written(writes, done)
         return done
 
     async def select_ids(self, schema: str, where: str, args: list[Any]) -> list[str]:

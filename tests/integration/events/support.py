@@ -61,15 +61,9 @@ async def create_topic(bootstrap: str, topic: str, partitions: int = 4) -> None:
 @asynccontextmanager
 async def relay_client(bootstrap: str, topic: str, **settings: Any) -> AsyncIterator[Client]:
     """An app (API + relay) publishing to ``topic`` on ``bootstrap``."""
-    app = create_app(
-        test_settings(
-            kafka_bootstrap=bootstrap,
-            kafka_topic=topic,
-            relay_poll_interval=0.2,
-            kafka_publish_timeout=3.0,
-            **settings,
-        )
-    )
+    values: dict[str, Any] = {"relay_poll_interval": 0.2, "kafka_publish_timeout": 3.0}
+    values.update(settings)
+    app = create_app(test_settings(kafka_bootstrap=bootstrap, kafka_topic=topic, **values))
     async with TestClient(TestServer(app)) as client:
         yield client
 

@@ -156,3 +156,21 @@ async def test_relay_process_is_not_ready_without_kafka() -> None:
         assert body["components"]["postgresql"] == {"status": "up", "required": True}
         assert body["status"] == "not ready"
         assert (await client.get("/ngsi-ld/v1/entities")).status == 404  # no API here
+
+
+async def test_a_commit_wakes_the_relay_without_waiting_for_its_poll(
+    tansu: TansuProcess, topic: str, tenant: str
+) -> None:
+    """Writes NOTIFY the relay after they commit: with a 10-minute poll interval, the event
+    still arrives within the test timeout."""
+    await create_topic(tansu.bootstrap, topic)
+    async with (
+        relay_client(tansu.bootstrap, topic, relay_poll_interval=600.0) as client,
+        TopicReader(tansu.bootstrap, topic, tenant) as reader,
+    ):
+        await create(client, tenant, 1)
+        await reader.read_until(lambda r: len(r.ids()) == 1)
+        await set_level(client, tenant, 1, 3.0)
+        await reader.read_until(lambda r: len(r.ids()) == 2)
+    kinds = [env["type"] for env in reader.first_seen()]
+    assert kinds == ["jp.city-os.entity.created", "jp.city-os.entity.updated"]
