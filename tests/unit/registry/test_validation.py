@@ -233,3 +233,15 @@ def test_load_bundled_reads_every_model() -> None:
     assert site.schema["properties"]["type"]["enum"] == ["EvacuationSite"]
     assert "hazardFlood" in site.context["@context"]
     assert "example.json" in site.examples
+
+
+def test_every_bundled_schema_has_the_fast_validator() -> None:
+    """The write path's speed relies on the compiled Rust validator for every bundled model;
+    the crafted invalid documents of test_bundled_schemas go through it too."""
+    from city_os.registry.validation import SchemaValidator, load_bundled
+
+    for model in load_bundled():
+        validator = SchemaValidator(model.schema)
+        assert validator._fast is not None, model.type_name
+        for doc in model.examples.values():
+            assert validator._fast.is_valid(doc), model.type_name
