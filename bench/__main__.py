@@ -72,8 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="API processes; >1 runs bench.reuseport workers sharing the port",
+        default=os.cpu_count() or 1,
+        help="API processes (default: one per core, as CITYOS_WORKERS=0 does); >1 runs "
+        "bench.reuseport workers sharing the port",
     )
     parser.add_argument(
         "--pool",

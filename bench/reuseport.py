@@ -1,6 +1,6 @@
 """One `city-os serve` worker that shares its port with others (SO_REUSEPORT): the kernel spreads
 connections over the workers. Used by ``python -m bench --workers N`` to measure what N processes
-gain; `city-os serve` itself has no such option yet.
+gain; `city-os serve` does the same with `CITYOS_WORKERS=N` (one process per worker).
 """
 
 from __future__ import annotations

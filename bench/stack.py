@@ -68,6 +68,9 @@ def server_env(dsn: str, port: int, pool_max: int) -> dict[str, str]:
         CITYOS_LOG_LEVEL="WARNING",
         CITYOS_DB_POOL_MAX=str(pool_max),
         CITYOS_DB_POOL_MIN=str(min(2, pool_max)),
+        # One process per `city-os serve`: the bench starts N reuse_port workers itself, so it
+        # can account CPU per process (same effect as CITYOS_WORKERS=N).
+        CITYOS_WORKERS="1",
     )
     return env
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import multiprocessing
+import os
 from dataclasses import replace
 
 from aiohttp import web
@@ -23,6 +25,53 @@ async def _migrate(settings: Settings) -> None:
             await migrate(conn)
     finally:
         await pool.close()
+
+
+def _worker(settings: Settings) -> None:
+    """One API process; with several, they share the port through SO_REUSEPORT."""
+    import uvloop
+
+    uvloop.install()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        reuse_port=settings.workers > 1,
+        print=None if settings.workers > 1 else print,
+    )
+
+
+def _serve(settings: Settings) -> None:
+    """Run ``settings.workers`` API processes: one Python process uses one core, and the kernel
+    spreads connections over processes bound to the same port. Only the first runs the outbox
+    relay (relays take turns anyway; one is enough)."""
+    if settings.workers <= 1:
+        _worker(settings)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    others = [
+        ctx.Process(target=_worker, args=(replace(settings, relay_enabled=False),), daemon=True)
+        for _ in range(settings.workers - 1)
+    ]
+    for proc in others:
+        proc.start()
+    logging.getLogger("city_os").info(
+        "serving on http://%s:%s with %d worker processes",
+        settings.host,
+        settings.port,
+        settings.workers,
+    )
+    try:
+        _worker(settings)
+    finally:
+        for proc in others:
+            proc.terminate()
+        for proc in others:
+            proc.join(timeout=10)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,10 +95,11 @@ def main(argv: list[str] | None = None) -> None:
             if not settings.kafka_bootstrap:
                 raise SystemExit("city-os relay needs CITYOS_KAFKA_BOOTSTRAP")
             app = create_relay_app(replace(settings, relay_enabled=True))
+            web.run_app(app, host=settings.host, port=settings.port, access_log=None)
         else:
             relay = args.command == "serve" and settings.relay_enabled
-            app = create_app(replace(settings, relay_enabled=relay))
-        web.run_app(app, host=settings.host, port=settings.port, access_log=None)
+            workers = settings.workers or os.cpu_count() or 1
+            _serve(replace(settings, relay_enabled=relay, workers=workers))
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))
     elif args.command in registry_cli.COMMANDS:
