@@ -232,8 +232,9 @@ async def run(runner: Runner, dsn: str) -> LagResults:
         finally:
             await admin.close()
         port = stack.free_port()
-        env = _kafka_env(dsn, port, runner.args.pool, tansu.bootstrap)
-        with stack.running("api+relay", stack.api_commands(1), env, port) as srv:
+        workers = runner.args.workers
+        env = _kafka_env(dsn, port, max(1, runner.args.pool // workers), tansu.bootstrap)
+        with stack.running("api+relay", stack.api_commands(workers), env, port) as srv:
             await tap.start()
             tap.follow(b":lag-")
             await _post_batches(port, "lag-", LAG_ENTITIES)
