@@ -6,6 +6,8 @@ gain; `city-os serve` does the same with `CITYOS_WORKERS=N` (one process per wor
 from __future__ import annotations
 
 import logging
+import sys
+from dataclasses import replace
 
 import uvloop
 from aiohttp import web
@@ -16,6 +18,9 @@ from city_os.config import Settings
 
 def main() -> None:
     settings = Settings.from_env()
+    if len(sys.argv) > 1 and sys.argv[1] != "0":
+        # As `city-os serve` does: only the first worker runs the outbox relay.
+        settings = replace(settings, relay_enabled=False)
     logging.basicConfig(level=settings.log_level)
     uvloop.install()
     web.run_app(

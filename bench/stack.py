@@ -152,7 +152,7 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
 def api_commands(workers: int) -> list[list[str]]:
     if workers == 1:
         return [[str(BIN / "city-os"), "serve"]]
-    return [[sys.executable, "-m", "bench.reuseport"] for _ in range(workers)]
+    return [[sys.executable, "-m", "bench.reuseport", str(i)] for i in range(workers)]
 
 
 def ceiling_command(kind: str, port: int) -> list[list[str]]:
