@@ -255,7 +255,8 @@ async def run(runner: Runner, dsn: str) -> LagResults:
                 m = await asyncio.to_thread(runner.http, port, sc, srv.pids, f"relay-{kind}")
                 res.writes_relay_on[kind] = m
                 if kind == "create":
-                    created = m.result.sent
+                    # ids below ops - concurrency surely exist (the last in flight may not)
+                    created = max(1, m.result.ops - runner.args.concurrency)
                 res.backlog_after[kind] = await _empty_outbox(pool)
         await _drain(runner, dsn, pool, tansu.bootstrap, tap, res)
     finally:
@@ -321,7 +322,8 @@ def print_results(res: LagResults) -> None:
         print(
             f"    {LABELS[kind]:<31}{ops:>8.0f}/s  p50 {m.result.p50_ms:5.1f}  p99 "
             f"{m.result.p99_ms:6.1f} ms  target {TARGETS[kind]:>6}  {verdict}  backlog after "
-            f"{backlog:>6} events, empty {seconds:4.1f} s later  load1 {m.load1:.2f}"
+            f"{backlog:>6} events, empty {seconds:4.1f} s later  load1 {m.load1:.2f}  "
+            f"errors {m.result.errors} {dict(m.result.statuses)}"
         )
     through = res.drain_events / res.drain_received if res.drain_received else 0.0
     wall = res.drain_events / res.drain_wall if res.drain_wall else 0.0
