@@ -72,8 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--workers",
         type=int,
-        default=os.cpu_count() or 1,
-        help="API processes (default: one per core, as CITYOS_WORKERS=0 does); >1 runs "
+        default=1,
+        help="API processes (default 1, as CITYOS_WORKERS; 2 = one per core here); >1 runs "
         "bench.reuseport workers sharing the port",
     )
     parser.add_argument(

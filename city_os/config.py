@@ -16,7 +16,7 @@ from typing import Any
 class Settings:
     host: str = "127.0.0.1"
     port: int = 1026
-    workers: int = 0  # 0 = one per CPU core
+    workers: int = 1  # 0 = one per CPU core
     database_url: str = "postgresql://postgres@127.0.0.1:5432/cityos"
     db_pool_min: int = 2
     db_pool_max: int = 16
@@ -66,7 +66,7 @@ class Settings:
 SETTINGS: dict[str, str] = {
     "host": "address the NGSI-LD API listens on",
     "port": "port of the NGSI-LD API",
-    "workers": "API processes of `city-os serve`/`api` sharing the port; 0 = one per CPU core",
+    "workers": "API processes of `city-os serve`/`api` sharing the port (0 = one per core)",
     "database_url": "PostgreSQL DSN (PostGIS 3 required)",
     "db_pool_min": "minimum connections in the PostgreSQL pool",
     "db_pool_max": "maximum connections in the PostgreSQL pool",
