@@ -212,6 +212,19 @@ def _link_depth(expr: QExpr) -> int:
     return depth
 
 
+def _qualifies(query: EntityQuery, q_names: list[tuple[str, bool]]) -> bool:
+    """A query or purge must select by more than id/idPattern (§5.7.2, §5.6.21)."""
+    sel = query.selection
+    return bool(
+        _has_types(sel)
+        or query.all_types
+        or sel.attrs
+        or any(n not in NOT_ATTRIBUTES for n, _ in q_names)
+        or sel.geo is not None
+        or query.local
+    )
+
+
 def _has_types(sel: Selection) -> bool:
     return any(s.types is not None for s in sel.selectors)
 
@@ -228,14 +241,7 @@ class QueryService:
             raise BadRequestData(
                 "q follows relationships deeper than the Linked Entity retrieval (join, joinLevel)"
             )
-        if not (
-            _has_types(sel)
-            or query.all_types
-            or sel.attrs
-            or any(n not in NOT_ATTRIBUTES for n, _ in q_names)
-            or sel.geo is not None
-            or query.local
-        ):
+        if not _qualifies(query, q_names):
             raise BadRequestData(
                 "a query needs at least one of type, attrs, q or a geoquery (or local=true)"
             )
@@ -276,15 +282,7 @@ class QueryService:
         q_names = _q_names(sel.q) if sel.q is not None else []
         if any(linked for _, linked in q_names):
             raise BadRequestData("purge: q cannot follow relationships (linked entity queries)")
-        qualifying = (
-            _has_types(sel)
-            or query.all_types
-            or sel.attrs
-            or any(n not in NOT_ATTRIBUTES for n, _ in q_names)
-            or sel.geo is not None
-            or query.local
-        )
-        if not qualifying:
+        if not _qualifies(query, q_names):
             raise BadRequestData(
                 "purge needs type, attrs, q on a non-system attribute or a geoquery "
                 "(or local=true); id and idPattern alone are not enough"
