@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from city_os.errors import BadRequestData
-from city_os.ngsild.query.ast import GeoQuery, QExpr, ScopeExpr, TypeExpr
+from city_os.ngsild.query.ast import GeoQuery, QExpr, ScopeExpr, TypeExpr, TypeName
 from city_os.store.postgres.entities import _COLUMNS, _LIVE, Stored, _record
 from city_os.store.postgres.query_sql import (
     SqlParams,
@@ -79,7 +79,20 @@ class Names:
     attr: Expand
 
 
-def where_clause(schema: str, sel: Selection, names: Names) -> tuple[str, list[Any]]:
+def single_type(sel: Selection) -> str | None:
+    """The one type name of a selection like ``type=Shelter`` (no ids, no pattern), else None."""
+    if len(sel.selectors) != 1:
+        return None
+    selector = sel.selectors[0]
+    if selector.ids or selector.id_pattern is not None:
+        return None
+    return selector.types.name if isinstance(selector.types, TypeName) else None
+
+
+def where_clause(
+    schema: str, sel: Selection, names: Names, *, skip_types: bool = False
+) -> tuple[str, list[Any]]:
+    """The WHERE condition of a selection; ``skip_types`` leaves the type selection out."""
     params = SqlParams()
     parts: list[str] = []
     alternatives: list[str] = []
@@ -89,7 +102,7 @@ def where_clause(schema: str, sel: Selection, names: Names) -> tuple[str, list[A
             terms.append(ids_to_sql(selector.ids, params=params)[0])
         elif selector.id_pattern is not None:
             terms.append(id_pattern_to_sql(selector.id_pattern, params=params)[0])
-        if selector.types is not None:
+        if selector.types is not None and not skip_types:
             terms.append(type_to_sql(selector.types, names.type, params=params)[0])
         alternatives.append("(" + (" AND ".join(terms) or "TRUE") + ")")
     if alternatives:
@@ -135,7 +148,10 @@ class QueryRepository:
         where, args = where_clause(schema, sel, names)
         base = f"FROM {schema}.entities e WHERE {_LIVE} AND ({where})"
         rows: list[asyncpg.Record] = []
-        if limit > 0:
+        the_type = single_type(sel)
+        if limit > 0 and the_type is not None and not order:
+            rows = await self._type_page(schema, sel, names, the_type, limit, offset)
+        elif limit > 0:
             params = SqlParams(len(args) + 1)
             keys = [k for key in order for k in _order_sql(schema, key, params, collation)]
             keys.append("e.id")  # ties (and no orderBy): a stable order for paging
@@ -150,6 +166,27 @@ class QueryRepository:
             found = await self._fetch(f"SELECT count(*) AS n {base}", *args)
             total = int(found[0]["n"])
         return [_record(r) for r in rows], total
+
+    async def _type_page(
+        self, schema: str, sel: Selection, names: Names, the_type: str, limit: int, offset: int
+    ) -> list[asyncpg.Record]:
+        """A page of one type in id order, read along the ``(types, id)`` btree: entities whose
+        only type it is come in index order, the few multi-typed ones are merged in. Without
+        this, ``ORDER BY id LIMIT`` walks the primary key through every entity of the other
+        types (ids of one type are clustered) whenever the rest of the filter is not selective.
+        """
+        rest, args = where_clause(schema, sel, names, skip_types=True)
+        params = SqlParams(len(args) + 1)
+        types = params.add([names.type(the_type)])
+        only = f"e.types = {types}::text[]"
+        among = f"cardinality(e.types) > 1 AND e.types && {types}::text[]"
+        n = len(args) + len(params.args) + 2
+        branch = f"SELECT {_COLUMNS} FROM {schema}.entities e WHERE {_LIVE} AND ({rest}) AND "
+        sql = (
+            f"SELECT * FROM ({branch}{only} UNION ALL {branch}{among}) e"
+            f" ORDER BY e.id LIMIT ${n - 1} OFFSET ${n}"
+        )
+        return await self._fetch(sql, *args, *params.args, limit, offset)
 
     async def collation(self, tags: list[str]) -> str | None:
         """The first of ``tags`` PostgreSQL can collate with (ICU ``<tag>-x-icu`` first)."""

@@ -349,3 +349,29 @@ async def test_order_by_attribute_then_id(client: Client, saga: str) -> None:
         f"{API}/entities?type={SHELTER}&orderBy=number;sideways", headers={"NGSILD-Tenant": saga}
     )
     assert bad.status == 400
+
+
+async def test_single_type_pages_merge_multi_typed_entities(client: Client, tenant: str) -> None:
+    """type=A pages are read along the (types, id) index and merged with the entities that have
+    A among several types: every one exactly once, in id order, across pages."""
+    headers = {"NGSILD-Tenant": tenant, "Content-Type": "application/json"}
+    bodies = [
+        {"id": "urn:x:1", "type": "A"},
+        {"id": "urn:x:2", "type": ["A", "B"]},
+        {"id": "urn:x:3", "type": "A", "n": 1},
+        {"id": "urn:x:4", "type": ["B", "A"], "n": 1},
+        {"id": "urn:x:5", "type": "B", "n": 1},
+        {"id": "urn:x:6", "type": "A"},
+    ]
+    resp = await client.post(f"{API}/entityOperations/create", json=bodies, headers=headers)
+    assert resp.status == 201
+    seen: list[str] = []
+    for offset in (0, 2, 4):
+        resp = await client.get(
+            f"{API}/entities?type=A&limit=2&offset={offset}", headers={"NGSILD-Tenant": tenant}
+        )
+        assert resp.status == 200
+        seen += [e["id"] for e in await resp.json()]
+    assert seen == ["urn:x:1", "urn:x:2", "urn:x:3", "urn:x:4", "urn:x:6"]
+    resp = await client.get(f"{API}/entities?type=A&q=n==1", headers={"NGSILD-Tenant": tenant})
+    assert [e["id"] for e in await resp.json()] == ["urn:x:3", "urn:x:4"]
