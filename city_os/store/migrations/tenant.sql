@@ -18,6 +18,8 @@ CREATE TABLE IF NOT EXISTS {schema}.entities (
 CREATE INDEX IF NOT EXISTS entities_types ON {schema}.entities USING gin (types);
 -- Pages of one type in id order (query engine: see QueryRepository._type_page).
 CREATE INDEX IF NOT EXISTS entities_type_id ON {schema}.entities (types, id);
+CREATE INDEX IF NOT EXISTS entities_multitype ON {schema}.entities USING gin (types)
+    WHERE cardinality(types) > 1;
 CREATE INDEX IF NOT EXISTS entities_attrs ON {schema}.entities USING gin (attrs jsonb_path_ops);
 CREATE INDEX IF NOT EXISTS entities_expires ON {schema}.entities (expires_at) WHERE expires_at IS NOT NULL;
 

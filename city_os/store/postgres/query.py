@@ -162,7 +162,9 @@ class QueryRepository:
                 *page_args,
             )
         total = None
-        if count:
+        if count and the_type is not None:
+            total = await self._type_count(schema, sel, names, the_type)
+        elif count:
             found = await self._fetch(f"SELECT count(*) AS n {base}", *args)
             total = int(found[0]["n"])
         return [_record(r) for r in rows], total
@@ -170,23 +172,44 @@ class QueryRepository:
     async def _type_page(
         self, schema: str, sel: Selection, names: Names, the_type: str, limit: int, offset: int
     ) -> list[asyncpg.Record]:
-        """A page of one type in id order, read along the ``(types, id)`` btree: entities whose
-        only type it is come in index order, the few multi-typed ones are merged in. Without
-        this, ``ORDER BY id LIMIT`` walks the primary key through every entity of the other
-        types (ids of one type are clustered) whenever the rest of the filter is not selective.
+        """A page of one type in id order. Entities whose only type it is are read along the
+        ``(types, id)`` btree, already in order; the few with several types come from a partial
+        GIN index and are merged in. Without this, ``ORDER BY id LIMIT`` walks the primary key
+        through every entity of the other types (ids of one type cluster together) whenever
+        the rest of the filter is not selective.
         """
         rest, args = where_clause(schema, sel, names, skip_types=True)
         params = SqlParams(len(args) + 1)
         types = params.add([names.type(the_type)])
-        only = f"e.types = {types}::text[]"
-        among = f"cardinality(e.types) > 1 AND e.types && {types}::text[]"
-        n = len(args) + len(params.args) + 2
-        branch = f"SELECT {_COLUMNS} FROM {schema}.entities e WHERE {_LIVE} AND ({rest}) AND "
+        first = params.add(limit + offset)  # each branch: enough rows for the page
+        page, skip = params.add(limit), params.add(offset)
+        where = f"FROM {schema}.entities e WHERE {_LIVE} AND ({rest})"
         sql = (
-            f"SELECT * FROM ({branch}{only} UNION ALL {branch}{among}) e"
-            f" ORDER BY e.id LIMIT ${n - 1} OFFSET ${n}"
+            f"SELECT * FROM ("
+            f"(SELECT {_COLUMNS} {where} AND e.types = {types}::text[]"
+            f" ORDER BY e.id LIMIT {first})"
+            " UNION ALL "
+            # OFFSET 0 fences the few multi-typed rows off from a walk of the primary key.
+            f"(SELECT * FROM (SELECT {_COLUMNS} {where} AND cardinality(e.types) > 1"
+            f" AND e.types && {types}::text[] OFFSET 0) m ORDER BY m.id LIMIT {first})"
+            f") u ORDER BY u.id LIMIT {page} OFFSET {skip}"
         )
-        return await self._fetch(sql, *args, *params.args, limit, offset)
+        return await self._fetch(sql, *args, *params.args)
+
+    async def _type_count(self, schema: str, sel: Selection, names: Names, the_type: str) -> int:
+        """``count=true`` for one type, split like ``_type_page`` so both parts use an index."""
+        rest, args = where_clause(schema, sel, names, skip_types=True)
+        params = SqlParams(len(args) + 1)
+        types = params.add([names.type(the_type)])
+        where = f"FROM {schema}.entities e WHERE {_LIVE} AND ({rest})"
+        rows = await self._fetch(
+            f"SELECT (SELECT count(*) {where} AND e.types = {types}::text[])"
+            f" + (SELECT count(*) {where} AND cardinality(e.types) > 1"
+            f" AND e.types && {types}::text[]) AS n",
+            *args,
+            *params.args,
+        )
+        return int(rows[0]["n"])
 
     async def collation(self, tags: list[str]) -> str | None:
         """The first of ``tags`` PostgreSQL can collate with (ICU ``<tag>-x-icu`` first)."""
