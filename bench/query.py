@@ -187,7 +187,11 @@ class _Recorder:
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, int]]:
         self.statements.append((sql, list(args)))
-        return [{"n": 0}] if sql.startswith("SELECT count(*)") else []
+        return (
+            [{"n": 0}]
+            if sql.startswith("SELECT (SELECT count(*)") or sql.startswith("SELECT count(*)")
+            else []
+        )
 
 
 def statements(case: Case, schema: str) -> list[Statement]:
