@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from city_os.app import create_app
 from city_os.config import Settings
+from city_os.devstack import TansuProcess, free_port, start_tansu
 
 TEST_DSN = os.environ.get(
     "CITYOS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/cityos_test"
@@ -38,6 +39,16 @@ async def client() -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
     app = create_app(test_settings())
     async with TestClient(TestServer(app)) as c:
         yield c
+
+
+@pytest.fixture
+async def tansu() -> AsyncIterator[TansuProcess]:
+    """A Kafka-protocol broker (Tansu) of the test's own, on a free port."""
+    broker = await start_tansu(free_port())
+    try:
+        yield broker
+    finally:
+        await broker.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -12,15 +11,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from city_os.devstack import TansuProcess, free_port, start_tansu
 
 TIMEOUT = 30.0  # seconds for any single broker round trip
-
-
-@pytest.fixture
-async def tansu() -> AsyncIterator[TansuProcess]:
-    broker = await start_tansu(free_port())
-    try:
-        yield broker
-    finally:
-        await broker.stop()
 
 
 async def test_produce_and_consume_one_message(tansu: TansuProcess) -> None:

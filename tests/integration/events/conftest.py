@@ -8,17 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from city_os.devstack import TansuProcess, free_port, start_tansu
 from tests.conftest import TEST_DSN
-
-
-@pytest.fixture
-async def tansu() -> AsyncIterator[TansuProcess]:
-    broker = await start_tansu(free_port())
-    try:
-        yield broker
-    finally:
-        await broker.stop()
 
 
 @pytest.fixture
