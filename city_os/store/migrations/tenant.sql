@@ -20,7 +20,10 @@ CREATE INDEX IF NOT EXISTS entities_types ON {schema}.entities USING gin (types)
 CREATE INDEX IF NOT EXISTS entities_type_id ON {schema}.entities (types, id);
 CREATE INDEX IF NOT EXISTS entities_multitype ON {schema}.entities USING gin (types)
     WHERE cardinality(types) > 1;
-CREATE INDEX IF NOT EXISTS entities_attrs ON {schema}.entities USING gin (attrs jsonb_path_ops);
+-- Default jsonb_ops (keys and values), not jsonb_path_ops: it also serves q paths with wildcards
+-- (languageMap.*, the alternative value members of one equality term) and key existence (?, ?|).
+DROP INDEX IF EXISTS {schema}.entities_attrs;
+CREATE INDEX IF NOT EXISTS entities_attrs_gin ON {schema}.entities USING gin (attrs);
 CREATE INDEX IF NOT EXISTS entities_expires ON {schema}.entities (expires_at) WHERE expires_at IS NOT NULL;
 
 -- Geometry of every GeoProperty instance, for PostGIS queries.
