@@ -33,6 +33,7 @@ from city_os.ngsild.jsonld import CORE_CONTEXT_URL, TermMap
 from city_os.ngsild.query.geo import parse_geoq
 from city_os.ngsild.query.q import parse_q
 from city_os.ngsild.query.type_selection import parse_type_selection
+from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query import EntitySelector, Names, QueryRepository, Selection
 
 TENANT = "bench-query"
@@ -42,6 +43,7 @@ CENTRE = (130.30, 33.26)
 RADIUS = 2000.0
 LIMIT = 20
 TARGET_P95_MS = 25.0
+INDEXED = "temperature"  # the attribute with value indexes (cityos/v1/indexes)
 LOAD_BATCH = 1000
 LOAD_CONCURRENCY = 2
 
@@ -84,7 +86,9 @@ class QueryResults:
     loaded: int = 0
     expected: dict[str, int] = field(default_factory=dict)  # matches in the data set
     api: dict[str, Measured] = field(default_factory=dict)
+    alone: dict[str, Measured] = field(default_factory=dict)  # one connection
     sql: dict[str, Measured] = field(default_factory=dict)
+    index_seconds: float = 0.0
     plans: dict[str, list[str]] = field(default_factory=dict)
     concurrency: int = 0
     load1: float = 0.0  # before the load
@@ -127,6 +131,21 @@ async def load(port: int) -> tuple[float, int]:
         await asyncio.gather(*(worker() for _ in range(LOAD_CONCURRENCY)))
         seconds = time.perf_counter() - started
     return seconds, sum(body.count(b'"id":') for body in bodies)
+
+
+async def value_index(port: int) -> float:
+    """Opt ``temperature`` into value indexes (``POST /cityos/v1/indexes``), as the steward of
+    a tenant queried by temperature ranges would; seconds the build took."""
+    url = f"http://127.0.0.1:{port}/cityos/v1/indexes"
+    headers = {"NGSILD-Tenant": TENANT}
+    started = time.perf_counter()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, json={"attribute": INDEXED, "kind": "number"}, headers=headers) as resp,
+    ):
+        if resp.status not in (200, 201):
+            raise SystemExit(f"value index: {resp.status} {await resp.text()}")
+    return time.perf_counter() - started
 
 
 async def tenant_schema(dsn: str) -> str:
@@ -175,6 +194,16 @@ def _matches(key: str, e: dict[str, Any]) -> bool:
 # ---------------------------------------------------------------------------------------- SQL
 
 
+class _Indexes:
+    """Stands in for ``ValueIndexRepository``: the attribute ``value_index`` registered."""
+
+    def __init__(self, numbers: frozenset[str]) -> None:
+        self._numbers = numbers
+
+    async def numbers(self, _schema: str) -> frozenset[str]:
+        return self._numbers
+
+
 class _Recorder:
     """Stands in for the asyncpg pool: records what ``QueryRepository`` would send."""
 
@@ -206,7 +235,8 @@ def statements(case: Case, schema: str) -> list[Statement]:
         geo=parse_geoq(p.get("georel"), p.get("geometry"), p.get("coordinates")),
     )
     recorder = _Recorder()
-    repo = QueryRepository(cast(asyncpg.Pool, recorder))
+    indexes = _Indexes(frozenset({names.attr(INDEXED)}))
+    repo = QueryRepository(cast(asyncpg.Pool, recorder), cast(ValueIndexRepository, indexes))
     page = repo.page(schema, sel, names, limit=LIMIT + 1, offset=0, count="count" in p)
     asyncio.run(page)
     return recorder.statements
@@ -238,11 +268,13 @@ def run(runner: Runner, port: int, pids: list[int], dsn: str, explain_all: bool)
     out.load1 = guard.wait_quiet("query load")
     out.load_seconds, out.loaded = asyncio.run(load(port))
     schema = asyncio.run(tenant_schema(dsn))
+    out.index_seconds = asyncio.run(value_index(port))
     out.expected = expected_matches()
     for case in CASES:
         asyncio.run(check(port, case, out.expected[case.key]))
     for case in CASES:
         sc = Scenario("query", path=case.path, tenant=TENANT)
+        out.alone[case.key] = runner.http(port, sc, pids, f"query1-{case.key}", concurrency=1)
         out.api[case.key] = runner.http(
             port, sc, pids, f"query-{case.key}", concurrency=out.concurrency
         )
@@ -258,26 +290,34 @@ def print_results(res: QueryResults) -> None:
     print(
         f"\nQuery scenarios (tenant {TENANT}): {res.loaded:,} entities loaded in "
         f"{res.load_seconds:.1f} s ({rate:,.0f} entities/s, batches of {LOAD_BATCH}, "
-        f"{LOAD_CONCURRENCY} in flight, load1 {res.load1:.2f}); limit={LIMIT}, "
-        f"{res.concurrency} connections; "
-        f"'SQL' = the same statements through raw asyncpg; ratio = API ops/s / SQL ops/s"
+        f"{LOAD_CONCURRENCY} in flight, load1 {res.load1:.2f}); value indexes on "
+        f"{INDEXED!r} built in {res.index_seconds:.1f} s (POST /cityos/v1/indexes); limit={LIMIT}. "
+        f"'alone': 1 connection (the latency of one query); '@{res.concurrency}': "
+        f"{res.concurrency} connections, closed loop (2 cores saturated: p95 ≈ "
+        f"{res.concurrency // 2}× the CPU time of a query); 'SQL' = the same statements through "
+        f"raw asyncpg at {res.concurrency}; ratio = API ops/s / SQL ops/s"
     )
+    n = res.concurrency
     head = (
-        f"{'scenario':<29}{'matches':>8}{'ops/s':>7}{'p50':>7}{'p95':>7}{'p99':>7}{'err':>5}"
-        f"{'SQL/s':>8}{'SQLp95':>8}{'ratio':>7}  p95≤{TARGET_P95_MS:g}ms  load1"
+        f"{'scenario':<29}{'matches':>8}{'p50':>7}{'p95':>7}  alone"
+        f"{'ops/s':>8}{'p50':>7}{'p95':>7}{'p99':>7}{'err':>5}  @{n:<4}"
+        f"{'SQL/s':>7}{'SQLp95':>8}{'ratio':>7}  load1"
     )
     print(head)
     print("-" * len(head))
     for case in CASES:
-        a, s = res.api[case.key], res.sql[case.key]
-        ar, sr = a.result, s.result
+        a, s, one = res.api[case.key], res.sql[case.key], res.alone[case.key]
+        ar, sr, r1 = a.result, s.result, one.result
         ratio = ar.rate() / sr.rate() if sr.rate() else 0.0
-        verdict = "PASS" if ar.p95_ms <= TARGET_P95_MS and ar.ops else "MISS"
+        alone = "PASS" if r1.p95_ms <= TARGET_P95_MS and r1.ops and not r1.errors else "MISS"
+        loaded = "PASS" if ar.p95_ms <= TARGET_P95_MS and ar.ops and not ar.errors else "MISS"
         print(
-            f"{case.label:<29}{res.expected[case.key]:>8}{ar.rate():>7.0f}{ar.p50_ms:>7.1f}"
-            f"{ar.p95_ms:>7.1f}{ar.p99_ms:>7.1f}{ar.errors:>5}{sr.rate():>8.0f}{sr.p95_ms:>8.1f}"
-            f"{ratio:>7.2f}  {verdict:<10}{a.load1:>6.2f}"
+            f"{case.label:<29}{res.expected[case.key]:>8}{r1.p50_ms:>7.1f}{r1.p95_ms:>7.1f}  "
+            f"{alone:<5}{ar.rate():>8.0f}{ar.p50_ms:>7.1f}{ar.p95_ms:>7.1f}{ar.p99_ms:>7.1f}"
+            f"{ar.errors + r1.errors:>5}  {loaded:<5}{sr.rate():>7.0f}{sr.p95_ms:>8.1f}"
+            f"{ratio:>7.2f}  {a.load1:>5.2f}"
         )
+    print(f"  target: p95 ≤ {TARGET_P95_MS:g} ms")
     for case in CASES:
         a = res.api[case.key]
         c = a.cpu

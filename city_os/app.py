@@ -13,12 +13,23 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from city_os.api import batch, contexts, discovery, entities, info, ops, query, schemas
+from city_os.api import (
+    batch,
+    contexts,
+    discovery,
+    entities,
+    indexes,
+    info,
+    ops,
+    query,
+    schemas,
+)
 from city_os.api.keys import (
     CONTEXT_REGISTRY,
     CONTEXTS,
     DISCOVERY,
     ENTITIES,
+    INDEXES,
     POOL,
     QUERIES,
     SCHEMAS,
@@ -34,6 +45,7 @@ from city_os.core.contexts import ContextLoader
 from city_os.core.discovery import DiscoveryService
 from city_os.core.entities import EntityService
 from city_os.core.expiry import run_expiry
+from city_os.core.indexes import ValueIndexService
 from city_os.core.query import QueryService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
 from city_os.observability.metrics import Metrics, pool_collector, written_observer
@@ -42,6 +54,7 @@ from city_os.registry.service import SchemaRegistry
 from city_os.store.postgres.contexts import ContextRepository
 from city_os.store.postgres.db import Tenants, create_pool, migrate
 from city_os.store.postgres.entities import EntityRepository
+from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query import QueryRepository
 from city_os.store.postgres.schemas import SchemaRepository
 
@@ -54,7 +67,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[POOL] = pool
     app[TENANTS] = Tenants(pool)
     app[ENTITIES] = EntityService(EntityRepository(pool), app[TENANTS], settings.base_url)
-    queries = QueryRepository(pool)
+    value_indexes = ValueIndexRepository(pool)
+    app[INDEXES] = ValueIndexService(value_indexes, app[TENANTS])
+    queries = QueryRepository(pool, value_indexes)
     app[QUERIES] = QueryService(app[ENTITIES], queries)
     app[DISCOVERY] = DiscoveryService(app[ENTITIES], queries)
     yield
@@ -160,6 +175,7 @@ def create_app(settings: Settings) -> web.Application:
         batch.routes,
         contexts.routes,
         schemas.routes,
+        indexes.routes,
         discovery.routes,
         info.routes,
         ops.routes,

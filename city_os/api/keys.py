@@ -10,6 +10,7 @@ from city_os.core.context_registry import ContextRegistry
 from city_os.core.contexts import ContextLoader
 from city_os.core.discovery import DiscoveryService
 from city_os.core.entities import EntityService
+from city_os.core.indexes import ValueIndexService
 from city_os.core.query import QueryService
 from city_os.registry.service import SchemaRegistry
 from city_os.store.postgres.db import Tenants
@@ -22,5 +23,6 @@ CONTEXT_REGISTRY = web.AppKey("context_registry", ContextRegistry)
 ENTITIES = web.AppKey("entities", EntityService)
 SCHEMAS = web.AppKey("schemas", SchemaRegistry)
 QUERIES = web.AppKey("queries", QueryService)
+INDEXES = web.AppKey("indexes", ValueIndexService)
 DISCOVERY = web.AppKey("discovery", DiscoveryService)
 STARTED = web.AppKey("started", float)  # time.monotonic() at start-up

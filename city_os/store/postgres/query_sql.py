@@ -8,9 +8,10 @@ Strategy for ``q``: each query term becomes ``e.attrs @? $n::jsonpath``, one jso
 whose literals (attribute IRIs, strings, numbers, regexes) are embedded as escaped jsonpath
 literals (``jsonpath_string``; numbers are the parser's validated JSON number text). Why:
 
-* ``@?`` is served by the ``jsonb_path_ops`` GIN index on ``attrs`` for equality terms
-  (checked with EXPLAIN: a Bitmap Index Scan even through ``exists(@.value ? (@ == 5))`` and
-  ``||`` alternatives), whereas ``jsonb_path_exists(attrs, path, vars)`` (values in ``vars``)
+* ``@?`` is served by the (``jsonb_ops``) GIN index on ``attrs`` for equality terms
+  (checked with EXPLAIN: a Bitmap Index Scan even through ``exists(@.value ? (@ == 5))``,
+  ``||`` alternatives and the ``languageMap.*`` wildcard, which ``jsonb_path_ops`` cannot
+  serve), whereas ``jsonb_path_exists(attrs, path, vars)`` (values in ``vars``)
   and ``EXISTS (SELECT … jsonb_array_elements …)`` never use an index.
 * ``like_regex`` only takes a literal pattern, so ``~=`` needs an embedded literal anyway.
 * ``@?`` suppresses type/datetime errors: a stored value of another type, or a string that is
@@ -32,8 +33,9 @@ is compared on ``@value``.
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 from city_os.errors import BadRequestData, OperationNotSupported
@@ -161,6 +163,17 @@ def jsonpath_string(value: str) -> str:
     return "".join(out)
 
 
+def sql_string(value: str) -> str:
+    """``value`` as an SQL string literal, for the few places a value must be part of the SQL
+    text rather than a bound parameter: expressions that have to match an index expression
+    (the planner cannot match ``attrs -> $1``). An escape string (``E'…'``) with backslashes
+    and quotes doubled means the same whatever standard_conforming_strings says; NUL cannot be
+    in PostgreSQL text: ValueError."""
+    if "\x00" in value:
+        raise ValueError("NUL cannot be in an SQL string")
+    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 def check_identifier(name: str) -> str:
     """Table names are made by city-os, never by a request; refuse anything else."""
     if not _IDENTIFIER.fullmatch(name):
@@ -178,23 +191,43 @@ def q_to_sql(
     params: SqlParams | None = None,
     alias: str = "e",
     entities_table: str | None = None,
+    numbers: frozenset[str] = frozenset(),
 ) -> tuple[str, list[Any]]:
     """Condition for ``q``. ``expand`` maps a term to its IRI (attribute and sub-attribute
     names; keys inside ``[...]`` are not expanded). ``entities_table`` (``schema.entities``)
-    is needed only for linked-entity paths (``rel{attr}==v``).
+    is needed only for linked-entity paths (``rel{attr}==v``). ``numbers``: IRIs of the
+    attributes with value indexes, whose number comparisons are written so that the indexes
+    serve them (``_QBuilder.number_bound``).
 
     Returns the fragment and ``params.args`` (all arguments so far, if ``params`` is shared).
     """
     params = params if params is not None else SqlParams()
-    builder = _QBuilder(expand, params, entities_table)
+    builder = _QBuilder(expand, params, entities_table, numbers)
     return builder.expr(expr, check_identifier(alias)), params.args
 
 
+# Order comparisons on an attribute with value indexes (store/postgres/indexes.py): the bound
+# of the attribute's numbers that decides the comparison.
+_NUMBER_BOUND: Final = {
+    ">": "cityos.q_number_max",
+    ">=": "cityos.q_number_max",
+    "<": "cityos.q_number_min",
+    "<=": "cityos.q_number_min",
+}
+
+
 class _QBuilder:
-    def __init__(self, expand: Expand, params: SqlParams, entities_table: str | None) -> None:
+    def __init__(
+        self,
+        expand: Expand,
+        params: SqlParams,
+        entities_table: str | None,
+        numbers: frozenset[str] = frozenset(),
+    ) -> None:
         self.expand = expand
         self.params = params
         self.entities_table = entities_table
+        self.numbers = numbers
         self.aliases = 0
 
     def expr(self, expr: QExpr, alias: str) -> str:
@@ -209,8 +242,30 @@ class _QBuilder:
             return f"NOT ({sql})" if expr.negated else sql
         if isinstance(expr, Pattern):
             return self.path_exists(self.pattern_path(expr), alias, indexable=False)
+        bound = self.number_bound(expr, alias)
+        if bound is not None:
+            return bound
         indexable = expr.op == "==" and not isinstance(expr.value, Range)
         return self.path_exists(self.comparison_path(expr), alias, indexable=indexable)
+
+    def number_bound(self, term: Comparison, alias: str) -> str | None:
+        """A number comparison on an attribute with value indexes, in the indexes' terms:
+        ``a>n`` holds exactly when the largest number of ``a`` exceeds n (``a<n``: the
+        smallest), which ``cityos.q_number_max/min`` compute with the jsonpath's own reach
+        (migration 0004). Ranges (``a==l..h``) are equality terms, which also reach
+        Relationship objects: they keep the jsonpath."""
+        path = term.path
+        if len(path.names) != 1 or path.keys or path.link is not None:
+            return None
+        iri = self.expand(path.names[0])
+        if iri not in self.numbers:
+            return None
+        target = f"{alias}.attrs -> {sql_string(iri)}"
+        value = term.value
+        if isinstance(value, Number) and term.op in _NUMBER_BOUND:
+            number = self.params.add(value.value)
+            return f"{_NUMBER_BOUND[term.op]}({target}) {term.op} {number}::numeric"
+        return None
 
     def path_exists(self, jsonpath: str, alias: str, *, indexable: bool = True) -> str:
         """``@?`` where the GIN index can serve the path (equality); otherwise the silent
@@ -366,33 +421,104 @@ def geo_to_sql(
     alias: str = "e",
     geo_table: str = "geo",
 ) -> tuple[str, list[Any]]:
-    """Condition for a geoquery against the ``geo`` table (``schema.geo``).
-
-    ``near`` compares in metres on geography with ``ST_DWithin`` so that the
-    ``geom::geography`` GiST index applies (``minDistance`` is its negation).
-    """
+    """Condition for a geoquery against the ``geo`` table (``schema.geo``): an EXISTS over
+    the entity's rows there (see ``geo_condition``)."""
     params = params if params is not None else SqlParams()
     table = check_identifier(geo_table)
     alias = check_identifier(alias)
+    condition = geo_condition(geo, expand, params=params)
+    sql = f"EXISTS (SELECT 1 FROM {table} AS g WHERE g.entity_id = {alias}.id AND {condition})"
+    return sql, params.args
+
+
+def geo_condition(geo: GeoQuery, expand: Expand, *, params: SqlParams) -> str:
+    """Condition on one row ``g`` of the ``geo`` table: its GeoProperty is the query's and its
+    geometry stands in the relation to the reference geometry.
+
+    ``near`` compares in metres on geography with ``ST_DWithin`` so that the
+    ``geom::geography`` GiST index applies (``minDistance`` is its negation); ``maxDistance``
+    adds a lon/lat box (``near_box``) for the ``geom`` GiST index. The other relations are
+    PostGIS functions with index support of their own.
+    """
     attr = params.add(expand(geo.geoproperty))
-    reference = (
+    # A scalar subquery (an InitPlan: evaluated once per statement). Written inline, a generic
+    # plan of the prepared statement would parse the GeoJSON again for every candidate row.
+    geometry = (
         f"ST_SetSRID(ST_GeomFromGeoJSON({params.add(json.dumps(geo.geojson()))}::text), 4326)"
     )
+    reference = f"(SELECT {geometry})"
     if geo.georel == "near":
         distance = geo.max_distance if geo.max_distance is not None else geo.min_distance
         assert distance is not None
         within = (
-            f"ST_DWithin(g.geom::geography, {reference}::geography, "
+            f"ST_DWithin(g.geom::geography, (SELECT {geometry}::geography), "
             f"{params.add(float(distance))}::float8)"
         )
         predicate = within if geo.max_distance is not None else f"NOT {within}"
+        box = near_box(geo) if geo.max_distance is not None else None
+        if box is not None:
+            corners = ", ".join(f"{params.add(c)}::float8" for c in box)
+            predicate = f"g.geom && ST_MakeEnvelope({corners}, 4326) AND {predicate}"
     else:
         predicate = f"{_GEO_FUNCTIONS[geo.georel]}(g.geom, {reference})"
-    sql = (
-        f"EXISTS (SELECT 1 FROM {table} AS g WHERE g.entity_id = {alias}.id "
-        f"AND g.attr = {attr} AND {predicate})"
-    )
-    return sql, params.args
+    return f"g.attr = {attr} AND {predicate}"
+
+
+def selective_geo(geo: GeoQuery) -> bool:
+    """True if only geometries near or on the reference can match (every relation except
+    ``disjoint`` and ``near;minDistance``): then the matching ``geo`` rows, found through a
+    GiST index, are a good place to start a query from."""
+    return geo.georel != "disjoint" and not (geo.georel == "near" and geo.max_distance is None)
+
+
+# Bounds for the lon/lat box around ``near`` (see ``near_box``): the fewest metres a degree of
+# latitude spans (at the equator, 110,574 m) less a margin, and the smallest Earth radius (polar).
+_METRES_PER_LAT_DEGREE: Final = 110_000.0
+_MIN_EARTH_RADIUS: Final = 6_350_000.0
+_MAX_BOX_LATITUDE: Final = 85.0
+
+
+def near_box(geo: GeoQuery) -> tuple[float, float, float, float] | None:
+    """A lon/lat box (xmin, ymin, xmax, ymax) holding every point within ``maxDistance`` of
+    the reference geometry, or None where no such plain box exists (near a pole, across the
+    antimeridian, or a distance of a sizeable part of the globe).
+
+    Why: ``ST_DWithin`` on geography finds its candidates through the ``geom::geography``
+    GiST index with a loose 3-D box, then computes a spheroid distance per candidate. ANDing
+    this planar box (``geom && box``, served by the ``geom`` GiST index) leaves about a fifth
+    fewer candidates to recheck; the exact geography test stays, so the box only has to be
+    large enough, never exact: latitude by the shortest degree, longitude by the spherical
+    bound ``asin(sin δ / cos φ)`` at the box's highest latitude with the smallest radius.
+    """
+    assert geo.max_distance is not None
+    points = list(_points(geo.coordinates))
+    if not points:
+        return None
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    margin_lat = geo.max_distance / _METRES_PER_LAT_DEGREE
+    ymin, ymax = min(ys) - margin_lat, max(ys) + margin_lat
+    top = max(abs(ymin), abs(ymax))
+    if top >= _MAX_BOX_LATITUDE:
+        return None
+    angle = geo.max_distance / _MIN_EARTH_RADIUS
+    ratio = math.sin(angle) / math.cos(math.radians(top)) if angle < math.pi / 4 else 2.0
+    if ratio >= 1.0:
+        return None
+    margin_lon = math.degrees(math.asin(ratio)) * 1.01
+    xmin, xmax = min(xs) - margin_lon, max(xs) + margin_lon
+    if xmin < -180.0 or xmax > 180.0:
+        return None
+    return (xmin, ymin, xmax, ymax)
+
+
+def _points(coordinates: Any) -> Iterator[tuple[float, float]]:
+    """Every position of a geometry's (nested) coordinates."""
+    if coordinates and isinstance(coordinates[0], int | float):
+        yield (float(coordinates[0]), float(coordinates[1]))
+        return
+    for item in coordinates:
+        yield from _points(item)
 
 
 # --- scopeQ, type, id ---------------------------------------------------------------------------

@@ -164,6 +164,29 @@ async def test_near_max_distance(client: Client, saga: str) -> None:
     assert ids(body) == expected
 
 
+async def test_near_pages_in_id_order_see_every_match_once(client: Client, saga: str) -> None:
+    """Geo pages start from the matching geometries (QueryRepository._geo_page); paging
+    through them must still give every match once, in id order, with the right count."""
+    expected = sorted(
+        f"urn:ngsi-ld:Shelter:{r['no']}"
+        for r in ROWS
+        if _metres(KASE_SCHOOL, (r["lon"], r["lat"])) <= 4000
+    )
+    assert len(expected) > 6
+    coords = quote(f"[{KASE_SCHOOL[0]},{KASE_SCHOOL[1]}]")
+    seen: list[str] = []
+    for offset in range(0, len(expected) + 3, 3):
+        resp = await client.get(
+            f"{API}/entities?type={SHELTER}&georel=near;maxDistance==4000&geometry=Point"
+            f"&coordinates={coords}&limit=3&offset={offset}&count=true",
+            headers={"NGSILD-Tenant": saga},
+        )
+        assert resp.status == 200
+        assert resp.headers["NGSILD-Results-Count"] == str(len(expected))
+        seen.extend(e["id"] for e in await resp.json())
+    assert seen == expected
+
+
 async def test_within_polygon_and_disjoint(client: Client, saga: str) -> None:
     box = (130.25, 33.23, 130.30, 33.27)
     inside = {

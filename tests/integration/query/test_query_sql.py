@@ -24,14 +24,17 @@ from city_os.ngsild.query.geo import parse_geoq
 from city_os.ngsild.query.q import parse_q
 from city_os.ngsild.query.scope import parse_scopeq
 from city_os.ngsild.query.type_selection import parse_type_selection
+from city_os.store.postgres.db import migrate
 from city_os.store.postgres.query_sql import (
     SqlParams,
     geo_to_sql,
     id_pattern_to_sql,
     ids_to_sql,
     jsonpath_string,
+    near_box,
     q_to_sql,
     scope_to_sql,
+    sql_string,
     type_to_sql,
 )
 
@@ -149,6 +152,7 @@ async def db() -> AsyncIterator[tuple[asyncpg.Connection, str]]:
     conn = await asyncpg.connect(DSN)
     try:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        await migrate(conn)  # the cityos.q_number_* functions of value indexes
         ddl = resources.files("city_os.store").joinpath("migrations/tenant.sql").read_text()
         await conn.execute(ddl.replace("{schema}", schema))
         for entity_id, types, scopes, attrs in ENTITIES:
@@ -279,6 +283,44 @@ async def test_q(db: tuple[asyncpg.Connection, str], q: str, expected: set[str])
     assert await ids(db, fragment, args) == expected
 
 
+@pytest.mark.parametrize(("q", "expected"), Q_CASES)
+async def test_q_with_value_indexes(
+    db: tuple[asyncpg.Connection, str], q: str, expected: set[str]
+) -> None:
+    """With ``temperature`` and ``capacity`` value-indexed, number comparisons are written
+    with cityos.q_number_max/min (and the index built on them is used): same entities."""
+    schema = db[1]
+    numbers = frozenset({expand("temperature"), expand("capacity")})
+    table = f"{schema}.entities"
+    fragment, args = q_to_sql(parse_q(q), expand, entities_table=table, numbers=numbers)
+    assert await ids(db, fragment, args) == expected
+
+
+async def test_value_index_serves_the_comparison(db: tuple[asyncpg.Connection, str]) -> None:
+    conn, schema = db
+    iri = expand("temperature")
+    numbers = frozenset({iri})
+    fragment, args = q_to_sql(
+        parse_q("temperature>25"), expand, params=SqlParams(start=2), numbers=numbers
+    )
+    assert "cityos.q_number_max(e.attrs -> E'" in fragment
+    await conn.execute(
+        f"CREATE INDEX qtest_vi ON {schema}.entities (types, cityos.q_number_max(attrs -> "
+        f"{sql_string(iri)}))"
+    )
+    try:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            plan = await conn.fetch(
+                f"EXPLAIN SELECT id FROM {schema}.entities e WHERE e.types = $1 AND {fragment}",
+                [expand("Shelter")],
+                *args,
+            )
+    finally:
+        await conn.execute(f"DROP INDEX {schema}.qtest_vi")
+    assert "qtest_vi" in "\n".join(r[0] for r in plan)
+
+
 SAGA_STATION = "[130.297,33.264]"
 GEO_CASES: list[tuple[str, str, str, set[str]]] = [
     ("near;maxDistance==3000", "Point", SAGA_STATION, {ST}),
@@ -320,6 +362,41 @@ async def test_geo_other_geoproperty_matches_nothing(db: tuple[asyncpg.Connectio
     assert geo is not None
     fragment, args = geo_to_sql(geo, expand, geo_table=f"{db[1]}.geo")
     assert await ids(db, fragment, args) == set()
+
+
+async def test_near_box_holds_every_point_within_the_distance(
+    db: tuple[asyncpg.Connection, str],
+) -> None:
+    """near_box is only a prefilter: it must hold every point PostGIS finds within
+    maxDistance (geodesic, on the spheroid). Points just inside the distance in 16 bearings
+    around references from the equator to 80°, for 1 m to 2,000 km, are all inside the box."""
+    conn = db[0]
+    cases = [
+        (lon, lat, d)
+        for lon in (-179.0, 0.0, 130.3)
+        for lat in (-80.0, -33.26, 0.0, 33.26, 60.0, 80.0)
+        for d in (1.0, 2_000.0, 150_000.0, 2_000_000.0)
+    ]
+    boxed = 0
+    for lon, lat, d in cases:
+        geo = parse_geoq(f"near;maxDistance=={d}", "Point", json.dumps([lon, lat]), None)
+        assert geo is not None
+        box = near_box(geo)
+        if box is None:
+            continue
+        boxed += 1
+        rows = await conn.fetch(
+            "SELECT ST_X(p::geometry) AS x, ST_Y(p::geometry) AS y FROM ("
+            " SELECT ST_Project(ST_MakePoint($1, $2)::geography, $3 * 0.9999, radians(b)) AS p"
+            " FROM generate_series(0, 359, 22.5) AS b) s",
+            lon,
+            lat,
+            d,
+        )
+        for row in rows:
+            assert box[0] <= row["x"] <= box[2], (lon, lat, d, row["x"], box)
+            assert box[1] <= row["y"] <= box[3], (lon, lat, d, row["y"], box)
+    assert boxed >= len(cases) // 2  # the box is used for most real queries
 
 
 SCOPE_CASES: list[tuple[str, set[str]]] = [
@@ -419,3 +496,59 @@ def test_any_attribute_or_string_runs_safely(
     fragment, args = q_to_sql(expr, lambda t: t)
     sql = f"SELECT count(*) FROM (VALUES ('{{}}'::jsonb)) AS e(attrs) WHERE {fragment}"
     assert loop.run_until_complete(conn.fetchval(sql, *args)) == 0
+
+
+# --- value indexes: the number bounds mean exactly what the jsonpath means ----------------------
+
+_SCALARS = st.one_of(
+    st.integers(-50, 50),
+    st.floats(-50, 50, allow_nan=False, allow_infinity=False),
+    st.sampled_from(["30", "abc", True, False, None]),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("ab"), inner),
+    max_leaves=6,
+)
+_INSTANCES = st.lists(
+    st.dictionaries(
+        st.sampled_from(["value", "json", "valueList", "object", "languageMap", "observedAt"]),
+        _VALUES,
+        min_size=1,
+        max_size=3,
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    instances=_INSTANCES,
+    op=st.sampled_from([">", ">=", "<", "<="]),
+    low=st.integers(-40, 40),
+)
+def test_number_bounds_match_the_jsonpath(
+    sync_conn: tuple[asyncio.AbstractEventLoop, asyncpg.Connection],
+    instances: list[dict[str, Any]],
+    op: str,
+    low: int,
+) -> None:
+    """cityos.q_number_max/min (migration 0004) against PostgreSQL's own jsonpath, on any
+    stored shape: nested arrays, objects, strings that look like numbers, several instances."""
+    loop, conn = sync_conn
+    loop.run_until_complete(migrate(conn))
+    q = f"a{op}{low}"
+    expr = parse_q(q)
+    plain, plain_args = q_to_sql(expr, lambda t: t, params=SqlParams(start=2))
+    bounded, bounded_args = q_to_sql(
+        expr, lambda t: t, params=SqlParams(start=2), numbers=frozenset({"a"})
+    )
+    assert "q_number_" in bounded
+    row = "(SELECT $1::jsonb AS attrs) AS e"
+    attrs = json.dumps({"a": instances})
+    got = loop.run_until_complete(
+        conn.fetchval(f"SELECT {bounded} FROM {row}", attrs, *bounded_args)
+    )
+    want = loop.run_until_complete(conn.fetchval(f"SELECT {plain} FROM {row}", attrs, *plain_args))
+    assert bool(got) == bool(want), (q, instances)
