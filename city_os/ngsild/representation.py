@@ -48,44 +48,64 @@ class RenderOptions:
 
 
 def render(record: EntityRecord, tm: TermCompactor, opts: RenderOptions) -> dict[str, Any]:
+    """The representation of ``record`` in ``opts.format``, projected by ``opts``.
+
+    Members come in a fixed order: id, type, scope, the attributes in stored order, then the
+    system attributes when ``opts.sys_attrs`` asks for them (expiresAt; createdAt and modifiedAt
+    except in keyValues).
+    """
+    # Per-call constants, hoisted out of the attribute loop (it runs for every entity of a page).
+    keep_all = opts.attrs is None and opts.pick is None and opts.omit is None
+    key_values = opts.format == "keyValues"
     out: dict[str, Any] = {}
-    if _keep("id", opts):
+    if keep_all or _keep("id", opts):
         out["id"] = record.id
-    if _keep("type", opts):
+    if keep_all or _keep("type", opts):
         types = [tm.compact_type(t) for t in record.types]
         out["type"] = types[0] if len(types) == 1 else types
-    if record.scopes and _keep("scope", opts):
+    if record.scopes and (keep_all or _keep("scope", opts)):
         out["scope"] = record.scopes[0] if len(record.scopes) == 1 else list(record.scopes)
-    now: str | None = None
+    copied = _copied_members(opts)
+    now: datetime | None = None
     for iri, instances in record.attrs.items():
-        if not _keep_attr(iri, opts):
+        if not keep_all and not _keep_attr(iri, opts):
             continue
-        if any("expiresAt" in inst for inst in instances):
+        if _has_member(instances, "expiresAt"):
             # Transient attribute instances (§4.22) vanish once expired.
-            now = now or datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            now = now or datetime.now(UTC)
             instances = [i for i in instances if _alive(i, now)]
             if not instances:
                 continue
         name = tm.compact_attr(iri)
-        if opts.format == "keyValues" and any("datasetId" in i for i in instances):
+        if key_values and _has_member(instances, "datasetId"):
             # Simplified multi-attributes become a dataset map, "@none" for the default (§4.5.4)
             out[name] = {
                 "dataset": {
-                    i.get("datasetId", "@none"): render_instance(i, tm, opts) for i in instances
+                    i.get("datasetId", "@none"): _render_instance(i, tm, opts, copied)
+                    for i in instances
                 }
             }
-            continue
-        rendered = [render_instance(inst, tm, opts) for inst in instances]
-        out[name] = rendered[0] if len(rendered) == 1 else rendered
+        elif len(instances) == 1:
+            out[name] = _render_instance(instances[0], tm, opts, copied)
+        else:
+            out[name] = [_render_instance(i, tm, opts, copied) for i in instances]
     if record.expires_at and opts.sys_attrs and _keep("expiresAt", opts):
         out["expiresAt"] = record.expires_at
-    if opts.sys_attrs and opts.format != "keyValues":
+    if opts.sys_attrs and not key_values:
         out["createdAt"] = record.created_at
         out["modifiedAt"] = record.modified_at
     return out
 
 
-def _alive(inst: Instance, now: str) -> bool:
+def _has_member(instances: list[Instance], member: str) -> bool:
+    """Whether any instance has ``member`` (a plain loop: cheaper than ``any()`` on a genexpr)."""
+    for inst in instances:
+        if member in inst:
+            return True
+    return False
+
+
+def _alive(inst: Instance, now: datetime) -> bool:
     expires = inst.get("expiresAt")
     if not isinstance(expires, str):
         return True
@@ -95,7 +115,7 @@ def _alive(inst: Instance, now: str) -> bool:
         return True
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return when > datetime.fromisoformat(now.replace("Z", "+00:00"))
+    return when > now
 
 
 def _keep(member: str, opts: RenderOptions) -> bool:
@@ -110,48 +130,75 @@ def _keep_attr(iri: str, opts: RenderOptions) -> bool:
     return _keep(iri, opts)
 
 
-def render_instance(inst: Instance, tm: TermCompactor, opts: RenderOptions) -> Any:
-    kind = inst.get("type", "Property")
+# System members of an attribute instance, output only with ``sysAttrs``.
+_SYSTEM_MEMBERS = frozenset({"createdAt", "modifiedAt", "expiresAt"})
+
+
+def _copied_set(fmt: Format, sys_attrs: bool) -> frozenset[str]:
+    """The instance members ``fmt`` outputs exactly as stored (not compacted, not reshaped)."""
+    left_out = {"type", "vocab", "objectType"}  # "type" is output first, or not at all
+    if fmt == "normalized":
+        left_out.add("objectList")
+    if not sys_attrs:
+        left_out |= _SYSTEM_MEMBERS
+    return ATTRIBUTE_MEMBERS - left_out
+
+
+_COPIED: dict[tuple[Format, bool], frozenset[str]] = {
+    (fmt, sys_attrs): _copied_set(fmt, sys_attrs)
+    for fmt in ("normalized", "concise")
+    for sys_attrs in (False, True)
+}
+# Kinds whose concise form is the bare value when nothing else is left.
+_BARE_VALUE_KINDS = ("Property", "GeoProperty")
+
+
+def _copied_members(opts: RenderOptions) -> frozenset[str] | None:
+    """``_copied_set`` for ``opts``; None for keyValues (no members: simplified values)."""
     if opts.format == "keyValues":
+        return None
+    return _COPIED[opts.format, opts.sys_attrs]
+
+
+def render_instance(inst: Instance, tm: TermCompactor, opts: RenderOptions) -> Any:
+    """One stored attribute instance (or sub-attribute) in ``opts.format``."""
+    return _render_instance(inst, tm, opts, _copied_members(opts))
+
+
+def _render_instance(
+    inst: Instance, tm: TermCompactor, opts: RenderOptions, copied: frozenset[str] | None
+) -> Any:
+    """``render_instance`` with ``_copied_members(opts)`` computed once by the caller."""
+    kind = inst.get("type", "Property")
+    if copied is None:
         return _simple_value(inst, kind, tm, opts)
-    out: dict[str, Any] = {}
-    if opts.format == "normalized":
-        out["type"] = kind
+    normalized = opts.format == "normalized"
+    out: dict[str, Any] = {"type": kind} if normalized else {}
     for key, value in inst.items():
-        if key == "type":
-            continue
-        if key in ATTRIBUTE_MEMBERS:
-            if key in ("createdAt", "modifiedAt", "expiresAt") and not opts.sys_attrs:
-                continue
-            if key == "vocab":
-                value = _compact_vocab(value, tm)
-            elif key == "objectType":
-                value = [tm.compact_type(t) for t in value]
-                value = value[0] if len(value) == 1 else value
-            elif key == "objectList" and opts.format == "normalized":
-                value = [{"object": v} for v in value]
+        if key in copied:  # the common case: one set lookup per member
             out[key] = value
-        elif isinstance(value, dict):
-            out[tm.compact_attr(key)] = render_instance(value, tm, opts)
+        elif key in ATTRIBUTE_MEMBERS:
+            if key == "vocab":
+                out[key] = _compact_vocab(value, tm)
+            elif key == "objectType":
+                types = [tm.compact_type(t) for t in value]
+                out[key] = types[0] if len(types) == 1 else types
+            elif key == "objectList" and normalized:
+                out[key] = [{"object": v} for v in value]
+            # else "type" (already output) or a system member without sysAttrs: left out
+        elif isinstance(value, dict):  # a sub-attribute
+            out[tm.compact_attr(key)] = _render_instance(value, tm, opts, copied)
         else:  # an unknown scalar member: pass it through rather than fail the read
             out[key] = value
     if kind == "LanguageProperty" and opts.lang is not None:
         text, lang = _pick_language(inst.get("languageMap") or {}, opts.lang)
         out.pop("languageMap", None)
-        if opts.format == "normalized":
+        if normalized:
             out["type"] = "Property"
         out["value"] = text
         out["lang"] = lang
-    if opts.format == "concise":
-        return _concise(out, kind)
-    return out
-
-
-def _concise(out: dict[str, Any], kind: str) -> Any:
-    if kind in ("Property", "GeoProperty") and set(out) == {"value"}:
-        return out["value"]
-    if kind == "LanguageProperty" and "value" in out and "lang" in out:
-        return out
+    elif not normalized and kind in _BARE_VALUE_KINDS and len(out) == 1 and "value" in out:
+        return out["value"]  # concise: a Property with nothing but its value
     return out
 
 

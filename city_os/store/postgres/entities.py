@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -44,19 +44,28 @@ class Write:
 
 
 def _iso(value: datetime | None) -> str | None:
+    """ISO 8601 with ``Z`` for UTC; seconds precision when the microseconds are 0, else µs."""
     if value is None:
         return None
-    spec = "microseconds" if value.microsecond else "seconds"
-    return value.isoformat(timespec=spec).replace("+00:00", "Z")
+    if value.tzinfo is UTC:  # asyncpg's timestamptz: %-formatting beats isoformat() + replace()
+        fields = (value.year, value.month, value.day, value.hour, value.minute, value.second)
+        us = value.microsecond
+        return _ISO_US % (*fields, us) if us else _ISO_S % fields
+    return value.isoformat().replace("+00:00", "Z")  # timespec "auto": the same two precisions
+
+
+_ISO_S = "%04d-%02d-%02dT%02d:%02d:%02dZ"
+_ISO_US = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
 
 
 def _record(row: asyncpg.Record) -> Stored:
+    scopes = row["scopes"]
     return Stored(
         EntityRecord(
             id=row["id"],
             types=list(row["types"]),
             attrs=row["attrs"],
-            scopes=list(row["scopes"]) if row["scopes"] is not None else None,
+            scopes=list(scopes) if scopes is not None else None,
             created_at=_iso(row["created_at"]) or "",
             modified_at=_iso(row["modified_at"]) or "",
             expires_at=_iso(row["expires_at"]),
