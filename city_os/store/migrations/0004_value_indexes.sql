@@ -8,6 +8,8 @@
 -- the same lax array unwrapping (the member, its array elements, and one level below: what
 -- ``@ > n`` reaches), so ``q_number_max(a) > n`` matches exactly the entities the jsonpath
 -- ``a > n`` matches (a property test checks this against PostgreSQL's jsonpath). NULL: no number.
+-- Indexes are built on these functions: changing their body takes a new migration that also
+-- re-creates every value index (REINDEX), or the indexes would disagree with the queries.
 -- Silent jsonpath: stored data of any shape gives a value, never an error, so an index on these
 -- functions can never make a write fail.
 CREATE OR REPLACE FUNCTION cityos.q_numbers(instances jsonb) RETURNS SETOF jsonb
