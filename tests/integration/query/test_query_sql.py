@@ -510,12 +510,23 @@ _VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("ab"), inner),
     max_leaves=6,
 )
+# languageMap: what the API stores there (entity.py checks it): strings or lists of strings.
+_LANGUAGE_MAPS = st.dictionaries(
+    st.sampled_from(["en", "ja"]),
+    st.sampled_from(["30", "abc"]) | st.lists(st.sampled_from(["7", "x"]), min_size=1),
+    min_size=1,
+)
 _INSTANCES = st.lists(
-    st.dictionaries(
-        st.sampled_from(["value", "json", "valueList", "object", "languageMap", "observedAt"]),
-        _VALUES,
-        min_size=1,
-        max_size=3,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "value": _VALUES,
+            "json": _VALUES,
+            "valueList": _VALUES,
+            "object": _VALUES,
+            "languageMap": _LANGUAGE_MAPS,
+            "observedAt": _VALUES,
+        },
     ),
     min_size=1,
     max_size=3,
