@@ -28,6 +28,7 @@ class Settings:
     relay_batch_size: int = 500
     relay_poll_interval: float = 1.0
     kafka_publish_timeout: float = 10.0
+    kafka_max_message_bytes: int = 1_000_000
     outbox_retention: float = 86400.0
     max_body_bytes: int = 2 * 1024 * 1024
     max_batch_entities: int = 1000
@@ -78,6 +79,8 @@ SETTINGS: dict[str, str] = {
     "relay_batch_size": "most outbox events the relay publishes per batch (one transaction)",
     "relay_poll_interval": "seconds between outbox polls when no NOTIFY arrives",
     "kafka_publish_timeout": "seconds a relay batch may take to be acknowledged by Kafka",
+    "kafka_max_message_bytes": "largest event the relay publishes whole (at most the topic's "
+    "max.message.bytes); a larger one goes out without its data, with a dataref to the entity",
     "outbox_retention": "seconds published outbox rows are kept before the relay deletes them",
     "max_body_bytes": "largest request body accepted (413 beyond)",
     "max_batch_entities": "most entities in one batch operation",

@@ -42,6 +42,10 @@ class ChangeEvent:
     entity: dict[str, Any] | None  # the entity after the change; None once deleted
     time: str
     envelope: dict[str, Any]
+    # A change too large for Kafka comes as a claim check: ``omitted`` names the data members
+    # left out (changes and entity are then empty), ``dataref`` is the entity's API URL.
+    omitted: tuple[str, ...] = ()
+    dataref: str | None = None
 
     @classmethod
     def from_envelope(cls, envelope: dict[str, Any]) -> ChangeEvent:
@@ -52,10 +56,12 @@ class ChangeEvent:
             tenant=data["tenant"],
             entity_id=data["entityId"],
             types=list(data["types"]),
-            changes=data["changes"],
-            entity=data["entity"],
+            changes=data.get("changes", {}),
+            entity=data.get("entity"),
             time=envelope["time"],
             envelope=envelope,
+            omitted=tuple(data.get("omitted", ())),
+            dataref=envelope.get("dataref"),
         )
 
     def value(self, attribute: str) -> Any:

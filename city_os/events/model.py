@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import uuid
 from typing import Any, Literal
+from urllib.parse import quote
 
 EVENT_VERSION = "1"
 EVENT_TYPE_PREFIX = "jp.city-os.entity."
 ChangeKind = Literal["created", "updated", "replaced", "deleted", "expired", "purged"]
+# Kinds after which the entity is gone: a claim check of theirs has no dataref.
+_GONE = frozenset({"deleted", "expired", "purged"})
 
 
 def change_event(
@@ -69,4 +72,30 @@ def attribute_changes(
         old, new = before.get(key), after.get(key)
         if old != new:
             out[key] = {"previous": old, "new": new}
+    return out
+
+
+def claim_check(envelope: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """The event without its bulky data, for a change too large to publish whole.
+
+    Same id, type, subject and time; ``data`` keeps tenant, entityId and types and lists what
+    it left out in ``omitted``; ``dataref`` (the CloudEvents extension for data kept elsewhere)
+    is the entity's URL in the NGSI-LD API, to be read with the ``NGSILD-Tenant`` header: it
+    gives the entity as it is now, which is what ``entity`` would have said or newer. A change
+    that removed the entity has no dataref. Without this, one oversized event would stop the
+    relay, and with it every later event, until someone deleted it by hand.
+    """
+    data = envelope["data"]
+    out = {key: value for key, value in envelope.items() if key != "data"}
+    kind = envelope["type"].removeprefix(EVENT_TYPE_PREFIX)
+    if kind not in _GONE:
+        out["dataref"] = (
+            f"{base_url.rstrip('/')}/ngsi-ld/v1/entities/{quote(data['entityId'], safe='')}"
+        )
+    out["data"] = {
+        "tenant": data["tenant"],
+        "entityId": data["entityId"],
+        "types": data["types"],
+        "omitted": ["changes", "entity"],
+    }
     return out

@@ -21,7 +21,9 @@ Failures. Kafka down: the batch fails, the transaction rolls back, the producer 
 a back-off, and the backlog grows until Kafka returns. A relay killed mid-batch leaves its rows
 unpublished; the next relay publishes them again, so consumers see *at least once* and
 de-duplicate by event id (``city_os.events.consume`` does). Published rows are deleted after
-``outbox_retention`` seconds.
+``outbox_retention`` seconds. An event larger than ``max_message_bytes`` (the topic's limit) would
+be refused by Kafka on every attempt and hold everything behind it: it is published as a claim
+check instead (``events.model.claim_check``: no changes and entity, a dataref to the entity).
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import asyncpg
+import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from city_os.config import Settings
+from city_os.events.model import claim_check
 from city_os.observability.metrics import Metrics
 from city_os.store.postgres.entities import NOTIFY_CHANNEL
 
@@ -47,7 +51,8 @@ RELAY_LOCK = 0x6369747972656C61  # advisory lock key of the active relay ("cityr
 CONTENT_TYPE = b"application/cloudevents+json; charset=utf-8"
 MAX_BACKOFF = 5.0  # seconds between attempts while Kafka or PostgreSQL is unreachable
 STOP_TIMEOUT = 5.0  # seconds a failed producer may take to close
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # an event is at most one entity (max_body_bytes) plus a diff
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # aiokafka's own cap; RelayConfig.max_message_bytes decides
+RECORD_OVERHEAD = 128  # bytes of record framing, beyond key, value and headers (a generous bound)
 
 _SELECT_BATCH = """
 SELECT seq, event_id::text AS event_id, tenant, entity_id, event_type, payload::text AS payload
@@ -95,6 +100,8 @@ class RelayConfig:
     poll_interval: float = 1.0
     retention: float = 86400.0
     publish_timeout: float = 10.0
+    max_message_bytes: int = 1_000_000  # larger events go out as a claim check
+    base_url: str = ""  # of the NGSI-LD API, for the dataref of claim checks
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RelayConfig:
@@ -106,6 +113,8 @@ class RelayConfig:
             poll_interval=settings.relay_poll_interval,
             retention=settings.outbox_retention,
             publish_timeout=settings.kafka_publish_timeout,
+            max_message_bytes=settings.kafka_max_message_bytes,
+            base_url=settings.base_url,
         )
 
 
@@ -271,19 +280,33 @@ class OutboxRelay:
         async with asyncio.timeout(self.config.publish_timeout):
             futures = []
             for r in rows:
-                futures.append(
-                    await producer.send(
-                        topic,
-                        value=r["payload"].encode(),
-                        key=f"{r['tenant']}/{r['entity_id']}".encode(),
-                        headers=[
-                            ("content-type", CONTENT_TYPE),
-                            ("ce_id", r["event_id"].encode()),
-                            ("ce_type", r["event_type"].encode()),
-                        ],
-                    )
-                )
+                key = f"{r['tenant']}/{r['entity_id']}".encode()
+                headers = [
+                    ("content-type", CONTENT_TYPE),
+                    ("ce_id", r["event_id"].encode()),
+                    ("ce_type", r["event_type"].encode()),
+                ]
+                value = self._fitting(r["payload"].encode(), key, headers)
+                futures.append(await producer.send(topic, value=value, key=key, headers=headers))
             await asyncio.gather(*futures)
+
+    def _fitting(self, value: bytes, key: bytes, headers: list[tuple[str, bytes]]) -> bytes:
+        """The record value as is, or its claim check if the record would exceed
+        ``max_message_bytes`` (a broker refuses it for good: the relay would stop there)."""
+        size = len(value) + len(key) + sum(len(k) + len(v) for k, v in headers) + RECORD_OVERHEAD
+        if size <= self.config.max_message_bytes:
+            return value
+        envelope = orjson.loads(value)
+        smaller = orjson.dumps(claim_check(envelope, self.config.base_url))
+        self.metrics.events_oversized.inc()
+        log.warning(
+            "outbox relay: event %s of %s is %d bytes, over %d: published without its data",
+            envelope.get("id"),
+            envelope.get("subject"),
+            size,
+            self.config.max_message_bytes,
+        )
+        return smaller
 
     async def _cleanup(self) -> None:
         """Delete rows published more than ``retention`` seconds ago (the active relay only)."""

@@ -61,6 +61,11 @@ class Metrics:
             "Outbox events published to Kafka (acknowledged by the broker)",
             registry=r,
         )
+        self.events_oversized = Counter(
+            "cityos_events_oversized_total",
+            "Events over the Kafka message limit, published as claim checks without their data",
+            registry=r,
+        )
         self.publish_errors = Counter(
             "cityos_relay_errors_total",
             "Outbox relay failures by stage (kafka = connect/produce, database = outbox access)",

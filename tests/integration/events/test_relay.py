@@ -174,3 +174,30 @@ async def test_a_commit_wakes_the_relay_without_waiting_for_its_poll(
         await reader.read_until(lambda r: len(r.ids()) == 2)
     kinds = [env["type"] for env in reader.first_seen()]
     assert kinds == ["jp.city-os.entity.created", "jp.city-os.entity.updated"]
+
+
+async def test_an_oversized_event_goes_out_as_a_claim_check_and_nothing_waits(
+    tansu: TansuProcess, topic: str, tenant: str
+) -> None:
+    """An event over kafka_max_message_bytes would be refused by Kafka forever; it is sent
+    without its data (a dataref instead) and the events after it flow as usual."""
+    await create_topic(tansu.bootstrap, topic)
+    async with (
+        relay_client(tansu.bootstrap, topic, kafka_max_message_bytes=4096) as client,
+        TopicReader(tansu.bootstrap, topic, tenant) as reader,
+    ):
+        big = {**sensor(1), "note": {"type": "Property", "value": "x" * 5000}}
+        resp = await client.post(f"{API}/entities", json=big, headers=hdr(tenant))
+        assert resp.status == 201, await resp.text()
+        await create(client, tenant, 2)  # small events, after it in the outbox
+        await set_level(client, tenant, 2, 2.5)
+        await reader.read_until(lambda r: len(r.ids()) == 3)
+    events = reader.first_seen()
+    (oversized,) = [e for e in events if e["subject"] == "urn:ngsi-ld:WaterObserved:1"]
+    assert oversized["type"] == "jp.city-os.entity.created"
+    assert oversized["data"]["omitted"] == ["changes", "entity"]
+    assert "entity" not in oversized["data"] and "changes" not in oversized["data"]
+    assert oversized["dataref"].endswith("/ngsi-ld/v1/entities/urn%3Angsi-ld%3AWaterObserved%3A1")
+    created, updated = [e for e in events if e["subject"] == "urn:ngsi-ld:WaterObserved:2"]
+    assert created["data"]["entity"]["id"] == "urn:ngsi-ld:WaterObserved:2"
+    assert next(iter(updated["data"]["changes"].values()))["new"][0]["value"] == 2.5

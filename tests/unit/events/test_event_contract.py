@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from city_os.events.consume import ChangeEvent, SeenIds, matches, parse
-from city_os.events.model import attribute_changes, change_event
+from city_os.events.model import attribute_changes, change_event, claim_check
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parents[3] / "schemas/events/entity-change.schema.json").read_text()
@@ -84,6 +84,41 @@ def test_change_event_reads_back_for_consumers() -> None:
     assert parsed.value("waterLevel") == 2.5
     assert parsed.value(LEVEL) == 2.5
     assert parsed.value("flow") is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "before", "after"),
+    [("created", None, 1.0), ("updated", 1.0, 2.0), ("purged", 2.0, None)],
+)
+def test_a_claim_check_matches_the_schema_and_reads_back(
+    kind: str, before: float | None, after: float | None
+) -> None:
+    full = event(kind, before, after)
+    check = claim_check(full, "https://broker.example/")
+    assert not [e.message for e in VALIDATOR.iter_errors(check)]
+    assert {k: v for k, v in check.items() if k not in ("data", "dataref")} == {
+        k: v for k, v in full.items() if k != "data"
+    }
+    assert check["data"] == {
+        "tenant": "saga",
+        "entityId": "urn:ngsi-ld:WaterObserved:1",
+        "types": [TYPE],
+        "omitted": ["changes", "entity"],
+    }
+    parsed = ChangeEvent.from_envelope(check)
+    assert parsed.omitted == ("changes", "entity")
+    assert (parsed.changes, parsed.entity) == ({}, None)
+    if kind == "purged":  # nothing left to read
+        assert "dataref" not in check and parsed.dataref is None
+    else:
+        url = "https://broker.example/ngsi-ld/v1/entities/urn%3Angsi-ld%3AWaterObserved%3A1"
+        assert check["dataref"] == parsed.dataref == url
+
+
+def test_only_a_claim_check_may_leave_the_data_out() -> None:
+    broken = event("updated", 1.0, 2.0)
+    del broken["data"]["changes"]
+    assert len(list(VALIDATOR.iter_errors(broken))) == 1
 
 
 @pytest.mark.parametrize(
