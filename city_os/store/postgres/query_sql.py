@@ -25,8 +25,11 @@ tests). Lax mode gives the "any instance / any array element" semantics of §4.9
 Plain existence (``q=attr``) uses ``e.attrs ? $n``.
 
 Dates: PostgreSQL's ``.datetime()`` cannot read a trailing ``Z`` without a template, so the
-literal is sent in a canonical form and stored strings are parsed with explicit templates
-(with and without fractional seconds). A Property value ``{"@type": "DateTime", "@value": …}``
+literal is sent in a canonical form (UTC) and stored strings are parsed with explicit templates
+(with and without fractional seconds), and date-times also without a template, which reads a
+UTC offset (``+09:00``, as Japanese data is often written). Those become timestamptz and the
+others timestamp, so temporal terms use ``jsonb_path_exists_tz`` (the session time zone, UTC,
+relates the two). A Property value ``{"@type": "DateTime", "@value": …}``
 is compared on ``@value``.
 """
 
@@ -245,6 +248,11 @@ class _QBuilder:
         bound = self.number_bound(expr, alias)
         if bound is not None:
             return bound
+        if _temporal(expr.value):
+            # Stored date-times with a UTC offset parse to timestamptz, "Z" ones (by template)
+            # to timestamp: only the _tz variant compares the two (sessions run in UTC).
+            path = self.params.add(self.comparison_path(expr))
+            return f"jsonb_path_exists_tz({alias}.attrs, {path}::jsonpath, '{{}}', true)"
         indexable = expr.op == "==" and not isinstance(expr.value, Range)
         return self.path_exists(self.comparison_path(expr), alias, indexable=indexable)
 
@@ -361,6 +369,13 @@ class _QBuilder:
         return f"{prefix} ? ({cond})"
 
 
+def _temporal(value: Value | Range | ValueList) -> bool:
+    sample = value.low if isinstance(value, Range) else value
+    if isinstance(sample, ValueList):
+        sample = sample.items[0]
+    return isinstance(sample, Temporal)
+
+
 def _key(key: str) -> str:
     return ".*" if key == "*" else "." + jsonpath_string(key)
 
@@ -398,7 +413,10 @@ def _predicate(op: str, value: Value) -> str:
         return f"@ {op} {'true' if value.value else 'false'}"
     stored, canonical_template = _TEMPLATES[value.kind]
     literal = f"{jsonpath_string(value.canonical)}.datetime({jsonpath_string(canonical_template)})"
-    return " || ".join(f"@.datetime({jsonpath_string(t)}) {op} {literal}" for t in stored)
+    parsed = [f"@.datetime({jsonpath_string(t)})" for t in stored]
+    if value.kind == "dateTime":
+        parsed.append("@.datetime()")  # ISO 8601 with a UTC offset (or none): not "Z"
+    return " || ".join(f"{p} {op} {literal}" for p in parsed)
 
 
 # --- geoQ ---------------------------------------------------------------------------------------

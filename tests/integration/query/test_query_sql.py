@@ -124,6 +124,8 @@ ENTITIES: list[tuple[str, list[str], list[str] | None, dict[str, Any]]] = [
             "name": [prop("Saga Station")],
             "address": [prop({"city": "Tosu"})],
             "capacity": [prop("many")],
+            # JST, as Japanese open data writes it: 2024-06-01T00:00:00Z
+            "openedAt": [prop({"@type": "DateTime", "@value": "2024-06-01T09:00:00+09:00"})],
             "refDistrict": [{"type": "Relationship", "object": [K, "urn:ngsi-ld:District:X"]}],
             "location": [{"type": "GeoProperty", "value": point(130.297, 33.264)}],
         },
@@ -149,7 +151,7 @@ ENTITIES: list[tuple[str, list[str], list[str] | None, dict[str, Any]]] = [
 @pytest.fixture(scope="module")
 async def db() -> AsyncIterator[tuple[asyncpg.Connection, str]]:
     schema = "qtest_" + uuid.uuid4().hex[:12]
-    conn = await asyncpg.connect(DSN)
+    conn = await asyncpg.connect(DSN, server_settings={"timezone": "UTC"})  # as the pool
     try:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
         await migrate(conn)  # the cityos.q_number_* functions of value indexes
@@ -230,12 +232,17 @@ Q_CASES: list[tuple[str, set[str]]] = [
     ("isOpen==true", {S1}),
     ("isOpen==false", {S2}),
     # dates: DateTime values compare on @value, observedAt as timestamps
-    ("openedAt>2021-01-01T00:00:00Z", {S2}),
+    ("openedAt>2021-01-01T00:00:00Z", {S2, ST}),
     ("openedAt<2021-01-01T00:00:00Z", {S1}),
     ("openedAt==2020-04-01T09:00:00Z", {S1}),
     ("openedAt==2020-04-01T09:00:00.000Z", {S1}),
-    ("openedAt!=2020-04-01T09:00:00Z", {S2}),
+    ("openedAt!=2020-04-01T09:00:00Z", {S2, ST}),
     ("openedAt==2020-01-01T00:00:00Z..2021-01-01T00:00:00Z", {S1}),
+    # a UTC offset is the instant it names
+    ("openedAt==2024-06-01T00:00:00Z", {ST}),
+    ("openedAt>2024-05-31T23:59:59Z", {ST}),
+    ("openedAt<2024-06-01T00:00:01Z", {S1, S2, ST}),
+    ("openedAt==2024-05-31T00:00:00Z..2024-06-01T00:00:00Z", {ST}),
     ("openedAt==2020-04-01", set()),  # a date is not a dateTime
     ("temperature.observedAt>=2026-01-02T00:00:00Z", {S2}),
     ("temperature.observedAt<2026-01-02T00:00:00Z", {S1}),
@@ -461,7 +468,7 @@ async def test_start_after_callers_args(db: tuple[asyncpg.Connection, str]) -> N
 @pytest.fixture(scope="module")
 def sync_conn() -> Iterator[tuple[asyncio.AbstractEventLoop, asyncpg.Connection]]:
     loop = asyncio.new_event_loop()
-    conn = loop.run_until_complete(asyncpg.connect(DSN))
+    conn = loop.run_until_complete(asyncpg.connect(DSN, server_settings={"timezone": "UTC"}))
     yield loop, conn
     loop.run_until_complete(conn.close())
     loop.close()
