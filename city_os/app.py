@@ -67,12 +67,14 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[POOL] = pool
     app[TENANTS] = Tenants(pool)
     app[ENTITIES] = EntityService(EntityRepository(pool), app[TENANTS], settings.base_url)
-    value_indexes = ValueIndexRepository(pool)
+    value_indexes = ValueIndexRepository(pool, settings.database_url)
     app[INDEXES] = ValueIndexService(value_indexes, app[TENANTS])
+    await app[INDEXES].start()
     queries = QueryRepository(pool, value_indexes)
     app[QUERIES] = QueryService(app[ENTITIES], queries)
     app[DISCOVERY] = DiscoveryService(app[ENTITIES], queries)
     yield
+    await app[INDEXES].close()
     await app[ENTITIES].repo.waker.close()
     await pool.close()
 

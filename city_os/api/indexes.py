@@ -3,7 +3,8 @@
 Layer: api/. An attribute in a path is a term of the Link header's @context or its IRI
 (URL-encoded); the tenant is the NGSILD-Tenant header.
 
-    POST   /cityos/v1/indexes               {"attribute": name, "kind": "number"}: build
+    POST   /cityos/v1/indexes               {"attribute": name, "kind": "number"}: 202, built
+                                            in the background (status building → ready)
     GET    /cityos/v1/indexes               the tenant's value indexes
     GET    /cityos/v1/indexes/{attribute}   one
     DELETE /cityos/v1/indexes/{attribute}   drop it
@@ -29,13 +30,16 @@ _MEMBERS = {"attribute", "kind", "@context"}
 
 
 def _body(index: ValueIndex, ctx: RequestContext) -> dict[str, Any]:
-    return {
+    body = {
         "attribute": ctx.terms.compact_attr(index.attr),
         "attributeIri": index.attr,
         "kind": index.kind,
         "status": index.status,
         "createdAt": index.created_at,
     }
+    if index.error is not None:
+        body["error"] = index.error
+    return body
 
 
 @routes.post(PREFIX)
@@ -52,7 +56,7 @@ async def create_index(request: web.Request) -> web.Response:
     )
     return json_response(
         _body(index, ctx),
-        status=201 if created else 200,
+        status=202 if created else 200,  # 202: being built, GET its Location for the status
         headers={"Location": f"{PREFIX}/{quote(index.attr, safe='')}"},
     )
 

@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS cityos.value_indexes (
     attr        text NOT NULL,             -- expanded attribute IRI
     term        text NOT NULL,             -- the attribute name as registered
     kind        text NOT NULL CHECK (kind IN ('number')),
-    status      text NOT NULL CHECK (status IN ('building', 'ready')),
+    status      text NOT NULL CHECK (status IN ('building', 'ready', 'failed')),
+    error       text,                      -- why the build failed
     created_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant, attr)
 );

@@ -2,8 +2,8 @@
 
 Layer: store/. The registry is ``cityos.value_indexes`` (migration ``0004_value_indexes.sql``);
 each indexed attribute has two indexes in its tenant's schema, on
-``(types, cityos.q_number_max(attrs -> 'IRI'))`` and the same with ``q_number_min``, built with
-``CREATE INDEX CONCURRENTLY`` so writers are never blocked.
+``(types, cityos.q_number_max(attrs -> 'IRI'))`` and the same with ``q_number_min``, built in the
+background with ``CREATE INDEX CONCURRENTLY`` so writers are never blocked.
 
 The query builder (``query_sql``) writes an order comparison on an indexed attribute as a
 comparison of those functions, which the planner can answer from the index; both forms select
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,10 +25,12 @@ import asyncpg
 
 from city_os.store.postgres.query_sql import check_identifier, sql_string
 
+log = logging.getLogger(__name__)
+
 CACHE_SECONDS = 5.0
 
 _FUNCTIONS = (("max", "cityos.q_number_max"), ("min", "cityos.q_number_min"))
-_ROW = "tenant, attr, term, kind, status, created_at"
+_ROW = "tenant, attr, term, kind, status, error, created_at"
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,8 @@ class ValueIndex:
     attr: str  # expanded IRI
     term: str  # as registered
     kind: str  # "number"
-    status: str  # "building" | "ready"
+    status: str  # "building" | "ready" | "failed"
+    error: str | None  # why a build failed
     created_at: str
 
 
@@ -64,13 +68,15 @@ def _value_index(row: asyncpg.Record) -> ValueIndex:
         row["term"],
         row["kind"],
         row["status"],
+        row["error"],
         created.isoformat(timespec="microseconds").replace("+00:00", "Z"),
     )
 
 
 class ValueIndexRepository:
-    def __init__(self, pool: asyncpg.Pool, cache_seconds: float = CACHE_SECONDS) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str, cache_seconds: float = CACHE_SECONDS) -> None:
         self._pool = pool
+        self._dsn = dsn  # builds run on connections of their own
         self._cache_seconds = cache_seconds
         self._numbers: dict[str, tuple[float, frozenset[str]]] = {}
         self._loading: dict[str, asyncio.Future[frozenset[str]]] = {}
@@ -110,7 +116,7 @@ class ValueIndexRepository:
 
     # -- the registry ----------------------------------------------------------------------
 
-    async def list(self, tenant: str) -> list[ValueIndex]:
+    async def of_tenant(self, tenant: str) -> list[ValueIndex]:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
                 f"SELECT {_ROW} FROM cityos.value_indexes WHERE tenant = $1 ORDER BY attr", tenant
@@ -126,61 +132,118 @@ class ValueIndexRepository:
             )
         return _value_index(row) if row is not None else None
 
-    async def create(
+    async def register(
         self, tenant: str, schema: str, attr: str, term: str, kind: str
     ) -> tuple[ValueIndex, bool]:
-        """Register and build an attribute's indexes; False if it was registered already
-        (then nothing is built here: its builder finishes it). The build takes as long as
-        reading the tenant's entities; if it fails, nothing is left behind."""
+        """Register an attribute for value indexes (status ``building``; ``build`` makes them);
+        False with the existing entry if it was registered already."""
+        while True:
+            async with self._pool.acquire() as conn:
+                row = await conn.fetchrow(
+                    "INSERT INTO cityos.value_indexes"
+                    " (tenant, schema_name, attr, term, kind, status)"
+                    " VALUES ($1, $2, $3, $4, $5, 'building')"
+                    f" ON CONFLICT (tenant, attr) DO NOTHING RETURNING {_ROW}",
+                    tenant,
+                    schema,
+                    attr,
+                    term,
+                    kind,
+                )
+            if row is not None:
+                return _value_index(row), True
+            existing = await self.get(tenant, attr)
+            if existing is not None:
+                return existing, False
+            # dropped between the two statements: register it anew
+
+    async def pending(self) -> list[tuple[str, str, str]]:
+        """(tenant, schema, attr) of every registration still ``building`` (after a restart,
+        its build must be run again)."""
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "INSERT INTO cityos.value_indexes (tenant, schema_name, attr, term, kind, status)"
-                " VALUES ($1, $2, $3, $4, $5, 'building') ON CONFLICT (tenant, attr) DO NOTHING"
-                f" RETURNING {_ROW}",
-                tenant,
-                schema,
-                attr,
-                term,
-                kind,
+            rows = await conn.fetch(
+                "SELECT tenant, schema_name, attr FROM cityos.value_indexes"
+                " WHERE status = 'building' ORDER BY created_at"
             )
-            if row is None:
-                existing = await self.get(tenant, attr)
-                if existing is not None:
-                    return existing, False
-        if row is None:  # dropped between the two statements: register it anew
-            return await self.create(tenant, schema, attr, term, kind)
-        async with self._pool.acquire() as conn:
+        return [(r["tenant"], r["schema_name"], r["attr"]) for r in rows]
+
+    async def build(self, tenant: str, schema: str, attr: str) -> None:
+        """Build a registered attribute's indexes, on a connection of its own (it can take as
+        long as reading every entity of the tenant; writes go on meanwhile). One process
+        builds a given attribute at a time (a session advisory lock): others return at once.
+        A build stopped half-way leaves an invalid index, dropped before the next attempt; a
+        failure is recorded in the registration (status ``failed`` and ``error``)."""
+        conn = await asyncpg.connect(self._dsn, server_settings={"application_name": "city-os"})
+        try:
+            key = int.from_bytes(hashlib.sha256(f"{tenant}\0{attr}".encode()).digest()[:8], "big")
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1::bigint)", key - 2**63):
+                return
+            status = await conn.fetchval(
+                "SELECT status FROM cityos.value_indexes WHERE tenant = $1 AND attr = $2",
+                tenant,
+                attr,
+            )
+            if status != "building":
+                return  # built, failed or dropped meanwhile
             try:
+                await self._drop_invalid(conn, schema, attr)
                 for ddl in _index_ddl(schema, attr):
                     await conn.execute(ddl)  # CONCURRENTLY: outside any transaction
-            except BaseException:
-                await asyncio.shield(self._drop(conn, tenant, schema, attr))
-                raise
-            row = await conn.fetchrow(
-                "UPDATE cityos.value_indexes SET status = 'ready'"
-                f" WHERE tenant = $1 AND attr = $2 RETURNING {_ROW}",
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("value index on %s of tenant %r failed: %s", attr, tenant, exc)
+                await self._drop_indexes(conn, schema, attr)
+                await conn.execute(
+                    "UPDATE cityos.value_indexes SET status = 'failed', error = $3"
+                    " WHERE tenant = $1 AND attr = $2",
+                    tenant,
+                    attr,
+                    f"{type(exc).__name__}: {exc}",
+                )
+                return
+            ready = await conn.fetchval(
+                "UPDATE cityos.value_indexes SET status = 'ready', error = NULL"
+                " WHERE tenant = $1 AND attr = $2 RETURNING true",
                 tenant,
                 attr,
             )
+            if not ready:  # dropped while it was being built
+                await self._drop_indexes(conn, schema, attr)
+        finally:
+            await conn.close()
         self.forget(schema)
-        return _value_index(row), True
 
     async def drop(self, tenant: str, schema: str, attr: str) -> bool:
-        """Drop an attribute's indexes; False if it had none."""
+        """Unregister an attribute and drop its indexes; False if it was not registered."""
         async with self._pool.acquire() as conn:
-            found = await self._drop(conn, tenant, schema, attr)
-        self.forget(schema)
-        return found
-
-    async def _drop(self, conn: asyncpg.Connection, tenant: str, schema: str, attr: str) -> bool:
-        # Unregister first: queries stop naming the functions before the indexes go.
-        status = await conn.fetchval(
-            "DELETE FROM cityos.value_indexes WHERE tenant = $1 AND attr = $2 RETURNING status",
-            tenant,
-            attr,
-        )
-        for name in index_names(attr):
-            await conn.execute(
-                f"DROP INDEX CONCURRENTLY IF EXISTS {check_identifier(schema)}.{name}"
+            # Unregister first: queries stop naming the functions before the indexes go.
+            status = await conn.fetchval(
+                "DELETE FROM cityos.value_indexes WHERE tenant = $1 AND attr = $2 RETURNING status",
+                tenant,
+                attr,
             )
+            self.forget(schema)
+            # Waits for a build running elsewhere (same table lock); one that has not created
+            # an index yet drops it itself once it finds the registration gone.
+            await self._drop_indexes(conn, schema, attr)
         return status is not None
+
+    @staticmethod
+    async def _drop_indexes(conn: asyncpg.Connection, schema: str, attr: str) -> None:
+        schema = check_identifier(schema)
+        for name in index_names(attr):
+            await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema}.{name}")
+
+    @staticmethod
+    async def _drop_invalid(conn: asyncpg.Connection, schema: str, attr: str) -> None:
+        """Drop what an interrupted build left: indexes marked invalid."""
+        rows = await conn.fetch(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = $1 AND c.relname = ANY($2::text[]) AND NOT i.indisvalid",
+            schema,
+            index_names(attr),
+        )
+        schema = check_identifier(schema)
+        for row in rows:
+            name = check_identifier(row["relname"])
+            await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema}.{name}")

@@ -3,14 +3,17 @@ and are listed, retrieved and dropped; bad requests get ProblemDetails."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 from urllib.parse import quote
 
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from city_os.store.postgres.db import schema_name
-from city_os.store.postgres.indexes import index_names
+from city_os.core.indexes import ValueIndexService
+from city_os.store.postgres.db import Tenants, create_pool, schema_name
+from city_os.store.postgres.indexes import ValueIndexRepository, index_names
 from tests.conftest import TEST_DSN
 
 Client = TestClient  # type: ignore[type-arg]
@@ -78,10 +81,12 @@ async def test_index_lifecycle_changes_no_result(client: Client, tenant: str) ->
         json={"attribute": "level", "kind": "number"},
         headers=hdr(tenant),
     )
-    assert resp.status == 201, await resp.text()
-    assert resp.headers["Location"] == f"{INDEXES}/{quote(LEVEL, safe='')}"
+    assert resp.status == 202, await resp.text()
+    location = resp.headers["Location"]
+    assert location == f"{INDEXES}/{quote(LEVEL, safe='')}"
     body = await resp.json()
-    assert body == {**body, "attribute": "level", "attributeIri": LEVEL, "status": "ready"}
+    assert body == {**body, "attribute": "level", "attributeIri": LEVEL, "status": "building"}
+    await _until_ready(client, tenant, location)
 
     conn = await asyncpg.connect(TEST_DSN)
     try:
@@ -108,6 +113,42 @@ async def test_index_lifecycle_changes_no_result(client: Client, tenant: str) ->
     assert {q: await _ids(client, tenant, q, count=True) for q in QUERIES} == before
     missing = await client.delete(f"{INDEXES}/{quote(LEVEL, safe='')}", headers=hdr(tenant))
     await _problem(missing, 404, "ResourceNotFound")
+
+
+async def _until_ready(client: Client, tenant: str, location: str) -> None:
+    """Poll the registration until its background build is done (no fixed sleeps)."""
+    deadline = time.monotonic() + 60
+    while True:
+        resp = await client.get(location, headers=hdr(tenant))
+        status = (await resp.json())["status"]
+        if status != "building":
+            assert status == "ready"
+            return
+        assert time.monotonic() < deadline, "the value index was not built in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_build_left_unfinished_is_resumed_on_start(tenant: str) -> None:
+    """A process stopped mid-build leaves the registration 'building' (and perhaps an invalid
+    index); the next process to start finishes it."""
+    pool = await create_pool(TEST_DSN, 1, 2)
+    try:
+        tenants = Tenants(pool)
+        schema = await tenants.schema(tenant, create=True)
+        repo = ValueIndexRepository(pool, TEST_DSN)
+        await repo.register(tenant, schema, LEVEL, "level", "number")  # never built
+        service = ValueIndexService(repo, tenants)
+        await service.start()
+        deadline = time.monotonic() + 60
+        while (found := await repo.get(tenant, LEVEL)) is not None and found.status == "building":
+            assert time.monotonic() < deadline, "the build was not resumed"
+            await asyncio.sleep(0.05)
+        await service.close()
+        assert found is not None and found.status == "ready"
+        assert await repo.numbers(schema) == frozenset({LEVEL})
+        assert await repo.drop(tenant, schema, LEVEL)
+    finally:
+        await pool.close()
 
 
 async def _problem(resp: Any, status: int, kind: str) -> None:
