@@ -77,6 +77,18 @@ async def read_json(request: web.Request, *, allowed: Iterable[str] = (JSON, JSO
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from exc
 
 
+async def read_object(request: web.Request, members: Iterable[str]) -> dict[str, Any]:
+    """A JSON object body of city-os resources: InvalidRequest for anything else, and
+    BadRequestData naming members outside ``members``."""
+    payload = await read_json(request)
+    if not isinstance(payload, dict):
+        raise InvalidRequest("the payload must be a JSON object")
+    unknown = set(payload).difference(members)
+    if unknown:
+        raise BadRequestData(f"unknown members: {', '.join(sorted(unknown))}")
+    return payload
+
+
 def body_context(request: web.Request, payload: Any) -> Any:
     """The @context that applies to a payload: inline for JSON-LD, else the Link header."""
     media = _media_type(request)

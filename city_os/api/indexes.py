@@ -17,10 +17,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from city_os.api.http import body_context, json_response, read_context, read_json, request_context
+from city_os.api.http import body_context, json_response, read_context, read_object, request_context
 from city_os.api.keys import INDEXES
 from city_os.core.entities import RequestContext
-from city_os.errors import BadRequestData, InvalidRequest
 from city_os.store.postgres.indexes import ValueIndex
 
 routes = web.RouteTableDef()
@@ -44,12 +43,7 @@ def _body(index: ValueIndex, ctx: RequestContext) -> dict[str, Any]:
 
 @routes.post(PREFIX)
 async def create_index(request: web.Request) -> web.Response:
-    payload = await read_json(request)
-    if not isinstance(payload, dict):
-        raise InvalidRequest("the payload must be a JSON object")
-    unknown = set(payload) - _MEMBERS
-    if unknown:
-        raise BadRequestData(f"unknown members: {', '.join(sorted(unknown))}")
+    payload = await read_object(request, _MEMBERS)
     ctx = await request_context(request, body_context(request, payload))
     index, created = await request.app[INDEXES].create(
         ctx, payload.get("attribute"), payload.get("kind", "number")

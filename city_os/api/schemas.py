@@ -28,11 +28,12 @@ from city_os.api.http import (
     json_response,
     read_context,
     read_json,
+    read_object,
     request_context,
 )
 from city_os.api.keys import SCHEMAS
 from city_os.core.entities import RequestContext
-from city_os.errors import BadRequestData, InvalidRequest
+from city_os.errors import BadRequestData
 from city_os.registry.projection import violation_list
 from city_os.registry.service import DryRun, TypeSummary
 from city_os.store.postgres.schemas import SchemaVersion, VersionInfo
@@ -46,12 +47,7 @@ _MAX_EXAMPLES = 100
 
 
 async def _body(request: web.Request) -> tuple[RequestContext, dict[str, Any]]:
-    payload = await read_json(request)
-    if not isinstance(payload, dict):
-        raise InvalidRequest("the payload must be a JSON object")
-    unknown = set(payload) - _REGISTER_MEMBERS
-    if unknown:
-        raise BadRequestData(f"unknown members: {', '.join(sorted(unknown))}")
+    payload = await read_object(request, _REGISTER_MEMBERS)
     return await request_context(request, body_context(request, payload)), payload
 
 

@@ -2,7 +2,7 @@
 
 Layer: store/. The registry is ``cityos.value_indexes`` (migration ``0004_value_indexes.sql``);
 each indexed attribute has two indexes in its tenant's schema, on
-``(types, cityos.q_number_max(attrs -> 'IRI'))`` and the same with ``q_number_min``, built in the
+``(types, cityos.q_number_bound(attrs -> 'IRI', true))`` and the same with ``false``, built in the
 background with ``CREATE INDEX CONCURRENTLY`` so writers are never blocked.
 
 The query builder (``query_sql``) writes an order comparison on an indexed attribute as a
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 5.0
 
-_FUNCTIONS = (("max", "cityos.q_number_max"), ("min", "cityos.q_number_min"))
+_BOUNDS = (("max", "true"), ("min", "false"))  # index name suffix, ``largest``
 _ROW = "tenant, attr, term, kind, status, error, created_at"
 
 
@@ -47,7 +47,7 @@ class ValueIndex:
 def index_names(attr: str) -> list[str]:
     """The names of an attribute's indexes in its tenant schema (stable, identifier-safe)."""
     digest = hashlib.sha256(attr.encode()).hexdigest()[:16]
-    return [f"vi_{suffix}_{digest}" for suffix, _ in _FUNCTIONS]
+    return [f"vi_{suffix}_{digest}" for suffix, _ in _BOUNDS]
 
 
 def _index_ddl(schema: str, attr: str) -> list[str]:
@@ -55,8 +55,8 @@ def _index_ddl(schema: str, attr: str) -> list[str]:
     target = f"attrs -> {sql_string(attr)}"
     return [
         f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {schema}.entities"
-        f" (types, {function}({target}))"
-        for name, (_, function) in zip(index_names(attr), _FUNCTIONS, strict=True)
+        f" (types, cityos.q_number_bound({target}, {largest}))"
+        for name, (_, largest) in zip(index_names(attr), _BOUNDS, strict=True)
     ]
 
 

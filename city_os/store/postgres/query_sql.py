@@ -212,10 +212,10 @@ def q_to_sql(
 # Order comparisons on an attribute with value indexes (store/postgres/indexes.py): the bound
 # of the attribute's numbers that decides the comparison.
 _NUMBER_BOUND: Final = {
-    ">": "cityos.q_number_max",
-    ">=": "cityos.q_number_max",
-    "<": "cityos.q_number_min",
-    "<=": "cityos.q_number_min",
+    ">": "true",  # the largest number
+    ">=": "true",
+    "<": "false",  # the smallest
+    "<=": "false",
 }
 
 
@@ -259,7 +259,7 @@ class _QBuilder:
     def number_bound(self, term: Comparison, alias: str) -> str | None:
         """A number comparison on an attribute with value indexes, in the indexes' terms:
         ``a>n`` holds exactly when the largest number of ``a`` exceeds n (``a<n``: the
-        smallest), which ``cityos.q_number_max/min`` compute with the jsonpath's own reach
+        smallest), which ``cityos.q_number_bound`` computes with the jsonpath's own reach
         (migration 0004). Ranges (``a==l..h``) are equality terms, which also reach
         Relationship objects: they keep the jsonpath."""
         path = term.path
@@ -272,7 +272,8 @@ class _QBuilder:
         value = term.value
         if isinstance(value, Number) and term.op in _NUMBER_BOUND:
             number = self.params.add(value.value)
-            return f"{_NUMBER_BOUND[term.op]}({target}) {term.op} {number}::numeric"
+            largest = _NUMBER_BOUND[term.op]
+            return f"cityos.q_number_bound({target}, {largest}) {term.op} {number}::numeric"
         return None
 
     def path_exists(self, jsonpath: str, alias: str, *, indexable: bool = True) -> str:
