@@ -6,16 +6,19 @@ tests stay independent and tenancy is exercised all the time.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from city_os.app import create_app
 from city_os.config import Settings
 from city_os.devstack import TansuProcess, free_port, start_tansu
+from city_os.store.postgres.query_sql import check_identifier
 
 TEST_DSN = os.environ.get(
     "CITYOS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/cityos_test"
@@ -32,6 +35,47 @@ def test_settings(**overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+async def _forget_earlier_runs() -> None:
+    """Remove what earlier test runs left in the test database: their tenants (every test
+    tenant is named test-…), with their schemas and registry rows, and the outbox (events of
+    the apps without Kafka pile up there, and every relay a test starts would publish them).
+    Runs and CI share this machine's database, so without this it grows with every run."""
+    conn = await asyncpg.connect(TEST_DSN)
+    try:
+        if not await conn.fetchval("SELECT to_regclass('cityos.tenants') IS NOT NULL"):
+            return  # a new database: nothing to forget
+        schemas = [
+            r["schema_name"]
+            for r in await conn.fetch(
+                "SELECT schema_name FROM cityos.tenants WHERE name LIKE 'test-%'"
+            )
+        ]
+        for i in range(0, len(schemas), 50):  # a bounded number of locks per transaction
+            chunk = schemas[i : i + 50]
+            async with conn.transaction():
+                await conn.execute(
+                    "DROP SCHEMA IF EXISTS " + ", ".join(map(check_identifier, chunk)) + " CASCADE"
+                )
+                await conn.execute(
+                    "DELETE FROM cityos.tenants WHERE schema_name = ANY($1::text[])", chunk
+                )
+                await conn.execute(
+                    "DELETE FROM cityos.migrations WHERE name = ANY($1::text[])",
+                    ["tenant:" + s for s in chunk],
+                )
+        for table in ("value_indexes", "schema_types", "jsonld_contexts"):
+            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"cityos.{table}"):
+                await conn.execute(f"DELETE FROM cityos.{table} WHERE tenant LIKE 'test-%'")
+        await conn.execute("TRUNCATE cityos.outbox")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_test_database() -> None:
+    asyncio.run(_forget_earlier_runs())
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from city_os.store.postgres.entities import _COLUMNS, _LIVE, Stored, _record
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query_sql import (
     SqlParams,
-    geo_condition,
+    geo_conditions,
     geo_to_sql,
     id_pattern_to_sql,
     ids_to_sql,
@@ -235,22 +235,28 @@ class QueryRepository:
     ) -> list[asyncpg.Record]:
         """A page of a geoquery in id order, starting from the geometries that match.
 
-        The matching ``geo`` rows come from a GiST index and only their entity ids are sorted;
-        entity rows are then read in that order, each checked against the rest of the
-        selection, until the page is full. The planner's estimate for a geography distance
-        is a guess (often "1 row"), so left to itself it reads every matching entity before
-        sorting: thousands of heap fetches for a page of twenty.
+        The matching ``geo`` rows come from GiST indexes (points and other shapes apart: see
+        ``geo_conditions``) and only their entity ids are sorted; entity rows are then read in
+        that order, each checked against the rest of the selection, until the page is full.
+        The planner's estimate for a geography distance is a guess (often "1 row"), so left
+        to itself it reads every matching entity before sorting: thousands of heap fetches
+        for a page of twenty.
         """
         rest, args = where_clause(schema, replace(sel, geo=None), names, numbers=numbers)
         params = SqlParams(len(args) + 1)
-        condition = geo_condition(geo, names.attr, params=params)
+        branches = geo_conditions(geo, names.attr, params=params)
+        matches = " UNION ALL ".join(
+            f"SELECT g.entity_id FROM {schema}.geo g WHERE {branch}" for branch in branches
+        )
         page, skip = params.add(limit), params.add(offset)
+        # One sort of the matching ids, bytewise ("C": no locale rules per comparison); the
+        # page follows that order, so paging through it sees every match once.
         sql = (
-            f"SELECT e.* FROM (SELECT DISTINCT g.entity_id FROM {schema}.geo g WHERE {condition}"
-            " ORDER BY 1) c"
+            f'SELECT e.* FROM (SELECT DISTINCT ON (k) m.entity_id, m.entity_id COLLATE "C" AS k'
+            f" FROM ({matches}) m ORDER BY k) c"
             f" CROSS JOIN LATERAL (SELECT {_COLUMNS} FROM {schema}.entities e"
             f" WHERE e.id = c.entity_id AND {_LIVE} AND ({rest})) e"
-            f" ORDER BY c.entity_id LIMIT {page} OFFSET {skip}"
+            f" ORDER BY c.k LIMIT {page} OFFSET {skip}"
         )
         return await self._fetch(sql, *args, *params.args)
 

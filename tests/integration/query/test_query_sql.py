@@ -26,7 +26,10 @@ from city_os.ngsild.query.scope import parse_scopeq
 from city_os.ngsild.query.type_selection import parse_type_selection
 from city_os.store.postgres.db import migrate
 from city_os.store.postgres.query_sql import (
+    _HAVERSINE,
+    _SPHERE_MARGIN,
     SqlParams,
+    geo_conditions,
     geo_to_sql,
     id_pattern_to_sql,
     ids_to_sql,
@@ -404,6 +407,76 @@ async def test_near_box_holds_every_point_within_the_distance(
             assert box[0] <= row["x"] <= box[2], (lon, lat, d, row["x"], box)
             assert box[1] <= row["y"] <= box[3], (lon, lat, d, row["y"], box)
     assert boxed >= len(cases) // 2  # the box is used for most real queries
+
+
+async def test_near_on_points_is_exactly_st_dwithin(db: tuple[asyncpg.Connection, str]) -> None:
+    """``near`` decides most points by a haversine distance on an index-only scan and leaves
+    the 1 % band around maxDistance to ST_DWithin: the answer must be ST_DWithin's, also for
+    points a centimetre inside or outside, and for shapes that are not points."""
+    conn, schema = db
+    probe = expand("probe")
+    centre = (130.2978, 33.2642)  # JR Saga station
+    await conn.execute(
+        f"INSERT INTO {schema}.geo (entity_id, attr, dataset_id, geom)"
+        " SELECT 'urn:ngsi-ld:Probe:' || i, $1, '', ST_Project(ST_MakePoint($2, $3)::geography,"
+        "   $4 * (0.97 + (i % 61) * 0.001) + (i % 3 - 1) * 0.01, radians(i * 7.3))::geometry"
+        " FROM generate_series(1, 600) AS i",
+        probe,
+        *centre,
+        1500.0,
+    )
+    await conn.execute(
+        f"INSERT INTO {schema}.geo (entity_id, attr, dataset_id, geom) VALUES"
+        " ('urn:ngsi-ld:Probe:line', $1, '', ST_SetSRID(ST_MakeLine(ST_MakePoint(130.31, 33.26),"
+        " ST_MakePoint(130.32, 33.27)), 4326))",
+        probe,
+    )
+    try:
+        for reference, geometry in ((list(centre), "Point"), ([list(centre)], "MultiPoint")):
+            geo = parse_geoq("near;maxDistance==1500", geometry, json.dumps(reference), "probe")
+            assert geo is not None
+            params = SqlParams()
+            branches = geo_conditions(geo, expand, params=params)
+            assert len(branches) == 2
+            got = await conn.fetch(
+                f"SELECT entity_id FROM {schema}.geo g WHERE {' OR '.join(branches)}",
+                *params.args,
+            )
+            want = await conn.fetch(
+                f"SELECT entity_id FROM {schema}.geo g WHERE attr = $1 AND ST_DWithin("
+                "g.geom::geography, ST_SetSRID(ST_GeomFromGeoJSON($2), 4326)::geography, 1500)",
+                probe,
+                json.dumps(geo.geojson()),
+            )
+            matched = {r["entity_id"] for r in got}
+            assert matched == {r["entity_id"] for r in want}
+            assert 100 < len(matched) < 600 and "urn:ngsi-ld:Probe:line" in matched
+    finally:
+        await conn.execute(f"DELETE FROM {schema}.geo WHERE attr = $1", probe)
+
+
+async def test_the_haversine_stays_within_its_margin_of_the_geodesic(
+    db: tuple[asyncpg.Connection, str],
+) -> None:
+    """The sphere may differ from WGS84 by less than _SPHERE_MARGIN at any place and any
+    distance up to the 5,000 km beyond which near_box gives up."""
+    conn = db[0]
+    worst = await conn.fetchval(
+        "SELECT max(abs(h / s - 1)) FROM ("
+        " SELECT "
+        + _HAVERSINE.format(lon="lon1", lat="lat1")
+        .replace("g.pt[0]", "lon2")
+        .replace("g.pt[1]", "lat2")
+        + " AS h,"
+        "  ST_Distance(ST_MakePoint(lon1, lat1)::geography, ST_MakePoint(lon2, lat2)::geography)"
+        "  AS s"
+        " FROM (SELECT lon1, lat1, lon1 + dlon * scale AS lon2,"
+        "   greatest(-85, least(85, lat1 + dlat * scale)) AS lat2 FROM ("
+        "   SELECT (i * 7919 % 3600) / 10.0 - 180 AS lon1, (i * 104729 % 1700) / 10.0 - 85 AS lat1,"
+        "    sin(i) AS dlon, cos(i * 1.3) AS dlat, power(10, (i % 7) - 4) * 40 AS scale"
+        "   FROM generate_series(1, 20000) AS i) r) p) t WHERE s > 1"
+    )
+    assert 0 < worst < _SPHERE_MARGIN
 
 
 SCOPE_CASES: list[tuple[str, set[str]]] = [

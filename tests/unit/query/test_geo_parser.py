@@ -185,4 +185,4 @@ def test_sql_text_never_depends_on_values(lon: float, lat: float, d: float, kind
     assert reference is not None
     assert sql == geo_to_sql(reference, lambda t: "https://x/" + t)[0]
     assert "ST_DWithin(g.geom::geography" in sql
-    assert len(args) == (7 if boxed else 3)
+    assert len(args) == (9 if boxed else 3)  # + box corners and the reference lon, lat
