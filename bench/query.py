@@ -291,7 +291,7 @@ def run(runner: Runner, port: int, pids: list[int], dsn: str, explain_all: bool)
         )
         stmts = statements(case, schema)
         out.sql[case.key] = runner.sql(dsn, stmts, f"sql-{case.key}", out.concurrency)
-        if explain_all or out.api[case.key].result.p95_ms > TARGET_P95_MS:
+        if explain_all or out.alone[case.key].result.p95_ms > TARGET_P95_MS:
             out.plans[case.key] = asyncio.run(explain(dsn, stmts))
     return out
 

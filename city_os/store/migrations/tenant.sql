@@ -44,4 +44,6 @@ CREATE INDEX IF NOT EXISTS geo_points ON {schema}.geo USING gist (pt) INCLUDE (a
 -- ... and the other shapes apart, so that `near` on them does not wade through the points.
 CREATE INDEX IF NOT EXISTS geo_shapes ON {schema}.geo USING gist (geom) WHERE pt IS NULL;
 CREATE INDEX IF NOT EXISTS geo_geom ON {schema}.geo USING gist (geom);
-CREATE INDEX IF NOT EXISTS geo_geog ON {schema}.geo USING gist ((geom::geography));
+-- No geography index: near with maxDistance is served by geo_points/geo_shapes and a lon/lat box
+-- (query_sql.near_box); only a box-less near (poles, the antimeridian, thousands of km) scans.
+DROP INDEX IF EXISTS {schema}.geo_geog;
