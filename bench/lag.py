@@ -325,6 +325,12 @@ def print_results(res: LagResults) -> None:
             f"{backlog:>6} events, empty {seconds:4.1f} s later  load1 {m.load1:.2f}  "
             f"errors {m.result.errors} {dict(m.result.statuses)}"
         )
+        c = m.cpu
+        print(
+            f"      CPU: server {c.get('server', 0):.2f}, postgres {c.get('postgres', 0):.2f}, "
+            f"client {c.get('client', 0):.2f}, other (relay's Tansu, consumer) "
+            f"{c.get('other', 0):.2f} cores"
+        )
     through = res.drain_events / res.drain_received if res.drain_received else 0.0
     wall = res.drain_events / res.drain_wall if res.drain_wall else 0.0
     c = res.drain_cpu
