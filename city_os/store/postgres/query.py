@@ -356,9 +356,13 @@ GROUP BY a.key ORDER BY a.key""",
         ]
 
 
+_DATETIME_TYPES = "ARRAY['DateTime', 'https://uri.etsi.org/ngsi-ld/DateTime']"
+
+
 def _order_sql(schema: str, key: OrderKey, params: SqlParams, collation: str | None) -> list[str]:
     """ORDER BY items for one key: absent values last; numbers < strings < booleans < other
-    JSON (§4.23.2), each compared natively; strings in ``collation`` when one is given."""
+    JSON (§4.23.2), each compared natively (DateTime values as instants, ``cityos.q_datetime``);
+    strings in ``collation`` when one is given."""
     direction = "DESC" if key.desc else "ASC"
     collate = f' COLLATE "{check_collation(collation)}"' if collation else ""
     if key.near is not None:
@@ -383,6 +387,9 @@ def _order_sql(schema: str, key: OrderKey, params: SqlParams, collation: str | N
         f" {direction}",
         f"CASE WHEN {kind} = 'number' THEN {value}::numeric END {direction}",
         f"(CASE WHEN {kind} = 'string' THEN {value} #>> '{{}}' END){collate} {direction}",
+        # DateTime values ({"@type": "DateTime", "@value": …}) by the instant, whatever offset
+        f"CASE WHEN {kind} = 'object' AND {value} ->> '@type' = ANY({_DATETIME_TYPES})"
+        f" THEN cityos.q_datetime({value} ->> '@value') END {direction}",
         f"{value} {direction}",
     ]
 

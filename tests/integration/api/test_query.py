@@ -374,6 +374,30 @@ async def test_order_by_attribute_then_id(client: Client, saga: str) -> None:
     assert bad.status == 400
 
 
+async def test_order_by_date_time_is_by_instant(client: Client, tenant: str) -> None:
+    """DateTime values sort by the instant they name, whatever their UTC offset."""
+    opened = {
+        "a": "2024-06-01T01:00:00Z",
+        "b": "2024-06-01T09:30:00+09:00",  # 00:30Z: first
+        "c": "2024-06-01T00:45:00.5Z",
+    }
+    for name, when in opened.items():
+        resp = await client.post(
+            f"{API}/entities",
+            json={
+                "id": f"urn:ngsi-ld:Gauge:{name}",
+                "type": "Gauge",
+                "openedAt": {"type": "Property", "value": {"@type": "DateTime", "@value": when}},
+            },
+            headers={"NGSILD-Tenant": tenant, "Content-Type": "application/json"},
+        )
+        assert resp.status == 201, await resp.text()
+    body = await query(client, tenant, "type=Gauge&orderBy=openedAt")
+    assert [e["id"][-1] for e in body] == ["b", "c", "a"]
+    body = await query(client, tenant, "type=Gauge&orderBy=openedAt;desc")
+    assert [e["id"][-1] for e in body] == ["a", "c", "b"]
+
+
 async def test_single_type_pages_merge_multi_typed_entities(client: Client, tenant: str) -> None:
     """type=A pages are read along the (types, id) index and merged with the entities that have
     A among several types: every one exactly once, in id order, across pages."""
