@@ -6,7 +6,7 @@ each indexed attribute has two indexes in its tenant's schema, on
 background with ``CREATE INDEX CONCURRENTLY`` so writers are never blocked.
 
 The query builder (``query_sql``) writes an order comparison on an indexed attribute as a
-comparison of those functions, which the planner can answer from the index; both forms select
+comparison of that function, which the planner can answer from the index; both forms select
 the same entities. That is why ``numbers`` may be a few seconds stale in a process that did not
 make the change: a new index is used a little later, a dropped one costs speed for a moment,
 never correctness.
