@@ -23,6 +23,7 @@ from city_os.ngsild.representation import (
     Format,
     RenderOptions,
     TermCompactor,
+    _alive,
     _compact_vocab,
     _pick_language,
     _simple_value,
@@ -73,16 +74,8 @@ def _reference_render(
 
 
 def _ref_alive(inst: Instance, now: str) -> bool:
-    expires = inst.get("expiresAt")
-    if not isinstance(expires, str):
-        return True
-    try:
-        when = datetime.fromisoformat(expires.replace("Z", "+00:00"))
-    except ValueError:
-        return True
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when > datetime.fromisoformat(now.replace("Z", "+00:00"))
+    # The expiry reading itself did not change; only ``now`` became a datetime.
+    return _alive(inst, datetime.fromisoformat(now.replace("Z", "+00:00")))
 
 
 def _ref_keep(member: str, opts: RenderOptions) -> bool:
