@@ -23,6 +23,7 @@ from city_os.api import (
     ops,
     query,
     schemas,
+    subscriptions,
 )
 from city_os.api.keys import (
     CONTEXT_REGISTRY,
@@ -35,6 +36,7 @@ from city_os.api.keys import (
     SCHEMAS,
     SETTINGS,
     STARTED,
+    SUBSCRIPTIONS,
     TENANTS,
 )
 from city_os.api.middleware import problem_details, request_metrics
@@ -47,6 +49,7 @@ from city_os.core.entities import EntityService
 from city_os.core.expiry import run_expiry
 from city_os.core.indexes import ValueIndexService
 from city_os.core.query import QueryService
+from city_os.core.subscriptions import SubscriptionService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
 from city_os.observability.metrics import Metrics, pool_collector, written_observer
 from city_os.registry.active import ActiveSchemas
@@ -57,6 +60,7 @@ from city_os.store.postgres.entities import EntityRepository
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query import QueryRepository
 from city_os.store.postgres.schemas import SchemaRepository
+from city_os.store.postgres.subscriptions import SubscriptionRepository
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -111,6 +115,18 @@ async def _schemas(app: web.Application) -> AsyncIterator[None]:
     app[ENTITIES].validators.append(active.validate)
     yield
     await active.close()
+
+
+async def _subscriptions(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[SUBSCRIPTIONS] = SubscriptionService(
+        SubscriptionRepository(app[POOL]),
+        app[TENANTS],
+        app[CONTEXTS],
+        app[CONTEXT_REGISTRY],
+        settings.base_url,
+    )
+    yield
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
@@ -170,7 +186,9 @@ def create_relay_app(settings: Settings) -> web.Application:
 
 def create_app(settings: Settings) -> web.Application:
     app = _base_app(settings)
-    app.cleanup_ctx.extend([_database, _observability, _contexts, _schemas, _background, _relay])
+    app.cleanup_ctx.extend(
+        [_database, _observability, _contexts, _schemas, _subscriptions, _background, _relay]
+    )
     tables = (
         entities.routes,
         query.routes,
@@ -179,6 +197,7 @@ def create_app(settings: Settings) -> web.Application:
         schemas.routes,
         indexes.routes,
         discovery.routes,
+        subscriptions.routes,
         info.routes,
         ops.routes,
     )

@@ -47,3 +47,30 @@ CREATE INDEX IF NOT EXISTS geo_geom ON {schema}.geo USING gist (geom);
 -- No geography index: near with maxDistance is served by geo_points/geo_shapes and a lon/lat box
 -- (query_sql.near_box); only a box-less near (poles, the antimeridian, thousands of km) scans.
 DROP INDEX IF EXISTS {schema}.geo_geog;
+
+-- Subscriptions (§5.8): the document as parsed by ngsild/subscription.py (names expanded), the
+-- @context it was created with (its q/pick/omit terms and notifications use it) and the URL
+-- notifications carry as their @context. expires_at/is_active repeat members of doc for SQL.
+CREATE TABLE IF NOT EXISTS {schema}.subscriptions (
+    id             text PRIMARY KEY,
+    doc            jsonb NOT NULL,
+    context        jsonb,                -- NULL: the core context only
+    notify_context text NOT NULL,        -- jsonldContext
+    created_at     timestamptz NOT NULL,
+    modified_at    timestamptz NOT NULL,
+    expires_at     timestamptz,
+    is_active      boolean NOT NULL DEFAULT true,
+    version        bigint NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS subscriptions_created ON {schema}.subscriptions (created_at, id);
+-- What the notifier recorded about each subscription's notifications (written in batches).
+CREATE TABLE IF NOT EXISTS {schema}.subscription_status (
+    id                  text PRIMARY KEY,
+    times_sent          bigint NOT NULL DEFAULT 0,
+    times_failed        bigint NOT NULL DEFAULT 0,
+    last_notification   timestamptz,
+    last_success        timestamptz,
+    last_failure        timestamptz,
+    last_failure_reason text,
+    failing             boolean NOT NULL DEFAULT false
+);
