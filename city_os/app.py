@@ -40,7 +40,7 @@ from city_os.api.keys import (
     TENANTS,
 )
 from city_os.api.middleware import problem_details, request_metrics
-from city_os.api.ops import KAFKA_REQUIRED, METRICS, RELAY
+from city_os.api.ops import KAFKA_REQUIRED, METRICS, NOTIFIER, NOTIFIER_REQUIRED, RELAY
 from city_os.config import Settings
 from city_os.core.context_registry import USAGE_FLUSH_INTERVAL, ContextCatalog, ContextRegistry
 from city_os.core.contexts import ContextLoader
@@ -51,6 +51,7 @@ from city_os.core.indexes import ValueIndexService
 from city_os.core.query import QueryService
 from city_os.core.subscriptions import SubscriptionService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
+from city_os.notifier.service import Notifier, NotifierConfig
 from city_os.observability.metrics import Metrics, pool_collector, written_observer
 from city_os.registry.active import ActiveSchemas
 from city_os.registry.service import SchemaRegistry
@@ -163,6 +164,34 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _notifier(app: web.Application) -> AsyncIterator[None]:
+    """The notifier, when Kafka is configured and the notifier is enabled for this process.
+    Inside the broker it also refreshes its index right after each subscription change is
+    committed, and settles deliveries in flight before a subscription is read."""
+    settings = app[SETTINGS]
+    if not (settings.kafka_bootstrap and settings.notifier_enabled):
+        yield
+        return
+    notifier = Notifier(
+        NotifierConfig.from_settings(settings),
+        app[POOL],
+        settings.database_url,
+        app[CONTEXTS],
+        app[ENTITIES],
+        app[QUERIES],
+        app[METRICS],
+    )
+    await notifier.start()
+    app[NOTIFIER] = notifier
+    app[METRICS].collectors.append(notifier.collect)
+    subscriptions = app.get(SUBSCRIPTIONS)
+    if subscriptions is not None:
+        subscriptions.on_change.append(notifier.index.refresh)
+        subscriptions.before_read.append(notifier.settle)
+    yield
+    await notifier.close()
+
+
 def _base_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     app = web.Application(
@@ -184,10 +213,28 @@ def create_relay_app(settings: Settings) -> web.Application:
     return app
 
 
+def create_notifier_app(settings: Settings) -> web.Application:
+    """``city-os notifier``: a notifier replica with only /metrics, /health and /ready."""
+    app = _base_app(settings)
+    app[NOTIFIER_REQUIRED] = True
+    app.cleanup_ctx.extend([_database, _observability, _contexts, _notifier])
+    add_routes(app, ops.routes)
+    return app
+
+
 def create_app(settings: Settings) -> web.Application:
     app = _base_app(settings)
     app.cleanup_ctx.extend(
-        [_database, _observability, _contexts, _schemas, _subscriptions, _background, _relay]
+        [
+            _database,
+            _observability,
+            _contexts,
+            _schemas,
+            _subscriptions,
+            _background,
+            _relay,
+            _notifier,
+        ]
     )
     tables = (
         entities.routes,

@@ -32,6 +32,8 @@ def test_settings(**overrides: object) -> Settings:
         "db_pool_max": 8,
         "expiry_interval": 0.2,
         "context_fetch_timeout": 2.0,
+        # Only the notifier's own tests run one (it joins a consumer group: seconds on Tansu).
+        "notifier_enabled": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

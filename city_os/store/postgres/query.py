@@ -297,6 +297,17 @@ class QueryRepository:
         )
         return [r["id"] for r in rows]
 
+    async def matching(self, schema: str, sel: Selection, names: Names, ids: list[str]) -> set[str]:
+        """Which of the live entities ``ids`` the selection matches, in their stored state."""
+        where, args = where_clause(schema, sel, names)
+        rows = await self._fetch(
+            f"SELECT e.id FROM {schema}.entities e WHERE e.id = ANY(${len(args) + 1}::text[])"
+            f" AND {_LIVE} AND ({where})",
+            *args,
+            ids,
+        )
+        return {r["id"] for r in rows}
+
     # ------------------------------------------------------------------ discovery
 
     async def types(self, schema: str) -> dict[str, list[str]]:

@@ -1,0 +1,77 @@
+"""Delivery channels: one small module per endpoint URI scheme, behind one interface.
+
+Layer: notifier/. A ``Delivery`` is channel-neutral (endpoint, headers, body, ids); a channel
+turns it into a request of its protocol and reports an ``Outcome``: delivered, failed for now
+(``transient``: the endpoint is down, slow or overloaded; it is retried with back-off) or failed
+for good (the receiver refused this notification). ``channel_for`` picks the channel by scheme;
+http/https is built in. mqtt/mqtts subscriptions are stored and matched, and until the MQTT
+channel exists their notifications fail for good with a reason saying so (no retries pile up).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where and how a subscription's notifications go (§5.2.15)."""
+
+    uri: str
+    timeout: float  # seconds to wait for the receiver
+    cooldown: float | None = None  # seconds after a failure during which nothing is sent
+    notifier_info: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One notification on its way: durable (``seq`` is its row) and ordered per key."""
+
+    seq: int
+    notification_id: str
+    tenant: str
+    subscription_id: str
+    entity_id: str
+    endpoint: Endpoint
+    headers: dict[str, str]
+    body: bytes
+    created: float  # time.time() when it was stored
+    event_time: float | None = None  # when the change was made (latency)
+    attempts: int = 0
+    key: tuple[str, str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # notifications of one (subscription, entity) are delivered in change order
+        self.key = (self.tenant, self.subscription_id, self.entity_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    ok: bool
+    transient: bool = False
+    reason: str | None = None
+
+
+class Channel(Protocol):
+    async def send(self, delivery: Delivery) -> Outcome: ...
+
+    async def close(self) -> None: ...
+
+
+class Unavailable:
+    """A scheme whose channel is not part of this build: every notification fails for good."""
+
+    def __init__(self, scheme: str) -> None:
+        self._reason = f"no delivery channel for {scheme}:// endpoints in this city-os version"
+
+    async def send(self, delivery: Delivery) -> Outcome:
+        return Outcome(False, transient=False, reason=self._reason)
+
+    async def close(self) -> None:
+        return None
+
+
+def scheme_of(uri: str) -> str:
+    return urlsplit(uri).scheme.lower()
