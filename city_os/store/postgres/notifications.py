@@ -49,8 +49,8 @@ class StoredNotification:
 
 # Notification ids are urn:ngsi-ld:Notification:<uuid>; the uuid is stored.
 _PREFIX = "urn:ngsi-ld:Notification:"
-_ROW = f"""seq, '{_PREFIX}' || notification_id::text AS notification_id, tenant, subscription_id, entity_id,
-endpoint, headers, body, extract(epoch FROM event_time)::float8 AS event_time,
+_ROW = f"""seq, '{_PREFIX}' || notification_id::text AS notification_id, tenant, subscription_id,
+entity_id, endpoint, headers, body, extract(epoch FROM event_time)::float8 AS event_time,
 extract(epoch FROM created_at)::float8 AS created, attempts"""
 
 
