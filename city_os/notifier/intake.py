@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 from city_os.core.entities import EntityService, RequestContext
@@ -71,10 +72,12 @@ class Intake:
 
     async def _changes(self, envelopes: list[dict[str, Any]]) -> list[Change]:
         changes: list[Change] = []
+        tenants: Counter[str] = Counter()
         for envelope in envelopes:
+            data = envelope.get("data")
+            tenants[data.get("tenant", "") if isinstance(data, dict) else ""] += 1
             kind = str(envelope.get("type", ""))
-            if kind.startswith(SUBSCRIPTION_EVENT_PREFIX):
-                data = envelope.get("data") or {}
+            if kind.startswith(SUBSCRIPTION_EVENT_PREFIX) and isinstance(data, dict):
                 await self._index.refresh(data.get("tenant", ""), data.get("subscriptionId"))
                 continue
             try:
@@ -86,7 +89,8 @@ class Intake:
                 if change.claim:
                     change = resolved(change, await self._stored(change))
                 changes.append(change)
-        self._metrics.notifier_events.inc(len(envelopes))
+        for tenant, n in tenants.items():
+            self._metrics.notifier_events.labels(tenant).inc(n)
         return changes
 
     async def _stored(self, change: Change) -> EntityRecord | None:

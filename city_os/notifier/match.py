@@ -141,14 +141,20 @@ def reason(sub: Subscription, change: Change) -> str | None:
     def hit(attrs: frozenset[str]) -> bool:
         return bool(attrs) and (watched is None or not watched.isdisjoint(attrs))
 
+    # A new or deleted entity is no update: only attributeCreated/attributeDeleted asked for
+    # by name (or by default) hear of its attributes, not entityUpdated.
     if change.kind == "created":
         if "entityCreated" in triggers:
             return "entityCreated"
-        candidates = [("attributeCreated", change.created)]
+        candidates = (
+            [("attributeCreated", change.created)] if "attributeCreated" in sub.asked else []
+        )
     elif change.kind in GONE:
         if "entityDeleted" in triggers:
             return "entityDeleted"
-        candidates = [("attributeDeleted", change.deleted)]
+        candidates = (
+            [("attributeDeleted", change.deleted)] if "attributeDeleted" in sub.asked else []
+        )
     else:
         candidates = [
             ("attributeUpdated", change.updated),

@@ -111,11 +111,12 @@ def notified_record(view: View, notified: Notified, now: str) -> EntityRecord:
     removed = notified.removed if (view.deleted_as_null or view.show_changes) else {}
     deleted_at = notified.deleted_at or now
     for iri, instances in removed.items():
-        nulls = [
-            null_instance(i, deleted_at, view.opts.sys_attrs)
-            for i in instances
-            if _in_datasets(i, view.datasets)
-        ]
+        kept = [i for i in instances if _in_datasets(i, view.datasets)]
+        if kept and (base is None or iri not in base.attrs):
+            # The whole attribute is gone: one Null stands for it (the default instance's).
+            first = min(kept, key=lambda i: "datasetId" in i)
+            kept = [{k: v for k, v in first.items() if k != "datasetId"}]
+        nulls = [null_instance(i, deleted_at, view.opts.sys_attrs) for i in kept]
         if nulls:
             attrs[iri] = [*attrs.get(iri, []), *nulls]
     if base is not None:
@@ -175,6 +176,9 @@ def entities(
     main = bodies[0]
     if view.show_changes:
         _with_previous(main, notified, view)
+    if opts.sys_attrs and opts.format == "keyValues":
+        # the simplified entity of the query API leaves them out; notifications show them
+        main["createdAt"], main["modifiedAt"] = record.created_at, record.modified_at
     if notified.deleted_at is not None:
         if opts.sys_attrs:
             main["createdAt"], main["modifiedAt"] = record.created_at, record.modified_at

@@ -121,7 +121,8 @@ class Metrics:
         )
         self.notifier_events = Counter(
             "cityos_notifier_events_total",
-            "Change events the notifier consumed",
+            "Change events (entity and subscription changes) the notifier handled, by tenant",
+            ["tenant"],
             registry=r,
         )
         self.notifications_stored = Counter(

@@ -17,7 +17,9 @@ from typing import Any
 import asyncpg
 
 from city_os.errors import BadRequestData
+from city_os.ngsild.merge import geometries
 from city_os.ngsild.query.ast import GeoQuery, QExpr, ScopeExpr, TypeExpr, TypeName
+from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.entities import _COLUMNS, _LIVE, Stored, _record
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query_sql import (
@@ -99,9 +101,11 @@ def where_clause(
     *,
     skip_types: bool = False,
     numbers: frozenset[str] = frozenset(),
+    geo_table: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The WHERE condition of a selection; ``skip_types`` leaves the type selection out.
-    ``numbers``: attributes with value indexes (``q_to_sql``)."""
+    ``numbers``: attributes with value indexes (``q_to_sql``); ``geo_table``: where the
+    geometries are (default: the schema's ``geo`` table)."""
     params = SqlParams()
     parts: list[str] = []
     alternatives: list[str] = []
@@ -124,7 +128,8 @@ def where_clause(
             q_to_sql(sel.q, names.attr, params=params, entities_table=table, numbers=numbers)[0]
         )
     if sel.geo is not None:
-        parts.append(geo_to_sql(sel.geo, names.attr, params=params, geo_table=f"{schema}.geo")[0])
+        table = geo_table or f"{schema}.geo"
+        parts.append(geo_to_sql(sel.geo, names.attr, params=params, geo_table=table)[0])
     if sel.scope is not None:
         parts.append(scope_to_sql(sel.scope, params=params)[0])
     return " AND ".join(parts) or "TRUE", params.args
@@ -297,14 +302,39 @@ class QueryRepository:
         )
         return [r["id"] for r in rows]
 
-    async def matching(self, schema: str, sel: Selection, names: Names, ids: list[str]) -> set[str]:
-        """Which of the live entities ``ids`` the selection matches, in their stored state."""
-        where, args = where_clause(schema, sel, names)
+    async def matching(
+        self, schema: str, sel: Selection, names: Names, records: list[EntityRecord]
+    ) -> set[str]:
+        """Which of these entity states (not necessarily stored ones: e.g. the state a change
+        event carries) the selection matches. The states and their geometries are the rows of
+        the statement; only Relationships followed by ``q`` read the stored entities."""
+        where, args = where_clause(schema, sel, names, geo_table="eg")
+        n = len(args)
+        entities = [
+            {"id": r.id, "types": r.types, "scopes": r.scopes, "attrs": r.attrs,
+             "created_at": r.created_at, "modified_at": r.modified_at, "expires_at": r.expires_at}
+            for r in records
+        ]  # fmt: skip
+        shapes = [
+            {"id": r.id, "attr": attr, "ds": ds, "geom": geom}
+            for r in records
+            for attr, ds, geom in geometries(r.attrs)
+        ]
         rows = await self._fetch(
-            f"SELECT e.id FROM {schema}.entities e WHERE e.id = ANY(${len(args) + 1}::text[])"
-            f" AND {_LIVE} AND ({where})",
+            f"""
+WITH e AS (
+  SELECT * FROM jsonb_to_recordset(${n + 1}::jsonb) AS x(id text, types text[], scopes text[],
+    attrs jsonb, created_at timestamptz, modified_at timestamptz, expires_at timestamptz)
+), eg AS (
+  SELECT n.id AS entity_id, n.attr, n.ds AS dataset_id, s.geom,
+         CASE WHEN GeometryType(s.geom) = 'POINT' THEN point(ST_X(s.geom), ST_Y(s.geom)) END AS pt
+  FROM jsonb_to_recordset(${n + 2}::jsonb) AS n(id text, attr text, ds text, geom jsonb)
+  CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_GeomFromGeoJSON(n.geom), 4326) AS geom) s
+)
+SELECT e.id FROM e WHERE {_LIVE} AND ({where})""",
             *args,
-            ids,
+            entities,
+            shapes,
         )
         return {r["id"] for r in rows}
 

@@ -18,9 +18,10 @@ import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from city_os.api.ops import NOTIFIER
+from city_os.api.keys import POOL
+from city_os.api.ops import METRICS, NOTIFIER
 from city_os.app import create_app
-from city_os.devstack import free_port
+from city_os.devstack import free_port, start_tansu
 from city_os.notifier.service import Notifier
 from tests.conftest import test_settings
 from tests.integration.events.support import create_topic, poll
@@ -35,6 +36,7 @@ class Received:
     headers: dict[str, str]
     body: dict[str, Any]
     at: float  # time.time() on arrival
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,7 +57,9 @@ class Receiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
-        self.received.append(Received(dict(request.headers), orjson.loads(raw), time.time()))
+        self.received.append(
+            Received(dict(request.headers), orjson.loads(raw), time.time(), dict(request.query))
+        )
         if self.hang:
             await self._release.wait()
         return web.Response(status=self.status)
@@ -83,6 +87,21 @@ class Receiver:
 
     def ids(self) -> list[str]:
         return [r.body["id"] for r in self.received]
+
+    def to(self, name: str) -> str:
+        """The URL of one subscription's endpoint on this receiver (``?to=name``)."""
+        return f"{self.url}?to={name}"
+
+    def of(self, name: str) -> list[dict[str, Any]]:
+        """Bodies received for ``to(name)``, in arrival order."""
+        return [r.body for r in self.received if r.query.get("to") == name]
+
+    async def wait_of(self, name: str, count: int, within: float = TIMEOUT) -> list[dict[str, Any]]:
+        async def enough() -> bool:
+            return len(self.of(name)) >= count
+
+        await poll(enough, within)
+        return self.of(name)
 
 
 @asynccontextmanager
@@ -129,6 +148,27 @@ async def consuming(notifier: Notifier, within: float = TIMEOUT) -> None:
     await poll(joined, within)
 
 
+async def settled(client: Client, tenant: str, within: float = TIMEOUT) -> None:
+    """Wait until the notifier handled every event of the tenant written so far and delivered
+    (or gave up on) every notification they matched: then what did not arrive never will."""
+    notifier, metrics = client.app[NOTIFIER], client.app[METRICS]
+
+    async def done() -> bool:
+        written = await client.app[POOL].fetchval(
+            "SELECT count(*) FROM cityos.outbox WHERE tenant = $1", tenant
+        )
+        handled = metrics.registry.get_sample_value(
+            "cityos_notifier_events_total", {"tenant": tenant}
+        )
+        return (
+            (handled or 0) >= written
+            and await notifier.store.pending(tenant) == 0
+            and notifier.dispatcher.in_flight() == 0
+        )
+
+    await poll(done, within)
+
+
 def hdr(tenant: str, **extra: str) -> dict[str, str]:
     return {"NGSILD-Tenant": tenant, "Content-Type": "application/json", **extra}
 
@@ -145,6 +185,17 @@ async def write(
 ) -> None:
     resp = await client.request(method, f"{API}{path}", json=body, headers=hdr(tenant))
     assert resp.status == status, await resp.text()
+
+
+@asynccontextmanager
+async def stack(**overrides: Any) -> AsyncIterator[Client]:
+    """A Tansu of its own and a broker (API + relay + notifier) on it."""
+    kafka = await start_tansu(free_port())
+    try:
+        async with broker(kafka.bootstrap, **overrides) as client:
+            yield client
+    finally:
+        await kafka.stop()
 
 
 def shelter(n: int, capacity: int = 100, **attrs: Any) -> dict[str, Any]:
