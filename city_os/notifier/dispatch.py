@@ -5,11 +5,13 @@ endpoint URI has a queue of its own, so a slow, hanging or dead endpoint only ho
 notifications. Within a queue the notifications of one (subscription, entity) go one at a
 time, in order; different keys go in parallel, up to ``concurrency``. A transient failure
 blocks the endpoint for a back-off (exponential with jitter, at least the endpoint's
-``cooldown``), then a single probe goes before the queue runs at full speed again; the failed
-notification keeps its place and its id. After the retry ``horizon`` it fails for good. A queue
+then a single probe goes before the queue runs at full speed again; the failed notification
+keeps its place and its id. After the retry ``horizon`` it fails for good. An endpoint with a
+``cooldown`` (§5.2.15) is not retried: a failure closes it for the cooldown, and notifications
+matched meanwhile are dropped. A queue
 holds at most ``queue_size`` notifications in memory: beyond that they wait in PostgreSQL and
 are read back in order as the queue drains. Notifications of a subscription deleted, paused or
-expired meanwhile are dropped; so are those matched during an endpoint's cooldown (§5.2.15).
+expired meanwhile are dropped.
 Finished rows are recorded in batches (batch.py).
 """
 
@@ -211,6 +213,11 @@ class Dispatcher:
             q.failures = 0
             self._metrics.notification_sent(scheme, d.event_time)
             self._done(q, d, "sent")
+        elif d.endpoint.cooldown:
+            # §5.2.15: after a failure nothing goes to the endpoint for the cooldown, and what
+            # is matched meanwhile is not sent; the failed notification is not retried either.
+            self._cool_down(q, d.endpoint.cooldown)
+            self._give_up(q, d, f"{outcome.reason}; cooling down {d.endpoint.cooldown:g} s")
         elif not outcome.transient:
             self._give_up(q, d, outcome.reason or "refused")
         elif time.time() - d.created > self._config.horizon:
@@ -224,11 +231,6 @@ class Dispatcher:
         cfg = self._config
         delay = min(cfg.max_delay, cfg.base_delay * 2 ** (q.failures - 1))
         delay *= random.uniform(0.5, 1.5)  # jitter: replicas and keys do not retry in step
-        cooldown = d.endpoint.cooldown
-        if cooldown:
-            delay = max(delay, cooldown)
-            now = time.time()
-            q.cooldown = (now, now + cooldown)
         q.blocked_until = max(q.blocked_until, asyncio.get_running_loop().time() + delay)
         self._metrics.notification_outcome(scheme_of(q.uri), "retried")
         log.info(
@@ -240,6 +242,11 @@ class Dispatcher:
         )
         q.busy.discard(d.key)
         q.ready.appendleft(d.key)
+
+    def _cool_down(self, q: _Queue, seconds: float) -> None:
+        now = time.time()
+        q.cooldown = (now, now + seconds)
+        q.blocked_until = max(q.blocked_until, asyncio.get_running_loop().time() + seconds)
 
     def _give_up(self, q: _Queue, d: Delivery, reason: str) -> None:
         log.warning("notification %s to %s failed for good: %s", d.notification_id, q.uri, reason)
