@@ -89,7 +89,10 @@ class ChangeConsumer:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=max(1, int(cfg.fetch_wait * 1000)),
             max_poll_records=cfg.batch_size,
-            metadata_max_age_ms=30_000,
+            metadata_max_age_ms=5_000,  # a topic created after start is found soon
+            # A replica that died hands its partitions over after this (Kafka's minimum).
+            session_timeout_ms=6_000,
+            heartbeat_interval_ms=2_000,
         )
         consumer.subscribe([cfg.topic], listener=_Rebalance(self))
         self._consumer = consumer
