@@ -166,3 +166,33 @@ async def test_timeout_and_cooldown(client: Client, tenant: str) -> None:
         got_all = await slow.wait_for(2)
         assert got_all[-1].body["data"][0]["capacity"]["value"] == 2
         assert await states() == ["failed", "dropped", "sent"]
+
+
+async def test_a_deleted_subscription_sends_no_more(client: Client, tenant: str) -> None:
+    down = Receiver()
+    sid = await subscribe(
+        client,
+        tenant,
+        {"entities": [{"type": "Shelter"}], "notification": {"endpoint": {"uri": down.url}}},
+    )
+    await write(client, "POST", "/entities", tenant, shelter(1), status=201)
+
+    async def stored() -> bool:
+        return bool(
+            await client.app[POOL].fetchval(
+                "SELECT count(*) FROM cityos.notifications WHERE tenant = $1", tenant
+            )
+        )
+
+    await poll(stored)  # matched, stored and retrying: the receiver is down
+    await write(client, "DELETE", f"/subscriptions/{sid}", tenant)
+    await down.start()
+    try:
+        await settled(client, tenant)
+        assert down.received == []
+        rows = await client.app[POOL].fetch(
+            "SELECT state FROM cityos.notifications WHERE tenant = $1", tenant
+        )
+        assert [r["state"] for r in rows] == ["dropped"]
+    finally:
+        await down.stop()

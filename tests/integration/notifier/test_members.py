@@ -429,3 +429,52 @@ async def test_join(client: Client, tenant: str, sink: Receiver) -> None:
     inline = sink.of("inline")[0]["data"]
     assert inline[0]["inCity"]["entity"]["name"]["value"] == "佐賀市"
     assert ids(sink.of("flat")) == [S1, "urn:ngsi-ld:City:Saga"]
+
+
+async def test_status_is_current_when_read(client: Client, tenant: str, sink: Receiver) -> None:
+    sid = await subscribe(
+        client, tenant, {"entities": [{"type": "Shelter"}], "notification": to(sink, "s")}
+    )
+    await create(client, tenant, shelter(1))
+    await sink.wait_of("s", 1)
+    resp = await client.get(f"{API}/subscriptions/{sid}", headers=hdr(tenant))
+    got = (await resp.json())["notification"]
+    assert (got["status"], got["timesSent"], got["timesFailed"]) == ("ok", 1, 0)
+    assert got["lastNotification"] == got["lastSuccess"]
+
+
+async def test_mqtt_endpoints_fail_with_a_reason(client: Client, tenant: str) -> None:
+    sid = await subscribe(
+        client,
+        tenant,
+        {
+            "entities": [{"type": "Shelter"}],
+            "notification": {"endpoint": {"uri": "mqtt://127.0.0.1:1883/saga/shelters"}},
+        },
+    )
+    await create(client, tenant, shelter(1))
+    await settled(client, tenant)
+    resp = await client.get(f"{API}/subscriptions/{sid}", headers=hdr(tenant))
+    got = (await resp.json())["notification"]
+    assert got["status"] == "failed"
+    assert "no delivery channel for mqtt://" in got["lastFailureReason"]
+
+
+async def test_operations_endpoints(client: Client, tenant: str, sink: Receiver) -> None:
+    await subscribe(
+        client, tenant, {"entities": [{"type": "Shelter"}], "notification": to(sink, "o")}
+    )
+    await create(client, tenant, shelter(1))
+    await sink.wait_of("o", 1)
+    ready = await (await client.get("/ready")).json()
+    assert ready["components"]["notifier"]["status"] == "up"
+    metrics = await (await client.get("/metrics")).text()
+    for name in (
+        'cityos_notifications_total{channel="http",outcome="sent"}',
+        "cityos_notification_latency_seconds_bucket",
+        "cityos_notifier_queue_depth",
+        "cityos_notifications_pending",
+        'cityos_subscriptions{status="active"}',
+        f'cityos_notifier_events_total{{tenant="{tenant}"}}',
+    ):
+        assert name in metrics, name
