@@ -24,16 +24,14 @@ from city_os.ngsild.entity import (
     check_datetime,
     check_entity_id,
     expand_attr_name,
-    expand_type_name,
     is_uri,
     parse_datetime,
 )
-from city_os.ngsild.query.ast import TypeAnd, TypeExpr, TypeName
 from city_os.ngsild.query.geo import geoq_from_json
 from city_os.ngsild.query.projection import parse_projection
 from city_os.ngsild.query.q import check_text, parse_q
 from city_os.ngsild.query.scope import parse_scopeq
-from city_os.ngsild.query.type_selection import parse_type_selection
+from city_os.ngsild.query.type_selection import parse_type_selection, type_alternatives
 
 Doc = dict[str, Any]
 Status = Literal["active", "paused", "expired"]
@@ -120,28 +118,6 @@ def _uri(value: Any, member: str) -> str:
         return check_entity_id(value, member)
     except BadRequestData:
         raise _fail(member, f"{value!r} is not an absolute URI") from None
-
-
-# ------------------------------------------------------------------------- type selection
-
-
-def type_alternatives(expr: TypeExpr, terms: TermExpander) -> list[list[str]]:
-    """A type selection as alternatives of IRIs that must all be present (DNF)."""
-    terms_of = expr.terms if not isinstance(expr, TypeName | TypeAnd) else (expr,)
-    out: list[list[str]] = []
-    for term in terms_of:
-        names = term.names if isinstance(term, TypeAnd) else (term,)
-        out.append(list(dict.fromkeys(expand_type_name(terms, n.name) for n in names)))
-    return out
-
-
-def type_text(alternatives: list[list[str]], compact: Callable[[str], str]) -> str:
-    """The type selection text of stored alternatives, with names compacted."""
-    parts = []
-    for group in alternatives:
-        names = [compact(iri) for iri in group]
-        parts.append(names[0] if len(names) == 1 else "(" + ";".join(names) + ")")
-    return "|".join(parts)
 
 
 def _selector(value: Any, terms: TermExpander) -> dict[str, Any]:

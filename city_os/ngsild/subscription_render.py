@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from city_os.ngsild.query.type_selection import type_text
 from city_os.ngsild.representation import TermCompactor
-from city_os.ngsild.subscription import Doc, Status, triggers, type_text
+from city_os.ngsild.subscription import Doc, Status, triggers
 
 
 @dataclass(frozen=True)

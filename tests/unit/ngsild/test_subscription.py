@@ -12,13 +12,13 @@ import pytest
 from city_os.core.contexts import bundled_documents
 from city_os.errors import BadRequestData
 from city_os.ngsild.jsonld import TermMap
+from city_os.ngsild.query.type_selection import type_text
 from city_os.ngsild.subscription import (
     check_rules,
     merge,
     parse_members,
     parse_subscription,
     status,
-    type_text,
 )
 from city_os.ngsild.subscription_render import DeliveryStatus, render_subscription
 
