@@ -97,12 +97,13 @@ class SubscriptionIndex:
         key = (tenant, row.id)
         try:
             sub = await self._compiler.compile(tenant, row)
-        except (NgsiLdError, ValueError) as exc:
-            detail = getattr(exc, "detail", str(exc))
-            log.warning(
-                "subscription %s of tenant %r is not usable now: %s", row.id, tenant, detail
-            )
-            self._broken[key] = detail
+        except NgsiLdError as exc:  # e.g. its @context cannot be fetched now
+            log.warning("subscription %s of %r is not usable now: %s", row.id, tenant, exc.detail)
+            self._broken[key] = exc.detail
+            return None
+        except Exception as exc:  # a stored document this version cannot read: keep going
+            log.exception("subscription %s of tenant %r cannot be compiled", row.id, tenant)
+            self._broken[key] = f"{type(exc).__name__}: {exc}"
             return None
         self._broken.pop(key, None)
         return sub
