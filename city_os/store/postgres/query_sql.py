@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 from city_os.errors import BadRequestData, OperationNotSupported
@@ -68,8 +68,7 @@ from city_os.ngsild.query.ast import (
     Value,
     ValueList,
 )
-
-Expand = Callable[[str], str]
+from city_os.ngsild.query.entity_selection import Expand
 
 # Members of an attribute instance that a dot path may address; stored under these plain
 # names (docs/storage.md), so they are never expanded.
