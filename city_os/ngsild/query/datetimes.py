@@ -17,7 +17,8 @@ PostgreSQL compares them in ``jsonb_path_exists_tz`` with the session time zone 
 PostgreSQL's ``to_timestamp`` is more lenient than this: fields of 1 to 5 digits (years) or 1 to
 2 digits (others) are mirrored, with surrounding white space; it also reads 3-digit months and
 days, signed years (BC) and oddities such as ``10:00:00. 5Z`` (= 0.05 s), which are not.
-Years outside 1..9999 (``0000`` is 1 BC) are computed on the proleptic Gregorian calendar.
+Years outside 1..9999 (``0000`` is 1 BC) are computed on the proleptic Gregorian calendar; a
+month or day of 0 reads as 1, as in PostgreSQL.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ _MAX_OFFSET: Final = 16 * 3600  # PostgreSQL accepts UTC offsets up to 15:59:59
 
 
 def _days(year: int, month: int, day: int) -> int | None:
-    """Days from 1970-01-01 (proleptic Gregorian, astronomical years), None if no such date."""
+    """Days from 1970-01-01 (proleptic Gregorian, astronomical years), None if no such date.
+    A month or day of 0 is January or the 1st: to_timestamp takes 0 for "not given"."""
+    month, day = month or 1, day or 1
     if not 1 <= month <= 12:
         return None
     leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)

@@ -55,14 +55,11 @@ _CLASSES: Final = {
     "alnum": r"\p{L}\p{Nl}\p{Nd}\p{Mc}",
     "digit": "0-9",
     "upper": r"\p{Lu}\p{Lt}",
-    "lower": r"\p{Ll}\p{Lm}",
+    "lower": r"\p{Ll}",
     "space": _SPACE,
     "blank": r" \t",
-    "punct": r"\p{P}\p{S}\p{No}\p{Co}",
     "xdigit": "0-9A-Fa-f",
     "cntrl": r"\x{0}-\x{1f}\x{7f}-\x{9f}",
-    "print": r"\P{C}",
-    "graph": r"\p{L}\p{M}\p{N}\p{P}\p{S}\p{Co}",
 }
 _PERL: Final = {"d": _CLASSES["digit"], "s": _SPACE, "w": _CLASSES["alnum"] + "_"}
 _SIMPLE_ESCAPES: Final = {
@@ -123,6 +120,7 @@ class _Translator:
     s: str
     what: str
     i: int = 0
+    case_sensitive: bool = True
 
     def refuse(self, why: str) -> BadRequestData:
         return BadRequestData(
@@ -143,6 +141,7 @@ class _Translator:
                     if flag not in _OPTIONS:
                         raise self.refuse(f"the embedded option {flag!r}")
                     case_sensitive = {"i": False, "c": True}.get(flag, case_sensitive)
+                    self.case_sensitive = case_sensitive
                     literal = literal or flag == "q"
                 self.i = end + 1
         if literal:
@@ -270,6 +269,8 @@ class _Translator:
         if name not in _CLASSES:
             raise self.refuse(f"the character class {name!r}")
         self.i = end + 2
+        if not self.case_sensitive and name in ("upper", "lower"):
+            name = "alpha"  # as in PostgreSQL: either case is any letter then
         return _CLASSES[name]
 
 
