@@ -23,6 +23,7 @@ month or day of 0 reads as 1, as in PostgreSQL.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any, Final
@@ -47,6 +48,7 @@ _ISO_DATETIME_RE: Final = re.compile(
 )
 _ISO_TIME_RE: Final = re.compile(rf"{_WS}{_CLOCK}{_FRACTION}{_OFFSET}{_WS}", re.ASCII)
 
+_CACHED: Final = 4096  # readings of recent texts: every subscription reads the same values
 _US_PER_DAY: Final = 86_400_000_000
 _DAYS_IN_MONTH: Final = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _MAX_OFFSET: Final = 16 * 3600  # PostgreSQL accepts UTC offsets up to 15:59:59
@@ -96,6 +98,7 @@ def _on_line(date: tuple[str, ...], clock: int | None, shift: int = 0) -> Instan
     return (0, days * _US_PER_DAY + clock - shift * 1_000_000)
 
 
+@functools.lru_cache(maxsize=_CACHED)
 def read_zulu(text: str) -> Instant | None:
     """Template ``YYYY-MM-DD"T"HH24:MI:SS"Z"`` (a timestamp, UTC)."""
     m = _ZULU_RE.fullmatch(text)
@@ -105,6 +108,7 @@ def read_zulu(text: str) -> Instant | None:
     return _on_line(g, _clock(g[3], g[4], g[5], None))
 
 
+@functools.lru_cache(maxsize=_CACHED)
 def read_zulu_fraction(text: str) -> Instant | None:
     """Template ``YYYY-MM-DD"T"HH24:MI:SS.FF6"Z"``."""
     m = _ZULU_FRACTION_RE.fullmatch(text)
@@ -114,6 +118,7 @@ def read_zulu_fraction(text: str) -> Instant | None:
     return _on_line(g, _clock(g[3], g[4], g[5], g[6]))
 
 
+@functools.lru_cache(maxsize=_CACHED)
 def read_iso(text: str) -> Instant | None:
     """``.datetime()`` without a template: ISO 8601 dates, times and date-times, with offsets."""
     if m := _ISO_DATETIME_RE.fullmatch(text):
@@ -133,12 +138,14 @@ def read_iso(text: str) -> Instant | None:
     return None
 
 
+@functools.lru_cache(maxsize=_CACHED)
 def read_date(text: str) -> Instant | None:
     """Template ``YYYY-MM-DD``."""
     m = _DATE_RE.fullmatch(text)
     return _on_line(m.groups(), 0) if m else None
 
 
+@functools.lru_cache(maxsize=_CACHED)
 def read_time_zulu(text: str) -> Instant | None:
     """Template ``HH24:MI:SS"Z"`` (a time without zone)."""
     m = _TIME_ZULU_RE.fullmatch(text)
@@ -146,6 +153,7 @@ def read_time_zulu(text: str) -> Instant | None:
     return None if clock is None else (1, (clock, 0))
 
 
+@functools.lru_cache(maxsize=_CACHED)
 def read_time_zulu_fraction(text: str) -> Instant | None:
     """Template ``HH24:MI:SS.FF6"Z"``."""
     m = _TIME_ZULU_FRACTION_RE.fullmatch(text)

@@ -47,10 +47,31 @@ Vector = tuple[float, float, float]
 GeoTest = Callable[[EntityRecord], bool]
 _Relation = Callable[[Any], bool]
 
-# Shapely geometries of stored GeoJSON values, by identity: the notifier evaluates one entity
-# against many subscriptions, and building a geometry costs more than testing it.
-_CACHE: dict[int, tuple[dict[str, Any], Any]] = {}
+# Shapely geometries (and sphere shapes) of stored GeoJSON values, by identity: the notifier
+# evaluates one entity against many subscriptions, and building a geometry costs more than
+# testing it.
+_CACHE: dict[int, _Cached] = {}
 _CACHE_SIZE: Final = 4096
+
+
+class _Cached:
+    __slots__ = ("geometry", "shape", "value")
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        self.value = value
+        self.geometry: Any = None
+        self.shape: _Shape | None = None
+
+
+def _cached(value: dict[str, Any]) -> _Cached:
+    key = id(value)
+    hit = _CACHE.get(key)
+    if hit is not None and hit.value is value:
+        return hit
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.clear()
+    entry = _CACHE[key] = _Cached(value)
+    return entry
 
 
 def compile_geo(geo: GeoQuery, expand: Expand) -> GeoTest:
@@ -77,15 +98,17 @@ def compile_geo(geo: GeoQuery, expand: Expand) -> GeoTest:
 
 def geometry(value: dict[str, Any]) -> Any:
     """The shapely geometry of a GeoJSON value (cached by the identity of the dict)."""
-    key = id(value)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0] is value:
-        return hit[1]
-    if len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.clear()
-    built = shape(value)
-    _CACHE[key] = (value, built)
-    return built
+    entry = _cached(value)
+    if entry.geometry is None:
+        entry.geometry = shape(value)
+    return entry.geometry
+
+
+def sphere_shape(value: dict[str, Any]) -> _Shape:
+    entry = _cached(value)
+    if entry.shape is None:
+        entry.shape = _Shape(value)
+    return entry.shape
 
 
 def _relation(geo: GeoQuery, reference: Any) -> _Relation:
@@ -146,12 +169,18 @@ class _Near:
         self.beyond = distance * (1 + _BAND) / EARTH_RADIUS  # surely beyond
 
     def within(self, value: dict[str, Any]) -> bool:
-        other = _Shape(value)
-        if not (self.shape.is_point and other.is_point) and self.reference.intersects(
-            geometry(value)
+        other = sphere_shape(value)
+        if (
+            self.shape.is_point
+            and other.is_point
+            and len(self.shape.vertices) == 1 == len(other.vertices)
         ):
+            p, q = self.shape.vertices[0], other.vertices[0]
+            angle = _angle(p, q)
+        elif self.reference.intersects(geometry(value)):
             return True
-        angle, p, q = min(_pairs(self.shape, other), key=lambda t: t[0])
+        else:
+            angle, p, q = min(_pairs(self.shape, other), key=lambda t: t[0])
         if angle <= self.sure:
             return True
         if angle > self.beyond:

@@ -20,13 +20,13 @@ supplies (``Lookup``); expired ones are invisible, as in SQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
 from city_os.ngsild.entity import parse_datetime
-from city_os.ngsild.query import datetimes, targets
+from city_os.ngsild.query import datetimes, lax, targets
 from city_os.ngsild.query.ast import (
     And,
     Boolean,
@@ -44,11 +44,11 @@ from city_os.ngsild.query.ast import (
     ValueList,
 )
 from city_os.ngsild.query.entity_selection import Expand
+from city_os.ngsild.query.lax import Predicate
 from city_os.ngsild.query.regex import compile_pattern
 from city_os.ngsild.representation import EntityRecord
 
 Lookup = Callable[[str], EntityRecord | None]
-Predicate = Callable[[Any], bool]  # on one element a filter tests
 Order = Callable[[int], bool]  # on the sign of a comparison
 
 
@@ -150,9 +150,9 @@ class _PathTerm(QTerm):
         instances = record.attrs.get(self.iri)
         if instances is None:
             return self.negated
-        items = _elements(instances)
+        items = lax.elements(instances)
         for step in self.steps:
-            items = _step(items, step)
+            items = lax.step_into(items, step)
         condition = self.condition
         for item in items:
             if isinstance(item, list):
@@ -187,7 +187,7 @@ class _Linked(QTerm):
 
     def objects(self, record: EntityRecord) -> list[str]:
         """``$.rel[*]."object"[*]``, the strings among them (``#>> '{}'`` against ids)."""
-        found = _elements(_step(record.attrs.get(self.rel, ()), "object"), True)
+        found = lax.elements(lax.step_into(record.attrs.get(self.rel, ()), "object"), True)
         return [x for x in found if isinstance(x, str)]
 
     def test(self, record: EntityRecord, ctx: Context) -> bool:
@@ -211,68 +211,6 @@ class _Linked(QTerm):
                 self.inner.linked_ids(other, linked, out)
 
 
-# --- lax jsonpath steps --------------------------------------------------------------------------
-
-
-def _elements(items: Iterable[Any], each: bool = False) -> list[Any]:
-    """``[*]``: the elements of an array, else the item itself (``each``: of every item)."""
-    if not each:
-        return list(items) if isinstance(items, list) else [items]
-    out: list[Any] = []
-    for item in items:
-        if isinstance(item, list):
-            out.extend(item)
-        else:
-            out.append(item)
-    return out
-
-
-def _step(items: Iterable[Any], step: targets.Step) -> list[Any]:
-    """A member step (or the strings filter) on every item, arrays unwrapped one level."""
-    out: list[Any] = []
-    if isinstance(step, targets.Strings):
-        for item in items:
-            if isinstance(item, str):
-                out.append(item)
-            elif isinstance(item, list):
-                out.extend(e for e in item if isinstance(e, str))
-        return out
-    for item in items:
-        if isinstance(item, dict):
-            _member(item, step, out)
-        elif isinstance(item, list):
-            for element in item:
-                if isinstance(element, dict):
-                    _member(element, step, out)
-    return out
-
-
-def _member(obj: dict[str, Any], step: str, out: list[Any]) -> None:
-    if step == targets.ANY:
-        out.extend(obj.values())
-    elif step in obj:
-        out.append(obj[step])
-
-
-def _walk(item: Any, target: targets.Target) -> list[Any]:
-    items = [item]
-    for step in target:
-        items = _step(items, step)
-    return items
-
-
-def _any_element(items: list[Any], predicate: Predicate) -> bool:
-    """``exists(items ? (predicate))``: arrays among the items are tested element-wise."""
-    for item in items:
-        if isinstance(item, list):
-            for element in item:
-                if predicate(element):
-                    return True
-        elif predicate(item):
-            return True
-    return False
-
-
 # --- conditions and predicates -------------------------------------------------------------------
 
 
@@ -280,41 +218,36 @@ def _condition(term: Comparison | Pattern | Exists, member: bool) -> Predicate:
     """The filter condition on what the prefix reaches: an OR over the term's targets."""
     if isinstance(term, Exists):
         found = targets.targets(term.path, member, targets.EQUALITY)
-        return lambda item: any(_walk(item, t) for t in found)
+        return lambda item: any(lax.walk(item, t) for t in found)
     if isinstance(term, Pattern):
         regex = compile_pattern(term.regex, "q")
         found = targets.targets(term.path, member, targets.ORDER)
         predicate = _unlike(regex.search) if term.negated else _like(regex.search)
-        return lambda item: any(_any_element(_walk(item, t), predicate) for t in found)
+        return lambda item: any(lax.any_element(lax.walk(item, t), predicate) for t in found)
     found = targets.comparison_targets(term.path, member, term.op, term.value)
     if term.op == "!=":
         equal = _operand("==", term.value)
 
         def unequal(item: Any) -> bool:
             for target in found:
-                values = _walk(item, target)
-                if values and not _any_element(values, equal):
+                values = lax.walk(item, target)
+                if values and not lax.any_element(values, equal):
                     return True
             return False
 
         return unequal
     predicate = _operand(term.op, term.value)
-    return lambda item: any(_any_element(_walk(item, t), predicate) for t in found)
+    return lambda item: any(lax.any_element(lax.walk(item, t), predicate) for t in found)
 
 
 def _like(search: Callable[[str], bool]) -> Predicate:
     """``@ like_regex r``: any string among the element (and its elements) matches."""
-    return lambda e: any(isinstance(v, str) and search(v) for v in _unwrap(e))
+    return lambda e: any(isinstance(v, str) and search(v) for v in lax.unwrap(e))
 
 
 def _unlike(search: Callable[[str], bool]) -> Predicate:
     """``@.type() == "string" && !(@ like_regex r)``."""
     return lambda e: isinstance(e, str) and not search(e)
-
-
-def _unwrap(element: Any) -> list[Any]:
-    """A comparison's left side: an array element that is an array counts by its elements."""
-    return element if isinstance(element, list) else [element]
 
 
 def _operand(op: str, value: Value | Range | ValueList) -> Predicate:
@@ -335,7 +268,7 @@ def _predicate(op: str, value: Value) -> Predicate:
     compare = _comparator(value)
 
     def predicate(element: Any) -> bool:
-        for v in _unwrap(element):
+        for v in lax.unwrap(element):
             sign = compare(v)
             if sign is not None and order(sign):
                 return True
