@@ -194,9 +194,13 @@ ENTITIES = st.lists(st.sampled_from(IDS), min_size=1, max_size=len(IDS), unique=
 # --- q -------------------------------------------------------------------------------------------
 
 _q_number = st.sampled_from(
-    ["0", "1", "2", "-1", "1.5", "2.0", "-2.25", "1e0", "0.1", "100000000000000000000"]
+    [
+        *("0", "1", "2", "-1", "1.5", "2.0", "-2.25", "1e0", "0.1", "100000000000000000000"),
+        "0.1000000000000000055511151231257827",  # no float's shortest form: compared exactly
+        "1.0000000000000001",
+    ]
 )
-_q_string = st.sampled_from(['"a"', '"Saga"', '"避難所"', '"b"', '"2024-06-01"', '"A-1"'])
+_q_string = st.sampled_from(['"a"', '"Saga"', '"避難所"', '"b"', '"2024-06-01"', '"A-1"', '"CEL"'])
 _q_temporal = st.sampled_from(
     [
         "2024-06-01T00:00:00Z",
@@ -208,7 +212,7 @@ _q_temporal = st.sampled_from(
         "10:00:00.5",
     ]
 )
-_q_uri = st.sampled_from([*IDS, *VOCAB_IRIS, "School"])
+_q_uri = st.sampled_from([*IDS, *VOCAB_IRIS, "School", "urn:ngsi-ld:Dataset:1"])
 _q_scalar = st.one_of(_q_number, _q_string, _q_temporal, _q_uri, st.sampled_from(["true", "false"]))
 _ordered = st.one_of(_q_number, _q_string, _q_temporal)
 _range = st.one_of(
