@@ -114,9 +114,7 @@ class KeyStore:
         try:
             if keyset.jwks_uri is None:
                 discovery = await self._get_json(keyset.issuer.discovery_url)
-                if discovery.get("issuer") != iss or not isinstance(
-                    discovery.get("jwks_uri"), str
-                ):
+                if discovery.get("issuer") != iss or not isinstance(discovery.get("jwks_uri"), str):
                     raise ValueError("the discovery document names another issuer or no jwks_uri")
                 keyset.jwks_uri = discovery["jwks_uri"]
             jwks = await self._get_json(keyset.jwks_uri)
@@ -195,9 +193,10 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"the bearer token is not a JWT: {exc}") from None
         alg = header.get("alg")
-        if alg not in ALGORITHMS:
-            raise Unauthorized(f"token algorithm {alg!r} is not accepted; use one of RS256, "
-                               "ES256, EdDSA")
+        if not isinstance(alg, str) or alg not in ALGORITHMS:
+            raise Unauthorized(
+                f"token algorithm {alg!r} is not accepted; use one of RS256, ES256, EdDSA"
+            )
         iss = unverified.get("iss")
         issuer = self._keys.issuer(iss) if isinstance(iss, str) else None
         if issuer is None:
