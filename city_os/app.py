@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from city_os.api import (
     batch,
@@ -20,10 +22,12 @@ from city_os.api import (
     entities,
     indexes,
     info,
+    me,
     ops,
     query,
     schemas,
 )
+from city_os.api.guard import access_guard
 from city_os.api.keys import (
     CONTEXT_REGISTRY,
     CONTEXTS,
@@ -39,6 +43,10 @@ from city_os.api.keys import (
 )
 from city_os.api.middleware import problem_details, request_metrics
 from city_os.api.ops import KAFKA_REQUIRED, METRICS, RELAY
+from city_os.auth.authenticate import Authenticator, check_exposure
+from city_os.auth.issuers import parse_issuers
+from city_os.auth.oidc import KeyStore, TokenVerifier
+from city_os.auth.ratelimit import RateLimiter
 from city_os.config import Settings
 from city_os.core.context_registry import USAGE_FLUSH_INTERVAL, ContextCatalog, ContextRegistry
 from city_os.core.contexts import ContextLoader
@@ -57,6 +65,29 @@ from city_os.store.postgres.entities import EntityRepository
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query import QueryRepository
 from city_os.store.postgres.schemas import SchemaRepository
+
+log = logging.getLogger(__name__)
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+
+
+async def _authentication(app: web.Application) -> AsyncIterator[None]:
+    """The OIDC key store (its HTTP session lives as long as the app)."""
+    settings = app[SETTINGS]
+    authenticator = app[AUTHENTICATOR]
+    keys = None
+    if settings.auth_enabled:
+        try:
+            issuers = parse_issuers(settings.oidc_issuers)
+        except ValueError as exc:
+            raise SystemExit(f"CITYOS_OIDC_ISSUERS: {exc}") from None
+        if issuers:
+            keys = KeyStore(
+                issuers, ttl=settings.oidc_jwks_ttl, refresh_interval=settings.oidc_refresh_interval
+            )
+            authenticator.tokens = TokenVerifier(keys, clock_skew=settings.oidc_clock_skew)
+    yield
+    if keys is not None:
+        await keys.close()
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -147,10 +178,10 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def _base_app(settings: Settings) -> web.Application:
+def _base_app(settings: Settings, *middlewares: Middleware) -> web.Application:
     metrics = Metrics()
     app = web.Application(
-        middlewares=[request_metrics(metrics), problem_details],
+        middlewares=[request_metrics(metrics), problem_details, *middlewares],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -169,8 +200,19 @@ def create_relay_app(settings: Settings) -> web.Application:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = _base_app(settings)
-    app.cleanup_ctx.extend([_database, _observability, _contexts, _schemas, _background, _relay])
+    """The API. Refuses (SystemExit) to serve without authentication on a non-loopback host."""
+    warning = check_exposure(settings)
+    if warning is not None:
+        log.warning(warning)
+    authenticator = Authenticator(enabled=settings.auth_enabled)
+    limiter = None
+    if settings.rate_limit > 0:
+        limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst)
+    app = _base_app(settings, access_guard(authenticator, limiter))
+    app[AUTHENTICATOR] = authenticator
+    app.cleanup_ctx.extend(
+        [_authentication, _database, _observability, _contexts, _schemas, _background, _relay]
+    )
     tables = (
         entities.routes,
         query.routes,
@@ -180,6 +222,7 @@ def create_app(settings: Settings) -> web.Application:
         indexes.routes,
         discovery.routes,
         info.routes,
+        me.routes,
         ops.routes,
     )
     for table in tables:

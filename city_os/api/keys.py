@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from city_os.auth.principal import Principal
 from city_os.config import Settings
 from city_os.core.context_registry import ContextRegistry
 from city_os.core.contexts import ContextLoader
@@ -26,3 +27,4 @@ QUERIES = web.AppKey("queries", QueryService)
 INDEXES = web.AppKey("indexes", ValueIndexService)
 DISCOVERY = web.AppKey("discovery", DiscoveryService)
 STARTED = web.AppKey("started", float)  # time.monotonic() at start-up
+PRINCIPAL = web.RequestKey("principal", Principal)  # set on every request by api/guard.py

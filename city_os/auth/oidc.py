@@ -55,6 +55,7 @@ class _KeySet:
     parsed: dict[tuple[str, str], jwt.PyJWK] = field(default_factory=dict)
     fetched: float = float("-inf")  # monotonic time of the last successful fetch
     attempted: float = float("-inf")  # ... of the last attempt
+    kid_refreshed: float = float("-inf")  # ... of the last attempt for an unknown kid
     jwks_uri: str | None = None
     inflight: asyncio.Future[None] | None = None
 
@@ -90,8 +91,15 @@ class KeyStore:
         """The key ``kid`` of issuer ``iss`` able to verify ``alg``; Unauthorized if none."""
         keyset = self._sets[iss]
         now = time.monotonic()
-        stale = now - keyset.fetched >= self._ttl or kid not in keyset.keys
-        if stale and now - keyset.attempted >= self._refresh_interval:
+        # The first load and the TTL refresh go out at most once per interval (an IdP outage
+        # is not hammered); refreshes for unknown kids are rate-limited on their own, so the
+        # first one after a load goes out at once (a rotation is seen at once) and a flood of
+        # bogus kids costs one fetch per interval.
+        if now - keyset.fetched >= self._ttl:
+            if now - keyset.attempted >= self._refresh_interval:
+                await self._refresh(keyset)
+        elif kid not in keyset.keys and now - keyset.kid_refreshed >= self._refresh_interval:
+            keyset.kid_refreshed = now
             await self._refresh(keyset)
         jwk_data = keyset.keys.get(kid)
         if jwk_data is None:
