@@ -45,6 +45,7 @@ from city_os.api.middleware import problem_details, request_metrics
 from city_os.api.ops import KAFKA_REQUIRED, METRICS, RELAY
 from city_os.auth.authenticate import Authenticator, check_exposure
 from city_os.auth.issuers import parse_issuers
+from city_os.auth.network import OutboundPolicy, outbound_session
 from city_os.auth.oidc import KeyStore, TokenVerifier
 from city_os.auth.ratelimit import RateLimiter
 from city_os.config import Settings
@@ -68,6 +69,7 @@ from city_os.store.postgres.schemas import SchemaRepository
 
 log = logging.getLogger(__name__)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+OUTBOUND = web.AppKey("outbound", OutboundPolicy)
 
 
 async def _authentication(app: web.Application) -> AsyncIterator[None]:
@@ -114,12 +116,15 @@ async def _contexts(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     repository = ContextRepository(app[POOL])
     catalog = ContextCatalog(repository)
+    # Remote @contexts are client-chosen URLs: fetched through the outbound network policy.
+    session = outbound_session(app[OUTBOUND])
     loader = ContextLoader(
         timeout=settings.context_fetch_timeout,
         max_bytes=settings.context_max_bytes,
         ttl=settings.context_cache_ttl,
         store=catalog,
         on_use=catalog.used,
+        session=session,
     )
     registry = ContextRegistry(repository, catalog, loader, settings.base_url)
     await registry.start()
@@ -131,6 +136,7 @@ async def _contexts(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await flusher
     await loader.close()
+    await session.close()
 
 
 async def _schemas(app: web.Application) -> AsyncIterator[None]:
@@ -210,6 +216,10 @@ def create_app(settings: Settings) -> web.Application:
         limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst)
     app = _base_app(settings, access_guard(authenticator, limiter))
     app[AUTHENTICATOR] = authenticator
+    try:
+        app[OUTBOUND] = OutboundPolicy.from_setting(settings.outbound_allow)
+    except ValueError as exc:
+        raise SystemExit(f"CITYOS_OUTBOUND_ALLOW: {exc}") from None
     app.cleanup_ctx.extend(
         [_authentication, _database, _observability, _contexts, _schemas, _background, _relay]
     )

@@ -32,6 +32,7 @@ def test_settings(**overrides: object) -> Settings:
         "db_pool_max": 8,
         "expiry_interval": 0.2,
         "context_fetch_timeout": 2.0,
+        "outbound_allow": "loopback",  # the tests' @context and notification servers
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
