@@ -25,14 +25,6 @@ ME = "/cityos/v1/me"
 
 
 @pytest.fixture
-async def issuer() -> AsyncIterator[LocalIssuer]:
-    idp = LocalIssuer()
-    await idp.start()
-    yield idp
-    await idp.close()
-
-
-@pytest.fixture
 async def client(issuer: LocalIssuer) -> AsyncIterator[Client]:
     settings = settings_for(
         auth_enabled=True,
