@@ -24,6 +24,7 @@ from city_os.api import (
     info,
     me,
     ops,
+    permissions,
     query,
     schemas,
 )
@@ -34,6 +35,7 @@ from city_os.api.keys import (
     DISCOVERY,
     ENTITIES,
     INDEXES,
+    PERMISSIONS,
     POOL,
     QUERIES,
     SCHEMAS,
@@ -47,6 +49,7 @@ from city_os.auth.authenticate import Authenticator, check_exposure
 from city_os.auth.issuers import parse_issuers
 from city_os.auth.network import OutboundPolicy, outbound_session
 from city_os.auth.oidc import KeyStore, TokenVerifier
+from city_os.auth.permissions import PermissionService
 from city_os.auth.ratelimit import RateLimiter
 from city_os.config import Settings
 from city_os.core.context_registry import USAGE_FLUSH_INTERVAL, ContextCatalog, ContextRegistry
@@ -60,6 +63,7 @@ from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
 from city_os.observability.metrics import Metrics, pool_collector, written_observer
 from city_os.registry.active import ActiveSchemas
 from city_os.registry.service import SchemaRegistry
+from city_os.store.postgres.auth_permissions import PermissionRepository
 from city_os.store.postgres.contexts import ContextRepository
 from city_os.store.postgres.db import Tenants, create_pool, migrate
 from city_os.store.postgres.entities import EntityRepository
@@ -110,6 +114,17 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await app[INDEXES].close()
     await app[ENTITIES].repo.waker.close()
     await pool.close()
+
+
+async def _access(app: web.Application) -> AsyncIterator[None]:
+    """Access control's stores and per-process caches (kept current by NOTIFY)."""
+    settings = app[SETTINGS]
+    app[PERMISSIONS] = PermissionService(
+        PermissionRepository(app[POOL]), app[TENANTS], settings.database_url
+    )
+    await app[PERMISSIONS].start()
+    yield
+    await app[PERMISSIONS].close()
 
 
 async def _contexts(app: web.Application) -> AsyncIterator[None]:
@@ -221,7 +236,16 @@ def create_app(settings: Settings) -> web.Application:
     except ValueError as exc:
         raise SystemExit(f"CITYOS_OUTBOUND_ALLOW: {exc}") from None
     app.cleanup_ctx.extend(
-        [_authentication, _database, _observability, _contexts, _schemas, _background, _relay]
+        [
+            _authentication,
+            _database,
+            _access,
+            _observability,
+            _contexts,
+            _schemas,
+            _background,
+            _relay,
+        ]
     )
     tables = (
         entities.routes,
@@ -233,6 +257,7 @@ def create_app(settings: Settings) -> web.Application:
         discovery.routes,
         info.routes,
         me.routes,
+        permissions.routes,
         ops.routes,
     )
     for table in tables:

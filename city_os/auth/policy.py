@@ -150,6 +150,13 @@ def parse_scope_pattern(text: str) -> ScopeMatch:
     return ScopeMatch(tuple(body.split("/")[1:]) if body else (), descendants)
 
 
+def scope_pattern_text(match: ScopeMatch) -> str:
+    """The pattern as written (``parse_scope_pattern``'s inverse)."""
+    return (
+        "/" + "/".join(match.levels) + ("/#" if match.descendants else "") if match.levels else "/#"
+    )
+
+
 def _granted(
     keys: frozenset[str], entity: EntityFacts, permissions: Iterable[Permission], need: Action
 ) -> Permission | None:

@@ -32,8 +32,9 @@ def new_key(alg: str) -> PrivateKey:
 
 
 class LocalIssuer:
-    def __init__(self, audience: str = "city-os") -> None:
+    def __init__(self, audience: str = "city-os", realm: str = "city") -> None:
         self.audience = audience
+        self.realm = realm
         self.keys: dict[str, tuple[str, PrivateKey]] = {}  # kid → (alg, private key)
         self.jwks_fetches = 0
         self.fail = False  # answer 503 to everything (an IdP outage)
@@ -44,7 +45,7 @@ class LocalIssuer:
     @property
     def url(self) -> str:
         assert self._server is not None
-        return str(self._server.make_url("/realms/city")).rstrip("/")
+        return str(self._server.make_url(f"/realms/{self.realm}")).rstrip("/")
 
     def setting(self, **extra: Any) -> dict[str, Any]:
         """This issuer as an entry of CITYOS_OIDC_ISSUERS."""
@@ -87,8 +88,10 @@ class LocalIssuer:
 
     async def start(self) -> None:
         app = web.Application()
-        app.router.add_get("/realms/city/.well-known/openid-configuration", self._discovery)
-        app.router.add_get("/realms/city/jwks", self._jwks)
+        app.router.add_get(
+            f"/realms/{self.realm}/.well-known/openid-configuration", self._discovery
+        )
+        app.router.add_get(f"/realms/{self.realm}/jwks", self._jwks)
         self._server = TestServer(app, host="127.0.0.1")
         await self._server.start_server()
 
