@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from city_os.api import (
+    apikeys,
     batch,
     contexts,
     discovery,
@@ -30,6 +31,7 @@ from city_os.api import (
 )
 from city_os.api.guard import access_guard
 from city_os.api.keys import (
+    API_KEYS,
     CONTEXT_REGISTRY,
     CONTEXTS,
     DISCOVERY,
@@ -45,6 +47,7 @@ from city_os.api.keys import (
 )
 from city_os.api.middleware import problem_details, request_metrics
 from city_os.api.ops import KAFKA_REQUIRED, METRICS, RELAY
+from city_os.auth.apikeys import ApiKeys
 from city_os.auth.authenticate import Authenticator, check_exposure
 from city_os.auth.issuers import parse_issuers
 from city_os.auth.network import OutboundPolicy, outbound_session
@@ -63,6 +66,7 @@ from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
 from city_os.observability.metrics import Metrics, pool_collector, written_observer
 from city_os.registry.active import ActiveSchemas
 from city_os.registry.service import SchemaRegistry
+from city_os.store.postgres.auth_keys import ApiKeyRepository
 from city_os.store.postgres.auth_permissions import PermissionRepository
 from city_os.store.postgres.contexts import ContextRepository
 from city_os.store.postgres.db import Tenants, create_pool, migrate
@@ -123,7 +127,15 @@ async def _access(app: web.Application) -> AsyncIterator[None]:
         PermissionRepository(app[POOL]), app[TENANTS], settings.database_url
     )
     await app[PERMISSIONS].start()
+    keys = app[API_KEYS] = ApiKeys(ApiKeyRepository(app[POOL]), settings.database_url)
+    await keys.start()
+    app[AUTHENTICATOR].api_keys = keys
+    flusher = asyncio.create_task(keys.run())
     yield
+    flusher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await flusher
+    await keys.close()
     await app[PERMISSIONS].close()
 
 
@@ -248,6 +260,7 @@ def create_app(settings: Settings) -> web.Application:
         ]
     )
     tables = (
+        apikeys.routes,
         entities.routes,
         query.routes,
         batch.routes,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from city_os.auth.apikeys import ApiKeys
 from city_os.auth.permissions import PermissionService
 from city_os.auth.principal import Principal
 from city_os.config import Settings
@@ -28,5 +29,6 @@ QUERIES = web.AppKey("queries", QueryService)
 INDEXES = web.AppKey("indexes", ValueIndexService)
 DISCOVERY = web.AppKey("discovery", DiscoveryService)
 STARTED = web.AppKey("started", float)  # time.monotonic() at start-up
+API_KEYS = web.AppKey("api_keys", ApiKeys)
 PERMISSIONS = web.AppKey("permissions", PermissionService)
 PRINCIPAL = web.RequestKey("principal", Principal)  # set on every request by api/guard.py
