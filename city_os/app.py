@@ -28,10 +28,12 @@ from city_os.api import (
     permissions,
     query,
     schemas,
+    subjects,
 )
 from city_os.api.guard import access_guard
 from city_os.api.keys import (
     API_KEYS,
+    CONSENTS,
     CONTEXT_REGISTRY,
     CONTEXTS,
     DISCOVERY,
@@ -49,7 +51,8 @@ from city_os.api.middleware import problem_details, request_metrics
 from city_os.api.ops import KAFKA_REQUIRED, METRICS, RELAY
 from city_os.auth.apikeys import ApiKeys
 from city_os.auth.authenticate import Authenticator, check_exposure
-from city_os.auth.issuers import parse_issuers
+from city_os.auth.consent import ConsentService
+from city_os.auth.issuers import Issuer, parse_issuers
 from city_os.auth.network import OutboundPolicy, outbound_session
 from city_os.auth.oidc import KeyStore, TokenVerifier
 from city_os.auth.permissions import PermissionService
@@ -66,7 +69,9 @@ from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
 from city_os.observability.metrics import Metrics, pool_collector, written_observer
 from city_os.registry.active import ActiveSchemas
 from city_os.registry.service import SchemaRegistry
+from city_os.store.postgres.auth_consent import ConsentRepository, DataSubjectRepository
 from city_os.store.postgres.auth_keys import ApiKeyRepository
+from city_os.store.postgres.auth_log import LogPartitions
 from city_os.store.postgres.auth_permissions import PermissionRepository
 from city_os.store.postgres.contexts import ContextRepository
 from city_os.store.postgres.db import Tenants, create_pool, migrate
@@ -77,6 +82,7 @@ from city_os.store.postgres.schemas import SchemaRepository
 
 log = logging.getLogger(__name__)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+ISSUERS = web.AppKey("issuers", dict[str, Issuer])
 OUTBOUND = web.AppKey("outbound", OutboundPolicy)
 
 
@@ -85,11 +91,8 @@ async def _authentication(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     authenticator = app[AUTHENTICATOR]
     keys = None
+    issuers = app[ISSUERS]
     if settings.auth_enabled:
-        try:
-            issuers = parse_issuers(settings.oidc_issuers)
-        except ValueError as exc:
-            raise SystemExit(f"CITYOS_OIDC_ISSUERS: {exc}") from None
         if issuers:
             keys = KeyStore(
                 issuers, ttl=settings.oidc_jwks_ttl, refresh_interval=settings.oidc_refresh_interval
@@ -120,6 +123,18 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
+async def _maintain(partitions: LogPartitions) -> None:
+    """Keep the access and audit logs' monthly partitions ahead and within retention."""
+    while True:
+        try:
+            await partitions.maintain()
+        except Exception:
+            log.exception("access log partition maintenance failed; retrying in an hour")
+            await asyncio.sleep(3600)
+            continue
+        await asyncio.sleep(86400)
+
+
 async def _access(app: web.Application) -> AsyncIterator[None]:
     """Access control's stores and per-process caches (kept current by NOTIFY)."""
     settings = app[SETTINGS]
@@ -130,11 +145,23 @@ async def _access(app: web.Application) -> AsyncIterator[None]:
     keys = app[API_KEYS] = ApiKeys(ApiKeyRepository(app[POOL]), settings.database_url)
     await keys.start()
     app[AUTHENTICATOR].api_keys = keys
-    flusher = asyncio.create_task(keys.run())
+    citizen_issuers = frozenset(i.issuer for i in app[ISSUERS].values() if i.citizens)
+    app[CONSENTS] = ConsentService(
+        ConsentRepository(app[POOL]),
+        DataSubjectRepository(app[POOL]),
+        app[PERMISSIONS],
+        app[TENANTS],
+        app[POOL],
+        citizen_issuers,
+    )
+    partitions = LogPartitions(app[POOL], settings.access_log_retention_days)
+    tasks = [asyncio.create_task(keys.run()), asyncio.create_task(_maintain(partitions))]
     yield
-    flusher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await flusher
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await keys.close()
     await app[PERMISSIONS].close()
 
@@ -244,6 +271,10 @@ def create_app(settings: Settings) -> web.Application:
     app = _base_app(settings, access_guard(authenticator, limiter))
     app[AUTHENTICATOR] = authenticator
     try:
+        app[ISSUERS] = parse_issuers(settings.oidc_issuers)
+    except ValueError as exc:
+        raise SystemExit(f"CITYOS_OIDC_ISSUERS: {exc}") from None
+    try:
         app[OUTBOUND] = OutboundPolicy.from_setting(settings.outbound_allow)
     except ValueError as exc:
         raise SystemExit(f"CITYOS_OUTBOUND_ALLOW: {exc}") from None
@@ -271,6 +302,7 @@ def create_app(settings: Settings) -> web.Application:
         info.routes,
         me.routes,
         permissions.routes,
+        subjects.routes,
         ops.routes,
     )
     for table in tables:

@@ -8,6 +8,7 @@ see the broker's caching and its rate-limited refresh.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -31,6 +32,11 @@ def new_key(alg: str) -> PrivateKey:
     return ed25519.Ed25519PrivateKey.generate()
 
 
+@functools.cache
+def _first_key(alg: str) -> PrivateKey:
+    return new_key(alg)
+
+
 class LocalIssuer:
     def __init__(self, audience: str = "city-os", realm: str = "city") -> None:
         self.audience = audience
@@ -39,8 +45,8 @@ class LocalIssuer:
         self.jwks_fetches = 0
         self.fail = False  # answer 503 to everything (an IdP outage)
         self._server: TestServer | None = None
-        for alg in ALGORITHMS:
-            self.add_key(alg)
+        for alg in ALGORITHMS:  # the first keys are made once per test run: RSA is slow to make
+            self.keys[f"{alg.lower()}-{realm}-first"] = (alg, _first_key(alg))
 
     @property
     def url(self) -> str:
