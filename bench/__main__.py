@@ -8,7 +8,8 @@ Groups (``--only``, comma- or space-separated; all by default):
 * ``query``: 100,000 entities loaded, four queries next to their SQL (``bench.query``);
 * ``validation``: creates with a JSON Schema inactive and active (``bench.validation``);
 * ``lag``: change events through Tansu, foundation writes with the relay on, relay drain
-  (``bench.lag``).
+  (``bench.lag``);
+* ``auth``: create and retrieve with bearer-token verification on and off (``bench.auth``).
 
 Every measured run first waits for other engineers' robot / pytest runs (``bench.guard``).
 Exit code 0 even when targets are missed: it is a report; misses are printed as MISS.
@@ -28,7 +29,7 @@ from bench.workload import Scenario
 from city_os.config import Settings
 
 KINDS = list(TARGETS)
-GROUPS = ["foundation", "query", "validation", "lag"]
+GROUPS = ["foundation", "query", "validation", "lag", "auth"]
 
 
 def _scenarios(kinds: list[str], prefix: str, run: object) -> dict[str, Measured]:
@@ -126,7 +127,7 @@ def main() -> None:
 
     # --- the API: foundation, query and validation share one server (own tenants)
     api: dict[str, Measured] = {}
-    query_res = validation_res = lag_res = None
+    query_res = validation_res = lag_res = auth_res = None
     uvloop = False
     if kinds or "query" in groups or "validation" in groups:
         port = stack.free_port()
@@ -165,6 +166,10 @@ def main() -> None:
         from bench import lag
 
         lag_res = asyncio.run(lag.run(runner, dsn))
+    if "auth" in groups:
+        from bench import auth
+
+        auth_res = auth.run(runner, dsn, args.pool)
     runner.pool.shutdown()
 
     from bench.report import print_report
@@ -183,6 +188,10 @@ def main() -> None:
         from bench import lag
 
         lag.print_results(lag_res)
+    if auth_res is not None:
+        from bench import auth
+
+        auth.print_results(auth_res)
     loads = runner.loads
     if loads:
         print(

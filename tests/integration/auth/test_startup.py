@@ -99,3 +99,14 @@ def test_is_loopback(host: str, loopback: bool) -> None:
 
 def test_authentication_on_is_fine_anywhere() -> None:
     assert check_exposure(Settings(host="0.0.0.0", auth_enabled=True)) is None
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("oidc_issuers", "[{"), ("outbound_allow", "intranet")],
+)
+def test_malformed_settings_stop_start_up(setting: str, value: str) -> None:
+    from city_os.app import create_app
+
+    with pytest.raises(SystemExit, match=f"CITYOS_{setting.upper()}"):
+        create_app(Settings(**{setting: value}))  # type: ignore[arg-type]
