@@ -13,7 +13,7 @@ with a bad token with 401: proof that it verifies.
 from __future__ import annotations
 
 import json
-import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,6 +58,18 @@ def _issuer(folder: Path, port: int) -> tuple[str, str]:
     return url, jwt.encode(claims, key, algorithm="RS256", headers={"kid": "bench"})
 
 
+def _wait_for(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"auth: the bench's issuer did not answer at {url}") from None
+            time.sleep(0.1)  # poll until http.server listens
+
+
 def _refuses_bad_tokens(port: int) -> None:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/cityos/v1/me", headers={"Authorization": "Bearer x.y.z"}
@@ -96,23 +108,14 @@ def run(runner: Runner, dsn: str, pool: int) -> AuthResults:
     with tempfile.TemporaryDirectory() as tmp:
         idp_port = stack.free_port()
         url, token = _issuer(Path(tmp), idp_port)
-        idp = stack.start(
-            [
-                [
-                    sys.executable,
-                    "-m",
-                    "http.server",
-                    str(idp_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--directory",
-                    tmp,
-                ]
-            ],
-            dict(os.environ),
+        idp = subprocess.Popen(
+            [sys.executable, "-m", "http.server", str(idp_port), "--bind", "127.0.0.1"],
+            cwd=tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
-            stack.wait_http(idp_port, "/jwks.json", idp, timeout=30)
+            _wait_for(url + "/jwks.json")
             for state in ("off", "on"):
                 port = stack.free_port()
                 env = stack.server_env(dsn, port, pool)
@@ -131,7 +134,7 @@ def run(runner: Runner, dsn: str, pool: int) -> AuthResults:
                     for kind, m in measured.items():
                         res.runs[(kind, state)] = m
         finally:
-            stack.stop(idp)
+            stack.stop([idp])
     return res
 
 
@@ -146,6 +149,7 @@ def print_results(res: AuthResults) -> None:
                 f"  {kind:<8} auth {state:<3} {m.result.rate():>7.0f} ops/s  p50 "
                 f"{m.result.p50_ms:5.1f}  p99 {m.result.p99_ms:6.1f} ms  errors "
                 f"{m.result.errors}  load1 {m.load1:.2f}"
+                + (f"  statuses {m.result.statuses}" if m.result.errors else "")
             )
         verdict = "PASS" if cost <= TARGET else "MISS"
         print(
