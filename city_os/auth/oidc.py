@@ -95,7 +95,9 @@ class KeyStore:
         # is not hammered); refreshes for unknown kids are rate-limited on their own, so the
         # first one after a load goes out at once (a rotation is seen at once) and a flood of
         # bogus kids costs one fetch per interval.
-        if now - keyset.fetched >= self._ttl:
+        if keyset.inflight is not None:  # a fetch under way: its keys are the newest
+            await asyncio.shield(keyset.inflight)
+        elif now - keyset.fetched >= self._ttl:
             if now - keyset.attempted >= self._refresh_interval:
                 await self._refresh(keyset)
         elif kid not in keyset.keys and now - keyset.kid_refreshed >= self._refresh_interval:

@@ -4,6 +4,7 @@ flood of unknown kids, an IdP outage, and 401s with WWW-Authenticate as ProblemD
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -163,6 +164,17 @@ async def test_key_rotation_and_kid_flood(client: Client, issuer: LocalIssuer) -
             client, bearer(issuer.token(kid="bogus-" + uuid.uuid4().hex)), "no signing key"
         )
     assert issuer.jwks_fetches == 2
+
+
+async def test_concurrent_first_requests_share_the_first_fetch(
+    client: Client, issuer: LocalIssuer
+) -> None:
+    """Requests arriving while the keys are being fetched wait for that fetch; none is refused
+    because its own fetch was rate-limited away."""
+    tokens = [issuer.token(alg, sub=f"u{n}") for n in range(10) for alg in ("RS256", "EdDSA")]
+    statuses = await asyncio.gather(*(client.get(ME, headers=bearer(t)) for t in tokens))
+    assert [r.status for r in statuses] == [200] * len(tokens)
+    assert issuer.jwks_fetches == 1
 
 
 async def test_known_keys_outlive_an_idp_outage(client: Client, issuer: LocalIssuer) -> None:
