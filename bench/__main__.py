@@ -11,6 +11,7 @@ Groups (``--only``, comma- or space-separated; all by default):
   (``bench.lag``);
 * ``evaluate``: the notifier's in-process selection evaluation, µs per entity next to an empty
   call and a hand-written check (``bench.evaluate``; no server).
+* ``auth``: create and retrieve with bearer-token verification on and off (``bench.auth``).
 
 Every measured run first waits for other engineers' robot / pytest runs (``bench.guard``).
 Exit code 0 even when targets are missed: it is a report; misses are printed as MISS.
@@ -30,7 +31,7 @@ from bench.workload import Scenario
 from city_os.config import Settings
 
 KINDS = list(TARGETS)
-GROUPS = ["foundation", "query", "validation", "lag", "evaluate"]
+GROUPS = ["foundation", "query", "validation", "lag", "evaluate", "auth"]
 
 
 def _scenarios(kinds: list[str], prefix: str, run: object) -> dict[str, Measured]:
@@ -131,7 +132,7 @@ def main() -> None:
 
     # --- the API: foundation, query and validation share one server (own tenants)
     api: dict[str, Measured] = {}
-    query_res = validation_res = lag_res = None
+    query_res = validation_res = lag_res = auth_res = None
     uvloop = False
     if kinds or "query" in groups or "validation" in groups:
         port = stack.free_port()
@@ -176,6 +177,10 @@ def main() -> None:
 
         load = guard.wait_quiet("evaluate")
         evaluate_res = (evaluate.run(), load)
+    if "auth" in groups:
+        from bench import auth
+
+        auth_res = auth.run(runner, dsn, args.pool)
     runner.pool.shutdown()
 
     from bench.report import print_report
@@ -198,6 +203,10 @@ def main() -> None:
         from bench import evaluate
 
         evaluate.print_results(*evaluate_res)
+    if auth_res is not None:
+        from bench import auth
+
+        auth.print_results(auth_res)
     loads = runner.loads
     if loads:
         print(
