@@ -32,6 +32,7 @@ def test_settings(**overrides: object) -> Settings:
         "db_pool_max": 8,
         "expiry_interval": 0.2,
         "context_fetch_timeout": 2.0,
+        "outbound_allow": "loopback",  # the tests' @context and notification servers
         # Only the notifier's own tests run one (it joins a consumer group: seconds on Tansu).
         "notifier_enabled": False,
     }
@@ -67,13 +68,9 @@ async def _forget_earlier_runs() -> None:
                     "DELETE FROM cityos.migrations WHERE name = ANY($1::text[])",
                     ["tenant:" + s for s in chunk],
                 )
-        for table in (
-            "value_indexes",
-            "schema_types",
-            "jsonld_contexts",
-            "subscription_timers",
-            "notifications",
-        ):
+        tables = ("value_indexes", "schema_types", "jsonld_contexts", "api_keys", "consents")
+        notifier = ("subscription_timers", "notifications")
+        for table in (*tables, *notifier, "access_log", "audit_log"):
             if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"cityos.{table}"):
                 await conn.execute(f"DELETE FROM cityos.{table} WHERE tenant LIKE 'test-%'")
         await conn.execute("TRUNCATE cityos.outbox")

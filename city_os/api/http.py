@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from city_os.api.guard import principal_of
 from city_os.api.keys import CONTEXTS
 from city_os.core.entities import RequestContext
 from city_os.errors import (
@@ -113,7 +114,13 @@ def body_context(request: web.Request, payload: Any) -> Any:
 
 async def request_context(request: web.Request, context: Any) -> RequestContext:
     terms = await request.app[CONTEXTS].term_map(context)
-    return RequestContext(tenant=tenant_of(request), terms=terms, now=now_iso(), context=context)
+    return RequestContext(
+        tenant=tenant_of(request),
+        terms=terms,
+        now=now_iso(),
+        context=context,
+        actor=principal_of(request).actor,
+    )
 
 
 async def read_context(request: web.Request) -> RequestContext:

@@ -30,7 +30,12 @@ PROBLEM = "application/json"
 
 
 def problem_response(err: NgsiLdError) -> web.Response:
-    return web.Response(body=orjson.dumps(err.problem()), status=err.status, content_type=PROBLEM)
+    return web.Response(
+        body=orjson.dumps(err.problem()),
+        status=err.status,
+        content_type=PROBLEM,
+        headers=err.headers or None,
+    )
 
 
 def _from_http(exc: web.HTTPException, request: web.Request) -> NgsiLdError:

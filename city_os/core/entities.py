@@ -45,6 +45,7 @@ class RequestContext:
     terms: TermMap
     now: str
     context: Any = None  # the @context as the client sent it (echoed in responses)
+    actor: dict[str, str] | None = None  # CloudEvents attributes naming who acts (auth/)
 
 
 @dataclass
@@ -104,6 +105,7 @@ class EntityService:
             entity=_stored_entity(rec),
             time=ctx.now,
             source=self.source,
+            actor=ctx.actor,
         )
 
     async def _validate(self, schema: str, ctx: RequestContext, record: EntityRecord) -> None:

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from city_os.core.context_registry import ContextRegistry
 from city_os.core.contexts import ContextLoader
@@ -35,6 +36,7 @@ from city_os.ngsild.subscription import (
     status,
 )
 from city_os.ngsild.subscription_render import render_subscription
+from city_os.ngsild.subscription_selection import check_selection
 from city_os.store.postgres.db import Tenants
 from city_os.store.postgres.subscriptions import SubscriptionRepository, SubscriptionRow, Timer
 
@@ -70,8 +72,11 @@ class SubscriptionService:
         contexts: ContextLoader,
         registry: ContextRegistry | None,
         source: str,
+        check_endpoint: Callable[[str, str | None], None] | None = None,
     ) -> None:
         self.repo = repo
+        # The outbound network policy (auth/network.py): a literal address it refuses is a 400.
+        self.check_endpoint = check_endpoint
         self.tenants = tenants
         self.contexts = contexts
         self.registry = registry
@@ -106,6 +111,7 @@ class SubscriptionService:
             subscription=doc,
             time=ctx.now,
             source=self.source,
+            actor=ctx.actor,
         )
 
     async def _changed(self, tenant: str, sid: str) -> None:
@@ -124,11 +130,21 @@ class SubscriptionService:
     def _check_id(sid: str) -> str:
         return check_entity_id(sid, "subscription id")
 
+    def _check_endpoint(self, doc: Doc) -> None:
+        if self.check_endpoint is not None:
+            uri = doc["notification"]["endpoint"]["uri"]
+            try:
+                self.check_endpoint(uri, urlsplit(uri).hostname)
+            except BadRequestData as exc:
+                raise BadRequestData(f"notification.endpoint.uri: {exc.detail}") from None
+
     # ---------------------------------------------------------------- operations
 
     async def create(self, ctx: RequestContext, body: object) -> str:
         now = parse_datetime(ctx.now)
         doc = parse_subscription(body, ctx.terms, now)
+        check_selection(doc, ctx.terms)
+        self._check_endpoint(doc)
         sid = doc.pop("id", None) or ID_PREFIX + str(uuid.uuid4())
         doc = {"id": sid, **doc}
         notify_context = await self._notify_context(doc, ctx.context)
@@ -198,6 +214,9 @@ class SubscriptionService:
             check_rules(doc)
             # A fragment sent with an @context brings the terms its q, pick and omit use.
             context = ctx.context if ctx.context is not None else row.context
+            terms = ctx.terms if context == ctx.context else await self.contexts.term_map(context)
+            check_selection(doc, terms)
+            self._check_endpoint(doc)
             notify_context = row.notify_context
             if "jsonldContext" in fragment or context != row.context:
                 notify_context = await self._notify_context(doc, context)

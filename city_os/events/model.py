@@ -8,6 +8,7 @@ consumer needs no @context to interpret it. Schema: schemas/events/entity-change
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -28,12 +29,15 @@ def change_event(
     entity: dict[str, Any] | None,
     time: str,
     source: str,
+    actor: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """An outbox row: ``event_id``, ``event_type``, ``entity_id``, ``tenant`` and the envelope.
 
     ``entity`` is the entity after the change; for a change that removed it (deleted, expired,
     purged) the caller passes the entity before, and only its system members are kept, as
     ``data.previous`` (a notification of a deleted entity shows them), ``data.entity`` is null.
+    ``actor``: the extension attributes naming who made the change (``cityosactor``,
+    ``cityosclient``; ``Principal.actor``).
     """
     event_id = str(uuid.uuid4())
     event_type = EVENT_TYPE_PREFIX + kind
@@ -56,6 +60,7 @@ def change_event(
         "time": time,
         "datacontenttype": "application/json",
         "cityosversion": EVENT_VERSION,
+        **(actor or {}),
         "data": data,
     }
     return {
@@ -122,6 +127,7 @@ def subscription_event(
     subscription: dict[str, Any] | None,
     time: str,
     source: str,
+    actor: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """An outbox row for a subscription change (schemas/events/subscription-change.schema.json).
 
@@ -139,6 +145,7 @@ def subscription_event(
         "time": time,
         "datacontenttype": "application/json",
         "cityosversion": EVENT_VERSION,
+        **(actor or {}),
         "data": {"tenant": tenant, "subscriptionId": subscription_id, "subscription": subscription},
     }
     return {

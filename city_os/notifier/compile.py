@@ -15,16 +15,14 @@ from city_os.core.contexts import ContextLoader
 from city_os.ngsild.entity import expand_attr_name, parse_datetime
 from city_os.ngsild.jsonld import TermMap
 from city_os.ngsild.linked import parse_join
-from city_os.ngsild.query.ast import TypeAnd, TypeExpr, TypeName, TypeOr
-from city_os.ngsild.query.geo import geoq_from_json
+from city_os.ngsild.query.entity_selection import Names, Selection
+from city_os.ngsild.query.evaluate import CompiledSelection
 from city_os.ngsild.query.projection import project
-from city_os.ngsild.query.q import parse_q
-from city_os.ngsild.query.scope import parse_scopeq
 from city_os.ngsild.representation import Format, RenderOptions
-from city_os.ngsild.subscription import Doc, expression, triggers
+from city_os.ngsild.subscription import Doc, triggers
+from city_os.ngsild.subscription_selection import check_selection, names_of, selection_of
 from city_os.notifier.channels import Endpoint
 from city_os.notifier.render import View
-from city_os.store.postgres.query import EntitySelector, Names, Selection
 from city_os.store.postgres.subscriptions import SubscriptionRow
 
 _FORMATS: dict[str, Format] = {
@@ -59,8 +57,9 @@ class Subscription:
     watched: frozenset[str] | None
     triggers: frozenset[str]  # entityUpdated expanded into the attribute triggers
     asked: frozenset[str]  # as the client wrote them
-    selection: Selection
+    selection: Selection  # for the query engine (periodic notifications)
     names: Names
+    compiled: CompiledSelection  # the same, evaluated in process
     filtered: bool  # idPattern, q, geoQ or scopeQ: the selection filter decides
     view: View
     endpoint: Endpoint
@@ -77,37 +76,6 @@ class Subscription:
         if trigger in self.asked or trigger not in ATTRIBUTE_TRIGGERS:
             return trigger
         return "entityUpdated"
-
-
-def _type_expr(alternatives: list[list[str]]) -> TypeExpr:
-    terms: list[TypeName | TypeAnd] = []
-    for group in alternatives:
-        names = tuple(TypeName(iri) for iri in group)
-        terms.append(names[0] if len(names) == 1 else TypeAnd(names))
-    return terms[0] if len(terms) == 1 else TypeOr(tuple(terms))
-
-
-def names_of(terms: TermMap) -> Names:
-    return Names(type=terms.expand_type, attr=lambda t: expand_attr_name(terms, t))
-
-
-def selection_of(doc: Doc) -> Selection:
-    """The subscription's selection for the query engine (types are already IRIs)."""
-    selectors = tuple(
-        EntitySelector(
-            types=_type_expr(s["type"]),
-            ids=(s["id"],) if "id" in s else (),
-            id_pattern=s.get("idPattern"),
-        )
-        for s in doc.get("entities", ())
-    )
-    geo = doc.get("geoQ")
-    return Selection(
-        selectors=selectors,
-        q=parse_q(expression(doc["q"])) if "q" in doc else None,
-        geo=geoq_from_json(geo) if geo is not None else None,
-        scope=parse_scopeq(expression(doc["scopeQ"])) if "scopeQ" in doc else None,
-    )
 
 
 def _epoch(value: str | None) -> float | None:
@@ -155,6 +123,7 @@ class Compiler:
             asked=wanted,
             selection=selection,
             names=names_of(terms),
+            compiled=check_selection(doc, terms),
             filtered=any(s.pattern for s in selectors)
             or any(x is not None for x in (selection.q, selection.geo, selection.scope)),
             view=self._view(tenant, doc, terms, view_terms, row.notify_context, expanded),

@@ -15,7 +15,6 @@ expired is decided when it is used, so ``isActive`` and ``expiresAt`` take effec
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -24,7 +23,7 @@ import orjson
 from city_os.errors import NgsiLdError
 from city_os.notifier.compile import Compiler, Subscription
 from city_os.store.postgres.db import Tenants
-from city_os.store.postgres.listen import Listener
+from city_os.store.postgres.listen import ChannelListener
 from city_os.store.postgres.subscriptions import CHANNEL, SubscriptionRepository, SubscriptionRow
 
 log = logging.getLogger(__name__)
@@ -42,13 +41,12 @@ class SubscriptionIndex:
         self._repo = repo
         self._tenants = tenants
         self._compiler = compiler
-        self._listener = Listener(dsn, CHANNEL, self._notified, self.reload) if dsn else None
+        self._listener = ChannelListener(dsn, CHANNEL, self._apply, self.reload) if dsn else None
         self._subs: dict[Key, Subscription] = {}
         self._by_type: dict[str, dict[str, list[Subscription]]] = {}
         self._any: dict[str, list[Subscription]] = {}
         self._broken: dict[Key, str] = {}  # could not be compiled: why
         self._lock = asyncio.Lock()
-        self._pending: set[asyncio.Task[None]] = set()
 
     # ----------------------------------------------------------------- reads
 
@@ -157,19 +155,7 @@ class SubscriptionIndex:
     async def close(self) -> None:
         if self._listener is not None:
             await self._listener.close()
-        for task in list(self._pending):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    def _notified(self, payload: str) -> None:
-        task = asyncio.create_task(self._apply(payload))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
 
     async def _apply(self, payload: str) -> None:
-        try:
-            change = orjson.loads(payload)
-            await self.refresh(change["tenant"], change["id"])
-        except Exception:
-            log.exception("subscription index refresh failed for %r", payload)
+        change = orjson.loads(payload)
+        await self.refresh(change["tenant"], change["id"])

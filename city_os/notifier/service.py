@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from city_os.auth.network import OutboundPolicy
 from city_os.config import Settings
 from city_os.core.contexts import ContextLoader
 from city_os.core.entities import EntityService
@@ -38,7 +39,6 @@ from city_os.notifier.selection import SelectionFilter
 from city_os.notifier.status import StatusRecorder
 from city_os.observability.metrics import Metrics
 from city_os.store.postgres.notifications import NotificationStore
-from city_os.store.postgres.query import QueryRepository
 from city_os.store.postgres.subscriptions import SubscriptionRepository
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ class Notifier:
         entities: EntityService,
         queries: QueryService,
         metrics: Metrics,
+        outbound: OutboundPolicy,
     ) -> None:
         self.config = config
         self.replica = uuid.uuid4()
@@ -96,14 +97,14 @@ class Notifier:
         )
         self.store = NotificationStore(pool, self.replica, config.lease)
         self.status = StatusRecorder(repo, tenants)
-        self._http = HttpChannel(per_host=config.dispatch.concurrency)
+        self._http = HttpChannel(outbound, per_host=config.dispatch.concurrency)
         self._others: dict[str, Channel] = {}
         self.dispatcher = Dispatcher(
             self.store, self.status, self.index.get, self._channel, config.dispatch, metrics
         )
         self.intake = Intake(
             self.index,
-            SelectionFilter(QueryRepository(pool), tenants),
+            SelectionFilter(entities.repo, tenants),
             self.store,
             self.dispatcher,
             entities,

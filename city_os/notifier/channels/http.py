@@ -1,10 +1,12 @@
 """HTTP(S) delivery (§5.8.6, §6.3.x binding): POST the notification to the endpoint URI.
 
 Layer: notifier/. One aiohttp session for every endpoint, so connections are reused
-(keep-alive) and each host gets at most ``per_host`` of them — the dispatcher's per-endpoint
-concurrency is never held up by another endpoint's pool. A 2xx answer is a delivery; a
-timeout, a connection failure, a 5xx, 408 or 429 is transient (retried); any other answer means
-the receiver refused this notification (not retried).
+(keep-alive); its pool has no overall limit and each host gets at most ``per_host``
+connections, so one endpoint's connections (a hanging receiver holds them) never hold up
+another's. The session follows the outbound network policy (auth/network.py): an endpoint on a
+refused address fails for good, saying why. A 2xx answer is a delivery; a timeout, a connection
+failure, a 5xx, 408, 425 or 429 is transient (retried); any other answer means the receiver
+refused this notification (not retried).
 """
 
 from __future__ import annotations
@@ -13,21 +15,26 @@ import asyncio
 
 import aiohttp
 
+from city_os.auth.network import OutboundPolicy, outbound_session
+from city_os.errors import NgsiLdError
 from city_os.notifier.channels import Delivery, Outcome
 
 _TRANSIENT_STATUS = frozenset({408, 425, 429})
 
 
 class HttpChannel:
-    def __init__(self, per_host: int) -> None:
+    def __init__(self, policy: OutboundPolicy, per_host: int) -> None:
+        self._policy = policy
         self._per_host = per_host
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=self._per_host)
-            self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
+            self._session = outbound_session(
+                self._policy,
+                connector_options={"limit": 0, "limit_per_host": self._per_host},
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent",),
             )
         return self._session
 
@@ -45,6 +52,8 @@ class HttpChannel:
                 status = response.status
         except TimeoutError:
             return Outcome(False, True, f"no answer within {delivery.endpoint.timeout:g} s")
+        except NgsiLdError as exc:  # the outbound policy refused the address
+            return Outcome(False, False, exc.detail)
         except (aiohttp.ClientError, OSError) as exc:
             return Outcome(False, True, f"{type(exc).__name__}: {exc}"[:500])
         if 200 <= status < 300:

@@ -10,16 +10,14 @@ client's expression (e.g. SQLSTATE 2201B, invalid regular expression) become Bad
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
 
 from city_os.errors import BadRequestData
-from city_os.ngsild.merge import geometries
-from city_os.ngsild.query.ast import GeoQuery, QExpr, ScopeExpr, TypeExpr, TypeName
-from city_os.ngsild.representation import EntityRecord
+from city_os.ngsild.query.ast import GeoQuery, TypeName
+from city_os.ngsild.query.entity_selection import Names, Selection
 from city_os.store.postgres.entities import _COLUMNS, _LIVE, Stored, _record
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query_sql import (
@@ -34,7 +32,6 @@ from city_os.store.postgres.query_sql import (
     type_to_sql,
 )
 
-Expand = Callable[[str], str]
 _COLUMNS_BY_NAME = {
     "id": "e.id",
     "type": "e.types",
@@ -56,34 +53,6 @@ class OrderKey:
     near: str | None = None
 
 
-@dataclass(frozen=True)
-class EntitySelector:
-    """One EntitySelector (§5.2.33): ids take precedence over idPattern; no types = any type."""
-
-    types: TypeExpr | None = None
-    ids: tuple[str, ...] = ()
-    id_pattern: str | None = None
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which entities a query, purge or count is about; names are terms, expanded in SQL."""
-
-    selectors: tuple[EntitySelector, ...] = ()  # OR-ed; empty = every entity
-    attrs: tuple[str, ...] = ()  # expanded IRIs: the entity has at least one of them
-    q: QExpr | None = None
-    geo: GeoQuery | None = None
-    scope: ScopeExpr | None = None
-
-
-@dataclass(frozen=True)
-class Names:
-    """How terms of the request expand: entity types and attribute names."""
-
-    type: Expand
-    attr: Expand
-
-
 def single_type(sel: Selection) -> str | None:
     """The one type name of a selection like ``type=Shelter`` (no ids, no pattern), else None."""
     if len(sel.selectors) != 1:
@@ -101,11 +70,9 @@ def where_clause(
     *,
     skip_types: bool = False,
     numbers: frozenset[str] = frozenset(),
-    geo_table: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The WHERE condition of a selection; ``skip_types`` leaves the type selection out.
-    ``numbers``: attributes with value indexes (``q_to_sql``); ``geo_table``: where the
-    geometries are (default: the schema's ``geo`` table)."""
+    ``numbers``: attributes with value indexes (``q_to_sql``)."""
     params = SqlParams()
     parts: list[str] = []
     alternatives: list[str] = []
@@ -128,8 +95,7 @@ def where_clause(
             q_to_sql(sel.q, names.attr, params=params, entities_table=table, numbers=numbers)[0]
         )
     if sel.geo is not None:
-        table = geo_table or f"{schema}.geo"
-        parts.append(geo_to_sql(sel.geo, names.attr, params=params, geo_table=table)[0])
+        parts.append(geo_to_sql(sel.geo, names.attr, params=params, geo_table=f"{schema}.geo")[0])
     if sel.scope is not None:
         parts.append(scope_to_sql(sel.scope, params=params)[0])
     return " AND ".join(parts) or "TRUE", params.args
@@ -301,42 +267,6 @@ class QueryRepository:
             *args,
         )
         return [r["id"] for r in rows]
-
-    async def matching(
-        self, schema: str, sel: Selection, names: Names, records: list[EntityRecord]
-    ) -> set[str]:
-        """Which of these entity states (not necessarily stored ones: e.g. the state a change
-        event carries) the selection matches. The states and their geometries are the rows of
-        the statement; only Relationships followed by ``q`` read the stored entities."""
-        where, args = where_clause(schema, sel, names, geo_table="eg")
-        n = len(args)
-        entities = [
-            {"id": r.id, "types": r.types, "scopes": r.scopes, "attrs": r.attrs,
-             "created_at": r.created_at, "modified_at": r.modified_at, "expires_at": r.expires_at}
-            for r in records
-        ]  # fmt: skip
-        shapes = [
-            {"id": r.id, "attr": attr, "ds": ds, "geom": geom}
-            for r in records
-            for attr, ds, geom in geometries(r.attrs)
-        ]
-        rows = await self._fetch(
-            f"""
-WITH e AS (
-  SELECT * FROM jsonb_to_recordset(${n + 1}::jsonb) AS x(id text, types text[], scopes text[],
-    attrs jsonb, created_at timestamptz, modified_at timestamptz, expires_at timestamptz)
-), eg AS (
-  SELECT n.id AS entity_id, n.attr, n.ds AS dataset_id, s.geom,
-         CASE WHEN GeometryType(s.geom) = 'POINT' THEN point(ST_X(s.geom), ST_Y(s.geom)) END AS pt
-  FROM jsonb_to_recordset(${n + 2}::jsonb) AS n(id text, attr text, ds text, geom jsonb)
-  CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_GeomFromGeoJSON(n.geom), 4326) AS geom) s
-)
-SELECT e.id FROM e WHERE {_LIVE} AND ({where})""",
-            *args,
-            entities,
-            shapes,
-        )
-        return {r["id"] for r in rows}
 
     # ------------------------------------------------------------------ discovery
 

@@ -75,6 +75,7 @@ async def start_notifier(bootstrap: str, topic: str, group: str, **env: str) -> 
         "CITYOS_NOTIFIER_GROUP_ID": group,
         "CITYOS_PORT": str(port),
         "CITYOS_NOTIFIER_LEASE": "2",
+        "CITYOS_OUTBOUND_ALLOW": "loopback",  # the receivers of the tests
         "CITYOS_DB_POOL_MIN": "1",
         "CITYOS_DB_POOL_MAX": "4",
         **env,

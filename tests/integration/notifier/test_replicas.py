@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from city_os.api.keys import POOL
 from city_os.app import create_app
 from city_os.devstack import TansuProcess
-from tests.conftest import test_settings
+from tests.conftest import test_settings as settings_for_tests
 from tests.integration.events.support import create_topic, poll
 from tests.integration.notifier.processes import NotifierProcess, all_ready, start_notifier
 from tests.integration.notifier.support import Client, Receiver, shelter, subscribe, write
@@ -33,7 +33,7 @@ async def cluster(
     """(API + relay, notifier processes, topic, group)."""
     topic, group = f"test-rep-{uuid.uuid4().hex[:10]}", f"test-{uuid.uuid4().hex[:10]}"
     await create_topic(tansu.bootstrap, topic, PARTITIONS)
-    settings = test_settings(
+    settings = settings_for_tests(
         kafka_bootstrap=tansu.bootstrap, kafka_topic=topic, relay_poll_interval=0.2
     )
     processes = [
