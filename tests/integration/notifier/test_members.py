@@ -478,3 +478,34 @@ async def test_operations_endpoints(client: Client, tenant: str, sink: Receiver)
         f'cityos_notifier_events_total{{tenant="{tenant}"}}',
     ):
         assert name in metrics, name
+
+
+async def test_q_following_a_relationship(client: Client, tenant: str, sink: Receiver) -> None:
+    """q=isConnectedTo{batteryLevel}<0.5 reads the linked Device (ETSI 49_01)."""
+    for device, level in (("low", 0.3), ("full", 0.95)):
+        await create(
+            client,
+            tenant,
+            {"id": f"urn:ngsi-ld:Device:{device}", "type": "Device", "batteryLevel": value(level)},
+        )
+    await subscribe(
+        client,
+        tenant,
+        {
+            "entities": [{"type": "Vehicle"}],
+            "q": "isConnectedTo{batteryLevel}<0.5",
+            "notification": to(sink, "linked"),
+        },
+    )
+    for vehicle, device in (("ok", "full"), ("low", "low")):
+        await create(
+            client,
+            tenant,
+            {
+                "id": f"urn:ngsi-ld:Vehicle:{vehicle}",
+                "type": "Vehicle",
+                "isConnectedTo": {"type": "Relationship", "object": f"urn:ngsi-ld:Device:{device}"},
+            },
+        )
+    await settled(client, tenant)
+    assert ids(sink.of("linked")) == ["urn:ngsi-ld:Vehicle:low"]

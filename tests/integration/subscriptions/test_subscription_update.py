@@ -7,7 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from city_os.app import create_app
+from tests.conftest import test_settings as settings_for_tests
 from tests.integration.events.support import poll
 from tests.integration.subscriptions.support import (
     ENDPOINT,
@@ -179,3 +182,33 @@ async def test_invalid_json_and_empty_body(client: Client, tenant: str) -> None:
     await problem(
         await client.post(SUBS, json=endpoint_only, headers=hdr(tenant)), 400, "BadRequestData"
     )
+
+
+@pytest.mark.parametrize(
+    ("members", "named"),
+    [
+        ({"entities": [{"type": "Shelter", "idPattern": "(a)\\1"}]}, "entities: idPattern"),
+        ({"q": 'name~="(?=x)y"'}, "q"),
+    ],
+)
+async def test_patterns_the_notifier_cannot_run_are_refused(
+    client: Client, tenant: str, members: dict[str, Any], named: str
+) -> None:
+    resp = await client.post(SUBS, json=subscription(**members), headers=ld(tenant))
+    body = await problem(resp, 400, "BadRequestData")
+    assert body["detail"].startswith(named), body
+
+
+async def test_the_outbound_policy_applies_to_endpoints(tenant: str) -> None:
+    """A literal endpoint address the outbound policy refuses is a 400 (auth/network.py)."""
+    app = create_app(settings_for_tests(outbound_allow=""))
+    async with TestClient(TestServer(app)) as strict:
+        for uri in ("http://127.0.0.1:18061/notify", "http://169.254.169.254/latest"):
+            body = subscription(notification={"endpoint": {"uri": uri}})
+            resp = await strict.post(SUBS, json=body, headers=ld(tenant))
+            problem_body = await problem(resp, 400, "BadRequestData")
+            assert problem_body["detail"].startswith("notification.endpoint.uri"), problem_body
+        public = subscription(notification={"endpoint": {"uri": "http://203.0.113.7/notify"}})
+        assert (await strict.post(SUBS, json=public, headers=ld(tenant))).status == 400
+        named = subscription(notification={"endpoint": {"uri": "http://receiver.example/n"}})
+        assert (await strict.post(SUBS, json=named, headers=ld(tenant))).status == 201
