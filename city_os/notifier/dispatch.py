@@ -188,7 +188,10 @@ class Dispatcher:
             self._retry(q, d, Outcome(False, True, "internal error"))
         finally:
             q.inflight -= 1
-            self._inflight[d.tenant, d.subscription_id] -= 1
+            sub = (d.tenant, d.subscription_id)
+            self._inflight[sub] -= 1
+            if not self._inflight[sub]:
+                del self._inflight[sub]
             self._landed.set()
             if not self._closed:
                 self._pump(q)
@@ -303,10 +306,10 @@ class Dispatcher:
         return self._inflight.get(key, 0)
 
     async def settle(self, key: SubKey | None, within: float) -> None:
-        """Wait (at most ``within`` s) for the deliveries of a subscription (or all) in flight,
-        then write the finished ones and the delivery status."""
+        """Wait (at most ``within`` s) for the deliveries of a subscription in flight, then
+        write the finished ones and the delivery status (for every subscription: only that)."""
         deadline = time.monotonic() + within
-        while self.in_flight(key) and time.monotonic() < deadline:
+        while key is not None and self.in_flight(key) and time.monotonic() < deadline:
             self._landed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._landed.wait(), deadline - time.monotonic())

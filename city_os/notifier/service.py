@@ -44,7 +44,7 @@ from city_os.store.postgres.subscriptions import SubscriptionRepository
 log = logging.getLogger(__name__)
 CLEANUP_INTERVAL = 60.0  # seconds between deletes of old finished rows
 TAKE_OVER_BATCH = 1000
-SETTLE_WAIT = 0.5  # seconds a read in this process waits for deliveries in flight
+SETTLE_WAIT = 0.25  # seconds a read of a subscription waits for its deliveries in flight
 
 
 @dataclass(frozen=True)
