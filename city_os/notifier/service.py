@@ -27,8 +27,7 @@ from city_os.core.contexts import ContextLoader
 from city_os.core.entities import EntityService
 from city_os.core.query import QueryService
 from city_os.ngsild.subscription import status as subscription_status
-from city_os.notifier.channels import Channel, Unavailable
-from city_os.notifier.channels.http import HttpChannel
+from city_os.notifier.channels import ChannelOptions, Channels
 from city_os.notifier.compile import Compiler
 from city_os.notifier.consumer import ChangeConsumer, ConsumerConfig
 from city_os.notifier.dispatch import DispatchConfig, Dispatcher
@@ -97,10 +96,14 @@ class Notifier:
         )
         self.store = NotificationStore(pool, self.replica, config.lease)
         self.status = StatusRecorder(repo, tenants)
-        self._http = HttpChannel(outbound, per_host=config.dispatch.concurrency)
-        self._others: dict[str, Channel] = {}
+        self.channels = Channels(ChannelOptions(outbound, config.dispatch.concurrency))
         self.dispatcher = Dispatcher(
-            self.store, self.status, self.index.get, self._channel, config.dispatch, metrics
+            self.store,
+            self.status,
+            self.index.get,
+            self.channels.for_scheme,
+            config.dispatch,
+            metrics,
         )
         self.intake = Intake(
             self.index,
@@ -114,14 +117,6 @@ class Notifier:
         self.periodic = PeriodicNotifier(self.store, self.index, queries, self.dispatcher)
         self._metrics = metrics
         self._tasks: list[asyncio.Task[None]] = []
-
-    def _channel(self, scheme: str) -> Channel:
-        if scheme in ("http", "https"):
-            return self._http
-        channel = self._others.get(scheme)
-        if channel is None:
-            channel = self._others[scheme] = Unavailable(scheme)
-        return channel
 
     # ------------------------------------------------------------ lifecycle
 
@@ -144,7 +139,7 @@ class Notifier:
         await self.status.close()
         with contextlib.suppress(Exception):
             await self.store.release()
-        await self._http.close()
+        await self.channels.close()
         await self.index.close()
 
     async def _housekeeping(self) -> None:
