@@ -59,6 +59,7 @@ class ChangeConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._offsets: dict[TopicPartition, int] = {}
         self._last_commit = 0.0
+        self._committing: asyncio.Task[None] | None = None
         self.state: State = "starting"
         self.error: str | None = None
         self.assigned = 0  # partitions of this replica
@@ -114,10 +115,14 @@ class ChangeConsumer:
                 if envelopes:
                     await self._handled(envelopes)
                 self._offsets.update(offsets)
-                if time.monotonic() - self._last_commit >= COMMIT_INTERVAL:
-                    await self.commit()
+                due = time.monotonic() - self._last_commit >= COMMIT_INTERVAL
+                if due and (self._committing is None or self._committing.done()):
+                    # in the background: a commit round trip must not delay the next batch
+                    self._committing = asyncio.get_running_loop().create_task(self.commit())
         finally:
             with contextlib.suppress(Exception):
+                if self._committing is not None:
+                    await self._committing
                 await self.commit()
             await self._stop()
 
