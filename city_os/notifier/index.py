@@ -1,7 +1,8 @@
 """The in-memory index of subscriptions, kept current without polling.
 
 Layer: notifier/. Every subscription of every tenant, compiled (compile.py), found per event
-by the entity's types (a dict lookup per type) plus the subscriptions without entity selectors.
+by the entity's id (subscriptions naming entities) and types (a dict lookup per type), plus the
+subscriptions without entity selectors.
 It is loaded at start and refreshed one subscription at a time on ``LISTEN
 cityos_subscriptions`` (every change's transaction NOTIFYs it); after a lost listener connection
 everything is reloaded, since notifications may have been missed. ``city-os serve`` also
@@ -43,6 +44,7 @@ class SubscriptionIndex:
         self._compiler = compiler
         self._listener = ChannelListener(dsn, CHANNEL, self._apply, self.reload) if dsn else None
         self._subs: dict[Key, Subscription] = {}
+        self._by_id: dict[str, dict[str, list[Subscription]]] = {}
         self._by_type: dict[str, dict[str, list[Subscription]]] = {}
         self._any: dict[str, list[Subscription]] = {}
         self._broken: dict[Key, str] = {}  # could not be compiled: why
@@ -56,10 +58,12 @@ class SubscriptionIndex:
     def all(self) -> Iterable[Subscription]:
         return self._subs.values()
 
-    def candidates(self, tenant: str, types: Iterable[str]) -> list[Subscription]:
-        """The subscriptions an entity of these types may match (a superset)."""
-        by_type = self._by_type.get(tenant)
+    def candidates(self, tenant: str, entity_id: str, types: Iterable[str]) -> list[Subscription]:
+        """The subscriptions this entity may match (a superset): those naming its id, those
+        naming one of its types, and those without entity selectors."""
         found = list(self._any.get(tenant, ()))
+        found.extend(self._by_id.get(tenant, {}).get(entity_id, ()))
+        by_type = self._by_type.get(tenant)
         if by_type:
             seen = {id(s) for s in found}
             for type_iri in types:
@@ -75,7 +79,8 @@ class SubscriptionIndex:
     # ---------------------------------------------------------------- changes
 
     def _place(self, tenant: str) -> None:
-        """Rebuild the type lookup of one tenant (a subscription changed there)."""
+        """Rebuild the lookups of one tenant (a subscription changed there)."""
+        by_id: dict[str, list[Subscription]] = {}
         by_type: dict[str, list[Subscription]] = {}
         anything: list[Subscription] = []
         for sub in self._subs.values():
@@ -83,11 +88,15 @@ class SubscriptionIndex:
                 continue
             if not sub.selectors:
                 anything.append(sub)
-                continue
-            # An entity matching an alternative has all of its types, so it has the first.
-            firsts = {min(group) for s in sub.selectors for group in s.types}
-            for type_iri in firsts:
-                by_type.setdefault(type_iri, []).append(sub)
+            elif all(s.ids for s in sub.selectors):  # only named entities: found by id
+                for entity_id in {i for s in sub.selectors for i in s.ids}:
+                    by_id.setdefault(entity_id, []).append(sub)
+            else:
+                # An entity matching an alternative has all of its types, so it has the first.
+                firsts = {min(group) for s in sub.selectors for group in s.types}
+                for type_iri in firsts:
+                    by_type.setdefault(type_iri, []).append(sub)
+        self._by_id[tenant] = by_id
         self._by_type[tenant] = by_type
         self._any[tenant] = anything
 

@@ -106,7 +106,7 @@ class Intake:
         now = time.time()
         out: list[Match] = []
         for change in changes:
-            for sub in self._index.candidates(change.tenant, change.types):
+            for sub in self._index.candidates(change.tenant, change.entity_id, change.types):
                 if sub.periodic or change.when < sub.created or not sub.live(now):
                     continue
                 if not selected(sub, change):
