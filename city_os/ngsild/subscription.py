@@ -115,9 +115,12 @@ def _attributes(names: list[str], terms: TermExpander, member: str) -> list[str]
 
 def _uri(value: Any, member: str) -> str:
     try:
-        return check_entity_id(value, member)
+        uri = check_entity_id(value, member)
     except BadRequestData:
         raise _fail(member, f"{value!r} is not an absolute URI") from None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in uri):
+        raise _fail(member, f"{uri!r} contains control characters")
+    return uri
 
 
 def _selector(value: Any, terms: TermExpander) -> dict[str, Any]:
@@ -296,10 +299,9 @@ def _member(name: str, value: Any, terms: TermExpander, now: datetime) -> Any:
         ids = _strings(value, name)
         return [i if i == "@none" else _uri(i, name) for i in ids]
     if name == "jsonldContext":
-        uri = value if isinstance(value, str) else None
-        if uri is None or not is_uri(uri) or "://" not in uri:
+        if not isinstance(value, str) or not is_uri(value) or "://" not in value:
             raise _fail(name, f"{value!r} is not a dereferenceable URI")
-        return uri
+        return _uri(value, name)
     if name == "notification":
         return _notification(value, terms)
     raise AssertionError(name)  # pragma: no cover - _MEMBERS lists every handled name

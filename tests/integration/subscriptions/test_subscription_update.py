@@ -212,3 +212,53 @@ async def test_the_outbound_policy_applies_to_endpoints(tenant: str) -> None:
         assert (await strict.post(SUBS, json=public, headers=ld(tenant))).status == 400
         named = subscription(notification={"endpoint": {"uri": "http://receiver.example/n"}})
         assert (await strict.post(SUBS, json=named, headers=ld(tenant))).status == 201
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "type": "Subscription",
+            "entities": [{"type": "Shelter"}],
+            "notification": {"endpoint": {"uri": "http://127.0.0.1/\u0000"}},
+        },
+        {
+            "type": "Subscription",
+            "entities": [{"type": "Shelter\u0000"}],
+            "notification": {"endpoint": {"uri": ENDPOINT}},
+        },
+        {
+            "type": "Subscription",
+            "entities": [{"type": "Shelter"}],
+            "q": 'name=="\u0000"',
+            "notification": {"endpoint": {"uri": ENDPOINT}},
+        },
+        {
+            "type": "Subscription",
+            "entities": [{"type": "Shelter"}],
+            "timeInterval": 1e300,
+            "notification": {"endpoint": {"uri": ENDPOINT}},
+        },
+        {
+            "type": "Subscription",
+            "entities": [{"type": "Shelter"}],
+            "expiresAt": "9999-99-99T00:00Z",
+            "notification": {"endpoint": {"uri": ENDPOINT}},
+        },
+        {
+            "type": "Subscription",
+            "entities": "Shelter",
+            "notification": {"endpoint": {"uri": ENDPOINT}},
+        },
+        {
+            "type": "Subscription",
+            "entities": [{"type": "Shelter"}],
+            "notification": {"endpoint": ["http://x"]},
+        },
+    ],
+)
+async def test_hostile_input_is_a_400_not_a_500(
+    client: Client, tenant: str, body: dict[str, Any]
+) -> None:
+    resp = await client.post(SUBS, json=body, headers=hdr(tenant))
+    await problem(resp, 400, "BadRequestData")

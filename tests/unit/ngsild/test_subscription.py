@@ -158,6 +158,12 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"notification": endpoint(receiverInfo=[{"key": "K"}])}, "receiverInfo"),
     ({"notification": endpoint(receiverInfo=[{"key": 5, "value": "v"}])}, "receiverInfo"),
     ({"notification": endpoint(receiverInfo=[])}, "receiverInfo"),
+    ({"notification": {"endpoint": {"uri": "http://h/\u0000"}}}, "notification.endpoint.uri"),
+    ({"id": "urn:ngsi-ld:Subscription:\u0001"}, "id"),
+    ({"description": "a\u0000b"}, "description"),
+    ({"q": 'name=="\u0000"'}, "q"),
+    ({"notification": endpoint(receiverInfo=[{"key": "K", "value": "\u0000"}])}, "receiverInfo"),
+    ({"jsonldContext": "http://c/\u0000.jsonld"}, "jsonldContext"),
 ]
 
 
