@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from city_os.app import create_app, create_relay_app
+from city_os.app import create_app, create_notifier_app, create_relay_app
 from city_os.config import Settings
 from city_os.registry import cli as registry_cli
 
@@ -48,13 +48,17 @@ def _worker(settings: Settings) -> None:
 def _serve(settings: Settings) -> None:
     """Run ``settings.workers`` API processes: one Python process uses one core, and the kernel
     spreads connections over processes bound to the same port. Only the first runs the outbox
-    relay (relays take turns anyway; one is enough)."""
+    relay and the notifier (relays take turns anyway; one is enough)."""
     if settings.workers <= 1:
         _worker(settings)
         return
     ctx = multiprocessing.get_context("spawn")
     others = [
-        ctx.Process(target=_worker, args=(replace(settings, relay_enabled=False),), daemon=True)
+        ctx.Process(
+            target=_worker,
+            args=(replace(settings, relay_enabled=False, notifier_enabled=False),),
+            daemon=True,
+        )
         for _ in range(settings.workers - 1)
     ]
     for proc in others:
@@ -80,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("serve", help="run the NGSI-LD API with its background workers")
     sub.add_parser("api", help="run the NGSI-LD API without the outbox relay")
     sub.add_parser("relay", help="run the outbox relay alone (/metrics, /health, /ready on PORT)")
+    sub.add_parser(
+        "notifier", help="run a notifier replica alone (/metrics, /health, /ready on PORT)"
+    )
     sub.add_parser("migrate", help="create or upgrade the database objects")
     registry_cli.add_commands(sub)  # schemas list|load|validate, load-sample
     args = parser.parse_args(argv)
@@ -87,19 +94,29 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if args.command in {"serve", "api", "relay"}:
+    if args.command in {"serve", "api", "relay", "notifier"}:
         import uvloop
 
         uvloop.install()
-        if args.command == "relay":
+        if args.command in {"relay", "notifier"}:
             if not settings.kafka_bootstrap:
-                raise SystemExit("city-os relay needs CITYOS_KAFKA_BOOTSTRAP")
-            app = create_relay_app(replace(settings, relay_enabled=True))
+                raise SystemExit(f"city-os {args.command} needs CITYOS_KAFKA_BOOTSTRAP")
+            if args.command == "relay":
+                app = create_relay_app(replace(settings, relay_enabled=True))
+            else:
+                app = create_notifier_app(replace(settings, notifier_enabled=True))
             web.run_app(app, host=settings.host, port=settings.port, access_log=None)
         else:
-            relay = args.command == "serve" and settings.relay_enabled
+            serve = args.command == "serve"
             workers = settings.workers or os.cpu_count() or 1
-            _serve(replace(settings, relay_enabled=relay, workers=workers))
+            _serve(
+                replace(
+                    settings,
+                    relay_enabled=serve and settings.relay_enabled,
+                    notifier_enabled=serve and settings.notifier_enabled,
+                    workers=workers,
+                )
+            )
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))
     elif args.command in registry_cli.COMMANDS:

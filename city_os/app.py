@@ -29,6 +29,7 @@ from city_os.api import (
     query,
     schemas,
     subjects,
+    subscriptions,
 )
 from city_os.api.guard import access_guard
 from city_os.api.keys import (
@@ -45,10 +46,11 @@ from city_os.api.keys import (
     SCHEMAS,
     SETTINGS,
     STARTED,
+    SUBSCRIPTIONS,
     TENANTS,
 )
 from city_os.api.middleware import problem_details, request_metrics
-from city_os.api.ops import KAFKA_REQUIRED, METRICS, RELAY
+from city_os.api.ops import KAFKA_REQUIRED, METRICS, NOTIFIER, NOTIFIER_REQUIRED, RELAY
 from city_os.auth.apikeys import ApiKeys
 from city_os.auth.authenticate import Authenticator, check_exposure
 from city_os.auth.consent import ConsentService
@@ -65,7 +67,9 @@ from city_os.core.entities import EntityService
 from city_os.core.expiry import run_expiry
 from city_os.core.indexes import ValueIndexService
 from city_os.core.query import QueryService
+from city_os.core.subscriptions import SubscriptionService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
+from city_os.notifier.service import Notifier, NotifierConfig
 from city_os.observability.metrics import Metrics, pool_collector, written_observer
 from city_os.registry.active import ActiveSchemas
 from city_os.registry.service import SchemaRegistry
@@ -79,6 +83,7 @@ from city_os.store.postgres.entities import EntityRepository
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query import QueryRepository
 from city_os.store.postgres.schemas import SchemaRepository
+from city_os.store.postgres.subscriptions import SubscriptionRepository
 
 log = logging.getLogger(__name__)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
@@ -204,6 +209,19 @@ async def _schemas(app: web.Application) -> AsyncIterator[None]:
     await active.close()
 
 
+async def _subscriptions(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[SUBSCRIPTIONS] = SubscriptionService(
+        SubscriptionRepository(app[POOL]),
+        app[TENANTS],
+        app[CONTEXTS],
+        app[CONTEXT_REGISTRY],
+        settings.base_url,
+        app[OUTBOUND].check_url,
+    )
+    yield
+
+
 async def _background(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     task = asyncio.create_task(run_expiry(app[ENTITIES], settings.expiry_interval))
@@ -238,6 +256,42 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _notifier(app: web.Application) -> AsyncIterator[None]:
+    """The notifier, when Kafka is configured and the notifier is enabled for this process.
+    Inside the broker it also refreshes its index right after each subscription change is
+    committed, and settles deliveries in flight before a subscription is read."""
+    settings = app[SETTINGS]
+    if not (settings.kafka_bootstrap and settings.notifier_enabled):
+        yield
+        return
+    notifier = Notifier(
+        NotifierConfig.from_settings(settings),
+        app[POOL],
+        settings.database_url,
+        app[CONTEXTS],
+        app[ENTITIES],
+        app[QUERIES],
+        app[METRICS],
+        app[OUTBOUND],
+    )
+    await notifier.start()
+    app[NOTIFIER] = notifier
+    app[METRICS].collectors.append(notifier.collect)
+    subscriptions = app.get(SUBSCRIPTIONS)
+    if subscriptions is not None:
+        subscriptions.on_change.append(notifier.index.refresh)
+        subscriptions.before_read.append(notifier.settle)
+    yield
+    await notifier.close()
+
+
+def _outbound(app: web.Application, settings: Settings) -> None:
+    try:
+        app[OUTBOUND] = OutboundPolicy.from_setting(settings.outbound_allow)
+    except ValueError as exc:
+        raise SystemExit(f"CITYOS_OUTBOUND_ALLOW: {exc}") from None
+
+
 def _base_app(settings: Settings, *middlewares: Middleware) -> web.Application:
     metrics = Metrics()
     app = web.Application(
@@ -259,6 +313,16 @@ def create_relay_app(settings: Settings) -> web.Application:
     return app
 
 
+def create_notifier_app(settings: Settings) -> web.Application:
+    """``city-os notifier``: a notifier replica with only /metrics, /health and /ready."""
+    app = _base_app(settings)
+    app[NOTIFIER_REQUIRED] = True
+    _outbound(app, settings)
+    app.cleanup_ctx.extend([_database, _observability, _contexts, _notifier])
+    add_routes(app, ops.routes)
+    return app
+
+
 def create_app(settings: Settings) -> web.Application:
     """The API. Refuses (SystemExit) to serve without authentication on a non-loopback host."""
     warning = check_exposure(settings)
@@ -274,10 +338,7 @@ def create_app(settings: Settings) -> web.Application:
         app[ISSUERS] = parse_issuers(settings.oidc_issuers)
     except ValueError as exc:
         raise SystemExit(f"CITYOS_OIDC_ISSUERS: {exc}") from None
-    try:
-        app[OUTBOUND] = OutboundPolicy.from_setting(settings.outbound_allow)
-    except ValueError as exc:
-        raise SystemExit(f"CITYOS_OUTBOUND_ALLOW: {exc}") from None
+    _outbound(app, settings)
     app.cleanup_ctx.extend(
         [
             _authentication,
@@ -286,8 +347,10 @@ def create_app(settings: Settings) -> web.Application:
             _observability,
             _contexts,
             _schemas,
+            _subscriptions,
             _background,
             _relay,
+            _notifier,
         ]
     )
     tables = (
@@ -299,6 +362,7 @@ def create_app(settings: Settings) -> web.Application:
         schemas.routes,
         indexes.routes,
         discovery.routes,
+        subscriptions.routes,
         info.routes,
         me.routes,
         permissions.routes,

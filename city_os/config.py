@@ -38,6 +38,17 @@ class Settings:
     context_max_bytes: int = 1024 * 1024
     context_cache_ttl: float = 3600.0
     expiry_interval: float = 1.0
+    notifier_enabled: bool = True
+    notifier_group_id: str = "city-os-notifier"
+    notifier_batch_size: int = 500
+    notifier_fetch_wait: float = 0.01
+    notifier_timeout: float = 10.0
+    notifier_concurrency: int = 8
+    notifier_queue_size: int = 10_000
+    notifier_retry_horizon: float = 3600.0
+    notifier_retry_max_delay: float = 60.0
+    notifier_lease: float = 15.0
+    notifier_retention: float = 3600.0
     log_level: str = "INFO"
     auth_enabled: bool = False
     auth_insecure: bool = False
@@ -100,6 +111,19 @@ SETTINGS: dict[str, str] = {
     "context_max_bytes": "largest remote @context document accepted",
     "context_cache_ttl": "seconds a fetched remote @context is reused",
     "expiry_interval": "seconds between sweeps that remove expired transient entities",
+    "notifier_enabled": "run the notifier inside `city-os serve` (needs CITYOS_KAFKA_BOOTSTRAP)",
+    "notifier_group_id": "Kafka consumer group of the notifier replicas",
+    "notifier_batch_size": "most change events the notifier handles (and stores) per batch",
+    "notifier_fetch_wait": "seconds a notifier fetch waits for new events (bounds latency)",
+    "notifier_timeout": "seconds to wait for a receiver whose endpoint sets no timeout",
+    "notifier_concurrency": "notifications in flight per endpoint",
+    "notifier_queue_size": "notifications per endpoint held in memory; more wait in PostgreSQL",
+    "notifier_retry_horizon": "seconds a notification is retried before it fails for good",
+    "notifier_retry_max_delay": "longest back-off between retries to an endpoint, seconds",
+    "notifier_lease": "seconds a replica's unsent notifications stay its own without renewal "
+    "(then another replica takes them over)",
+    "notifier_retention": "seconds delivered notifications are remembered to drop re-consumed "
+    "events (then deleted)",
     "log_level": "Python logging level",
     "auth_enabled": "verify OIDC bearer tokens and API keys (docs/access-control.md); off = every "
     "request may do everything, allowed only on a loopback CITYOS_HOST unless CITYOS_AUTH_INSECURE",

@@ -33,6 +33,8 @@ def test_settings(**overrides: object) -> Settings:
         "expiry_interval": 0.2,
         "context_fetch_timeout": 2.0,
         "outbound_allow": "loopback",  # the tests' @context and notification servers
+        # Only the notifier's own tests run one (it joins a consumer group: seconds on Tansu).
+        "notifier_enabled": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -67,7 +69,8 @@ async def _forget_earlier_runs() -> None:
                     ["tenant:" + s for s in chunk],
                 )
         tables = ("value_indexes", "schema_types", "jsonld_contexts", "api_keys", "consents")
-        for table in (*tables, "access_log", "audit_log"):
+        notifier = ("subscription_timers", "notifications")
+        for table in (*tables, *notifier, "access_log", "audit_log"):
             if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"cityos.{table}"):
                 await conn.execute(f"DELETE FROM cityos.{table} WHERE tenant LIKE 'test-%'")
         await conn.execute("TRUNCATE cityos.outbox")

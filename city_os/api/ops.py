@@ -11,12 +11,15 @@ from aiohttp import web
 
 from city_os.api.keys import POOL
 from city_os.events.relay import OutboxRelay
+from city_os.notifier.service import Notifier
 from city_os.observability.health import readiness
 from city_os.observability.metrics import CONTENT_TYPE, Metrics
 
 METRICS = web.AppKey("metrics", Metrics)
 RELAY = web.AppKey("relay", OutboxRelay)
 KAFKA_REQUIRED = web.AppKey("kafka_required", bool)
+NOTIFIER = web.AppKey("notifier", Notifier)
+NOTIFIER_REQUIRED = web.AppKey("notifier_required", bool)
 
 routes = web.RouteTableDef()
 
@@ -37,7 +40,11 @@ async def health(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     app = request.app
     ok, body = await readiness(
-        app.get(POOL), app.get(RELAY), kafka_required=app.get(KAFKA_REQUIRED, False)
+        app.get(POOL),
+        app.get(RELAY),
+        app.get(NOTIFIER),
+        kafka_required=app.get(KAFKA_REQUIRED, False),
+        notifier_required=app.get(NOTIFIER_REQUIRED, False),
     )
     return web.json_response(body, status=200 if ok else 503, dumps=_dumps)
 

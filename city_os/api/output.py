@@ -6,7 +6,6 @@ the negotiated media type.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -23,7 +22,7 @@ from city_os.core.entities import RequestContext
 from city_os.errors import BadRequestData, InvalidRequest, ResourceNotFound
 from city_os.ngsild.entity import expand_attr_name
 from city_os.ngsild.linked import Join, render_flat, render_inline
-from city_os.ngsild.query.projection import Projection, parse_projection
+from city_os.ngsild.query.projection import PROJECTED_MEMBERS, project
 from city_os.ngsild.representation import EntityRecord, Format, RenderOptions, render, to_feature
 from city_os.ngsild.versions import for_version, preferred_version
 
@@ -33,7 +32,7 @@ _FORMATS: dict[str, Format] = {
     "concise": "concise",
     "normalized": "normalized",
 }
-_SPECIAL = {"id", "type", "scope", "expiresAt"}
+_SPECIAL = PROJECTED_MEMBERS
 
 
 def _names(ctx: RequestContext, names: list[str] | None) -> frozenset[str] | None:
@@ -94,31 +93,7 @@ def with_projection(
     """``opts`` with the ``pick``/``omit`` lists (§4.21), nested ones for linked entities."""
     if pick is not None and omit is not None:
         raise BadRequestData("pick and omit cannot be used together")
-    if pick is not None:
-        return _project(ctx, opts, parse_projection(pick, "pick"), picking=True)
-    if omit is not None:
-        return _project(ctx, opts, parse_projection(omit, "omit"), picking=False)
-    return opts
-
-
-def _project(
-    ctx: RequestContext, opts: RenderOptions, tree: Projection, *, picking: bool
-) -> RenderOptions:
-    def name(term: str) -> str:
-        return term if term in _SPECIAL else expand_attr_name(ctx.terms, term)
-
-    # Linked entities start from the request's output options, without its projections.
-    base = replace(opts, attrs=None, pick=None, omit=None, linked=())
-    linked = tuple(
-        (name(term), _project(ctx, base, sub, picking=picking))
-        for term, sub in tree
-        if sub is not None
-    )
-    if picking:
-        return replace(opts, pick=frozenset(name(t) for t, _ in tree), linked=linked)
-    # omit=rel{a} omits inside the linked entity, not the Relationship itself
-    names = frozenset(name(t) for t, sub in tree if sub is None)
-    return replace(opts, omit=names or None, linked=linked)
+    return project(opts, pick, omit, lambda term: expand_attr_name(ctx.terms, term))
 
 
 def render_all(

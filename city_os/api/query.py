@@ -103,7 +103,7 @@ def _ordering(request: web.Request, body: dict[str, Any] | None) -> dict[str, An
     return {"order_by": order_by, "collation": collation, "order_from": near}
 
 
-def _page(request: web.Request, body: dict[str, Any] | None = None) -> Page:
+def page_params(request: web.Request, body: dict[str, Any] | None = None) -> Page:
     settings = request.app[SETTINGS]
     limit = _natural(request, "limit", settings.default_page_size)
     if limit > settings.max_page_size:
@@ -246,7 +246,7 @@ def _body_options(ctx: RequestContext, opts: RenderOptions, body: dict[str, Any]
     return replace(opts, lang=body.get("lang", opts.lang))
 
 
-def _pagination_links(request: web.Request, page: Page, more: bool, media: str) -> list[str]:
+def pagination_links(request: web.Request, page: Page, more: bool, media: str) -> list[str]:
     def link(offset: int, rel: str) -> str:
         params = {k: v for k, v in request.query.items() if k not in ("offset", "limit")}
         params.update(limit=str(page.limit), offset=str(offset))
@@ -304,7 +304,7 @@ async def _respond(
         bodies = [b for b in render_all(result.records, ctx, opts, join, linked) if b]
         response = respond(bodies, ctx, media, headers=headers)
     if links:
-        for value in _pagination_links(request, page, result.more, media):
+        for value in pagination_links(request, page, result.more, media):
             response.headers.add("Link", value)
     return response
 
@@ -332,7 +332,7 @@ async def query_entities(request: web.Request) -> web.Response:
     check_params(request, QUERY_PARAMS)
     ctx = await read_context(request)
     opts = render_options(request, ctx)
-    query, page = _params_query(request, ctx), _page(request)
+    query, page = _params_query(request, ctx), page_params(request)
     join = parse_join(request.query.get("join"), request.query.get("joinLevel"))
     check_projection(opts, join)
     result = await request.app[QUERIES].query(ctx, query, page)
@@ -346,7 +346,7 @@ async def query_entities_post(request: web.Request) -> web.Response:
         raise BadRequestData("the body must be a Query object")
     ctx = await request_context(request, body_context(request, body))
     opts = _body_options(ctx, render_options(request, ctx), body)
-    query, page = _body_query(ctx, body), _page(request, body)
+    query, page = _body_query(ctx, body), page_params(request, body)
     join = parse_join(body.get("join"), body.get("joinLevel"))
     check_projection(opts, join)
     result = await request.app[QUERIES].query(ctx, query, page)

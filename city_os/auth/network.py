@@ -172,11 +172,13 @@ def outbound_session(
     *,
     resolver: AbstractResolver | None = None,
     middlewares: Iterable[Any] = (),
+    connector_options: dict[str, Any] | None = None,
     **session_options: Any,
 ) -> aiohttp.ClientSession:
     """A ClientSession bound to the policy (on a running loop). ``resolver``: the inner
-    resolver (tests use a static one); environment proxies are never used (a proxy would
-    connect on our behalf, past the checks)."""
+    resolver (tests use a static one); ``connector_options``: TCPConnector arguments (pool
+    limits); environment proxies are never used (a proxy would connect on our behalf, past
+    the checks)."""
 
     async def check_literal(request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         url = str(request.url)
@@ -186,7 +188,9 @@ def outbound_session(
         except RefusedHost as exc:
             raise refused(url, exc.why) from None
 
-    connector = aiohttp.TCPConnector(resolver=PolicyResolver(policy, resolver))
+    connector = aiohttp.TCPConnector(
+        resolver=PolicyResolver(policy, resolver), **(connector_options or {})
+    )
     return aiohttp.ClientSession(
         connector=connector,
         middlewares=(check_literal, *middlewares),

@@ -102,7 +102,7 @@ class EntityService:
             changes=attribute_changes(
                 before.attrs if before else None, after.attrs if after else None, names
             ),
-            entity=_stored_entity(after) if after else None,
+            entity=_stored_entity(rec),
             time=ctx.now,
             source=self.source,
             actor=ctx.actor,

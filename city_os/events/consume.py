@@ -112,6 +112,14 @@ def matches(
     return True
 
 
+def _entity_change(record: ConsumerRecord[bytes, bytes]) -> bool:
+    """False for the topic's other events (subscription changes), by their ce_type header."""
+    for key, value in record.headers or ():
+        if key == "ce_type":
+            return bytes(value).decode(errors="replace").startswith(EVENT_TYPE_PREFIX)
+    return True
+
+
 def parse(value: bytes | None) -> ChangeEvent | None:
     try:
         envelope = orjson.loads(value or b"")
@@ -158,7 +166,8 @@ async def consume(
                 for record in records:
                     event = parse(record.value)
                     if event is None:
-                        log.warning("skipping a malformed event at %s@%d", tp, record.offset)
+                        if _entity_change(record):
+                            log.warning("skipping a malformed event at %s@%d", tp, record.offset)
                     elif not seen.check(event.id) and matches(
                         event, type_set, tenant_set, kind_set
                     ):

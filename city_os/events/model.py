@@ -32,10 +32,25 @@ def change_event(
     actor: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """An outbox row: ``event_id``, ``event_type``, ``entity_id``, ``tenant`` and the envelope.
+
+    ``entity`` is the entity after the change; for a change that removed it (deleted, expired,
+    purged) the caller passes the entity before, and only its system members are kept, as
+    ``data.previous`` (a notification of a deleted entity shows them), ``data.entity`` is null.
     ``actor``: the extension attributes naming who made the change (``cityosactor``,
-    ``cityosclient``; ``Principal.actor``)."""
+    ``cityosclient``; ``Principal.actor``).
+    """
     event_id = str(uuid.uuid4())
     event_type = EVENT_TYPE_PREFIX + kind
+    data: dict[str, Any] = {
+        "tenant": tenant,
+        "entityId": entity_id,
+        "types": types,
+        "changes": changes,
+        "entity": entity,
+    }
+    if kind in _GONE and entity is not None:
+        data["previous"] = {k: entity.get(k) for k in ("createdAt", "modifiedAt", "scopes")}
+        data["entity"] = None
     envelope = {
         "specversion": "1.0",
         "id": event_id,
@@ -46,13 +61,7 @@ def change_event(
         "datacontenttype": "application/json",
         "cityosversion": EVENT_VERSION,
         **(actor or {}),
-        "data": {
-            "tenant": tenant,
-            "entityId": entity_id,
-            "types": types,
-            "changes": changes,
-            "entity": entity,
-        },
+        "data": data,
     }
     return {
         "event_id": event_id,
@@ -104,3 +113,45 @@ def claim_check(envelope: dict[str, Any], base_url: str) -> dict[str, Any]:
         "omitted": ["changes", "entity"],
     }
     return out
+
+
+SUBSCRIPTION_EVENT_PREFIX = "jp.city-os.subscription."
+SubscriptionChange = Literal["created", "updated", "deleted"]
+
+
+def subscription_event(
+    *,
+    kind: SubscriptionChange,
+    tenant: str,
+    subscription_id: str,
+    subscription: dict[str, Any] | None,
+    time: str,
+    source: str,
+    actor: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """An outbox row for a subscription change (schemas/events/subscription-change.schema.json).
+
+    ``subscription`` is the stored document (names expanded, as in entity events), None after a
+    delete. Published on the same topic as entity changes, keyed ``<tenant>/<subscriptionId>``.
+    """
+    event_id = str(uuid.uuid4())
+    event_type = SUBSCRIPTION_EVENT_PREFIX + kind
+    envelope = {
+        "specversion": "1.0",
+        "id": event_id,
+        "type": event_type,
+        "source": source,
+        "subject": subscription_id,
+        "time": time,
+        "datacontenttype": "application/json",
+        "cityosversion": EVENT_VERSION,
+        **(actor or {}),
+        "data": {"tenant": tenant, "subscriptionId": subscription_id, "subscription": subscription},
+    }
+    return {
+        "event_id": event_id,
+        "tenant": tenant,
+        "entity_id": subscription_id,
+        "event_type": event_type,
+        "payload": envelope,
+    }

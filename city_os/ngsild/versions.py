@@ -12,7 +12,7 @@ import re
 from typing import Any, Final
 
 CURRENT: Final = (1, 9)
-_PREFER = re.compile(r"ngsi-ld=(\d+)\.(\d+)")
+_VERSION = re.compile(r"(\d+)\.(\d+)")
 # attribute type → (version it appeared in, type it falls back to, member holding its value)
 _INTRODUCED: Final = {
     "VocabProperty": ((1, 8), "Property", "vocab"),
@@ -23,14 +23,21 @@ _INTRODUCED: Final = {
 
 
 def preferred_version(prefer: str | None) -> tuple[int, int] | None:
-    """The ``ngsi-ld=X.Y`` preference of a Prefer header, when it names a version we know."""
-    for token in (prefer or "").replace(" ", "").split(","):
-        for part in token.split(";"):
-            m = _PREFER.fullmatch(part)
-            if m is not None:
-                version = (int(m.group(1)), int(m.group(2)))
-                if (1, 0) <= version <= CURRENT:
-                    return version
+    """The ``ngsi-ld=X.Y`` preference of a Prefer header, when it names a version we know.
+
+    RFC 7240: preferences are a comma-separated list, each ``token[=value]`` followed by
+    ``;``-parameters; the name is case-insensitive (RFC 9110 §5.6.2), the value a token or a
+    quoted string.
+    """
+    for preference in (prefer or "").split(","):
+        name, _, value = preference.split(";", 1)[0].partition("=")
+        if name.strip().lower() != "ngsi-ld":
+            continue
+        m = _VERSION.fullmatch(value.strip().strip('"'))
+        if m is not None:
+            version = (int(m.group(1)), int(m.group(2)))
+            if (1, 0) <= version <= CURRENT:
+                return version
     return None
 
 

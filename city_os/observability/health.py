@@ -3,7 +3,8 @@
 Layer: observability/. Readiness checks each component separately so an operator can tell
 PostgreSQL trouble from Kafka trouble. PostgreSQL is always required. Kafka is required only in a
 relay-only process: an API keeps accepting writes while Kafka is down (they wait in the outbox),
-so taking it out of a load balancer then would turn a Kafka outage into an API outage.
+so taking it out of a load balancer then would turn a Kafka outage into an API outage. Likewise
+the notifier (its consumer group member) is required only in a notifier-only process.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from city_os.events.relay import OutboxRelay
+from city_os.notifier.service import Notifier
 
 CHECK_TIMEOUT = 2.0  # seconds per component check
 
@@ -50,14 +52,30 @@ async def check_kafka(relay: OutboxRelay | None, *, required: bool) -> Component
     return Component(status, required, detail or role)
 
 
+def check_notifier(notifier: Notifier | None, *, required: bool) -> Component:
+    if notifier is None:
+        return Component("disabled", False, "no notifier in this process")
+    state, detail = notifier.health()
+    return Component(state, required, detail)
+
+
 async def readiness(
-    pool: asyncpg.Pool | None, relay: OutboxRelay | None, *, kafka_required: bool
+    pool: asyncpg.Pool | None,
+    relay: OutboxRelay | None,
+    notifier: Notifier | None = None,
+    *,
+    kafka_required: bool,
+    notifier_required: bool = False,
 ) -> tuple[bool, dict[str, Any]]:
     """(ready, JSON body) — ready when every required component is up."""
     pg, kafka = await asyncio.gather(
         check_postgresql(pool), check_kafka(relay, required=kafka_required)
     )
-    components = {"postgresql": pg, "kafka": kafka}
+    components = {
+        "postgresql": pg,
+        "kafka": kafka,
+        "notifier": check_notifier(notifier, required=notifier_required),
+    }
     ready = all(c.status == "up" for c in components.values() if c.required)
     body = {
         "status": "ready" if ready else "not ready",

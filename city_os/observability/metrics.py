@@ -21,6 +21,11 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Request latencies of a broker: most answers in a few ms, slow queries up to seconds.
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 PUBLISH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# From a change's write to its notification's delivery: tens of ms normally, up to the retry
+# horizon when a receiver was down.
+DELIVERY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
+)  # fmt: skip
 
 
 class _Child:
@@ -99,6 +104,50 @@ class Metrics:
             ["state"],
             registry=r,
         )
+        self.notifications = Counter(
+            "cityos_notifications_total",
+            "Notification attempts by channel (http, mqtt, …) and outcome: sent, retried "
+            "(a transient failure, tried again later), failed (for good) or dropped (its "
+            "subscription was deleted, paused or expired, or the endpoint was cooling down)",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.notification_latency = Histogram(
+            "cityos_notification_latency_seconds",
+            "From the write of a change to the delivery of its notification, by channel",
+            ["channel"],
+            buckets=DELIVERY_BUCKETS,
+            registry=r,
+        )
+        self.notifier_events = Counter(
+            "cityos_notifier_events_total",
+            "Change events (entity and subscription changes) the notifier handled, by tenant",
+            ["tenant"],
+            registry=r,
+        )
+        self.notifications_stored = Counter(
+            "cityos_notifications_stored_total",
+            "Notifications matched and stored for delivery (a re-consumed event adds none)",
+            registry=r,
+        )
+        self.notifier_queue = Gauge(
+            "cityos_notifier_queue_depth",
+            "Notifications waiting in memory per endpoint (computed on scrape)",
+            ["endpoint"],
+            registry=r,
+        )
+        self.notifier_pending = Gauge(
+            "cityos_notifications_pending",
+            "Notifications not yet delivered, in PostgreSQL, all replicas (computed on scrape)",
+            registry=r,
+        )
+        self.subscriptions = Gauge(
+            "cityos_subscriptions",
+            "Subscriptions in this notifier's index by status: active, paused, expired, "
+            "unusable (their @context cannot be resolved now)",
+            ["status"],
+            registry=r,
+        )
         self._http: dict[tuple[str, str, int], _Child] = {}
         self._written: dict[tuple[str, str], Any] = {}
         # Refreshers run before each scrape (outbox backlog, pool usage); set by the app.
@@ -123,6 +172,14 @@ class Metrics:
         if child is None:
             child = self._written[key] = self.entities_written.labels(operation, tenant)
         child.inc(count)
+
+    def notification_sent(self, channel: str, event_time: float | None) -> None:
+        self.notifications.labels(channel, "sent").inc()
+        if event_time is not None:
+            self.notification_latency.labels(channel).observe(max(0.0, time.time() - event_time))
+
+    def notification_outcome(self, channel: str, outcome: str) -> None:
+        self.notifications.labels(channel, outcome).inc()
 
     # ---------------------------------------------------------------- scrape
 

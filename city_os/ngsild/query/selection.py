@@ -1,8 +1,9 @@
 """The grammar the type selection (§4.17) and scope query (§4.19) languages share.
 
 Pure, no I/O. ``|`` or ``,`` is OR; ``;`` is AND and binds tighter, inside parentheses or bare:
-``(A;B)|C``. Subclasses parse one atom and build their AND/OR nodes; syntax errors raise
-``BadRequestData`` naming the 1-based position.
+``(A;B)|C``; parentheses may group any expression (``(A|B);C`` means ``(A;C)|(B;C)``).
+Subclasses parse one atom and build their AND/OR nodes; syntax errors raise ``BadRequestData``
+naming the 1-based position.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from city_os.errors import BadRequestData
 from city_os.ngsild.query.q import check_text
 
 MAX_LENGTH: Final = 4096
+MAX_ALTERNATIVES: Final = 256  # a bound on what distributing AND over OR may produce
 Atom = TypeVar("Atom")
 Conj = TypeVar("Conj")
 Expr = TypeVar("Expr")
@@ -51,30 +53,38 @@ class SelectionParser(Generic[Atom, Conj, Expr]):
         if len(self.s) > MAX_LENGTH:
             raise BadRequestData(f"{self.label}: longer than {MAX_LENGTH} characters")
         check_text(self.s, self.label)
-        terms = [self.conjunction()]
-        while self.peek() in ("|", ","):
-            self.i += 1
-            terms.append(self.conjunction())
+        alternatives = self.disjunction()
         if self.i < len(self.s):
             raise self.error(f"unexpected {self.found()}")
+        terms = [a[0] if len(a) == 1 else self.conjoin(a) for a in alternatives]
         return terms[0] if len(terms) == 1 else self.disjoin(terms)
 
-    def conjunction(self) -> Atom | Conj:
-        atoms = self.primary()
-        while self.peek() == ";":
-            self.i += 1
-            atoms.extend(self.primary())
-        return atoms[0] if len(atoms) == 1 else self.conjoin(atoms)
+    # Expressions are kept as alternatives of conjunctions (disjunctive normal form), so a
+    # parenthesised disjunction anywhere, as in ``(A|B);C``, becomes ``(A;C)|(B;C)``.
 
-    def primary(self) -> list[Atom]:
-        if self.peek() != "(":
-            return [self.atom()]
-        self.i += 1
-        atoms = [self.atom()]
+    def disjunction(self) -> list[list[Atom]]:
+        alternatives = self.conjunction()
+        while self.peek() in ("|", ","):
+            self.i += 1
+            alternatives.extend(self.conjunction())
+        return alternatives
+
+    def conjunction(self) -> list[list[Atom]]:
+        alternatives = self.primary()
         while self.peek() == ";":
             self.i += 1
-            atoms.append(self.atom())
+            right = self.primary()
+            alternatives = [left + more for left in alternatives for more in right]
+            if len(alternatives) > MAX_ALTERNATIVES:
+                raise self.error(f"more than {MAX_ALTERNATIVES} alternatives")
+        return alternatives
+
+    def primary(self) -> list[list[Atom]]:
+        if self.peek() != "(":
+            return [[self.atom()]]
+        self.i += 1
+        alternatives = self.disjunction()
         if self.peek() != ")":
             raise self.error(f"expected ')', found {self.found()}")
         self.i += 1
-        return atoms
+        return alternatives

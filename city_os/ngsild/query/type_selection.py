@@ -9,7 +9,9 @@ raise ``BadRequestData`` naming the 1-based position.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
+from city_os.ngsild.entity import TermExpander, expand_type_name
 from city_os.ngsild.query.ast import TypeAnd, TypeExpr, TypeName, TypeOr
 from city_os.ngsild.query.selection import SelectionParser
 
@@ -28,6 +30,25 @@ def type_names(expr: TypeExpr) -> tuple[str, ...]:
     if isinstance(expr, TypeAnd):
         return tuple(n.name for n in expr.names)
     return tuple(name for term in expr.terms for name in type_names(term))
+
+
+def type_alternatives(expr: TypeExpr, terms: TermExpander) -> list[list[str]]:
+    """A type selection as alternatives of IRIs that must all be present (its stored form)."""
+    terms_of = expr.terms if not isinstance(expr, TypeName | TypeAnd) else (expr,)
+    out: list[list[str]] = []
+    for term in terms_of:
+        names = term.names if isinstance(term, TypeAnd) else (term,)
+        out.append(list(dict.fromkeys(expand_type_name(terms, n.name) for n in names)))
+    return out
+
+
+def type_text(alternatives: list[list[str]], compact: Callable[[str], str]) -> str:
+    """The type selection text of stored alternatives, with names compacted."""
+    parts = []
+    for group in alternatives:
+        names = [compact(iri) for iri in group]
+        parts.append(names[0] if len(names) == 1 else "(" + ";".join(names) + ")")
+    return "|".join(parts)
 
 
 class _TypeParser(SelectionParser[TypeName, TypeAnd, TypeOr]):

@@ -88,3 +88,30 @@ BEGIN
 END $$;
 CREATE OR REPLACE TRIGGER entities_forget_access AFTER DELETE ON {schema}.entities
     REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION {schema}.forget_entity_access();
+
+-- Subscriptions (§5.8): the document as parsed by ngsild/subscription.py (names expanded), the
+-- @context it was created with (its q/pick/omit terms and notifications use it) and the URL
+-- notifications carry as their @context. expires_at/is_active repeat members of doc for SQL.
+CREATE TABLE IF NOT EXISTS {schema}.subscriptions (
+    id             text PRIMARY KEY,
+    doc            jsonb NOT NULL,
+    context        jsonb,                -- NULL: the core context only
+    notify_context text NOT NULL,        -- jsonldContext
+    created_at     timestamptz NOT NULL,
+    modified_at    timestamptz NOT NULL,
+    expires_at     timestamptz,
+    is_active      boolean NOT NULL DEFAULT true,
+    version        bigint NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS subscriptions_created ON {schema}.subscriptions (created_at, id);
+-- What the notifier recorded about each subscription's notifications (written in batches).
+CREATE TABLE IF NOT EXISTS {schema}.subscription_status (
+    id                  text PRIMARY KEY,
+    times_sent          bigint NOT NULL DEFAULT 0,
+    times_failed        bigint NOT NULL DEFAULT 0,
+    last_notification   timestamptz,
+    last_success        timestamptz,
+    last_failure        timestamptz,
+    last_failure_reason text,
+    failing             boolean NOT NULL DEFAULT false
+);

@@ -63,17 +63,20 @@ class ContextRepository:
 
     async def put_core(self, local_id: str, url: str, body: dict[str, Any]) -> None:
         """Keep the core context's row (kind Cached) current; its usage counters are kept."""
+        sql = (
+            "INSERT INTO cityos.jsonld_contexts (id, url, kind, body)"
+            " VALUES ($1, $2, 'Cached', $3)"
+            " ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, body = EXCLUDED.body"
+            " WHERE jsonld_contexts.url IS DISTINCT FROM EXCLUDED.url"
+            " OR jsonld_contexts.body IS DISTINCT FROM EXCLUDED.body"
+        )
         async with self._pool.acquire() as conn:
-            await conn.execute(
-                "INSERT INTO cityos.jsonld_contexts (id, url, kind, body)"
-                " VALUES ($1, $2, 'Cached', $3)"
-                " ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, body = EXCLUDED.body"
-                " WHERE jsonld_contexts.url IS DISTINCT FROM EXCLUDED.url"
-                " OR jsonld_contexts.body IS DISTINCT FROM EXCLUDED.body",
-                local_id,
-                url,
-                body,
-            )
+            try:
+                await conn.execute(sql, local_id, url, body)
+            except asyncpg.UniqueViolationError:
+                # Two processes starting at once on an empty table: the other one's row came
+                # in on the url index before ours hit the id conflict. It is there now.
+                await conn.execute(sql, local_id, url, body)
 
     async def put_cached(self, local_id: str, url: str, body: dict[str, Any]) -> None:
         """Record a fetched remote context; a row already there for the URL is refreshed."""

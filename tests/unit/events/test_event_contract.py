@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from city_os.events.consume import ChangeEvent, SeenIds, matches, parse
-from city_os.events.model import attribute_changes, change_event, claim_check
+from city_os.events.model import attribute_changes, change_event, claim_check, subscription_event
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parents[3] / "schemas/events/entity-change.schema.json").read_text()
@@ -167,3 +167,56 @@ def test_the_example_consumer_reports_a_threshold_crossing_once() -> None:
     still_high = ChangeEvent.from_envelope(event("updated", 4.0, 5.0))
     assert "WATER LEVEL" in example.alert_line(rising, 3.0)
     assert example.alert_line(still_high, 3.0) is None
+
+
+def test_a_removed_entity_keeps_its_system_members() -> None:
+    before = entity(2.0)
+    removed = change_event(
+        kind="deleted",
+        tenant="saga",
+        entity_id=before["id"],
+        types=[TYPE],
+        changes=attribute_changes(before["attrs"], None),
+        entity=before,
+        time="2026-01-01T00:00:02.000000Z",
+        source="http://127.0.0.1:1026",
+    )["payload"]
+    assert not [e.message for e in VALIDATOR.iter_errors(removed)]
+    assert removed["data"]["entity"] is None
+    assert removed["data"]["previous"] == {
+        "createdAt": before["createdAt"],
+        "modifiedAt": before["modifiedAt"],
+        "scopes": None,
+    }
+
+
+SUBSCRIPTION_VALIDATOR = jsonschema.Draft202012Validator(
+    json.loads(
+        (
+            Path(__file__).resolve().parents[3] / "schemas/events/subscription-change.schema.json"
+        ).read_text()
+    ),
+    format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+)
+
+
+@pytest.mark.parametrize("kind", ["created", "updated", "deleted"])
+def test_subscription_events_match_their_schema(kind: Any) -> None:
+    doc = None
+    if kind != "deleted":
+        doc = {
+            "id": "urn:ngsi-ld:Subscription:1",
+            "entities": [{"type": [[TYPE]]}],
+            "notification": {"endpoint": {"uri": "http://127.0.0.1:18061/notify"}},
+        }
+    row = subscription_event(
+        kind=kind,
+        tenant="saga",
+        subscription_id="urn:ngsi-ld:Subscription:1",
+        subscription=doc,
+        time="2026-01-01T00:00:02.000000Z",
+        source="http://127.0.0.1:1026",
+    )
+    assert row["entity_id"] == "urn:ngsi-ld:Subscription:1"
+    assert not [e.message for e in SUBSCRIPTION_VALIDATOR.iter_errors(row["payload"])]
+    assert list(VALIDATOR.iter_errors(row["payload"]))  # not an entity change

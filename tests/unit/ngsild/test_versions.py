@@ -17,6 +17,12 @@ from city_os.ngsild.versions import for_version, preferred_version
         ("return=minimal, ngsi-ld=1.9", (1, 9)),
         ("ngsi-ld=2.0", None),
         ("ngsi-ld=one", None),
+        ("NGSI-LD=1.0", (1, 0)),  # RFC 9110: the name is case-insensitive
+        ('ngsi-ld="1.0"', (1, 0)),  # RFC 7240: a token or a quoted string
+        ("ngsi-ld = 1.6 ;q=0.1", (1, 6)),  # parameters after ";"
+        ("respond-async, Ngsi-Ld=1.0", (1, 0)),
+        ("respond-async", None),
+        ("x-ngsi-ld=1.0", None),
     ],
 )
 def test_preferred_version(header: str | None, expected: tuple[int, int] | None) -> None:

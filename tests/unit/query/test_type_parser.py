@@ -28,6 +28,10 @@ VALID: list[tuple[str, TypeExpr]] = [
     ("(A)", N("A")),
     ("A;B", TypeAnd((N("A"), N("B")))),
     ("A;B|C", TypeOr((TypeAnd((N("A"), N("B"))), N("C")))),
+    # parentheses group any expression (ETSI 046_16 subscribes to "(Building|Tower)")
+    ("(Building|Tower)", TypeOr((N("Building"), N("Tower")))),
+    ("((A))", N("A")),
+    ("(A|B);C", TypeOr((TypeAnd((N("A"), N("C"))), TypeAnd((N("B"), N("C")))))),
 ]
 
 
@@ -41,8 +45,7 @@ ERRORS: list[tuple[str, str]] = [
     ("A,", "expected an entity type, found end of input at position 3"),
     (",A", "expected an entity type, found ',' at position 1"),
     ("(A;B", "expected ')', found end of input"),
-    ("(A|B)", "expected ')', found '|'"),
-    ("((A))", "expected an entity type, found '('"),
+    ("(A|B", "expected ')', found end of input"),
     ("A B", "unexpected ' ' at position 2"),
     ("A)", "unexpected ')'"),
     ("A\x00", "NUL"),

@@ -1,0 +1,122 @@
+"""Delivery channels: one small module per endpoint URI scheme, behind one interface.
+
+Layer: notifier/. A ``Delivery`` is channel-neutral (endpoint with its ``notifierInfo``,
+headers, body, ids); a channel turns it into a request of its protocol and reports an
+``Outcome``: delivered, failed for now (``transient``: the endpoint is down, slow or
+overloaded; it is retried with back-off) or failed for good (the receiver refused this
+notification). ``Channels`` hands out one channel per module, chosen by the URI scheme through
+``SCHEMES``: http/https is built in (channels/http.py); a new channel is a module with a
+factory taking ``ChannelOptions``, registered there. mqtt/mqtts subscriptions are stored and
+matched, and until the MQTT channel exists their notifications fail for good with a reason
+saying so (no retries pile up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from city_os.auth.network import OutboundPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where and how a subscription's notifications go (§5.2.15)."""
+
+    uri: str
+    timeout: float  # seconds to wait for the receiver
+    cooldown: float | None = None  # seconds after a failure during which nothing is sent
+    notifier_info: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One notification on its way: durable (``seq`` is its row) and ordered per key."""
+
+    seq: int
+    notification_id: str
+    tenant: str
+    subscription_id: str
+    entity_id: str
+    endpoint: Endpoint
+    headers: dict[str, str]
+    body: bytes
+    created: float  # time.time() when it was stored
+    event_time: float | None = None  # when the change was made (latency)
+    attempts: int = 0
+    key: tuple[str, str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # notifications of one (subscription, entity) are delivered in change order
+        self.key = (self.tenant, self.subscription_id, self.entity_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    ok: bool
+    transient: bool = False
+    reason: str | None = None
+
+
+class Channel(Protocol):
+    async def send(self, delivery: Delivery) -> Outcome: ...
+
+    async def close(self) -> None: ...
+
+
+class Unavailable:
+    """A scheme whose channel is not part of this build: every notification fails for good."""
+
+    def __init__(self, scheme: str) -> None:
+        self._reason = f"no delivery channel for {scheme}:// endpoints in this city-os version"
+
+    async def send(self, delivery: Delivery) -> Outcome:
+        return Outcome(False, transient=False, reason=self._reason)
+
+    async def close(self) -> None:
+        return None
+
+
+def scheme_of(uri: str) -> str:
+    return urlsplit(uri).scheme.lower()
+
+
+@dataclass(frozen=True)
+class ChannelOptions:
+    policy: OutboundPolicy  # outbound network policy for client-chosen addresses
+    per_endpoint: int  # requests in flight per endpoint (the dispatcher's concurrency)
+
+
+ChannelFactory = Callable[[ChannelOptions], Channel]
+
+
+def _http(options: ChannelOptions) -> Channel:
+    from city_os.notifier.channels.http import HttpChannel
+
+    return HttpChannel(options.policy, per_host=options.per_endpoint)
+
+
+# URI scheme → (channel name, factory); schemes of one name share one channel.
+SCHEMES: dict[str, tuple[str, ChannelFactory]] = {"http": ("http", _http), "https": ("http", _http)}
+
+
+class Channels:
+    """The channels of one notifier, created on first use."""
+
+    def __init__(self, options: ChannelOptions) -> None:
+        self._options = options
+        self._open: dict[str, Channel] = {}
+
+    def for_scheme(self, scheme: str) -> Channel:
+        name, factory = SCHEMES.get(scheme, (scheme, lambda _: Unavailable(scheme)))
+        channel = self._open.get(name)
+        if channel is None:
+            channel = self._open[name] = factory(self._options)
+        return channel
+
+    async def close(self) -> None:
+        for channel in self._open.values():
+            await channel.close()
+        self._open.clear()

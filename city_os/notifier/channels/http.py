@@ -1,0 +1,68 @@
+"""HTTP(S) delivery (§5.8.6, §6.3.x binding): POST the notification to the endpoint URI.
+
+Layer: notifier/. One aiohttp session for every endpoint, so connections are reused
+(keep-alive); its pool has no overall limit and each host gets at most ``per_host``
+connections, so one endpoint's connections (a hanging receiver holds them) never hold up
+another's. The session follows the outbound network policy (auth/network.py): an endpoint on a
+refused address fails for good, saying why. A 2xx answer is a delivery; a timeout, a connection
+failure, a 5xx, 408, 425 or 429 is transient (retried); any other answer means the receiver
+refused this notification (not retried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from city_os.auth.network import OutboundPolicy, outbound_session
+from city_os.errors import NgsiLdError
+from city_os.notifier.channels import Delivery, Outcome
+
+_TRANSIENT_STATUS = frozenset({408, 425, 429})
+
+
+class HttpChannel:
+    def __init__(self, policy: OutboundPolicy, per_host: int) -> None:
+        self._policy = policy
+        self._per_host = per_host
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = outbound_session(
+                self._policy,
+                connector_options={"limit": 0, "limit_per_host": self._per_host},
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    async def send(self, delivery: Delivery) -> Outcome:
+        timeout = aiohttp.ClientTimeout(total=delivery.endpoint.timeout)
+        try:
+            async with self._client().post(
+                delivery.endpoint.uri,
+                data=delivery.body,
+                headers=delivery.headers,
+                timeout=timeout,
+                allow_redirects=False,
+            ) as response:
+                await response.read()
+                status = response.status
+        except TimeoutError:
+            return Outcome(False, True, f"no answer within {delivery.endpoint.timeout:g} s")
+        except NgsiLdError as exc:  # the outbound policy refused the address
+            return Outcome(False, False, exc.detail)
+        except (aiohttp.ClientError, OSError) as exc:
+            return Outcome(False, True, f"{type(exc).__name__}: {exc}"[:500])
+        if 200 <= status < 300:
+            return Outcome(True)
+        transient = status >= 500 or status in _TRANSIENT_STATUS
+        return Outcome(False, transient, f"HTTP {status}")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            # let the connector's transports finish closing (aiohttp's advice)
+            await asyncio.sleep(0)

@@ -1,0 +1,168 @@
+"""From a batch of consumed events to durable, queued notifications.
+
+Layer: notifier/. Per batch: parse the entity changes (subscription changes refresh the index,
+a second path besides LISTEN), read the entity of claim checks from the store, find each
+change's candidate subscriptions in the index and keep those whose selectors and triggers it
+fires (match.py), ask the selection filter about the rest of their selection, let throttled
+subscriptions through once per throttling period cluster-wide, render, and store everything in
+one statement. Only then are the new rows queued — and the caller commits the batch's offsets.
+A change older than a subscription is not notified to it (it happened before it existed).
+Periodic (timeInterval) subscriptions are not notified of changes at all (periodic.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+from city_os.core.entities import EntityService, RequestContext
+from city_os.core.linked import linked_entities
+from city_os.errors import NgsiLdError
+from city_os.events.model import SUBSCRIPTION_EVENT_PREFIX
+from city_os.ngsild.entity import now_iso
+from city_os.ngsild.representation import EntityRecord
+from city_os.notifier.compile import Subscription
+from city_os.notifier.dispatch import Dispatcher
+from city_os.notifier.index import SubscriptionIndex
+from city_os.notifier.match import Change, change_of, notified, reason, resolved, selected
+from city_os.notifier.render import entities, notification, notified_record
+from city_os.notifier.selection import SelectionFilter
+from city_os.observability.metrics import Metrics
+from city_os.store.postgres.notifications import NewNotification, NotificationStore
+
+log = logging.getLogger(__name__)
+Match = tuple[Subscription, Change, str]
+
+
+class Intake:
+    def __init__(
+        self,
+        index: SubscriptionIndex,
+        selections: SelectionFilter,
+        store: NotificationStore,
+        dispatcher: Dispatcher,
+        entities: EntityService,
+        metrics: Metrics,
+    ) -> None:
+        self._index = index
+        self._selections = selections
+        self._store = store
+        self._dispatcher = dispatcher
+        self._entities = entities
+        self._metrics = metrics
+
+    async def handle(self, envelopes: list[dict[str, Any]]) -> int:
+        """Store and queue the notifications of these events; returns how many were new."""
+        changes = await self._changes(envelopes)
+        matches = await self._throttled(await self._selected(self._matches(changes)))
+        rows = []
+        for sub, change, why in matches:
+            try:
+                rows.append(await self._render(sub, change, why))
+            except Exception:
+                log.exception(
+                    "cannot render the notification of %s for %s", change.event_id, sub.id
+                )
+        stored = await self._store.add(rows)
+        self._metrics.notifications_stored.inc(len(stored))
+        self._dispatcher.submit(stored)
+        return len(stored)
+
+    async def _changes(self, envelopes: list[dict[str, Any]]) -> list[Change]:
+        changes: list[Change] = []
+        tenants: Counter[str] = Counter()
+        for envelope in envelopes:
+            data = envelope.get("data")
+            tenants[data.get("tenant", "") if isinstance(data, dict) else ""] += 1
+            kind = str(envelope.get("type", ""))
+            if kind.startswith(SUBSCRIPTION_EVENT_PREFIX) and isinstance(data, dict):
+                await self._index.refresh(data.get("tenant", ""), data.get("subscriptionId"))
+                continue
+            try:
+                change = change_of(envelope)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                log.warning("skipping a malformed event %r", envelope.get("id"))
+                continue
+            if change is not None:
+                if change.claim:
+                    change = resolved(change, await self._stored(change))
+                changes.append(change)
+        for tenant, n in tenants.items():
+            self._metrics.notifier_events.labels(tenant).inc(n)
+        return changes
+
+    async def _stored(self, change: Change) -> EntityRecord | None:
+        """The entity of a claim check, as it is now (the event left it out)."""
+        try:
+            schema = await self._entities.tenants.schema(change.tenant, create=False)
+        except NgsiLdError:
+            return None
+        found = await self._entities.repo.get(schema, change.entity_id)
+        return found.record if found is not None else None
+
+    def _matches(self, changes: list[Change]) -> list[Match]:
+        now = time.time()
+        out: list[Match] = []
+        for change in changes:
+            for sub in self._index.candidates(change.tenant, change.entity_id, change.types):
+                if sub.periodic or change.when < sub.created or not sub.live(now):
+                    continue
+                if not selected(sub, change):
+                    continue
+                why = reason(sub, change)
+                if why is not None:
+                    out.append((sub, change, why))
+        return out
+
+    async def _selected(self, matches: list[Match]) -> list[Match]:
+        asked = [(n, m) for n, m in enumerate(matches) if m[0].filtered]
+        if not asked:
+            return matches
+        answers = await self._selections.keep([(m[0], m[1]) for _, m in asked])
+        refused = {n for (n, _), ok in zip(asked, answers, strict=True) if not ok}
+        return [m for n, m in enumerate(matches) if n not in refused]
+
+    async def _throttled(self, matches: list[Match]) -> list[Match]:
+        """At most one notification per throttling period, cluster-wide (§5.2.12)."""
+        first: dict[tuple[str, str], int] = {}
+        for n, (sub, _, _) in enumerate(matches):
+            if sub.throttle is not None:
+                first.setdefault(sub.key, n)
+        if not first:
+            return matches
+        keys = [
+            (sub.tenant, sub.id, float(sub.throttle or 0))
+            for sub in (matches[n][0] for n in first.values())
+        ]
+        allowed = await self._store.allow(keys)
+        return [
+            m
+            for n, m in enumerate(matches)
+            if m[0].throttle is None or (m[0].key in allowed and first[m[0].key] == n)
+        ]
+
+    async def _render(self, sub: Subscription, change: Change, why: str) -> NewNotification:
+        view = sub.view
+        shown = notified(sub, change, why)
+        now = now_iso()
+        linked = None
+        if view.join is not None and shown.record is not None:
+            record = notified_record(view, shown, now)
+            ctx = RequestContext(tenant=sub.tenant, terms=view.terms, now=now)
+            linked = await linked_entities(self._entities, ctx, [record], view.opts, view.join)
+        data = entities(view, shown, linked, now)
+        records = [notified_record(view, shown, now), *(linked or {}).values()]
+        nid, headers, body = notification(view, sub.id, data, records, why)
+        return NewNotification(
+            notification_id=nid,
+            tenant=sub.tenant,
+            subscription_id=sub.id,
+            source_id=change.event_id,
+            entity_id=change.entity_id,
+            endpoint=sub.endpoint.uri,
+            headers=headers,
+            body=body,
+            event_time=change.when,
+        )

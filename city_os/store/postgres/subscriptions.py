@@ -1,0 +1,258 @@
+"""Subscription persistence on PostgreSQL: one tenant schema's ``subscriptions`` table.
+
+Layer: store/. Every change is one transaction that writes the subscription row, its outbox row
+(the ``jp.city-os.subscription.*`` event), the cluster-wide timers of periodic and throttled
+subscriptions (``cityos.subscription_timers``), and NOTIFYs ``CHANNEL`` with the tenant and id,
+so every notifier replica refreshes that one subscription as soon as the change is visible
+(and the outbox relay wakes up). Updates are optimistic: they only touch a row still at the
+version the caller read. The notifier's delivery status lives in ``subscription_status`` and is
+written in batches (``add_status``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+
+from city_os.ngsild.subscription_render import DeliveryStatus
+from city_os.store.postgres.entities import NOTIFY_CHANNEL, _iso
+
+CHANNEL = "cityos_subscriptions"
+
+
+@dataclass(frozen=True)
+class SubscriptionRow:
+    """A subscription as stored; ``doc`` is the document of ngsild/subscription.py."""
+
+    id: str
+    doc: dict[str, Any]
+    context: Any  # the @context it was created with (None: core only)
+    notify_context: str  # jsonldContext
+    created_at: str
+    modified_at: str
+    expires_at: str | None = None
+    is_active: bool = True
+    version: int = 0
+    delivery: DeliveryStatus | None = None
+
+
+@dataclass(frozen=True)
+class Timer:
+    kind: str  # interval | throttle
+    period: float  # seconds
+
+
+def notify_payload(tenant: str, subscription_id: str) -> str:
+    return orjson.dumps({"tenant": tenant, "id": subscription_id}).decode()
+
+
+_COLUMNS = """s.id, s.doc, s.context, s.notify_context, s.created_at, s.modified_at, s.expires_at,
+s.is_active, s.version, st.times_sent, st.times_failed, st.last_notification, st.last_success,
+st.last_failure, st.last_failure_reason, st.failing"""
+
+
+def _row(r: asyncpg.Record) -> SubscriptionRow:
+    delivery = None
+    if r["times_sent"] is not None:
+        delivery = DeliveryStatus(
+            times_sent=r["times_sent"],
+            times_failed=r["times_failed"],
+            last_notification=_iso(r["last_notification"]),
+            last_success=_iso(r["last_success"]),
+            last_failure=_iso(r["last_failure"]),
+            last_failure_reason=r["last_failure_reason"],
+            failing=r["failing"],
+        )
+    return SubscriptionRow(
+        id=r["id"],
+        doc=r["doc"],
+        context=r["context"],
+        notify_context=r["notify_context"],
+        created_at=_iso(r["created_at"]) or "",
+        modified_at=_iso(r["modified_at"]) or "",
+        expires_at=_iso(r["expires_at"]),
+        is_active=r["is_active"],
+        version=r["version"],
+        delivery=delivery,
+    )
+
+
+def _outbox_args(event: dict[str, Any]) -> list[Any]:
+    return [
+        event["event_id"],
+        event["tenant"],
+        event["entity_id"],
+        event["event_type"],
+        orjson.dumps(event["payload"]).decode(),
+    ]
+
+
+_OUTBOX = """INSERT INTO cityos.outbox (event_id, tenant, entity_id, event_type, payload)
+VALUES ($1::uuid, $2, $3, $4, $5::json)"""
+_TIMERS_DROP = """DELETE FROM cityos.subscription_timers
+WHERE tenant = $1 AND subscription_id = $2 AND NOT (kind = ANY($3::text[]))"""
+# A changed period restarts the timer; an unchanged one keeps its place in time.
+_TIMERS_SET = """
+INSERT INTO cityos.subscription_timers AS t (tenant, subscription_id, kind, period, due)
+SELECT $1, $2, k, p, now() FROM unnest($3::text[], $4::float8[]) AS u(k, p)
+ON CONFLICT (tenant, subscription_id, kind) DO UPDATE SET period = EXCLUDED.period,
+    due = CASE WHEN t.period = EXCLUDED.period THEN t.due ELSE now() END"""
+
+
+class SubscriptionRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def _side_effects(
+        self,
+        conn: asyncpg.Connection,
+        tenant: str,
+        subscription_id: str,
+        event: dict[str, Any],
+        timers: list[Timer] | None,
+    ) -> None:
+        """Outbox row, timers and notifications of one change, inside its transaction."""
+        await conn.execute(_OUTBOX, *_outbox_args(event))
+        kinds = [t.kind for t in timers or []]
+        await conn.execute(_TIMERS_DROP, tenant, subscription_id, kinds)
+        if timers:
+            await conn.execute(
+                _TIMERS_SET, tenant, subscription_id, kinds, [t.period for t in timers]
+            )
+        await conn.execute(
+            "SELECT pg_notify($1, $2), pg_notify($3, '')",
+            CHANNEL,
+            notify_payload(tenant, subscription_id),
+            NOTIFY_CHANNEL,
+        )
+
+    async def insert(
+        self,
+        schema: str,
+        tenant: str,
+        row: SubscriptionRow,
+        event: dict[str, Any],
+        timers: list[Timer],
+    ) -> bool:
+        """Store a new subscription; False when one with its id exists (nothing written)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                f"INSERT INTO {schema}.subscriptions (id, doc, context, notify_context,"
+                " created_at, modified_at, expires_at, is_active)"
+                " VALUES ($1, $2, $3, $4, $5::text::timestamptz, $5::text::timestamptz,"
+                " $6::text::timestamptz, $7)"
+                " ON CONFLICT (id) DO NOTHING RETURNING id",
+                row.id,
+                row.doc,
+                row.context,
+                row.notify_context,
+                row.created_at,
+                row.expires_at,
+                row.is_active,
+            )
+            if inserted is None:
+                return False
+            await self._side_effects(conn, tenant, row.id, event, timers)
+        return True
+
+    async def update(
+        self,
+        schema: str,
+        tenant: str,
+        row: SubscriptionRow,
+        event: dict[str, Any],
+        timers: list[Timer],
+    ) -> bool:
+        """Write a new state of a subscription still at ``row.version``; False otherwise."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            updated = await conn.fetchval(
+                f"UPDATE {schema}.subscriptions SET doc = $2, context = $3, notify_context = $4,"
+                " modified_at = $5::text::timestamptz, expires_at = $6::text::timestamptz,"
+                " is_active = $7,"
+                " version = version + 1 WHERE id = $1 AND version = $8 RETURNING id",
+                row.id,
+                row.doc,
+                row.context,
+                row.notify_context,
+                row.modified_at,
+                row.expires_at,
+                row.is_active,
+                row.version,
+            )
+            if updated is None:
+                return False
+            await self._side_effects(conn, tenant, row.id, event, timers)
+        return True
+
+    async def delete(
+        self, schema: str, tenant: str, subscription_id: str, event: dict[str, Any]
+    ) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            deleted = await conn.fetchval(
+                f"DELETE FROM {schema}.subscriptions WHERE id = $1 RETURNING id", subscription_id
+            )
+            if deleted is None:
+                return False
+            await conn.execute(
+                f"DELETE FROM {schema}.subscription_status WHERE id = $1", subscription_id
+            )
+            await self._side_effects(conn, tenant, subscription_id, event, None)
+        return True
+
+    async def get(self, schema: str, subscription_id: str) -> SubscriptionRow | None:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_COLUMNS} FROM {schema}.subscriptions s"
+                f" LEFT JOIN {schema}.subscription_status st ON st.id = s.id WHERE s.id = $1",
+                subscription_id,
+            )
+        return None if row is None else _row(row)
+
+    async def page(self, schema: str, limit: int, offset: int) -> list[SubscriptionRow]:
+        """Subscriptions in creation order (``limit`` 0: all of them)."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM {schema}.subscriptions s"
+                f" LEFT JOIN {schema}.subscription_status st ON st.id = s.id"
+                " ORDER BY s.created_at, s.id LIMIT $1 OFFSET $2",
+                limit or None,
+                offset,
+            )
+        return [_row(r) for r in rows]
+
+    async def count(self, schema: str) -> int:
+        async with self._pool.acquire() as conn:
+            return int(await conn.fetchval(f"SELECT count(*) FROM {schema}.subscriptions"))
+
+    async def add_status(self, schema: str, updates: list[dict[str, Any]]) -> None:
+        """Add the notifier's counts to the delivery status of several subscriptions at once.
+
+        Each update: ``id``, ``sent``, ``failed`` (counts to add), ``last_notification``,
+        ``last_success``, ``last_failure`` (datetimes or None), ``reason``, ``failing``.
+        """
+        if not updates:
+            return
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                f"""
+INSERT INTO {schema}.subscription_status AS st (id, times_sent, times_failed, last_notification,
+    last_success, last_failure, last_failure_reason, failing)
+SELECT u.id, u.sent, u.failed, u.last_notification, u.last_success, u.last_failure, u.reason,
+       u.failing
+FROM jsonb_to_recordset($1::jsonb) AS u(id text, sent bigint, failed bigint,
+    last_notification timestamptz, last_success timestamptz, last_failure timestamptz,
+    reason text, failing boolean)
+WHERE EXISTS (SELECT 1 FROM {schema}.subscriptions s WHERE s.id = u.id)
+ON CONFLICT (id) DO UPDATE SET
+    times_sent = st.times_sent + EXCLUDED.times_sent,
+    times_failed = st.times_failed + EXCLUDED.times_failed,
+    last_notification = greatest(st.last_notification, EXCLUDED.last_notification),
+    last_success = greatest(st.last_success, EXCLUDED.last_success),
+    last_failure = greatest(st.last_failure, EXCLUDED.last_failure),
+    last_failure_reason = coalesce(EXCLUDED.last_failure_reason, st.last_failure_reason),
+    failing = EXCLUDED.failing""",
+                updates,
+            )
