@@ -61,7 +61,12 @@ from city_os.store.postgres.schemas import SchemaRepository
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+    pool = await create_pool(
+        settings.database_url,
+        settings.db_pool_min,
+        settings.db_pool_max,
+        acquire_timeout=settings.db_acquire_timeout,
+    )
     async with pool.acquire() as conn:
         await migrate(conn)
     app[POOL] = pool

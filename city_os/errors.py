@@ -18,11 +18,18 @@ class NgsiLdError(Exception):
     type_uri: ClassVar[str] = _BASE + "InternalError"
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Internal error"
+    # The connection cannot be trusted for another request (e.g. a body left half-read).
+    closes_connection: ClassVar[bool] = False
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the response carries besides the ProblemDetails body."""
+        return {}
 
     def problem(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -111,3 +118,30 @@ class MethodNotAllowed(NgsiLdError):
     type_uri = _BASE + "MethodNotAllowed"
     status = 405
     title = "Method not allowed"
+
+
+class RequestTimeout(NgsiLdError):
+    """408: the request body did not arrive within the read timeout (NGSI-LD defines no type for
+    it; named like the other HTTP-derived types here). The connection is closed after it."""
+
+    type_uri = _BASE + "RequestTimeout"
+    status = 408
+    title = "Request timeout"
+    closes_connection = True
+
+
+class ServiceUnavailable(NgsiLdError):
+    """503: a dependency (the database) is unreachable for now; ``Retry-After`` says when to try
+    again. Nothing of the request was stored unless its answer said so before."""
+
+    type_uri = _BASE + "ServiceUnavailable"
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 1, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

@@ -6,6 +6,7 @@ media type) and domain results into responses; handlers stay thin and never see 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -13,16 +14,18 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from city_os.api.keys import CONTEXTS
+from city_os.api.keys import CONTEXTS, SETTINGS
 from city_os.core.entities import RequestContext
 from city_os.errors import (
     BadRequestData,
     InvalidRequest,
     NotAcceptable,
+    RequestTimeout,
     UnsupportedMediaType,
 )
 from city_os.ngsild.entity import now_iso
 from city_os.ngsild.jsonld import CORE_CONTEXT_URL
+from city_os.ngsild.limits import check_body, parse_int, walk_document
 
 JSON = "application/json"
 JSONLD = "application/ld+json"
@@ -68,13 +71,38 @@ async def read_json(request: web.Request, *, allowed: Iterable[str] = (JSON, JSO
             f"Content-Type {media or '(none)'} is not supported here; use one of "
             + ", ".join(allowed)
         )
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw:
         raise InvalidRequest("the request body is empty")
+    limits = request.app[SETTINGS].limits
+    nul = check_body(raw, limits)  # container count: before parsing, which costs per container
     try:
-        return orjson.loads(raw)
+        payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from exc
+    for _ in walk_document(payload, limits, nul=nul):  # depth and U+0000, in slices
+        await asyncio.sleep(0)
+    return payload
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The raw body, within ``body_read_timeout``: a client that announces more than it sends
+    (or trickles it) gets 408 and the connection is closed, instead of holding it forever."""
+    timeout = request.app[SETTINGS].body_read_timeout
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {timeout:g} s"
+            f" ({request.content_length} bytes announced by Content-Length)"
+        ) from None
+
+
+def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter in ``[low, high]`` (ASCII digits only), else ``default``."""
+    raw = request.query.get(name)
+    return default if raw is None else parse_int(raw, name, low, high)
 
 
 async def read_object(request: web.Request, members: Iterable[str]) -> dict[str, Any]:
@@ -113,7 +141,13 @@ def body_context(request: web.Request, payload: Any) -> Any:
 
 async def request_context(request: web.Request, context: Any) -> RequestContext:
     terms = await request.app[CONTEXTS].term_map(context)
-    return RequestContext(tenant=tenant_of(request), terms=terms, now=now_iso(), context=context)
+    return RequestContext(
+        tenant=tenant_of(request),
+        terms=terms,
+        now=now_iso(),
+        context=context,
+        limits=request.app[SETTINGS].limits,
+    )
 
 
 async def read_context(request: web.Request) -> RequestContext:

@@ -1,5 +1,6 @@
 """Entity persistence on PostgreSQL: every write is ONE statement (entity rows + geometry rows +
-outbox rows), so it is atomic without an explicit transaction and costs one round trip.
+outbox rows), so it is atomic without an explicit transaction and costs one round trip; a batch
+request's statements run in one transaction (``write_batch``).
 
 Layer: store/. Writes of existing entities are optimistic: the caller read ``version`` and the
 statement only touches rows still at that version; the ids it returns are the ones written, and the
@@ -12,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,9 +23,15 @@ import orjson
 
 from city_os.ngsild.merge import geometries
 from city_os.ngsild.representation import EntityRecord
+from city_os.store.postgres.db import unavailable
 
 NOTIFY_CHANNEL = "cityos_outbox"
 log = logging.getLogger(__name__)
+
+
+_Statement = Callable[[asyncpg.Connection, str, list["Write"]], Awaitable[set[str]]]
+# Serialization failure and deadlock: nothing is wrong with the data, another try will do.
+_RETRY_STATES = frozenset({"40001", "40P01"})
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,38 @@ class Write:
     event: dict[str, Any]
     version: int = 0  # 0 = insert
     geo_changed: bool = True
+
+
+@dataclass
+class BatchWrites:
+    """The writes of one batch request, stored in one transaction (``write_batch``)."""
+
+    inserts: list[Write] = field(default_factory=list)
+    updates: list[Write] = field(default_factory=list)
+    deletes: list[Write] = field(default_factory=list)
+    reaps: list[Write] = field(default_factory=list)  # expired entities removed before inserts
+    strict: bool = True  # every write must apply, or nothing is committed (a conflict)
+
+    def all(self) -> list[Write]:
+        return [*self.reaps, *self.deletes, *self.inserts, *self.updates]
+
+
+@dataclass
+class BatchOutcome:
+    committed: bool
+    written: set[str] = field(default_factory=set)  # ids whose change is stored (if committed)
+    conflicts: set[str] = field(default_factory=set)  # re-read and try again
+    failed: dict[str, tuple[str, str]] = field(default_factory=dict)  # id → (SQLSTATE, why)
+
+
+class _Conflict(Exception):
+    def __init__(self, ids: set[str]) -> None:
+        super().__init__(f"{len(ids)} writes did not apply")
+        self.ids = ids
+
+
+def _statement_problem(exc: asyncpg.PostgresError) -> tuple[str, str]:
+    return exc.sqlstate or "", (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -268,6 +307,25 @@ class EntityRepository:
 
     async def insert(self, schema: str, writes: list[Write]) -> set[str]:
         """Insert new entities; returns the ids inserted (the others already existed)."""
+        return await self._one_statement(self._insert, schema, writes)
+
+    async def update(self, schema: str, writes: list[Write]) -> set[str]:
+        """Write new states of existing entities still at ``version``; returns ids written."""
+        return await self._one_statement(self._update, schema, writes)
+
+    async def delete(self, schema: str, writes: list[Write]) -> set[str]:
+        """Delete entities still at ``version``; returns the ids deleted."""
+        return await self._one_statement(self._delete, schema, writes)
+
+    async def _one_statement(self, run: _Statement, schema: str, writes: list[Write]) -> set[str]:
+        if not writes:
+            return set()
+        async with self._pool.acquire() as conn:
+            done = await run(conn, schema, writes)
+        self._written(writes, done)
+        return done
+
+    async def _insert(self, conn: asyncpg.Connection, schema: str, writes: list[Write]) -> set[str]:
         if not writes:
             return set()
         entities = [
@@ -281,17 +339,12 @@ class EntityRepository:
             }
             for w in writes
         ]
-        async with self._pool.acquire() as conn:
-            rows = await conn.fetch(
-                self.sql(schema).insert,
-                entities,
-                _geo_rows(writes),
-                *_outbox_args(writes),
-            )
-        return self._written(writes, rows)
+        rows = await conn.fetch(
+            self.sql(schema).insert, entities, _geo_rows(writes), *_outbox_args(writes)
+        )
+        return {r["id"] for r in rows}
 
-    async def update(self, schema: str, writes: list[Write]) -> set[str]:
-        """Write new states of existing entities still at ``version``; returns ids written."""
+    async def _update(self, conn: asyncpg.Connection, schema: str, writes: list[Write]) -> set[str]:
         if not writes:
             return set()
         entities = [
@@ -309,31 +362,108 @@ class EntityRepository:
         ]
         statements = self.sql(schema)
         geo = _geo_rows(writes)
-        async with self._pool.acquire() as conn:
-            if geo or any(w.geo_changed for w in writes):
-                rows = await conn.fetch(statements.update, entities, geo, *_outbox_args(writes))
-            else:
-                rows = await conn.fetch(
-                    statements.update_plain, entities, None, *_outbox_args(writes)
-                )
-        return self._written(writes, rows)
+        if geo or any(w.geo_changed for w in writes):
+            rows = await conn.fetch(statements.update, entities, geo, *_outbox_args(writes))
+        else:
+            rows = await conn.fetch(statements.update_plain, entities, None, *_outbox_args(writes))
+        return {r["id"] for r in rows}
 
-    async def delete(self, schema: str, writes: list[Write]) -> set[str]:
-        """Delete entities still at ``version``; returns the ids deleted."""
+    async def _delete(self, conn: asyncpg.Connection, schema: str, writes: list[Write]) -> set[str]:
         if not writes:
             return set()
         keys = [{"id": w.record.id, "version": w.version} for w in writes]
-        async with self._pool.acquire() as conn:
-            rows = await conn.fetch(self.sql(schema).delete, keys, *_outbox_args(writes))
-        return self._written(writes, rows)
+        rows = await conn.fetch(self.sql(schema).delete, keys, *_outbox_args(writes))
+        return {r["id"] for r in rows}
 
-    def _written(self, writes: list[Write], rows: list[asyncpg.Record]) -> set[str]:
-        done = {r["id"] for r in rows}
+    async def write_batch(self, schema: str, batch: BatchWrites) -> BatchOutcome:
+        """Store a whole batch request in ONE transaction: its deletes (expired entities first),
+        inserts and updates with their outbox rows commit together or not at all, so neither a
+        failing statement nor a killed process leaves a batch half-written.
+
+        With ``batch.strict`` a write that did not apply (an insert of an id that exists
+        meanwhile, an update or delete of a row no longer at its version) rolls everything
+        back: the caller re-reads and tries again. A statement PostgreSQL refuses is retried
+        entity by entity, each under a savepoint, so that the entities at fault are named in
+        ``failed`` and the others still commit together.
+        """
+        writes = batch.all()
+        if not writes:
+            return BatchOutcome(committed=True)
+        async with self._pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    done = await self._apply(conn, schema, batch)
+                    missing = {w.record.id for w in writes} - done
+                    if batch.strict and missing:
+                        raise _Conflict(missing)
+            except _Conflict as conflict:
+                return BatchOutcome(committed=False, conflicts=conflict.ids)
+            except asyncpg.PostgresError as exc:
+                if unavailable(exc) is not None:
+                    raise
+                if exc.sqlstate in _RETRY_STATES:
+                    return BatchOutcome(committed=False, conflicts={w.record.id for w in writes})
+                log.warning("batch statement failed (%s); storing entity by entity", exc)
+                outcome = await self._one_by_one(conn, schema, batch)
+            else:
+                outcome = BatchOutcome(committed=True, written=done)
+        if outcome.committed:
+            self._written(writes, outcome.written)
+        return outcome
+
+    async def _apply(self, conn: asyncpg.Connection, schema: str, batch: BatchWrites) -> set[str]:
+        done = await self._delete(conn, schema, batch.reaps)
+        done |= await self._delete(conn, schema, batch.deletes)
+        done |= await self._insert(conn, schema, batch.inserts)
+        return done | await self._update(conn, schema, batch.updates)
+
+    async def _one_by_one(
+        self, conn: asyncpg.Connection, schema: str, batch: BatchWrites
+    ) -> BatchOutcome:
+        outcome = BatchOutcome(committed=False)
+        steps: list[tuple[_Statement, Write]] = [
+            *((self._delete, w) for w in batch.reaps),
+            *((self._delete, w) for w in batch.deletes),
+            *((self._insert, w) for w in batch.inserts),
+            *((self._update, w) for w in batch.updates),
+        ]
+        try:
+            async with conn.transaction():
+                for run, write in steps:
+                    entity_id = write.record.id
+                    if entity_id in outcome.failed:
+                        continue
+                    try:
+                        async with conn.transaction():  # a savepoint
+                            done = await run(conn, schema, [write])
+                    except asyncpg.PostgresError as exc:
+                        if unavailable(exc) is not None or exc.sqlstate in _RETRY_STATES:
+                            raise
+                        outcome.failed[entity_id] = _statement_problem(exc)
+                        continue
+                    if done:
+                        outcome.written |= done
+                    else:
+                        outcome.conflicts.add(entity_id)
+                # A failed entity stores no change of its own (its expired predecessor may go).
+                outcome.written -= set(outcome.failed)
+                if batch.strict and outcome.conflicts:
+                    raise _Conflict(outcome.conflicts)
+        except _Conflict:
+            outcome.written = set()
+            return outcome
+        except asyncpg.PostgresError as exc:
+            if unavailable(exc) is not None:
+                raise
+            return BatchOutcome(committed=False, conflicts={w.record.id for w in batch.all()})
+        outcome.committed = True
+        return outcome
+
+    def _written(self, writes: list[Write], done: set[str]) -> None:
         if done:
             self.waker.poke()
             if self.on_written is not None:
                 self.on_written(writes, done)
-        return done
 
     async def select_ids(self, schema: str, where: str, args: list[Any]) -> list[str]:
         """Ids of live entities matching a WHERE fragment built with bound parameters only."""
