@@ -52,29 +52,39 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
+# Client-side failures that leave a connection unusable (asyncpg's own protocol errors).
+_BROKEN = (asyncpg.InterfaceError, asyncpg.exceptions._base.InternalClientError)
+
+
 class PoolExhausted(Exception):
     """No connection became free (or could be opened) within the pool's acquire timeout."""
 
 
 class _Acquire:
-    """asyncpg's acquire context with its timeout turned into ``PoolExhausted``."""
+    """asyncpg's acquire context with its timeout turned into ``PoolExhausted``, and a
+    connection whose protocol broke (a statement cut off by a terminated backend leaves
+    "another operation is in progress") closed before it goes back, so the pool replaces it."""
 
-    __slots__ = ("_inner", "_timeout")
+    __slots__ = ("_conn", "_inner", "_timeout")
 
     def __init__(self, inner: Any, timeout: float | None) -> None:
         self._inner = inner
         self._timeout = timeout
+        self._conn: asyncpg.Connection | None = None
 
     async def __aenter__(self) -> asyncpg.Connection:
         try:
-            return await self._inner.__aenter__()
+            self._conn = await self._inner.__aenter__()
         except TimeoutError:
             raise PoolExhausted(
                 f"no database connection could be had within {self._timeout:g} s"
             ) from None
+        return self._conn
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self._inner.__aexit__(*exc)
+    async def __aexit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if self._conn is not None and isinstance(exc, _BROKEN) and not self._conn.is_closed():
+            self._conn.terminate()
+        await self._inner.__aexit__(kind, exc, tb)
 
 
 class BoundedPool(asyncpg.pool.Pool):  # type: ignore[misc]
@@ -130,7 +140,7 @@ def unavailable(exc: BaseException) -> str | None:
         ):
             return f"the database connection failed ({state or type(exc).__name__})"
         return None
-    if isinstance(exc, asyncpg.InterfaceError):
+    if isinstance(exc, _BROKEN):
         return f"the database connection failed ({exc})"
     if isinstance(exc, OSError):  # refused, reset, unreachable: while (re)connecting
         return f"the database cannot be reached ({exc.strerror or type(exc).__name__})"
