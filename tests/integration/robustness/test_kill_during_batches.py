@@ -123,7 +123,7 @@ async def test_sigkill_leaves_every_batch_whole_or_absent(tenant: str) -> None:
                 tasks.append(asyncio.create_task(stream.run(broker.url, numbers, acked)))
             kill_after = random.randint(4, 10)
 
-            async def enough() -> bool:
+            async def enough(acked: list[int] = acked, kill_after: int = kill_after) -> bool:
                 return len(acked) >= kill_after
 
             await poll(enough)
