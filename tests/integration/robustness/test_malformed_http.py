@@ -24,13 +24,13 @@ async def broker() -> AsyncIterator[Broker]:
         yield b
 
 
-async def _exchange(port: int, raw: bytes, timeout: float = 10.0) -> tuple[int, bytes, bytes]:
+async def _exchange(port: int, raw: bytes) -> tuple[int, bytes, bytes]:
     """Send ``raw``; the status, headers and body of the answer (read until close or length)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(raw)
         await writer.drain()
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(10.0):
             head = await reader.readuntil(b"\r\n\r\n")
             length = 0
             for line in head.split(b"\r\n"):
