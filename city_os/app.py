@@ -48,7 +48,12 @@ from city_os.core.expiry import run_expiry
 from city_os.core.indexes import ValueIndexService
 from city_os.core.query import QueryService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
-from city_os.observability.metrics import Metrics, pool_collector, written_observer
+from city_os.observability.metrics import (
+    Metrics,
+    context_cache_collector,
+    pool_collector,
+    written_observer,
+)
 from city_os.registry.active import ActiveSchemas
 from city_os.registry.service import SchemaRegistry
 from city_os.store.postgres.contexts import ContextRepository
@@ -92,11 +97,18 @@ async def _contexts(app: web.Application) -> AsyncIterator[None]:
         timeout=settings.context_fetch_timeout,
         max_bytes=settings.context_max_bytes,
         ttl=settings.context_cache_ttl,
+        max_term_maps=settings.context_cache_entries,
+        max_documents=settings.context_cache_entries,
+        max_cache_bytes=settings.context_cache_bytes,
+        deadline=settings.context_resolve_timeout,
+        connections_per_host=settings.context_connections_per_host,
+        limits=settings.limits,
         store=catalog,
         on_use=catalog.used,
     )
     registry = ContextRegistry(repository, catalog, loader, settings.base_url)
     await registry.start()
+    app[METRICS].collectors.append(context_cache_collector(loader.stats))
     app[CONTEXTS] = loader
     app[CONTEXT_REGISTRY] = registry
     flusher = asyncio.create_task(catalog.run(USAGE_FLUSH_INTERVAL))

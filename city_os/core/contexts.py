@@ -7,6 +7,14 @@ kept for a TTL in memory (and handed to an optional persistent store as "Cached"
 remembered only briefly. Error mapping (GS CIM 009 §5.5.7): cannot retrieve → 504
 LdContextNotAvailable; retrieved but not a usable JSON-LD context, or too large → 400
 BadRequestData.
+
+Bounds: the whole resolution of one request (nested and ``@import``ed documents included) has
+one deadline; each remote host has its own few connections (aiohttp's per-host limit), so a
+host that never answers only delays fetches from itself; the caches hold documents as their
+JSON bytes and term maps (pyld's processed contexts, ~8 times the bytes of their documents in
+memory, measured) in least-recently-used order within a byte and an entry budget. pyld's
+processing is pure Python and takes ~1.3 s for a 1 MB context: it runs in a worker thread, where
+the interpreter's switch interval (5 ms) keeps the event loop answering meanwhile.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from city_os.ngsild.jsonld import (
     context_urls,
     is_core_context_url,
 )
+from city_os.ngsild.limits import DEFAULT_LIMITS, Limits, check_document
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +52,8 @@ _CHUNK: Final = 64 * 1024
 # differently); each round fetches it and reprocesses. Bounded so a pathological context fails.
 _MAX_ROUNDS: Final = 8
 _NEVER: Final = float("inf")
-# Distinct URLs are client-chosen; past this many remembered documents, expired ones are dropped.
-_MAX_DOCUMENTS: Final = 4096
+# Memory of a term map per byte of the documents it was built from (tracemalloc, 20,000 terms).
+TERM_MAP_COST: Final = 8
 
 
 class ContextStore(Protocol):
@@ -72,15 +81,27 @@ def bundled_documents() -> dict[str, dict[str, Any]]:
 
 @dataclass(slots=True)
 class _Entry:
-    document: dict[str, Any] | None
+    raw: bytes | None  # the document's JSON (parsed on use: bytes are what the budget counts)
     error: NgsiLdError | None
     expires: float
+
+    @property
+    def cost(self) -> int:
+        return len(self.raw or b"") + 200
 
 
 @dataclass(slots=True)
 class _CachedTermMap:
     term_map: TermMap
     expires: float
+    cost: int
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    documents: int
+    term_maps: int
+    bytes: int
 
 
 class ContextLoader:
@@ -99,6 +120,11 @@ class ContextLoader:
         ttl: float = 3600.0,
         failure_ttl: float = 1.0,
         max_term_maps: int = 1024,
+        max_documents: int = 1024,
+        max_cache_bytes: int = 64 * 1024 * 1024,
+        deadline: float = 10.0,
+        connections_per_host: int = 4,
+        limits: Limits = DEFAULT_LIMITS,
         session: aiohttp.ClientSession | None = None,
         store: ContextStore | None = None,
         on_use: Callable[[frozenset[str]], None] | None = None,
@@ -108,14 +134,28 @@ class ContextLoader:
         self._ttl = ttl
         self._failure_ttl = failure_ttl
         self._max_term_maps = max_term_maps
+        self._max_documents = max_documents
+        self._max_bytes_cached = max_cache_bytes
+        self._deadline = deadline
+        self._per_host = connections_per_host
+        self._limits = limits
         self._session = session
         self._owns_session = session is None
         self._store = store
         self._on_use = on_use
         self._bundled = bundled_documents()
-        self._documents: dict[str, _Entry] = {}
+        self._documents: OrderedDict[str, _Entry] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[_Entry]] = {}
         self._term_maps: OrderedDict[tuple[str, ...], _CachedTermMap] = OrderedDict()
+        self._building: dict[tuple[str, ...], asyncio.Future[TermMap]] = {}
+        self._doc_bytes = 0
+        self._map_bytes = 0
+
+    def stats(self) -> CacheStats:
+        """What the caches hold (the ``cityos_context_cache_*`` gauges)."""
+        return CacheStats(
+            len(self._documents), len(self._term_maps), self._doc_bytes + self._map_bytes
+        )
 
     async def close(self) -> None:
         if self._owns_session and self._session is not None:
@@ -124,9 +164,9 @@ class ContextLoader:
 
     def forget(self, url: str) -> None:
         """Drop a URL's document (e.g. after DELETE /jsonldContexts); term maps rebuild lazily."""
-        self._documents.pop(url, None)
+        self._drop_document(url)
         for key in [k for k, v in self._term_maps.items() if url in v.term_map.urls]:
-            del self._term_maps[key]
+            self._drop_term_map(key)
 
     async def term_map(self, context: object) -> TermMap:
         """The TermMap for a request's @context value (None: the core context only)."""
@@ -135,25 +175,45 @@ class ContextLoader:
         cached = self._cached_term_map(key)
         if cached is not None:
             return self._used(cached)
+        try:
+            async with asyncio.timeout(self._deadline):
+                return await self._resolve(items, key)
+        except TimeoutError:
+            raise LdContextNotAvailable(
+                f"the @context could not be resolved within {self._deadline:g} s (its nested "
+                "and imported contexts included)"
+            ) from None
+
+    async def _resolve(self, items: list[Any], key: tuple[str, ...]) -> TermMap:
         documents = dict(self._bundled)
         pending = [u for u in context_urls(items) if not self._is_bundled(u)]
         for _ in range(_MAX_ROUNDS):
             await self._collect(pending, documents)
-            # No await between this check and the insert below: concurrent first requests for
-            # the same context share the fetches and build the map once.
             cached = self._cached_term_map(key)
             if cached is not None:
                 return self._used(cached)
             try:
-                term_map = TermMap(items, documents)
+                term_map = await self._build(key, items, documents)
             except MissingContextDocument as missing:
                 pending = [missing.url]
                 continue
             except BadRequestData as exc:
                 raise self._blame(exc, items, documents) from None
-            self._remember_term_map(term_map)
+            if self._cached_term_map(key) is None:
+                self._remember_term_map(term_map)
             return self._used(term_map)
         raise BadRequestData("Invalid @context: too many nested @context references")
+
+    async def _build(
+        self, key: tuple[str, ...], items: list[Any], documents: dict[str, Any]
+    ) -> TermMap:
+        """pyld's processing in a worker thread, once for concurrent requests of one context."""
+        future = self._building.get(key)
+        if future is None:
+            future = asyncio.ensure_future(asyncio.to_thread(TermMap, items, documents))
+            self._building[key] = future
+            future.add_done_callback(lambda _: self._building.pop(key, None))
+        return await asyncio.shield(future)
 
     async def document(self, url: str) -> dict[str, Any]:
         """The raw JSON-LD document at ``url`` (bundled, cached, stored or fetched)."""
@@ -165,12 +225,13 @@ class ContextLoader:
         if entry.error is not None:
             # A fresh instance per raise: a remembered failure is raised to many requests.
             raise type(entry.error)(entry.error.detail, **entry.error.extra)
-        assert entry.document is not None
-        return entry.document
+        assert entry.raw is not None
+        document: dict[str, Any] = orjson.loads(entry.raw)
+        return document
 
     async def refetch(self, url: str) -> dict[str, Any]:
         """Download ``url`` again past every cache (DELETE ?reload=true); caches are untouched."""
-        return await self._fetch(url)
+        return (await self._fetch(url))[0]
 
     # -- term maps -------------------------------------------------------------------------
 
@@ -184,19 +245,54 @@ class ContextLoader:
         if cached is None:
             return None
         if cached.expires <= time.monotonic():
-            del self._term_maps[key]
+            self._drop_term_map(key)
             return None
         self._term_maps.move_to_end(key)
         return cached.term_map
 
     def _remember_term_map(self, term_map: TermMap) -> None:
-        expires = min(
-            (self._documents[u].expires for u in term_map.urls if u in self._documents),
-            default=_NEVER,
-        )
-        self._term_maps[term_map.key] = _CachedTermMap(term_map, expires)
-        while len(self._term_maps) > self._max_term_maps:
-            self._term_maps.popitem(last=False)
+        known = [self._documents[u] for u in term_map.urls if u in self._documents]
+        expires = min((e.expires for e in known), default=_NEVER)
+        cost = TERM_MAP_COST * sum(e.cost for e in known) + 4096
+        if cost > self._max_bytes_cached:
+            return  # larger than the whole budget: used for this request only
+        self._drop_term_map(term_map.key)
+        self._term_maps[term_map.key] = _CachedTermMap(term_map, expires, cost)
+        self._map_bytes += cost
+        self._evict()
+
+    def _drop_term_map(self, key: tuple[str, ...]) -> None:
+        cached = self._term_maps.pop(key, None)
+        if cached is not None:
+            self._map_bytes -= cached.cost
+
+    def _drop_document(self, url: str) -> None:
+        entry = self._documents.pop(url, None)
+        if entry is not None:
+            self._doc_bytes -= entry.cost
+
+    def _remember_document(self, url: str, entry: _Entry) -> None:
+        self._drop_document(url)
+        if entry.cost > self._max_bytes_cached:
+            return
+        self._documents[url] = entry
+        self._doc_bytes += entry.cost
+        self._evict()
+
+    def _evict(self) -> None:
+        """Least recently used first, term maps before documents while they hold more than
+        their three quarters of the byte budget (a document is cheaper to keep than a map)."""
+        while self._term_maps and (
+            len(self._term_maps) > self._max_term_maps
+            or self._map_bytes > self._max_bytes_cached * 3 // 4
+            or (self._map_bytes + self._doc_bytes > self._max_bytes_cached and not self._documents)
+        ):
+            self._drop_term_map(next(iter(self._term_maps)))
+        while self._documents and (
+            len(self._documents) > self._max_documents
+            or self._map_bytes + self._doc_bytes > self._max_bytes_cached
+        ):
+            self._drop_document(next(iter(self._documents)))
 
     def _blame(
         self, exc: BadRequestData, items: list[Any], documents: dict[str, Any]
@@ -234,6 +330,7 @@ class ContextLoader:
     async def _entry(self, url: str) -> _Entry:
         entry = self._documents.get(url)
         if entry is not None and entry.expires > time.monotonic():
+            self._documents.move_to_end(url)
             return entry
         future = self._inflight.get(url)
         if future is None:
@@ -248,15 +345,15 @@ class ContextLoader:
         try:
             document = await self._from_store(url)
             if document is None:
-                document = await self._fetch(url)
+                document, raw = await self._fetch(url)
                 await self._put_store(url, document)
+            else:
+                raw = orjson.dumps(document)
         except NgsiLdError as exc:
             entry = _Entry(None, exc, now + self._failure_ttl)
         else:
-            entry = _Entry(document, None, now + self._ttl)
-        if len(self._documents) >= _MAX_DOCUMENTS:
-            self._documents = {u: e for u, e in self._documents.items() if e.expires > now}
-        self._documents[url] = entry
+            entry = _Entry(raw, None, now + self._ttl)
+        self._remember_document(url, entry)
         return entry
 
     async def _from_store(self, url: str) -> dict[str, Any] | None:
@@ -269,7 +366,7 @@ class ContextLoader:
             return None
         if document is None:
             return None
-        return _checked(url, document)
+        return self._checked(url, document)
 
     async def _put_store(self, url: str, document: dict[str, Any]) -> None:
         if self._store is None:
@@ -280,7 +377,7 @@ class ContextLoader:
             # The fetched context is still good for this request; persistence is best effort.
             log.exception("context store write failed for %s", url)
 
-    async def _fetch(self, url: str) -> dict[str, Any]:
+    async def _fetch(self, url: str) -> tuple[dict[str, Any], bytes]:
         if not url.startswith(("http://", "https://")):
             if ":" not in url:
                 raise BadRequestData(f"Invalid @context: {url!r} is not an absolute URL")
@@ -288,7 +385,9 @@ class ContextLoader:
                 f"@context {url} cannot be retrieved: only http and https URLs are supported"
             )
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            # Per-host connection limits: one slow host queues behind itself only.
+            connector = aiohttp.TCPConnector(limit=256, limit_per_host=self._per_host)
+            self._session = aiohttp.ClientSession(connector=connector)
         try:
             async with self._session.get(
                 url,
@@ -318,12 +417,21 @@ class ContextLoader:
             document = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise BadRequestData(f"Invalid @context: {url} is not a JSON document") from None
-        return _checked(url, document)
+        return self._checked(url, document), bytes(body)
 
     def _too_large(self, url: str) -> BadRequestData:
         return BadRequestData(
             f"Invalid @context: {url} is larger than the {self._max_bytes} bytes allowed"
         )
+
+    def _checked(self, url: str, document: object) -> dict[str, Any]:
+        """The document if it is a JSON-LD context document within the limits (depth, U+0000:
+        pyld recurses over it), else BadRequestData naming the URL."""
+        try:
+            check_document(document, self._limits)
+        except BadRequestData as exc:
+            raise BadRequestData(f"Invalid @context {url}: {exc.detail}") from None
+        return _checked(url, document)
 
 
 def _checked(url: str, document: object) -> dict[str, Any]:
