@@ -132,7 +132,7 @@ async def test_cache_size_is_a_metric(client: Client) -> None:
 async def test_deadline_error_names_no_internal(slow_host: str) -> None:
     loader = ContextLoader(timeout=5.0, deadline=0.5)
     try:
-        with pytest.raises(LdContextNotAvailable, match="within 0.5 s"):
+        with pytest.raises(LdContextNotAvailable, match=r"within 0\.5 s"):
             await loader.term_map(f"{slow_host}/never/x")
     finally:
         await loader.close()
