@@ -8,7 +8,9 @@ Groups (``--only``, comma- or space-separated; all by default):
 * ``query``: 100,000 entities loaded, four queries next to their SQL (``bench.query``);
 * ``validation``: creates with a JSON Schema inactive and active (``bench.validation``);
 * ``lag``: change events through Tansu, foundation writes with the relay on, relay drain
-  (``bench.lag``).
+  (``bench.lag``);
+* ``contexts``: the server's RSS after 1,000 distinct remote @contexts next to the configured
+  cache bound (``bench.contexts``).
 
 Every measured run first waits for other engineers' robot / pytest runs (``bench.guard``).
 Exit code 0 even when targets are missed: it is a report; misses are printed as MISS.
@@ -28,7 +30,7 @@ from bench.workload import Scenario
 from city_os.config import Settings
 
 KINDS = list(TARGETS)
-GROUPS = ["foundation", "query", "validation", "lag"]
+GROUPS = ["foundation", "query", "validation", "lag", "contexts"]
 
 
 def _scenarios(kinds: list[str], prefix: str, run: object) -> dict[str, Measured]:
@@ -165,6 +167,11 @@ def main() -> None:
         from bench import lag
 
         lag_res = asyncio.run(lag.run(runner, dsn))
+    contexts_res = None
+    if "contexts" in groups:
+        from bench import contexts
+
+        contexts_res = contexts.run(dsn)
     runner.pool.shutdown()
 
     from bench.report import print_report
@@ -183,6 +190,10 @@ def main() -> None:
         from bench import lag
 
         lag.print_results(lag_res)
+    if contexts_res is not None:
+        from bench import contexts
+
+        contexts.print_results(contexts_res)
     loads = runner.loads
     if loads:
         print(

@@ -12,7 +12,7 @@ Bounds: the whole resolution of one request (nested and ``@import``ed documents 
 one deadline; each remote host has its own few connections (aiohttp's per-host limit), so a
 host that never answers only delays fetches from itself; the caches hold documents as their
 JSON bytes and term maps (pyld's processed contexts, ~8 times the bytes of their documents in
-memory, measured) in least-recently-used order within a byte and an entry budget. pyld's
+memory plus ~80 kB, measured) in least-recently-used order within a byte and an entry budget. pyld's
 processing is pure Python and takes ~1.3 s for a 1 MB context: it runs in a worker thread, where
 the interpreter's switch interval (5 ms) keeps the event loop answering meanwhile.
 """
@@ -52,7 +52,9 @@ _CHUNK: Final = 64 * 1024
 # differently); each round fetches it and reprocesses. Bounded so a pathological context fails.
 _MAX_ROUNDS: Final = 8
 _NEVER: Final = float("inf")
-# Memory of a term map per byte of the documents it was built from (tracemalloc, 20,000 terms).
+# Memory of a term map (tracemalloc): ~80 kB of its own (the processed core context) and 7-8
+# bytes per byte of the remote documents it was built from (250 to 20,000 terms).
+TERM_MAP_BASE: Final = 80_000
 TERM_MAP_COST: Final = 8
 
 
@@ -253,7 +255,7 @@ class ContextLoader:
     def _remember_term_map(self, term_map: TermMap) -> None:
         known = [self._documents[u] for u in term_map.urls if u in self._documents]
         expires = min((e.expires for e in known), default=_NEVER)
-        cost = TERM_MAP_COST * sum(e.cost for e in known) + 4096
+        cost = TERM_MAP_BASE + TERM_MAP_COST * sum(e.cost for e in known)
         if cost > self._max_bytes_cached:
             return  # larger than the whole budget: used for this request only
         self._drop_term_map(term_map.key)
