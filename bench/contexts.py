@@ -4,10 +4,11 @@ Layer: bench/. A local context server (in this process) serves ``COUNT`` distinc
 ``TERMS`` terms (~13 kB of JSON each); ``city-os serve`` with ``CITYOS_CONTEXT_CACHE_BYTES`` =
 ``BOUND`` resolves each once (a query whose Link header names it: fetch, pyld processing in the
 worker thread, caching). The server's RSS (``/proc/<pid>/status``) is read after a warm-up
-(``WARMUP`` queries with one context) and after the last distinct one; its growth is printed next to the configured bound, together
-with what the cache reports holding (``cityos_context_cache_bytes``) and what it would hold
-unbounded (the same estimate, every context kept). Before the bound (issue 16) every context
-stayed: 150 contexts of 0.8 MB took a broker from 212 MB to 966 MB.
+(``WARMUP`` queries with one context) and after the last distinct one; its growth is printed
+next to the configured bound, together with what the cache reports holding
+(``cityos_context_cache_bytes``) and what it would hold unbounded (the same estimate, every
+context kept). Before the bound (issue 16) every context stayed: 150 contexts of 0.8 MB took a
+broker from 212 MB to 966 MB.
 """
 
 from __future__ import annotations
