@@ -25,7 +25,10 @@ from city_os.errors import (
 )
 from city_os.ngsild.entity import now_iso
 from city_os.ngsild.jsonld import CORE_CONTEXT_URL
-from city_os.ngsild.limits import check_body, parse_int, walk_document
+from city_os.ngsild.limits import check_body, parse_int, parse_json, walk_document
+
+# Bodies from this size on are parsed and checked in a worker thread (see core.cpu).
+HEAVY_BODY = 256 * 1024
 
 JSON = "application/json"
 JSONLD = "application/ld+json"
@@ -77,9 +80,11 @@ async def read_json(request: web.Request, *, allowed: Iterable[str] = (JSON, JSO
     limits = request.app[SETTINGS].limits
     nul = check_body(raw, limits)  # container count: before parsing, which costs per container
     try:
-        payload = orjson.loads(raw)
+        payload = parse_json(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from exc
+    if len(raw) >= HEAVY_BODY:
+        await asyncio.sleep(0)  # parsing was one slice; the walk is the next ones
     for _ in walk_document(payload, limits, nul=nul):  # depth and U+0000, in slices
         await asyncio.sleep(0)
     return payload
@@ -147,6 +152,7 @@ async def request_context(request: web.Request, context: Any) -> RequestContext:
         now=now_iso(),
         context=context,
         limits=request.app[SETTINGS].limits,
+        heavy=(request.content_length or 0) >= HEAVY_BODY,
     )
 
 

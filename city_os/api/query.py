@@ -31,7 +31,7 @@ from city_os.api.http import (
     respond,
 )
 from city_os.api.keys import QUERIES, SETTINGS
-from city_os.api.output import projection_list, render_all, render_options, with_projection
+from city_os.api.output import projection_list, render_options, render_page, with_projection
 from city_os.core.entities import RequestContext
 from city_os.core.linked import linked_entities
 from city_os.core.query import (
@@ -52,7 +52,7 @@ from city_os.ngsild.query.geo import geoq_from_json, parse_geoq, reference_geome
 from city_os.ngsild.query.q import parse_q
 from city_os.ngsild.query.scope import parse_scopeq
 from city_os.ngsild.query.type_selection import parse_type_selection
-from city_os.ngsild.representation import RenderOptions, render, to_feature
+from city_os.ngsild.representation import RenderOptions, to_feature
 
 routes = web.RouteTableDef()
 PREFIX = "/ngsi-ld/v1"
@@ -278,8 +278,10 @@ async def _respond(
     if media == GEOJSON:
         geometry = opts.geometry_property
         assert geometry is not None
+        rendered = await render_page(result.records, ctx, opts)
         features = [
-            to_feature(r, render(r, ctx.terms, opts), geometry, ctx.terms) for r in result.records
+            to_feature(r, body, geometry, ctx.terms)
+            for r, body in zip(result.records, rendered, strict=True)
         ]
         collection = {"type": "FeatureCollection", "features": features}
         response = respond(
@@ -296,7 +298,7 @@ async def _respond(
             entities = request.app[QUERIES].entities
             linked = await linked_entities(entities, ctx, result.records, opts, join)
         # An entity that pick/omit leaves empty is not listed at all (§4.21).
-        bodies = [b for b in render_all(result.records, ctx, opts, join, linked) if b]
+        bodies = [b for b in await render_page(result.records, ctx, opts, join, linked) if b]
         response = respond(bodies, ctx, media, headers=headers)
     if links:
         for value in _pagination_links(request, page, result.more, media):

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from city_os.core.cpu import off_loop
 from city_os.core.fragments import (
     MAX_RETRIES,
     Change,
@@ -62,6 +63,41 @@ def _entries(
     if contexts is None:
         return [(body, ctx) for body in bodies]
     return list(zip(bodies, contexts, strict=True))
+
+
+Parsed = list[tuple[Any, ParsedEntity | NgsiLdError]]
+
+
+def _parse_entries(
+    ctx: RequestContext,
+    bodies: list[Any],
+    contexts: EntryContexts,
+    parse: Callable[[Any, RequestContext], ParsedEntity],
+) -> Parsed:
+    """Every entry parsed (pure: run off the event loop for a heavy request), or its error."""
+    out: Parsed = []
+    for body, ectx in _entries(ctx, bodies, contexts):
+        try:
+            if isinstance(ectx, NgsiLdError):
+                raise ectx
+            out.append((body, parse(body, ectx)))
+        except NgsiLdError as err:
+            out.append((body, err))
+    return out
+
+
+def _parse_entities(ctx: RequestContext, bodies: list[Any], contexts: EntryContexts) -> Parsed:
+    def parse(body: Any, ectx: RequestContext) -> ParsedEntity:
+        return parse_entity(body, ectx.terms, ctx.now, limits=ctx.limits)
+
+    return _parse_entries(ctx, bodies, contexts, parse)
+
+
+def _fragment_parser(allow_null: bool) -> Callable[[Any, RequestContext], ParsedEntity]:
+    def parse(body: Any, ectx: RequestContext) -> ParsedEntity:
+        return parse_fragment(body, ectx, allow_null=allow_null, id_required=True)
+
+    return parse
 
 
 def _busy(entity_id: str) -> ServiceUnavailable:
@@ -124,12 +160,11 @@ class BatchOperations:
         schema = await service.schema(ctx, write=True)
         records: dict[str, EntityRecord] = {}
         slicer = Slicer()
-        for body, ectx in _entries(ctx, bodies, contexts):
+        for body, parsed in await off_loop(ctx, _parse_entities, ctx, bodies, contexts):
             await slicer.tick()
             try:
-                if isinstance(ectx, NgsiLdError):
-                    raise ectx
-                parsed = parse_entity(body, ectx.terms, ctx.now, limits=ctx.limits)
+                if isinstance(parsed, NgsiLdError):
+                    raise parsed
                 if parsed.id in records:
                     raise AlreadyExists(f"entity {parsed.id} appears twice in the batch")
                 record = service.new_record(parsed, ctx.now)
@@ -175,14 +210,9 @@ class BatchOperations:
         schema = await service.schema(ctx, write=True)
         pending: dict[str, ParsedEntity] = {}
         slicer = Slicer()
-        for body, ectx in _entries(ctx, bodies, contexts):
-            await slicer.tick()
-            try:
-                if isinstance(ectx, NgsiLdError):
-                    raise ectx
-                parsed = parse_entity(body, ectx.terms, ctx.now, limits=ctx.limits)
-            except NgsiLdError as err:
-                result.errors.append((body_id(body), err))
+        for body, parsed in await off_loop(ctx, _parse_entities, ctx, bodies, contexts):
+            if isinstance(parsed, NgsiLdError):
+                result.errors.append((body_id(body), parsed))
                 continue
             previous = pending.get(parsed.id)
             if previous is not None and not replace:
@@ -267,12 +297,12 @@ class BatchOperations:
         schema = await self._service.schema(ctx, write=False)
         pending: dict[str, ParsedEntity] = {}
         slicer = Slicer()
-        for body, ectx in _entries(ctx, bodies, contexts):
+        parse = _fragment_parser(allow_null)
+        for body, fragment in await off_loop(ctx, _parse_entries, ctx, bodies, contexts, parse):
             await slicer.tick()
             try:
-                if isinstance(ectx, NgsiLdError):
-                    raise ectx
-                fragment = parse_fragment(body, ectx, allow_null=allow_null, id_required=True)
+                if isinstance(fragment, NgsiLdError):
+                    raise fragment
                 if fragment.id in pending:
                     raise BadRequestData(f"entity {fragment.id} appears twice in the batch")
                 pending[fragment.id] = fragment
@@ -352,15 +382,16 @@ class BatchOperations:
                 result.errors.append((raw if isinstance(raw, str) else repr(raw)[:200], err))
         done: set[str] | None = None
         pending: dict[str, Any] = dict(valid)
+        slicer = Slicer()
         for _ in range(MAX_RETRIES):
             stored = await self._service.repo.get_many(schema, list(pending))
             event = self._service.event
-            writes = BatchWrites(
-                deletes=[
+            writes = BatchWrites()
+            for s in stored.values():
+                await slicer.tick()
+                writes.deletes.append(
                     Write(s.record, event("deleted", ctx, s.record, None), s.version)
-                    for s in stored.values()
-                ]
-            )
+                )
             outcome = await self._store(result, schema, writes, pending)
             if outcome.committed:
                 done = outcome.written

@@ -41,7 +41,7 @@ from city_os.ngsild.jsonld import (
     context_urls,
     is_core_context_url,
 )
-from city_os.ngsild.limits import DEFAULT_LIMITS, Limits, check_document
+from city_os.ngsild.limits import DEFAULT_LIMITS, Limits, check_document, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ class ContextLoader:
             # A fresh instance per raise: a remembered failure is raised to many requests.
             raise type(entry.error)(entry.error.detail, **entry.error.extra)
         assert entry.raw is not None
-        document: dict[str, Any] = orjson.loads(entry.raw)
+        document: dict[str, Any] = parse_json(entry.raw)
         return document
 
     async def refetch(self, url: str) -> dict[str, Any]:
@@ -416,7 +416,7 @@ class ContextLoader:
             reason = str(exc) or type(exc).__name__
             raise LdContextNotAvailable(f"@context {url} cannot be retrieved: {reason}") from None
         try:
-            document = orjson.loads(body)
+            document = parse_json(bytes(body))
         except orjson.JSONDecodeError:
             raise BadRequestData(f"Invalid @context: {url} is not a JSON document") from None
         return self._checked(url, document), bytes(body)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from city_os.core.batch import BatchOperations, BatchResult
+from city_os.core.cpu import off_loop
 from city_os.core.fragments import (
     MAX_RETRIES,
     Change,
@@ -129,7 +130,7 @@ class EntityService:
         )
 
     async def create(self, ctx: RequestContext, body: object) -> str:
-        parsed = parse_entity(body, ctx.terms, ctx.now, limits=ctx.limits)
+        parsed = await off_loop(ctx, parse_entity, body, ctx.terms, ctx.now, limits=ctx.limits)
         schema = await self.schema(ctx, write=True)
         record = self.new_record(parsed, ctx.now)
         await self.admit(schema, ctx, record)
@@ -207,7 +208,9 @@ class EntityService:
         )
 
     async def replace(self, ctx: RequestContext, entity_id: str, body: object) -> None:
-        parsed = parse_entity(body, ctx.terms, ctx.now, id_required=False, limits=ctx.limits)
+        parsed = await off_loop(
+            ctx, parse_entity, body, ctx.terms, ctx.now, id_required=False, limits=ctx.limits
+        )
         if parsed.id and parsed.id != entity_id:
             raise BadRequestData(f"id {parsed.id} in the body differs from {entity_id} in the URL")
 
@@ -237,7 +240,7 @@ class EntityService:
         overwrite: bool,
         type_filter: str | None = None,
     ) -> merge.Outcome:
-        fragment = parse_fragment(body, ctx)
+        fragment = await off_loop(ctx, parse_fragment, body, ctx)
         outcome = merge.Outcome()
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]] | None:
@@ -266,7 +269,7 @@ class EntityService:
         if isinstance(body, dict) and any(v is None for v in body.values()):
             # Only the NGSI-LD Null ("urn:ngsi-ld:null") deletes here; JSON null is invalid.
             raise BadRequestData(f"JSON null is not an attribute; use {NULL_URI!r} to delete")
-        fragment = parse_fragment(body, ctx, allow_null=True)
+        fragment = await off_loop(ctx, parse_fragment, body, ctx, allow_null=True)
         outcome = merge.Outcome()
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]] | None:
@@ -302,7 +305,7 @@ class EntityService:
             raise BadRequestData("scope cannot be partially updated; use update attributes")
         if isinstance(body, dict) and body.get("datasetId") == NULL_URI:
             raise BadRequestData("a datasetId cannot be deleted by setting it to NGSI-LD Null")
-        iri, patch = attribute_fragment(ctx, attr, body, allow_null=True)
+        iri, patch = await off_loop(ctx, attribute_fragment, ctx, attr, body, allow_null=True)
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:
             attrs = copy_attrs(stored.record.attrs)
@@ -317,7 +320,7 @@ class EntityService:
     ) -> None:
         if attr == "scope":
             raise BadRequestData("scope cannot be replaced as an attribute")
-        iri, inst = attribute_fragment(ctx, attr, body, allow_null=False)
+        iri, inst = await off_loop(ctx, attribute_fragment, ctx, attr, body, allow_null=False)
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:
             attrs = copy_attrs(stored.record.attrs)
@@ -353,7 +356,7 @@ class EntityService:
         await self._modify(ctx, entity_id, change, type_filter=type_filter)
 
     async def merge(self, ctx: RequestContext, entity_id: str, body: object) -> None:
-        fragment = parse_fragment(body, ctx, allow_null=True)
+        fragment = await off_loop(ctx, parse_fragment, body, ctx, allow_null=True)
         if fragment.id and fragment.id != entity_id:
             raise BadRequestData(f"id {fragment.id} in the body differs from {entity_id}")
         await self._modify(ctx, entity_id, self.merge_change_of(ctx, fragment))

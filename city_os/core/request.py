@@ -19,3 +19,4 @@ class RequestContext:
     now: str
     context: Any = None  # the @context as the client sent it (echoed in responses)
     limits: Limits = DEFAULT_LIMITS  # what the broker accepts (Settings.limits)
+    heavy: bool = False  # a large body: its pure-Python parsing runs off the event loop

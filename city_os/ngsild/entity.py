@@ -398,7 +398,10 @@ def parse_instance(
             raise BadRequestData(f"attribute {name!r}: {value_key} must not be null")
         inst[value_key] = None
     else:
-        if not allow_null and kind != "JsonProperty":
+        if not allow_null and kind == "GeoProperty" and isinstance(value, dict):
+            # check_geometry admits numbers only in coordinates: scan the other members.
+            reject_nulls(name, {k: v for k, v in value.items() if k != "coordinates"})
+        elif not allow_null and kind != "JsonProperty":
             reject_nulls(name, value)
         inst[value_key] = _check_value(name, kind, value, tm)
     for key, member in raw.items():
@@ -478,15 +481,24 @@ def is_null_encoding(kind: str, value: Any) -> bool:
 
 
 def reject_nulls(name: str, value: Any) -> None:
-    """JSON null (or the null URI) anywhere inside a value is only meaningful in merge-patch."""
+    """JSON null (or the null URI) anywhere inside a value is only meaningful in merge-patch.
+
+    Iterative, and each container is scanned at C level (``in``, ``map(type, …)``): a large
+    value (an 80,000-position geometry) costs no Python loop over its scalars.
+    """
     if value is None or value == NULL_URI:
         raise BadRequestData(f"attribute {name!r} contains a null inside its value")
-    if isinstance(value, dict):
-        for item in value.values():
-            reject_nulls(name, item)
-    elif isinstance(value, list):
-        for item in value:
-            reject_nulls(name, item)
+    stack = [value] if type(value) in _CONTAINERS else []
+    while stack:
+        item = stack.pop()
+        children = item.values() if type(item) is dict else item
+        if None in children or NULL_URI in children:
+            raise BadRequestData(f"attribute {name!r} contains a null inside its value")
+        if not _CONTAINERS.isdisjoint(set(map(type, children))):
+            stack.extend(c for c in children if type(c) in _CONTAINERS)
+
+
+_CONTAINERS = frozenset({dict, list})
 
 
 def _infer_type(name: str, raw: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ says (a MultiPolygon: four levels), whatever the input's nesting.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 from city_os.errors import BadRequestData
@@ -47,17 +48,33 @@ def check_geometry(name: str, value: object) -> dict[str, Any]:
 
 def _check_positions(name: str, coords: object, depth: int) -> None:
     if depth == 0:
-        if (
-            not isinstance(coords, list)
-            or len(coords) not in (2, 3)
-            or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in coords)
-        ):
-            raise BadRequestData(f"GeoProperty {name!r}: invalid position {coords!r:.80}")
-        lon, lat = coords[0], coords[1]
-        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-            raise BadRequestData(f"GeoProperty {name!r}: position {coords!r:.80} out of range")
+        _check_run(name, [coords])
         return
     if not isinstance(coords, list) or not coords:
         raise BadRequestData(f"GeoProperty {name!r}: coordinates are not nested correctly")
+    if depth == 1:
+        _check_run(name, coords)
+        return
     for item in coords:
         _check_positions(name, item, depth - 1)
+
+
+_NUMBERS = frozenset({int, float})
+
+
+def _check_run(name: str, positions: list[Any]) -> None:
+    """A run of positions (a ring, a line, one point), checked with C-level scans (``map``,
+    ``min``/``max``, slices): an 80,000-position ring costs milliseconds, not a Python loop."""
+    if set(map(type, positions)) != {list}:
+        raise BadRequestData(f"GeoProperty {name!r}: invalid position in {positions!r:.80}")
+    size = min(map(len, positions))
+    if size not in (2, 3) or max(map(len, positions)) != size:
+        raise BadRequestData(
+            f"GeoProperty {name!r}: positions must have 2 or 3 numbers each, in {positions!r:.80}"
+        )
+    flat = list(chain.from_iterable(positions))
+    if not set(map(type, flat)) <= _NUMBERS:  # bool is its own type: refused here too
+        raise BadRequestData(f"GeoProperty {name!r}: a position holds a non-number")
+    lons, lats = flat[0::size], flat[1::size]
+    if min(lons) < -180 or max(lons) > 180 or min(lats) < -90 or max(lats) > 90:
+        raise BadRequestData(f"GeoProperty {name!r}: a position is out of range")

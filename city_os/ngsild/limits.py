@@ -12,9 +12,12 @@ the recursion of every later stage (Python's stack, orjson's 255 levels of outpu
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
+
+import orjson
 
 from city_os.errors import BadRequestData, NgsiLdError, PayloadTooLarge
 
@@ -146,6 +149,20 @@ def parse_int(raw: object, name: str, low: int, high: int) -> int:
 # -- JSON documents ----------------------------------------------------------------------------
 
 
+def parse_json(raw: bytes | str) -> Any:
+    """``orjson.loads`` with the cyclic garbage collector paused: parsing allocates one object
+    per JSON container, and in a large heap the collections that triggers cost ten times the
+    parse (an 80,000-position polygon: 250 ms instead of 25 ms). Nothing it allocates is
+    cyclic garbage. Raises ``orjson.JSONDecodeError``."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return orjson.loads(raw)
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def count_containers(raw: bytes) -> int:
     """The arrays and objects of a JSON text, counted at C speed before it is parsed: every
     ``[`` and ``{``; only when that bound is over a limit are the ones inside strings (which do
@@ -197,16 +214,69 @@ def check_document(value: Any, limits: Limits, *, nul: bool = True) -> None:
 
 
 def walk_document(value: Any, limits: Limits, *, nul: bool = True) -> Iterator[None]:
-    """``check_document`` as a generator yielding every 10,000 containers, so that an async
-    caller can let other requests run between slices of a large document."""
+    """``check_document`` as a generator yielding every 5,000 values, so that an async caller
+    can let other requests run between slices of a large document. Depth-first over iterators
+    (an 80,000-element array is walked in slices too); a container whose members are all
+    scalars is judged by one C-level scan (``map(type, …)``) instead of a loop over them.
+    Only a failure walks again, to name the member at fault."""
     limit = limits.json_depth
-    stack: list[tuple[Any, int, tuple[Any, ...]]] = [(value, 1, ())]
+    kind = type(value)
+    if kind is not dict and kind is not list:
+        if nul and kind is str and "\x00" in value:
+            raise _nul(())
+        return
+    if nul and kind is dict and _nul_key(value):
+        _locate(value, limits, nul)
+    if _needs_walk(value, nul) is None:
+        return
+    stack: list[Iterator[Any]] = [iter(_members(value))]
     seen = 0
     while stack:
-        item, depth, path = stack.pop()
+        child: Any = next(stack[-1], _END)
+        if child is _END:
+            stack.pop()
+            continue
         seen += 1
-        if seen % 10_000 == 0:
+        if seen % 5_000 == 0:
             yield
+        kind = type(child)
+        if kind is dict or kind is list:
+            if len(stack) + 1 > limit or (nul and kind is dict and _nul_key(child)):
+                _locate(value, limits, nul)
+            members = _needs_walk(child, nul)
+            if members is not None:
+                stack.append(iter(members))
+        elif nul and kind is str and "\x00" in child:
+            _locate(value, limits, nul)
+
+
+_END = object()
+_CONTAINERS = frozenset({dict, list})
+
+
+def _members(item: dict[str, Any] | list[Any]) -> Iterable[Any]:
+    return item.values() if type(item) is dict else item
+
+
+def _needs_walk(item: dict[str, Any] | list[Any], nul: bool) -> Iterable[Any] | None:
+    """The members to walk, or None when they are all scalars (and no string needs a look)."""
+    members = _members(item)
+    kinds = set(map(type, members))
+    if _CONTAINERS.isdisjoint(kinds) and not (nul and str in kinds):
+        return None
+    return members
+
+
+def _nul_key(item: dict[str, Any]) -> bool:
+    return any("\x00" in key for key in item)
+
+
+def _locate(value: Any, limits: Limits, nul: bool) -> None:
+    """Walk again with paths and raise the error naming the first member at fault."""
+    limit = limits.json_depth
+    stack: list[tuple[Any, int, tuple[Any, ...]]] = [(value, 1, ())]
+    while stack:
+        item, depth, path = stack.pop()
         if depth > limit:
             raise exceeded(
                 limits, "json_depth", f"{_pointer(path) or 'the document'} is nested too deeply"
@@ -228,6 +298,7 @@ def walk_document(value: Any, limits: Limits, *, nul: bool = True) -> Iterator[N
             kind = type(child)
             if kind is dict or kind is list or (nul and kind is str and "\x00" in child):
                 stack.append((child, depth + 1, (*path, key)))
+    raise AssertionError("walk_document found a fault that _locate does not")  # pragma: no cover
 
 
 def _nul(path: tuple[Any, ...]) -> BadRequestData:

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 
 _Statement = Callable[[asyncpg.Connection, str, list["Write"]], Awaitable[set[str]]]
+_CHUNK = 200  # entities per statement of a batch
 # Serialization failure and deadlock: nothing is wrong with the data, another try will do.
 _RETRY_STATES = frozenset({"40001", "40P01"})
 
@@ -137,6 +138,28 @@ def _outbox(done: str, first: int) -> str:
         .replace("{e3}", str(first + 3))
         .replace("{t}", str(first + 4))
     )
+
+
+# From this many bytes of JSON on, a statement's parameters are encoded in separate slices of
+# the event loop: a 2 MB geometry is serialised four times (entity, geometry, the event's
+# changes and entity) and in one go that held the loop for ~30 ms.
+_LARGE_JSON = 256 * 1024
+
+
+async def _encoded(rows: list[Any], geo: list[Any] | None, writes: list[Write]) -> list[Any]:
+    """The parameters of a write statement: ``rows``, ``geo`` (None: unused) and the outbox
+    arrays, with the JSON ones serialised here (the jsonb codec passes bytes through)."""
+    entities = orjson.dumps(rows)
+    large = len(entities) > _LARGE_JSON
+    if large:
+        await asyncio.sleep(0)
+    geometry = None if geo is None else orjson.dumps(geo)
+    if large:
+        await asyncio.sleep(0)
+    outbox = _outbox_args(writes)
+    if large:
+        await asyncio.sleep(0)
+    return [entities, geometry, *outbox]
 
 
 def _outbox_args(writes: list[Write]) -> list[Any]:
@@ -339,9 +362,8 @@ class EntityRepository:
             }
             for w in writes
         ]
-        rows = await conn.fetch(
-            self.sql(schema).insert, entities, _geo_rows(writes), *_outbox_args(writes)
-        )
+        params = await _encoded(entities, _geo_rows(writes), writes)
+        rows = await conn.fetch(self.sql(schema).insert, *params)
         return {r["id"] for r in rows}
 
     async def _update(self, conn: asyncpg.Connection, schema: str, writes: list[Write]) -> set[str]:
@@ -363,16 +385,19 @@ class EntityRepository:
         statements = self.sql(schema)
         geo = _geo_rows(writes)
         if geo or any(w.geo_changed for w in writes):
-            rows = await conn.fetch(statements.update, entities, geo, *_outbox_args(writes))
+            rows = await conn.fetch(statements.update, *await _encoded(entities, geo, writes))
         else:
-            rows = await conn.fetch(statements.update_plain, entities, None, *_outbox_args(writes))
+            params = await _encoded(entities, None, writes)
+            rows = await conn.fetch(statements.update_plain, *params)
         return {r["id"] for r in rows}
 
     async def _delete(self, conn: asyncpg.Connection, schema: str, writes: list[Write]) -> set[str]:
         if not writes:
             return set()
         keys = [{"id": w.record.id, "version": w.version} for w in writes]
-        rows = await conn.fetch(self.sql(schema).delete, keys, *_outbox_args(writes))
+        params = await _encoded(keys, None, writes)
+        del params[1]  # no geometry parameter in a delete
+        rows = await conn.fetch(self.sql(schema).delete, *params)
         return {r["id"] for r in rows}
 
     async def write_batch(self, schema: str, batch: BatchWrites) -> BatchOutcome:
@@ -412,10 +437,19 @@ class EntityRepository:
         return outcome
 
     async def _apply(self, conn: asyncpg.Connection, schema: str, batch: BatchWrites) -> set[str]:
-        done = await self._delete(conn, schema, batch.reaps)
-        done |= await self._delete(conn, schema, batch.deletes)
-        done |= await self._insert(conn, schema, batch.inserts)
-        return done | await self._update(conn, schema, batch.updates)
+        """The batch's statements, each over at most ``_CHUNK`` entities: encoding the
+        parameters of 1,000 entities and their events (megabytes) in one go held the event
+        loop for 100 ms; in chunks, other requests run between them. Same transaction."""
+        done: set[str] = set()
+        for run, writes in (
+            (self._delete, batch.reaps),
+            (self._delete, batch.deletes),
+            (self._insert, batch.inserts),
+            (self._update, batch.updates),
+        ):
+            for start in range(0, len(writes), _CHUNK):
+                done |= await run(conn, schema, writes[start : start + _CHUNK])
+        return done
 
     async def _one_by_one(
         self, conn: asyncpg.Connection, schema: str, batch: BatchWrites

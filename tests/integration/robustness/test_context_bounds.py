@@ -108,7 +108,7 @@ async def test_a_host_that_never_answers_delays_only_itself(slow_host: str) -> N
 
 
 async def test_cache_is_bounded_in_bytes_and_entries(slow_host: str) -> None:
-    budget = 400_000
+    budget = 2_000_000  # term maps cost ~200 kB each here (80 kB + 8 B per document byte)
     loader = ContextLoader(max_cache_bytes=budget, max_documents=30, max_term_maps=30)
     try:
         for n in range(60):
