@@ -28,7 +28,7 @@ from city_os.errors import (
     ServiceUnavailable,
 )
 from city_os.observability.metrics import Metrics
-from city_os.store.postgres.db import unavailable
+from city_os.store.postgres.db import refused_data, unavailable
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/json"
@@ -106,6 +106,11 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
             return problem_response(
                 ServiceUnavailable(f"{reason}; try again in {retry} s", retry_after=retry)
             )
+        refused = refused_data(exc)
+        if refused is not None:
+            log.warning("%s %s: the database refused the data: %s", request.method, request.path,
+                        refused)  # fmt: skip
+            return problem_response(BadRequestData(f"the data cannot be stored: {refused}"))
         log.exception("unhandled error in %s %s", request.method, request.path)
         return problem_response(InternalError("internal error; see the broker log"))
 

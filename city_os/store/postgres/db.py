@@ -130,6 +130,17 @@ async def create_pool(
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
 
 
+def refused_data(exc: BaseException) -> str | None:
+    """Why PostgreSQL refused a statement's data (SQLSTATE class 22, data exception, or 54,
+    program limit exceeded, e.g. a jsonb value over 255 MB), or None. The limits checked
+    before the store make this rare; when it happens it is the request's data, a 400."""
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", None) or ""
+        if state.startswith(("22", "54")):
+            return (str(exc).splitlines() or [state])[0][:200]
+    return None
+
+
 def unavailable(exc: BaseException) -> str | None:
     """Why ``exc`` means the database cannot be used right now (a 503 with Retry-After, never a
     500), or None when it is another failure. The one place this is decided."""
