@@ -132,6 +132,7 @@ _INVISIBLE = (
 )
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$")
 _MAX_OFFSET = timedelta(hours=15, minutes=59)
+MAX_NAME_CHARS = 2048
 _SCOPE = re.compile(r"^/[^\s/#+]+(/[^\s/#+]+)*$")
 _LANG = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$|^@none$")
 
@@ -193,7 +194,9 @@ def check_name(name: object, what: str) -> str:
 @functools.lru_cache(maxsize=8192)
 def _name_problem(name: str) -> str:
     """Why a name is invalid ("" when it is fine); cached, as names repeat in every payload."""
-    if _FORBIDDEN_NAME.search(name) or len(name) > 512:
+    if len(name) > MAX_NAME_CHARS:  # before any scan; the bytes limit applies to its IRI
+        return f"is longer than {MAX_NAME_CHARS} characters"
+    if _FORBIDDEN_NAME.search(name):
         return "contains forbidden characters"
     if ":" not in name and not _TERM.match(name):
         return (
