@@ -41,7 +41,13 @@ from city_os.ngsild.jsonld import (
     context_urls,
     is_core_context_url,
 )
-from city_os.ngsild.limits import DEFAULT_LIMITS, Limits, check_document, parse_json
+from city_os.ngsild.limits import (
+    DEFAULT_LIMITS,
+    Limits,
+    check_document,
+    parse_json,
+    paused_gc,
+)
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +218,7 @@ class ContextLoader:
         """pyld's processing in a worker thread, once for concurrent requests of one context."""
         future = self._building.get(key)
         if future is None:
-            future = asyncio.ensure_future(asyncio.to_thread(TermMap, items, documents))
+            future = asyncio.ensure_future(asyncio.to_thread(_term_map, items, documents))
             self._building[key] = future
             future.add_done_callback(lambda _: self._building.pop(key, None))
         return await asyncio.shield(future)
@@ -434,6 +440,13 @@ class ContextLoader:
         except BadRequestData as exc:
             raise BadRequestData(f"Invalid @context {url}: {exc.detail}") from None
         return _checked(url, document)
+
+
+def _term_map(items: list[Any], documents: dict[str, Any]) -> TermMap:
+    """pyld's processing (in a worker thread) with the collector paused: it allocates a
+    heap's worth of small objects, whose collections would also stop the event loop."""
+    with paused_gc():
+        return TermMap(items, documents)
 
 
 def _checked(url: str, document: object) -> dict[str, Any]:
