@@ -58,6 +58,8 @@ _CHUNK: Final = 64 * 1024
 # differently); each round fetches it and reprocesses. Bounded so a pathological context fails.
 _MAX_ROUNDS: Final = 8
 _NEVER: Final = float("inf")
+# Remote documents one request's @context may reference in all (pyld allows as many).
+MAX_CONTEXT_URLS: Final = 64
 # Memory of a term map (tracemalloc): ~80 kB of its own (the processed core context) and 7-8
 # bytes per byte of the remote documents it was built from (250 to 20,000 terms).
 TERM_MAP_BASE: Final = 80_000
@@ -326,6 +328,11 @@ class ContextLoader:
         """Fetch ``urls`` and every URL their documents reference, level by level."""
         pending = {u for u in urls if u not in documents and not self._is_bundled(u)}
         while pending:
+            if len(documents) - len(self._bundled) + len(pending) > MAX_CONTEXT_URLS:
+                raise BadRequestData(
+                    f"Invalid @context: it references more than {MAX_CONTEXT_URLS} remote "
+                    "documents (nested and imported ones included)"
+                )
             batch = sorted(pending)
             found = await asyncio.gather(*(self.document(u) for u in batch))
             pending = set()

@@ -136,3 +136,20 @@ async def test_deadline_error_names_no_internal(slow_host: str) -> None:
             await loader.term_map(f"{slow_host}/never/x")
     finally:
         await loader.close()
+
+
+async def test_too_many_remote_documents_are_refused_before_fetching(
+    client: Client, tenant: str
+) -> None:
+    urls = [f"http://127.0.0.1:9/ctx/{i}" for i in range(65)]  # port 9: nobody is asked
+    before = await snapshot(tenant)
+    started = time.monotonic()
+    resp = await client.post(
+        f"{API}/entities",
+        json={"id": "urn:ngsi-ld:T:1", "type": "T", "@context": urls},
+        headers={"NGSILD-Tenant": tenant, "Content-Type": "application/ld+json"},
+    )
+    problem = await resp.json()
+    check_problem(resp.status, problem, 400, "BadRequestData")
+    assert "more than 64" in problem["detail"] and time.monotonic() - started < 1
+    assert await snapshot(tenant) == before
