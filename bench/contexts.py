@@ -24,7 +24,7 @@ import orjson
 from aiohttp import web
 
 from bench import stack
-from city_os.core.contexts import TERM_MAP_BASE, TERM_MAP_COST
+from city_os.core.context_cache import TERM_MAP_BASE, TERM_MAP_COST
 
 COUNT = 1000
 TERMS = 250

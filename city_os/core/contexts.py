@@ -11,10 +11,11 @@ BadRequestData.
 Bounds: the whole resolution of one request (nested and ``@import``ed documents included) has
 one deadline; each remote host has its own few connections (aiohttp's per-host limit), so a
 host that never answers only delays fetches from itself; the caches hold documents as their
-JSON bytes and term maps (pyld's processed contexts, ~8 times the bytes of their documents in
-memory plus ~80 kB, measured) in least-recently-used order within a byte and an entry budget. pyld's
-processing is pure Python and takes ~1.3 s for a 1 MB context: it runs in a worker thread, where
-the interpreter's switch interval (5 ms) keeps the event loop answering meanwhile.
+JSON bytes and term maps (pyld's processed contexts) in least-recently-used order within a byte
+and an entry budget (``core.context_cache``); one request references at most 64 remote
+documents. pyld's processing is pure Python and takes ~1.3 s for a 1 MB context: it runs in a
+worker thread with the collector paused, where the interpreter's switch interval (1 ms, set at
+start-up) keeps the event loop answering meanwhile.
 """
 
 from __future__ import annotations
@@ -22,15 +23,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final, Protocol
 
 import aiohttp
 import orjson
 
+from city_os.core.context_cache import CacheStats, ContextCache, Entry
 from city_os.errors import BadRequestData, LdContextNotAvailable, NgsiLdError
 from city_os.ngsild.jsonld import (
     CORE_CONTEXT_URL,
@@ -57,13 +57,8 @@ _CHUNK: Final = 64 * 1024
 # pyld may still ask for a URL our prefetch walk missed (e.g. a reference pyld resolves
 # differently); each round fetches it and reprocesses. Bounded so a pathological context fails.
 _MAX_ROUNDS: Final = 8
-_NEVER: Final = float("inf")
 # Remote documents one request's @context may reference in all (pyld allows as many).
 MAX_CONTEXT_URLS: Final = 64
-# Memory of a term map (tracemalloc): ~80 kB of its own (the processed core context) and 7-8
-# bytes per byte of the remote documents it was built from (250 to 20,000 terms).
-TERM_MAP_BASE: Final = 80_000
-TERM_MAP_COST: Final = 8
 
 
 class ContextStore(Protocol):
@@ -87,31 +82,6 @@ def bundled_documents() -> dict[str, dict[str, Any]]:
             (package / "w3id-security-data-integrity-v2.jsonld").read_bytes()
         ),
     }
-
-
-@dataclass(slots=True)
-class _Entry:
-    raw: bytes | None  # the document's JSON (parsed on use: bytes are what the budget counts)
-    error: NgsiLdError | None
-    expires: float
-
-    @property
-    def cost(self) -> int:
-        return len(self.raw or b"") + 200
-
-
-@dataclass(slots=True)
-class _CachedTermMap:
-    term_map: TermMap
-    expires: float
-    cost: int
-
-
-@dataclass(frozen=True, slots=True)
-class CacheStats:
-    documents: int
-    term_maps: int
-    bytes: int
 
 
 class ContextLoader:
@@ -143,9 +113,7 @@ class ContextLoader:
         self._max_bytes = max_bytes
         self._ttl = ttl
         self._failure_ttl = failure_ttl
-        self._max_term_maps = max_term_maps
-        self._max_documents = max_documents
-        self._max_bytes_cached = max_cache_bytes
+        self._cache = ContextCache(max_cache_bytes, max_documents, max_term_maps)
         self._deadline = deadline
         self._per_host = connections_per_host
         self._limits = limits
@@ -154,18 +122,12 @@ class ContextLoader:
         self._store = store
         self._on_use = on_use
         self._bundled = bundled_documents()
-        self._documents: OrderedDict[str, _Entry] = OrderedDict()
-        self._inflight: dict[str, asyncio.Future[_Entry]] = {}
-        self._term_maps: OrderedDict[tuple[str, ...], _CachedTermMap] = OrderedDict()
+        self._inflight: dict[str, asyncio.Future[Entry]] = {}
         self._building: dict[tuple[str, ...], asyncio.Future[TermMap]] = {}
-        self._doc_bytes = 0
-        self._map_bytes = 0
 
     def stats(self) -> CacheStats:
         """What the caches hold (the ``cityos_context_cache_*`` gauges)."""
-        return CacheStats(
-            len(self._documents), len(self._term_maps), self._doc_bytes + self._map_bytes
-        )
+        return self._cache.stats()
 
     async def close(self) -> None:
         if self._owns_session and self._session is not None:
@@ -174,15 +136,13 @@ class ContextLoader:
 
     def forget(self, url: str) -> None:
         """Drop a URL's document (e.g. after DELETE /jsonldContexts); term maps rebuild lazily."""
-        self._drop_document(url)
-        for key in [k for k, v in self._term_maps.items() if url in v.term_map.urls]:
-            self._drop_term_map(key)
+        self._cache.forget(url)
 
     async def term_map(self, context: object) -> TermMap:
         """The TermMap for a request's @context value (None: the core context only)."""
         items = canonical_context(context)
         key = context_key(items)
-        cached = self._cached_term_map(key)
+        cached = self._cache.term_map(key)
         if cached is not None:
             return self._used(cached)
         try:
@@ -199,7 +159,7 @@ class ContextLoader:
         pending = [u for u in context_urls(items) if not self._is_bundled(u)]
         for _ in range(_MAX_ROUNDS):
             await self._collect(pending, documents)
-            cached = self._cached_term_map(key)
+            cached = self._cache.term_map(key)
             if cached is not None:
                 return self._used(cached)
             try:
@@ -209,8 +169,8 @@ class ContextLoader:
                 continue
             except BadRequestData as exc:
                 raise self._blame(exc, items, documents) from None
-            if self._cached_term_map(key) is None:
-                self._remember_term_map(term_map)
+            if self._cache.term_map(key) is None:
+                self._cache.put_term_map(term_map)
             return self._used(term_map)
         raise BadRequestData("Invalid @context: too many nested @context references")
 
@@ -250,60 +210,6 @@ class ContextLoader:
             self._on_use(term_map.urls)
         return term_map
 
-    def _cached_term_map(self, key: tuple[str, ...]) -> TermMap | None:
-        cached = self._term_maps.get(key)
-        if cached is None:
-            return None
-        if cached.expires <= time.monotonic():
-            self._drop_term_map(key)
-            return None
-        self._term_maps.move_to_end(key)
-        return cached.term_map
-
-    def _remember_term_map(self, term_map: TermMap) -> None:
-        known = [self._documents[u] for u in term_map.urls if u in self._documents]
-        expires = min((e.expires for e in known), default=_NEVER)
-        cost = TERM_MAP_BASE + TERM_MAP_COST * sum(e.cost for e in known)
-        if cost > self._max_bytes_cached:
-            return  # larger than the whole budget: used for this request only
-        self._drop_term_map(term_map.key)
-        self._term_maps[term_map.key] = _CachedTermMap(term_map, expires, cost)
-        self._map_bytes += cost
-        self._evict()
-
-    def _drop_term_map(self, key: tuple[str, ...]) -> None:
-        cached = self._term_maps.pop(key, None)
-        if cached is not None:
-            self._map_bytes -= cached.cost
-
-    def _drop_document(self, url: str) -> None:
-        entry = self._documents.pop(url, None)
-        if entry is not None:
-            self._doc_bytes -= entry.cost
-
-    def _remember_document(self, url: str, entry: _Entry) -> None:
-        self._drop_document(url)
-        if entry.cost > self._max_bytes_cached:
-            return
-        self._documents[url] = entry
-        self._doc_bytes += entry.cost
-        self._evict()
-
-    def _evict(self) -> None:
-        """Least recently used first, term maps before documents while they hold more than
-        their three quarters of the byte budget (a document is cheaper to keep than a map)."""
-        while self._term_maps and (
-            len(self._term_maps) > self._max_term_maps
-            or self._map_bytes > self._max_bytes_cached * 3 // 4
-            or (self._map_bytes + self._doc_bytes > self._max_bytes_cached and not self._documents)
-        ):
-            self._drop_term_map(next(iter(self._term_maps)))
-        while self._documents and (
-            len(self._documents) > self._max_documents
-            or self._map_bytes + self._doc_bytes > self._max_bytes_cached
-        ):
-            self._drop_document(next(iter(self._documents)))
-
     def _blame(
         self, exc: BadRequestData, items: list[Any], documents: dict[str, Any]
     ) -> BadRequestData:
@@ -342,10 +248,9 @@ class ContextLoader:
                     if ref not in documents and not self._is_bundled(ref):
                         pending.add(ref)
 
-    async def _entry(self, url: str) -> _Entry:
-        entry = self._documents.get(url)
-        if entry is not None and entry.expires > time.monotonic():
-            self._documents.move_to_end(url)
+    async def _entry(self, url: str) -> Entry:
+        entry = self._cache.document(url)
+        if entry is not None:
             return entry
         future = self._inflight.get(url)
         if future is None:
@@ -355,7 +260,7 @@ class ContextLoader:
         # Shielded: one caller giving up (client disconnect) must not cancel the others' fetch.
         return await asyncio.shield(future)
 
-    async def _load(self, url: str) -> _Entry:
+    async def _load(self, url: str) -> Entry:
         now = time.monotonic()
         try:
             document = await self._from_store(url)
@@ -365,10 +270,10 @@ class ContextLoader:
             else:
                 raw = orjson.dumps(document)
         except NgsiLdError as exc:
-            entry = _Entry(None, exc, now + self._failure_ttl)
+            entry = Entry(None, exc, now + self._failure_ttl)
         else:
-            entry = _Entry(raw, None, now + self._ttl)
-        self._remember_document(url, entry)
+            entry = Entry(raw, None, now + self._ttl)
+        self._cache.put_document(url, entry)
         return entry
 
     async def _from_store(self, url: str) -> dict[str, Any] | None:

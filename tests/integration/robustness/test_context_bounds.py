@@ -118,7 +118,7 @@ async def test_cache_is_bounded_in_bytes_and_entries(slow_host: str) -> None:
         assert loader.stats().term_maps >= 2
         # The most recent ones stayed; the first ones were evicted.
         recent, first = f"{slow_host}/size/59/300", f"{slow_host}/size/0/300"
-        assert recent in loader._documents and first not in loader._documents
+        assert recent in loader._cache and first not in loader._cache
     finally:
         await loader.close()
 
