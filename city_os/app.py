@@ -204,7 +204,7 @@ async def _freeze_heap(app: web.Application) -> None:
 
 # Young-generation size and how many collections of each generation trigger the next one
 # (CPython's defaults: 700, 10, 10).
-GC_THRESHOLDS = (700, 10, 50)
+GC_THRESHOLDS = (700, 10, 200)
 SWITCH_INTERVAL = 0.001  # seconds (CPython's default: 0.005)
 
 

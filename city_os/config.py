@@ -39,7 +39,7 @@ class Settings:
     body_read_timeout: float = 10.0
     max_batch_entities: int = 1000
     max_json_depth: int = 32
-    max_json_containers: int = 200_000
+    max_json_containers: int = 120_000
     max_attributes: int = 1000
     max_entity_types: int = 32
     max_id_bytes: int = 1024

@@ -14,7 +14,7 @@ host that never answers only delays fetches from itself; the caches hold documen
 JSON bytes and term maps (pyld's processed contexts) in least-recently-used order within a byte
 and an entry budget (``core.context_cache``); one request references at most 64 remote
 documents. pyld's processing is pure Python and takes ~1.3 s for a 1 MB context: it runs in a
-worker thread with the collector paused, where the interpreter's switch interval (1 ms, set at
+worker thread, where the interpreter's switch interval (1 ms, set at
 start-up) keeps the event loop answering meanwhile.
 """
 
@@ -46,7 +46,6 @@ from city_os.ngsild.limits import (
     Limits,
     check_document,
     parse_json,
-    paused_gc,
 )
 
 log = logging.getLogger(__name__)
@@ -355,10 +354,9 @@ class ContextLoader:
 
 
 def _term_map(items: list[Any], documents: dict[str, Any]) -> TermMap:
-    """pyld's processing (in a worker thread) with the collector paused: it allocates a
-    heap's worth of small objects, whose collections would also stop the event loop."""
-    with paused_gc():
-        return TermMap(items, documents)
+    """pyld's processing, in a worker thread. The collector is not paused here: pyld leaves
+    reference cycles, and a 1.3 s pause would end in one scan of everything it allocated."""
+    return TermMap(items, documents)
 
 
 def _checked(url: str, document: object) -> dict[str, Any]:

@@ -33,7 +33,7 @@ _TYPES_KEY_PER_TYPE: Final = 8
 @dataclass(frozen=True, slots=True)
 class Limits:
     json_depth: int = 32
-    json_containers: int = 200_000
+    json_containers: int = 120_000
     attributes: int = 1000
     entity_types: int = 32
     id_bytes: int = 1024

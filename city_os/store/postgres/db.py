@@ -17,7 +17,6 @@ import asyncpg.pool
 import orjson
 
 from city_os.errors import BadRequestData, NonexistentTenant
-from city_os.ngsild.limits import parse_json
 
 DEFAULT_SCHEMA = "ngsild_default"
 _TENANT_NAME = re.compile(r"^[A-Za-z0-9_.:\-/]{1,64}$")
@@ -39,7 +38,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         "jsonb",
         # bytes are JSON already serialised by the caller (store.postgres.entities._encoded)
         encoder=lambda v: b"\x01" + (v if isinstance(v, bytes) else orjson.dumps(v)),
-        decoder=lambda b: parse_json(b[1:]),
+        decoder=lambda b: orjson.loads(b[1:]),
         schema="pg_catalog",
         format="binary",
     )
