@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -58,6 +56,7 @@ from city_os.observability.metrics import (
 )
 from city_os.registry.active import ActiveSchemas
 from city_os.registry.service import SchemaRegistry
+from city_os.runtime import tune_collector
 from city_os.store.postgres.contexts import ContextRepository
 from city_os.store.postgres.db import Tenants, create_pool, migrate
 from city_os.store.postgres.entities import EntityRepository
@@ -187,31 +186,14 @@ def create_relay_app(settings: Settings) -> web.Application:
     return app
 
 
-async def _freeze_heap(app: web.Application) -> None:
-    """After start-up, move every object into the collector's permanent generation: the heap
-    at start (modules, bundled @contexts and schemas, pyld and jsonschema state) is never
-    garbage, and each full collection scanning it paused the event loop for ~150 ms. Full
-    collections of what comes later (cached term maps: ~100,000 objects for a 1 MB context)
-    are made rarer too: nearly all garbage of a request is freed by reference counting, and a
-    large request (1,000 entities: a million objects) would otherwise trigger several."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLDS[0], GC_THRESHOLDS[1], GC_THRESHOLDS[2])
-    # Pure-Python work of large requests runs in worker threads (core.cpu, @context
-    # processing); the loop thread waits for the GIL at most this long to answer others.
-    sys.setswitchinterval(SWITCH_INTERVAL)
-
-
-# Young-generation size and how many collections of each generation trigger the next one
-# (CPython's defaults: 700, 10, 10).
-GC_THRESHOLDS = (700, 10, 200)
-SWITCH_INTERVAL = 0.001  # seconds (CPython's default: 0.005)
+async def _tune_collector(app: web.Application) -> None:
+    tune_collector()  # after every cleanup_ctx start-up: the heap at start is frozen
 
 
 def create_app(settings: Settings) -> web.Application:
     app = _base_app(settings)
     app.cleanup_ctx.extend([_database, _observability, _contexts, _schemas, _background, _relay])
-    app.on_startup.append(_freeze_heap)  # runs after every cleanup_ctx start-up
+    app.on_startup.append(_tune_collector)
     tables = (
         entities.routes,
         query.routes,
