@@ -29,6 +29,7 @@ run: bootstrap
 	$(BIN)/city-os migrate
 	$(BIN)/city-os load-sample
 	CITYOS_KAFKA_BOOTSTRAP="$${CITYOS_KAFKA_BOOTSTRAP:-127.0.0.1:$(CITYOS_DEV_KAFKA_PORT)}" \
+		CITYOS_OUTBOUND_ALLOW="$${CITYOS_OUTBOUND_ALLOW-loopback}" \
 		exec $(BIN)/city-os serve
 
 test: bootstrap lint

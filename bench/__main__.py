@@ -10,7 +10,10 @@ Groups (``--only``, comma- or space-separated; all by default):
 * ``lag``: change events through Tansu, foundation writes with the relay on, relay drain
   (``bench.lag``);
 * ``contexts``: the server's RSS after 1,000 distinct remote @contexts next to the configured
-  cache bound (``bench.contexts``).
+  cache bound (``bench.contexts``);
+* ``evaluate``: the notifier's in-process selection evaluation, µs per entity next to an empty
+  call and a hand-written check (``bench.evaluate``; no server).
+* ``auth``: create and retrieve with bearer-token verification on and off (``bench.auth``).
 
 Every measured run first waits for other engineers' robot / pytest runs (``bench.guard``).
 Exit code 0 even when targets are missed: it is a report; misses are printed as MISS.
@@ -30,7 +33,7 @@ from bench.workload import Scenario
 from city_os.config import Settings
 
 KINDS = list(TARGETS)
-GROUPS = ["foundation", "query", "validation", "lag", "contexts"]
+GROUPS = ["foundation", "query", "validation", "lag", "contexts", "evaluate", "auth"]
 
 
 def _scenarios(kinds: list[str], prefix: str, run: object) -> dict[str, Measured]:
@@ -114,21 +117,24 @@ def main() -> None:
     guard.enabled = not args.no_wait
 
     started = time.monotonic()
-    base = Settings.from_env().database_url
-    dsn = stack.run_sync(stack.recreate_database(base))
-    assert isinstance(dsn, str)
-    stack.migrate(dsn)
-    stack.run_sync(stack.prepare_raw_table(dsn))
+    dsn = ""
+    if kinds or set(groups) - {"evaluate"}:  # the in-process group needs no database
+        base = Settings.from_env().database_url
+        dsn = stack.run_sync(stack.recreate_database(base))
+        assert isinstance(dsn, str)
+        stack.migrate(dsn)
+        stack.run_sync(stack.prepare_raw_table(dsn))
     runner = Runner(args)
     print(
         f"bench: {os.cpu_count()} CPU cores, {args.concurrency} connections, "
-        f"{args.warmup:g} s warm-up + {args.duration:g} s measured per run, database {dsn}, "
+        f"{args.warmup:g} s warm-up + {args.duration:g} s measured per run, "
+        f"database {dsn or 'none'}, "
         f"load average {guard.load1():.2f} at start"
     )
 
     # --- the API: foundation, query and validation share one server (own tenants)
     api: dict[str, Measured] = {}
-    query_res = validation_res = lag_res = None
+    query_res = validation_res = lag_res = auth_res = None
     uvloop = False
     if kinds or "query" in groups or "validation" in groups:
         port = stack.free_port()
@@ -172,6 +178,16 @@ def main() -> None:
         from bench import contexts
 
         contexts_res = contexts.run(dsn)
+    evaluate_res = None
+    if "evaluate" in groups:
+        from bench import evaluate
+
+        load = guard.wait_quiet("evaluate")
+        evaluate_res = (evaluate.run(), load)
+    if "auth" in groups:
+        from bench import auth
+
+        auth_res = auth.run(runner, dsn, args.pool)
     runner.pool.shutdown()
 
     from bench.report import print_report
@@ -194,6 +210,14 @@ def main() -> None:
         from bench import contexts
 
         contexts.print_results(contexts_res)
+    if evaluate_res is not None:
+        from bench import evaluate
+
+        evaluate.print_results(*evaluate_res)
+    if auth_res is not None:
+        from bench import auth
+
+        auth.print_results(auth_res)
     loads = runner.loads
     if loads:
         print(

@@ -31,11 +31,12 @@ from bench.workload import PREFIX, Scenario
 from city_os.core.contexts import bundled_documents
 from city_os.ngsild.entity import expand_attr_name
 from city_os.ngsild.jsonld import CORE_CONTEXT_URL, TermMap
+from city_os.ngsild.query.entity_selection import EntitySelector, Names, Selection
 from city_os.ngsild.query.geo import parse_geoq
 from city_os.ngsild.query.q import parse_q
 from city_os.ngsild.query.type_selection import parse_type_selection
 from city_os.store.postgres.indexes import ValueIndexRepository
-from city_os.store.postgres.query import EntitySelector, Names, QueryRepository, Selection
+from city_os.store.postgres.query import QueryRepository
 
 TENANT = "bench-query"
 QUERY_TYPE = "WeatherObserved"  # last in id order: the worst case for a walk along the id index

@@ -121,6 +121,7 @@ class Scenario:
     path: str = ""
     tenant: str = ""
     model: str = ENTITY_TYPE
+    token: str = ""  # a bearer token sent with every request (bench.auth)
 
     @property
     def expected_status(self) -> int:
@@ -133,8 +134,9 @@ class Scenario:
         return BATCH_SIZE if self.kind == "batch" else 1
 
 
-def tenant_header(tenant: str) -> bytes:
-    return f"NGSILD-Tenant: {tenant}\r\n".encode() if tenant else b""
+def tenant_header(tenant: str, token: str = "") -> bytes:
+    out = f"NGSILD-Tenant: {tenant}\r\n".encode() if tenant else b""
+    return out + (f"Authorization: Bearer {token}\r\n".encode() if token else b"")
 
 
 def request_maker(sc: Scenario) -> Callable[[int], bytes]:
@@ -144,7 +146,7 @@ def request_maker(sc: Scenario) -> Callable[[int], bytes]:
         get += tenant_header(sc.tenant) + b"\r\n"
         return lambda seq: get
     if sc.kind == "create":
-        create = _CREATE + tenant_header(sc.tenant)
+        create = _CREATE + tenant_header(sc.tenant, sc.token)
         return lambda seq: _with_body(
             create, entity_json(entity_id(sc.prefix, seq, sc.model), sc.model)
         )
@@ -155,8 +157,11 @@ def request_maker(sc: Scenario) -> Callable[[int], bytes]:
     pick = random.Random(42).randrange
     path = (PREFIX + "/entities/").encode()
     if sc.kind == "retrieve":
+        tail = _GET_TAIL
+        if sc.tenant or sc.token:
+            tail = b" HTTP/1.1\r\n" + _COMMON + tenant_header(sc.tenant, sc.token) + b"\r\n"
         return lambda seq: (
-            b"GET " + path + entity_id(sc.seed_prefix, pick(sc.existing)).encode() + _GET_TAIL
+            b"GET " + path + entity_id(sc.seed_prefix, pick(sc.existing)).encode() + tail
         )
     if sc.kind == "update":
         attr = f"/attrs/{UPDATED_ATTR}".encode()

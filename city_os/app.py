@@ -8,28 +8,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from city_os.api import (
+    apikeys,
     batch,
     contexts,
     discovery,
     entities,
     indexes,
     info,
+    me,
     ops,
+    permissions,
     query,
     schemas,
+    subjects,
 )
+from city_os.api.guard import access_guard
 from city_os.api.keys import (
+    API_KEYS,
+    CONSENTS,
     CONTEXT_REGISTRY,
     CONTEXTS,
     DISCOVERY,
     ENTITIES,
     INDEXES,
+    PERMISSIONS,
     POOL,
     QUERIES,
     SCHEMAS,
@@ -39,6 +49,14 @@ from city_os.api.keys import (
 )
 from city_os.api.middleware import problem_details, request_metrics
 from city_os.api.ops import KAFKA_REQUIRED, METRICS, RELAY
+from city_os.auth.apikeys import ApiKeys
+from city_os.auth.authenticate import Authenticator, check_exposure
+from city_os.auth.consent import ConsentService
+from city_os.auth.issuers import Issuer, parse_issuers
+from city_os.auth.network import OutboundPolicy, outbound_session
+from city_os.auth.oidc import KeyStore, TokenVerifier
+from city_os.auth.permissions import PermissionService
+from city_os.auth.ratelimit import RateLimiter
 from city_os.config import Settings
 from city_os.core.context_registry import USAGE_FLUSH_INTERVAL, ContextCatalog, ContextRegistry
 from city_os.core.contexts import ContextLoader
@@ -57,12 +75,38 @@ from city_os.observability.metrics import (
 from city_os.registry.active import ActiveSchemas
 from city_os.registry.service import SchemaRegistry
 from city_os.runtime import tune_collector
+from city_os.store.postgres.auth_consent import ConsentRepository, DataSubjectRepository
+from city_os.store.postgres.auth_keys import ApiKeyRepository
+from city_os.store.postgres.auth_log import LogPartitions
+from city_os.store.postgres.auth_permissions import PermissionRepository
 from city_os.store.postgres.contexts import ContextRepository
 from city_os.store.postgres.db import Tenants, create_pool, migrate
 from city_os.store.postgres.entities import EntityRepository
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query import QueryRepository
 from city_os.store.postgres.schemas import SchemaRepository
+
+log = logging.getLogger(__name__)
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+ISSUERS = web.AppKey("issuers", dict[str, Issuer])
+OUTBOUND = web.AppKey("outbound", OutboundPolicy)
+
+
+async def _authentication(app: web.Application) -> AsyncIterator[None]:
+    """The OIDC key store (its HTTP session lives as long as the app)."""
+    settings = app[SETTINGS]
+    authenticator = app[AUTHENTICATOR]
+    keys = None
+    issuers = app[ISSUERS]
+    if settings.auth_enabled:
+        if issuers:
+            keys = KeyStore(
+                issuers, ttl=settings.oidc_jwks_ttl, refresh_interval=settings.oidc_refresh_interval
+            )
+            authenticator.tokens = TokenVerifier(keys, clock_skew=settings.oidc_clock_skew)
+    yield
+    if keys is not None:
+        await keys.close()
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -90,10 +134,59 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
+async def _maintain(partitions: LogPartitions) -> None:
+    """Keep the access and audit logs' monthly partitions ahead and within retention."""
+    while True:
+        try:
+            await partitions.maintain()
+        except Exception:
+            log.exception("access log partition maintenance failed; retrying in an hour")
+            await asyncio.sleep(3600)
+            continue
+        await asyncio.sleep(86400)
+
+
+async def _access(app: web.Application) -> AsyncIterator[None]:
+    """Access control's stores and per-process caches (kept current by NOTIFY)."""
+    settings = app[SETTINGS]
+    app[PERMISSIONS] = PermissionService(
+        PermissionRepository(app[POOL]), app[TENANTS], settings.database_url
+    )
+    await app[PERMISSIONS].start()
+    keys = app[API_KEYS] = ApiKeys(ApiKeyRepository(app[POOL]), settings.database_url)
+    await keys.start()
+    app[AUTHENTICATOR].api_keys = keys
+    citizen_issuers = frozenset(i.issuer for i in app[ISSUERS].values() if i.citizens)
+    app[CONSENTS] = ConsentService(
+        ConsentRepository(app[POOL]),
+        DataSubjectRepository(app[POOL]),
+        app[PERMISSIONS],
+        app[TENANTS],
+        app[POOL],
+        citizen_issuers,
+    )
+    partitions = LogPartitions(app[POOL], settings.access_log_retention_days)
+    tasks = [asyncio.create_task(keys.run()), asyncio.create_task(_maintain(partitions))]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await keys.close()
+    await app[PERMISSIONS].close()
+
+
 async def _contexts(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     repository = ContextRepository(app[POOL])
     catalog = ContextCatalog(repository)
+    # Remote @contexts are client-chosen URLs: fetched through the outbound network policy.
+    session = outbound_session(
+        app[OUTBOUND],
+        # Per-host pools: a host that never answers queues behind itself only.
+        connector_options={"limit": 256, "limit_per_host": settings.context_connections_per_host},
+    )
     loader = ContextLoader(
         timeout=settings.context_fetch_timeout,
         max_bytes=settings.context_max_bytes,
@@ -106,6 +199,7 @@ async def _contexts(app: web.Application) -> AsyncIterator[None]:
         limits=settings.limits,
         store=catalog,
         on_use=catalog.used,
+        session=session,
     )
     registry = ContextRegistry(repository, catalog, loader, settings.base_url)
     await registry.start()
@@ -118,6 +212,7 @@ async def _contexts(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await flusher
     await loader.close()
+    await session.close()
 
 
 async def _schemas(app: web.Application) -> AsyncIterator[None]:
@@ -165,10 +260,10 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def _base_app(settings: Settings) -> web.Application:
+def _base_app(settings: Settings, *middlewares: Middleware) -> web.Application:
     metrics = Metrics()
     app = web.Application(
-        middlewares=[request_metrics(metrics), problem_details],
+        middlewares=[request_metrics(metrics), problem_details, *middlewares],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -191,10 +286,39 @@ async def _tune_collector(app: web.Application) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = _base_app(settings)
-    app.cleanup_ctx.extend([_database, _observability, _contexts, _schemas, _background, _relay])
+    """The API. Refuses (SystemExit) to serve without authentication on a non-loopback host."""
+    warning = check_exposure(settings)
+    if warning is not None:
+        log.warning(warning)
+    authenticator = Authenticator(enabled=settings.auth_enabled)
+    limiter = None
+    if settings.rate_limit > 0:
+        limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst)
+    app = _base_app(settings, access_guard(authenticator, limiter))
+    app[AUTHENTICATOR] = authenticator
+    try:
+        app[ISSUERS] = parse_issuers(settings.oidc_issuers)
+    except ValueError as exc:
+        raise SystemExit(f"CITYOS_OIDC_ISSUERS: {exc}") from None
+    try:
+        app[OUTBOUND] = OutboundPolicy.from_setting(settings.outbound_allow)
+    except ValueError as exc:
+        raise SystemExit(f"CITYOS_OUTBOUND_ALLOW: {exc}") from None
+    app.cleanup_ctx.extend(
+        [
+            _authentication,
+            _database,
+            _access,
+            _observability,
+            _contexts,
+            _schemas,
+            _background,
+            _relay,
+        ]
+    )
     app.on_startup.append(_tune_collector)
     tables = (
+        apikeys.routes,
         entities.routes,
         query.routes,
         batch.routes,
@@ -203,6 +327,9 @@ def create_app(settings: Settings) -> web.Application:
         indexes.routes,
         discovery.routes,
         info.routes,
+        me.routes,
+        permissions.routes,
+        subjects.routes,
         ops.routes,
     )
     for table in tables:

@@ -58,6 +58,16 @@ class Settings:
     context_cache_entries: int = 1024
     expiry_interval: float = 1.0
     log_level: str = "INFO"
+    auth_enabled: bool = False
+    auth_insecure: bool = False
+    oidc_issuers: str = ""  # JSON list of issuers (auth/issuers.py)
+    oidc_clock_skew: float = 30.0
+    oidc_jwks_ttl: float = 3600.0
+    oidc_refresh_interval: float = 30.0
+    rate_limit: float = 0.0  # requests per second per client; 0 = no limit
+    rate_limit_burst: int = 100
+    outbound_allow: str = ""  # "loopback", "private", CIDRs; "" = public addresses only
+    access_log_retention_days: int = 400
 
     @functools.cached_property
     def limits(self) -> Limits:
@@ -150,6 +160,22 @@ SETTINGS: dict[str, str] = {
     "context_cache_entries": "most remote @context documents and term maps kept in memory each",
     "expiry_interval": "seconds between sweeps that remove expired transient entities",
     "log_level": "Python logging level",
+    "auth_enabled": "verify OIDC bearer tokens and API keys (docs/access-control.md); off = every "
+    "request may do everything, allowed only on a loopback CITYOS_HOST unless CITYOS_AUTH_INSECURE",
+    "auth_insecure": "start with authentication off on a non-loopback CITYOS_HOST (only behind a "
+    "gateway that authenticates every request itself)",
+    "oidc_issuers": "JSON list of trusted OIDC issuers: "
+    '`[{"issuer", "audience", "tenants": ["*"], "rolesClaim", "groupsClaim", "citizens"}]`',
+    "oidc_clock_skew": "seconds of clock difference tolerated on exp, nbf and iat",
+    "oidc_jwks_ttl": "seconds an issuer's JWKS is used before it is fetched again",
+    "oidc_refresh_interval": "least seconds between two JWKS fetches of one issuer for a token "
+    "with an unknown kid (a flood of bogus kids does not reach the IdP)",
+    "rate_limit": "requests per second allowed per client (principal, API key or remote "
+    "address), per API process; 0 = no limit",
+    "rate_limit_burst": "requests a client may send at once before the rate applies",
+    "outbound_allow": "non-public addresses outbound requests (remote @contexts, notifications) "
+    "may reach anyway: comma-separated `loopback`, `private` or CIDRs; empty = public only",
+    "access_log_retention_days": "days the citizens' access log (and the audit log) is kept",
 }
 
 

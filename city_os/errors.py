@@ -25,11 +25,7 @@ class NgsiLdError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """HTTP headers the response carries besides the ProblemDetails body."""
-        return {}
+        self.headers: dict[str, str] = {}  # sent with the ProblemDetails (WWW-Authenticate, …)
 
     def problem(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -141,7 +137,46 @@ class ServiceUnavailable(NgsiLdError):
     def __init__(self, detail: str, *, retry_after: int = 1, **extra: Any) -> None:
         super().__init__(detail, **extra)
         self.retry_after = retry_after
+        self.headers["Retry-After"] = str(retry_after)
 
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
+
+class Unauthorized(NgsiLdError):
+    """401: no valid credentials (RFC 6750). Not in GS CIM 009's table, which defines no
+    authentication errors; the name follows the HTTP status. ``error`` is the RFC 6750 §3.1
+    code for WWW-Authenticate (None when no credentials were sent at all)."""
+
+    type_uri = _BASE + "Unauthorized"
+    status = 401
+    title = "Unauthorized"
+
+    def __init__(self, detail: str, *, error: str | None = "invalid_token", **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        challenge = 'Bearer realm="city-os"'
+        if error is not None:
+            # RFC 6750 §3: printable ASCII only, so a detail can never break the header.
+            printable = "".join(c if " " <= c <= "~" else "?" for c in detail)
+            quoted = printable.replace("\\", "\\\\").replace('"', '\\"')
+            challenge += f', error="{error}", error_description="{quoted}"'
+        self.headers["WWW-Authenticate"] = challenge
+
+
+class AccessDenied(NgsiLdError):
+    """403: a valid caller without the right. GS CIM 009 has no such type; AccessDenied is the
+    one Stellio uses, so clients of both see one URI."""
+
+    type_uri = _BASE + "AccessDenied"
+    status = 403
+    title = "Access denied"
+
+
+class TooManyRequests(NgsiLdError):
+    """429: the client's rate limit is spent; ``retry_after`` seconds until the next request
+    is accepted (Retry-After, RFC 9110 §10.2.3)."""
+
+    type_uri = _BASE + "TooManyRequests"
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers["Retry-After"] = str(retry_after)

@@ -32,6 +32,7 @@ def test_settings(**overrides: object) -> Settings:
         "db_pool_max": 8,
         "expiry_interval": 0.2,
         "context_fetch_timeout": 2.0,
+        "outbound_allow": "loopback",  # the tests' @context and notification servers
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -65,7 +66,8 @@ async def _forget_earlier_runs() -> None:
                     "DELETE FROM cityos.migrations WHERE name = ANY($1::text[])",
                     ["tenant:" + s for s in chunk],
                 )
-        for table in ("value_indexes", "schema_types", "jsonld_contexts"):
+        tables = ("value_indexes", "schema_types", "jsonld_contexts", "api_keys", "consents")
+        for table in (*tables, "access_log", "audit_log"):
             if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"cityos.{table}"):
                 await conn.execute(f"DELETE FROM cityos.{table} WHERE tenant LIKE 'test-%'")
         await conn.execute("TRUNCATE cityos.outbox")

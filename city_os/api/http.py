@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from city_os.api.guard import principal_of
 from city_os.api.keys import CONTEXTS, SETTINGS
 from city_os.core.entities import RequestContext
 from city_os.errors import (
@@ -153,6 +154,7 @@ async def request_context(request: web.Request, context: Any) -> RequestContext:
         context=context,
         limits=request.app[SETTINGS].limits,
         heavy=(request.content_length or 0) >= HEAVY_BODY,
+        actor=principal_of(request).actor,
     )
 
 

@@ -39,7 +39,7 @@ def problem_response(err: NgsiLdError) -> web.Response:
         body=orjson.dumps(err.problem()),
         status=err.status,
         content_type=PROBLEM,
-        headers=err.headers,
+        headers=err.headers or None,
     )
     if err.closes_connection:
         response.force_close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from city_os.core.batch import BatchOperations, BatchResult
+from city_os.core.batch import BatchOperations, BatchResult, EntryContexts
 from city_os.core.cpu import off_loop
 from city_os.core.fragments import (
     MAX_RETRIES,
@@ -66,6 +66,26 @@ class EntityService:
         self.validators: list[Callable[[str, str, EntityRecord], Awaitable[None]]] = []
         self.batch = BatchOperations(self)
 
+    # -------------------------------------------------- batch (core/batch.py)
+
+    async def batch_create(
+        self, ctx: RequestContext, bodies: list[Any], contexts: EntryContexts = None
+    ) -> BatchResult:
+        return await self.batch.create(ctx, bodies, contexts)
+
+    async def batch_upsert(
+        self,
+        ctx: RequestContext,
+        bodies: list[Any],
+        *,
+        replace: bool,
+        contexts: EntryContexts = None,
+    ) -> BatchResult:
+        return await self.batch.upsert(ctx, bodies, replace=replace, contexts=contexts)
+
+    async def batch_delete(self, ctx: RequestContext, ids: list[Any]) -> BatchResult:
+        return await self.batch.delete(ctx, ids)
+
     # ----------------------------------------------------------------- events
 
     def event(
@@ -89,6 +109,7 @@ class EntityService:
             entity=_stored_entity(after) if after else None,
             time=ctx.now,
             source=self.source,
+            actor=ctx.actor,
         )
 
     async def admit(self, schema: str, ctx: RequestContext, record: EntityRecord) -> None:

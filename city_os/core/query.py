@@ -32,15 +32,9 @@ from city_os.ngsild.query.ast import (
     Value,
     ValueList,
 )
+from city_os.ngsild.query.entity_selection import EntitySelector, Expand, Names, Selection
 from city_os.ngsild.representation import EntityRecord
-from city_os.store.postgres.query import (
-    EntitySelector,
-    Expand,
-    Names,
-    OrderKey,
-    QueryRepository,
-    Selection,
-)
+from city_os.store.postgres.query import OrderKey, QueryRepository
 
 # Entity members that are never attributes (`attrs=id` is a client error, §4.5.1).
 NOT_ATTRIBUTES = frozenset({"id", "type", "scope", "@id", "@type", *SYSTEM_MEMBERS, "expiresAt"})

@@ -20,3 +20,4 @@ class RequestContext:
     context: Any = None  # the @context as the client sent it (echoed in responses)
     limits: Limits = DEFAULT_LIMITS  # what the broker accepts (Settings.limits)
     heavy: bool = False  # a large body: its pure-Python parsing runs off the event loop
+    actor: dict[str, str] | None = None  # CloudEvents attributes naming who acts (auth/)

@@ -8,6 +8,7 @@ consumer needs no @context to interpret it. Schema: schemas/events/entity-change
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -28,8 +29,11 @@ def change_event(
     entity: dict[str, Any] | None,
     time: str,
     source: str,
+    actor: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """An outbox row: ``event_id``, ``event_type``, ``entity_id``, ``tenant`` and the envelope."""
+    """An outbox row: ``event_id``, ``event_type``, ``entity_id``, ``tenant`` and the envelope.
+    ``actor``: the extension attributes naming who made the change (``cityosactor``,
+    ``cityosclient``; ``Principal.actor``)."""
     event_id = str(uuid.uuid4())
     event_type = EVENT_TYPE_PREFIX + kind
     envelope = {
@@ -41,6 +45,7 @@ def change_event(
         "time": time,
         "datacontenttype": "application/json",
         "cityosversion": EVENT_VERSION,
+        **(actor or {}),
         "data": {
             "tenant": tenant,
             "entityId": entity_id,

@@ -5,21 +5,19 @@ lookup per entity type, then projection and validation with a validator compiled
 content (``ValidatorCache`` keyed by digest) and the term map of the schema's @context — never a
 database query per write. The map is loaded at start and refreshed on change: the process that
 changes the registry refreshes the (tenant, type) itself right after commit, and every process
-LISTENs on ``cityos_schemas`` (the change's transaction NOTIFYs it) and refreshes too; after a lost
-listener connection it reconnects and reloads everything, since notifications may have been
-missed. Refreshes are serialised, and each reads the committed state, so the last one wins with
-the newest state.
+LISTENs on ``cityos_schemas`` (the change's transaction NOTIFYs it; ``ChannelListener``) and
+refreshes too; after a lost listener connection it reconnects and reloads everything, since
+notifications may have been missed. Refreshes are serialised, and each reads the committed
+state, so the last one wins with the newest state.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import orjson
 
 from city_os.core.contexts import ContextLoader
@@ -27,6 +25,7 @@ from city_os.ngsild.jsonld import TermMap
 from city_os.ngsild.representation import EntityRecord
 from city_os.registry.projection import Failure, invalid_entity, key_values
 from city_os.registry.validation import SchemaValidator, ValidatorCache, Violation
+from city_os.store.postgres.listen import ChannelListener
 from city_os.store.postgres.schemas import (
     CHANNEL,
     SchemaRepository,
@@ -35,8 +34,6 @@ from city_os.store.postgres.schemas import (
 )
 
 log = logging.getLogger(__name__)
-
-_MAX_RECONNECT_DELAY = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +67,7 @@ class ActiveSchemas:
         self._validators = validators or ValidatorCache()
         self._active: dict[tuple[str, str], ActiveSchema] = {}
         self._lock = asyncio.Lock()
-        self._conn: asyncpg.Connection | None = None
-        self._lost = asyncio.Event()
-        self._watcher: asyncio.Task[None] | None = None
-        self._pending: set[asyncio.Task[None]] = set()
+        self._listener: ChannelListener | None = None
 
     # -- the hook --------------------------------------------------------------------------
 
@@ -151,59 +145,18 @@ class ActiveSchemas:
 
     async def start(self) -> None:
         if self._dsn is not None:
-            await self._listen()  # before the first load, so no change slips in between
-            self._watcher = asyncio.create_task(self._watch())
+            self._listener = ChannelListener(self._dsn, CHANNEL, self._apply, self.reload)
+            await self._listener.start()  # before the first load, so no change slips in between
         await self.reload()
 
     async def close(self) -> None:
-        tasks = [t for t in (self._watcher, *self._pending) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
-
-    async def _listen(self) -> None:
-        assert self._dsn is not None
-        if self._conn is not None:
-            old, self._conn = self._conn, None
-            with contextlib.suppress(Exception):
-                await old.close(timeout=1)
-        conn = await asyncpg.connect(self._dsn)
-        self._lost = asyncio.Event()
-        conn.add_termination_listener(lambda _conn: self._lost.set())
-        await conn.add_listener(CHANNEL, self._on_notify)
-        self._conn = conn
-
-    async def _watch(self) -> None:
-        while True:
-            await self._lost.wait()
-            log.warning("schema registry listener connection lost; reconnecting")
-            delay = 0.5
-            while True:
-                try:
-                    await self._listen()
-                    await self.reload()
-                    break
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    log.warning("schema registry listener: %s; retrying in %.1f s", exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, _MAX_RECONNECT_DELAY)
-
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        task = asyncio.create_task(self._apply(payload))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
 
     async def _apply(self, payload: str) -> None:
-        try:
-            if not payload:
-                await self.reload()
-                return
-            change = orjson.loads(payload)
-            await self.refresh(change["tenant"], change["type"])
-        except Exception:
-            log.exception("schema registry refresh failed for %r", payload)
+        if not payload:
+            await self.reload()
+            return
+        change = orjson.loads(payload)
+        await self.refresh(change["tenant"], change["type"])

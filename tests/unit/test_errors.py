@@ -24,7 +24,12 @@ EXPECTED = {
     errors.MethodNotAllowed: (405, "MethodNotAllowed"),
     errors.RequestTimeout: (408, "RequestTimeout"),
     errors.ServiceUnavailable: (503, "ServiceUnavailable"),
+    errors.Unauthorized: (401, "Unauthorized"),
+    errors.AccessDenied: (403, "AccessDenied"),
+    errors.TooManyRequests: (429, "TooManyRequests"),
 }
+
+_REQUIRED: dict[type, dict[str, object]] = {errors.TooManyRequests: {"retry_after": 3}}
 
 
 def _subclasses(cls: type) -> set[type]:
@@ -42,7 +47,7 @@ def test_every_error_class_is_pinned() -> None:
 @pytest.mark.parametrize(("cls", "expected"), list(EXPECTED.items()), ids=lambda v: str(v))
 def test_problem_body(cls: type[errors.NgsiLdError], expected: tuple[int, str]) -> None:
     status, name = expected
-    err = cls("what went wrong", entityId="urn:x:1")
+    err = cls("what went wrong", entityId="urn:x:1", **_REQUIRED.get(cls, {}))  # type: ignore[arg-type]
     assert err.problem() == {
         "type": BASE + name,
         "title": cls.title,
@@ -56,3 +61,18 @@ def test_service_unavailable_says_when_to_retry() -> None:
     err = errors.ServiceUnavailable("the database is unreachable", retry_after=3)
     assert err.headers == {"Retry-After": "3"}
     assert errors.BadRequestData("x").headers == {}
+
+
+def test_unauthorized_challenge() -> None:
+    assert errors.Unauthorized("none sent", error=None).headers == {
+        "WWW-Authenticate": 'Bearer realm="city-os"'
+    }
+    err = errors.Unauthorized('the token "x" expired')
+    assert err.headers["WWW-Authenticate"] == (
+        'Bearer realm="city-os", error="invalid_token",'
+        ' error_description="the token \\"x\\" expired"'
+    )
+
+
+def test_too_many_requests_retry_after() -> None:
+    assert errors.TooManyRequests("slow down", retry_after=2).headers == {"Retry-After": "2"}

@@ -47,3 +47,44 @@ CREATE INDEX IF NOT EXISTS geo_geom ON {schema}.geo USING gist (geom);
 -- No geography index: near with maxDistance is served by geo_points/geo_shapes and a lon/lat box
 -- (query_sql.near_box); only a box-less near (poles, the antimeridian, thousands of km) scans.
 DROP INDEX IF EXISTS {schema}.geo_geog;
+
+-- Access control (docs/access-control.md). Permissions of the tenant: a target (one entity, or
+-- types and/or scopes), an assignee key (public, authenticated, subject:<iss>#<sub>, group:<v>,
+-- client:<azp>, apikey:<id>) and an action (1 read, 2 write, 3 admin, 4 own).
+CREATE TABLE IF NOT EXISTS {schema}.permissions (
+    id          text PRIMARY KEY,
+    assignee    text NOT NULL,
+    action      smallint NOT NULL CHECK (action BETWEEN 1 AND 4),
+    entity_id   text,                      -- target: this entity, or else ...
+    types       text[],                    -- ... entities of these types (NULL = any)
+    scopes      text[],                    -- ... with one of these scopes (NULL = any)
+    personal    boolean NOT NULL DEFAULT false, -- types/scopes also cover personal entities
+    created_by  text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    CHECK (entity_id IS NULL OR (types IS NULL AND scopes IS NULL AND NOT personal))
+);
+CREATE INDEX IF NOT EXISTS permissions_entity ON {schema}.permissions (entity_id, assignee)
+    WHERE entity_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS permissions_assignee ON {schema}.permissions (assignee);
+
+-- The data subject of a personal entity: the citizen (iss, sub at the citizens' IdP).
+CREATE TABLE IF NOT EXISTS {schema}.data_subjects (
+    entity_id   text PRIMARY KEY,
+    issuer      text NOT NULL,
+    subject     text NOT NULL,
+    created_by  text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS data_subjects_subject ON {schema}.data_subjects (issuer, subject);
+
+-- A deleted entity (delete, purge, expiry, any path) takes its permissions and data subject
+-- with it: a new entity with the same id must not inherit them.
+CREATE OR REPLACE FUNCTION {schema}.forget_entity_access() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM {schema}.permissions p USING gone WHERE p.entity_id = gone.id;
+    DELETE FROM {schema}.data_subjects d USING gone WHERE d.entity_id = gone.id;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER entities_forget_access AFTER DELETE ON {schema}.entities
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION {schema}.forget_entity_access();

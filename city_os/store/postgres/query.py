@@ -10,14 +10,14 @@ client's expression (e.g. SQLSTATE 2201B, invalid regular expression) become Bad
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
 
 from city_os.errors import BadRequestData
-from city_os.ngsild.query.ast import GeoQuery, QExpr, ScopeExpr, TypeExpr, TypeName
+from city_os.ngsild.query.ast import GeoQuery, TypeName
+from city_os.ngsild.query.entity_selection import Names, Selection
 from city_os.store.postgres.entities import _COLUMNS, _LIVE, Stored, _record
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query_sql import (
@@ -32,7 +32,6 @@ from city_os.store.postgres.query_sql import (
     type_to_sql,
 )
 
-Expand = Callable[[str], str]
 _COLUMNS_BY_NAME = {
     "id": "e.id",
     "type": "e.types",
@@ -52,34 +51,6 @@ class OrderKey:
     target: str | tuple[str, ...]
     desc: bool = False
     near: str | None = None
-
-
-@dataclass(frozen=True)
-class EntitySelector:
-    """One EntitySelector (§5.2.33): ids take precedence over idPattern; no types = any type."""
-
-    types: TypeExpr | None = None
-    ids: tuple[str, ...] = ()
-    id_pattern: str | None = None
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which entities a query, purge or count is about; names are terms, expanded in SQL."""
-
-    selectors: tuple[EntitySelector, ...] = ()  # OR-ed; empty = every entity
-    attrs: tuple[str, ...] = ()  # expanded IRIs: the entity has at least one of them
-    q: QExpr | None = None
-    geo: GeoQuery | None = None
-    scope: ScopeExpr | None = None
-
-
-@dataclass(frozen=True)
-class Names:
-    """How terms of the request expand: entity types and attribute names."""
-
-    type: Expand
-    attr: Expand
 
 
 def single_type(sel: Selection) -> str | None:

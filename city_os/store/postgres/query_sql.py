@@ -38,10 +38,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 from city_os.errors import BadRequestData, OperationNotSupported
+from city_os.ngsild.query import targets
 from city_os.ngsild.query.ast import (
     And,
     AttrPath,
@@ -58,7 +59,6 @@ from city_os.ngsild.query.ast import (
     ScopeExpr,
     ScopeMatch,
     ScopeOr,
-    Temporal,
     Text,
     TypeAnd,
     TypeExpr,
@@ -68,43 +68,9 @@ from city_os.ngsild.query.ast import (
     Value,
     ValueList,
 )
-
-Expand = Callable[[str], str]
-
-# Members of an attribute instance that a dot path may address; stored under these plain
-# names (docs/storage.md), so they are never expanded.
-INSTANCE_MEMBERS: Final = frozenset(
-    {
-        "observedAt",
-        "createdAt",
-        "modifiedAt",
-        "deletedAt",
-        "unitCode",
-        "datasetId",
-        "objectType",
-        "instanceId",
-    }
-)
+from city_os.ngsild.query.entity_selection import Expand
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?")
-
-# Where the value of an instance lives, per kind of comparison (docs/storage.md).
-_EQ_TARGETS: Final = (
-    '."value"',
-    '."object"',
-    '."objectList"',
-    '."vocab"',
-    '."languageMap".*',
-    '."json"',
-    '."valueList"',
-)
-# Relationships (object, objectList) only match == and != (§4.9); VocabProperty alike.
-_ORDER_TARGETS: Final = ('."value"', '."languageMap".*', '."json"', '."valueList"')
-_TEMPORAL_TARGETS: Final = (
-    '."value" ? (@.type() == "string")',
-    '."value"."@value"',
-    '."valueList"',
-)
 
 _TEMPLATES: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     # kind: (templates for stored text, template of the canonical literal)
@@ -248,9 +214,10 @@ class _QBuilder:
         bound = self.number_bound(expr, alias)
         if bound is not None:
             return bound
-        if _temporal(expr.value):
+        if targets.mentions_time(expr.value):
             # Stored date-times with a UTC offset parse to timestamptz, "Z" ones (by template)
-            # to timestamp: only the _tz variant compares the two (sessions run in UTC).
+            # to timestamp: only the _tz variant compares the two (sessions run in UTC); the
+            # plain one raises an error instead, for a date/time anywhere in a value list.
             path = self.params.add(self.comparison_path(expr))
             return f"jsonb_path_exists_tz({alias}.attrs, {path}::jsonpath, '{{}}', true)"
         indexable = expr.op == "==" and not isinstance(expr.value, Range)
@@ -298,7 +265,11 @@ class _QBuilder:
         rel = jsonpath_string(self.expand(expr.path.names[0]))
         objects = self.params.add(f'$.{rel}[*]."object"[*]')
         ids = f"SELECT jsonb_path_query({alias}.attrs, {objects}::jsonpath) #>> '{{}}'"
-        where = [f"{inner}.id IN ({ids})"]
+        # Expired transient entities are invisible here too, as everywhere (store: _LIVE).
+        where = [
+            f"{inner}.id IN ({ids})",
+            f"({inner}.expires_at IS NULL OR {inner}.expires_at > now())",
+        ]
         if link.types:
             types = self.params.add([self.expand(t) for t in link.types])
             where.append(f"{inner}.types && {types}::text[]")
@@ -316,46 +287,28 @@ class _QBuilder:
 
     def prefix(self, path: AttrPath) -> tuple[str, bool]:
         """Jsonpath to the target element(s); True if it ends at an instance member."""
-        parts = ["$.", jsonpath_string(self.expand(path.names[0])), "[*]"]
-        member = False
-        for name in path.names[1:]:
-            if member:
-                raise BadRequestData(f"q: {name!r} cannot follow an attribute's member")
-            if name in INSTANCE_MEMBERS:
-                member = True
-                parts.append("." + jsonpath_string(name))
-            else:
-                parts.append("." + jsonpath_string(self.expand(name)))
-        return "".join(parts), member
+        steps, member = targets.prefix(path, self.expand)
+        first, *rest = steps
+        return "$." + jsonpath_string(first) + "[*]" + "".join(_step(s) for s in rest), member
 
     def exists(self, path: AttrPath, alias: str) -> str:
         if len(path.names) == 1 and not path.keys:
             return f"{alias}.attrs ? {self.params.add(self.expand(path.names[0]))}"
         prefix, member = self.prefix(path)
-        targets = _targets(path, member, _EQ_TARGETS)
-        cond = " || ".join(f"exists({t})" for t in targets)
+        found = _jsonpaths(targets.targets(path, member, targets.EQUALITY))
+        cond = " || ".join(f"exists({t})" for t in found)
         return self.path_exists(f"{prefix} ? ({cond})", alias)
 
     def comparison_path(self, term: Comparison) -> str:
         prefix, member = self.prefix(term.path)
         value = term.value
-        sample = value.low if isinstance(value, Range) else value
-        if isinstance(sample, ValueList):
-            sample = sample.items[0]
-        defaults: Sequence[str]
-        if isinstance(sample, Temporal):
-            defaults = _TEMPORAL_TARGETS
-        elif term.op in ("==", "!="):
-            defaults = _EQ_TARGETS
-        else:
-            defaults = _ORDER_TARGETS
-        targets = _targets(term.path, member, defaults)
+        found = _jsonpaths(targets.comparison_targets(term.path, member, term.op, value))
         if term.op == "!=":
             predicate = _operand_predicate("==", value)
-            cond = " || ".join(f"(exists({t}) && !exists({t} ? ({predicate})))" for t in targets)
+            cond = " || ".join(f"(exists({t}) && !exists({t} ? ({predicate})))" for t in found)
         else:
             predicate = _operand_predicate(term.op, value)
-            cond = " || ".join(f"exists({t} ? ({predicate}))" for t in targets)
+            cond = " || ".join(f"exists({t} ? ({predicate}))" for t in found)
         return f"{prefix} ? ({cond})"
 
     def pattern_path(self, term: Pattern) -> str:
@@ -365,33 +318,20 @@ class _QBuilder:
             predicate = f'@.type() == "string" && !(@ like_regex {regex})'
         else:
             predicate = f"@ like_regex {regex}"
-        targets = _targets(term.path, member, _ORDER_TARGETS)
-        cond = " || ".join(f"exists({t} ? ({predicate}))" for t in targets)
+        found = _jsonpaths(targets.targets(term.path, member, targets.ORDER))
+        cond = " || ".join(f"exists({t} ? ({predicate}))" for t in found)
         return f"{prefix} ? ({cond})"
 
 
-def _temporal(value: Value | Range | ValueList) -> bool:
-    sample = value.low if isinstance(value, Range) else value
-    if isinstance(sample, ValueList):
-        sample = sample.items[0]
-    return isinstance(sample, Temporal)
+def _step(step: targets.Step) -> str:
+    if isinstance(step, targets.Strings):
+        return ' ? (@.type() == "string")'
+    return ".*" if step == targets.ANY else "." + jsonpath_string(step)
 
 
-def _key(key: str) -> str:
-    return ".*" if key == "*" else "." + jsonpath_string(key)
-
-
-def _targets(path: AttrPath, member: bool, defaults: Sequence[str]) -> list[str]:
+def _jsonpaths(found: tuple[targets.Target, ...]) -> list[str]:
     """Jsonpaths (relative to an instance ``@``) of the target values."""
-    keys = "".join(_key(k) for k in path.keys)
-    if member:
-        return ["@" + keys]
-    if path.keys:
-        targets = [f'@."value"{keys}', f'@."json"{keys}']
-        if len(path.keys) == 1:  # a language tag (or * for any language)
-            targets.append(f'@."languageMap"{keys}')
-        return targets
-    return ["@" + t for t in defaults]
+    return ["@" + "".join(_step(s) for s in target) for target in found]
 
 
 def _operand_predicate(op: str, value: Value | Range | ValueList) -> str:

@@ -58,6 +58,7 @@ async def serve(**settings: str) -> AsyncIterator[Broker]:
         "CITYOS_KAFKA_BOOTSTRAP": "",
         "CITYOS_WORKERS": "1",
         "CITYOS_LOG_LEVEL": "WARNING",
+        "CITYOS_OUTBOUND_ALLOW": "loopback",  # the tests' @context servers
         **{f"CITYOS_{k.upper()}": v for k, v in settings.items()},
     }
     log = tempfile.NamedTemporaryFile(prefix="city-os-serve-", suffix=".log", delete=False)
