@@ -50,7 +50,7 @@ class Settings:
     default_page_size: int = 20
     max_page_size: int = 1000
     context_fetch_timeout: float = 5.0
-    context_max_bytes: int = 1024 * 1024
+    context_max_bytes: int = 512 * 1024
     context_cache_ttl: float = 3600.0
     context_resolve_timeout: float = 10.0
     context_connections_per_host: int = 4
@@ -149,7 +149,8 @@ SETTINGS: dict[str, str] = {
     "default_page_size": "page size of queries without `limit`",
     "max_page_size": "largest `limit` accepted (400 beyond)",
     "context_fetch_timeout": "seconds to wait for a remote @context",
-    "context_max_bytes": "largest remote @context document accepted",
+    "context_max_bytes": "largest remote @context document accepted (pyld processes ~1 MB/s of "
+    "context here: this bounds the CPU a new context URL can cost)",
     "context_cache_ttl": "seconds a fetched remote @context is reused",
     "context_resolve_timeout": "seconds the whole @context resolution of one request may take, "
     "nested and @import fetches included (504 beyond)",
