@@ -9,6 +9,8 @@ Groups (``--only``, comma- or space-separated; all by default):
 * ``validation``: creates with a JSON Schema inactive and active (``bench.validation``);
 * ``lag``: change events through Tansu, foundation writes with the relay on, relay drain
   (``bench.lag``);
+* ``contexts``: the server's RSS after 1,000 distinct remote @contexts next to the configured
+  cache bound (``bench.contexts``);
 * ``evaluate``: the notifier's in-process selection evaluation, µs per entity next to an empty
   call and a hand-written check (``bench.evaluate``; no server).
 * ``auth``: create and retrieve with bearer-token verification on and off (``bench.auth``).
@@ -31,7 +33,7 @@ from bench.workload import Scenario
 from city_os.config import Settings
 
 KINDS = list(TARGETS)
-GROUPS = ["foundation", "query", "validation", "lag", "evaluate", "auth"]
+GROUPS = ["foundation", "query", "validation", "lag", "contexts", "evaluate", "auth"]
 
 
 def _scenarios(kinds: list[str], prefix: str, run: object) -> dict[str, Measured]:
@@ -171,6 +173,11 @@ def main() -> None:
         from bench import lag
 
         lag_res = asyncio.run(lag.run(runner, dsn))
+    contexts_res = None
+    if "contexts" in groups:
+        from bench import contexts
+
+        contexts_res = contexts.run(dsn)
     evaluate_res = None
     if "evaluate" in groups:
         from bench import evaluate
@@ -199,6 +206,10 @@ def main() -> None:
         from bench import lag
 
         lag.print_results(lag_res)
+    if contexts_res is not None:
+        from bench import contexts
+
+        contexts.print_results(contexts_res)
     if evaluate_res is not None:
         from bench import evaluate
 

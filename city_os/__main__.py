@@ -9,8 +9,7 @@ import multiprocessing
 import os
 from dataclasses import replace
 
-from aiohttp import web
-
+from city_os.api import server
 from city_os.app import create_app, create_notifier_app, create_relay_app
 from city_os.config import Settings
 from city_os.registry import cli as registry_cli
@@ -35,13 +34,12 @@ def _worker(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    web.run_app(
+    server.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        access_log=None,
         reuse_port=settings.workers > 1,
-        print=None if settings.workers > 1 else print,
+        banner=settings.workers <= 1,
     )
 
 
@@ -105,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
                 app = create_relay_app(replace(settings, relay_enabled=True))
             else:
                 app = create_notifier_app(replace(settings, notifier_enabled=True))
-            web.run_app(app, host=settings.host, port=settings.port, access_log=None)
+            server.run(app, host=settings.host, port=settings.port)
         else:
             serve = args.command == "serve"
             workers = settings.workers or os.cpu_count() or 1

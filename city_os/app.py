@@ -70,9 +70,15 @@ from city_os.core.query import QueryService
 from city_os.core.subscriptions import SubscriptionService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
 from city_os.notifier.service import Notifier, NotifierConfig
-from city_os.observability.metrics import Metrics, pool_collector, written_observer
+from city_os.observability.metrics import (
+    Metrics,
+    context_cache_collector,
+    pool_collector,
+    written_observer,
+)
 from city_os.registry.active import ActiveSchemas
 from city_os.registry.service import SchemaRegistry
+from city_os.runtime import tune_collector
 from city_os.store.postgres.auth_consent import ConsentRepository, DataSubjectRepository
 from city_os.store.postgres.auth_keys import ApiKeyRepository
 from city_os.store.postgres.auth_log import LogPartitions
@@ -110,7 +116,12 @@ async def _authentication(app: web.Application) -> AsyncIterator[None]:
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+    pool = await create_pool(
+        settings.database_url,
+        settings.db_pool_min,
+        settings.db_pool_max,
+        acquire_timeout=settings.db_acquire_timeout,
+    )
     async with pool.acquire() as conn:
         await migrate(conn)
     app[POOL] = pool
@@ -176,17 +187,28 @@ async def _contexts(app: web.Application) -> AsyncIterator[None]:
     repository = ContextRepository(app[POOL])
     catalog = ContextCatalog(repository)
     # Remote @contexts are client-chosen URLs: fetched through the outbound network policy.
-    session = outbound_session(app[OUTBOUND])
+    session = outbound_session(
+        app[OUTBOUND],
+        # Per-host pools: a host that never answers queues behind itself only.
+        connector_options={"limit": 256, "limit_per_host": settings.context_connections_per_host},
+    )
     loader = ContextLoader(
         timeout=settings.context_fetch_timeout,
         max_bytes=settings.context_max_bytes,
         ttl=settings.context_cache_ttl,
+        max_term_maps=settings.context_cache_entries,
+        max_documents=settings.context_cache_entries,
+        max_cache_bytes=settings.context_cache_bytes,
+        deadline=settings.context_resolve_timeout,
+        connections_per_host=settings.context_connections_per_host,
+        limits=settings.limits,
         store=catalog,
         on_use=catalog.used,
         session=session,
     )
     registry = ContextRegistry(repository, catalog, loader, settings.base_url)
     await registry.start()
+    app[METRICS].collectors.append(context_cache_collector(loader.stats))
     app[CONTEXTS] = loader
     app[CONTEXT_REGISTRY] = registry
     flusher = asyncio.create_task(catalog.run(USAGE_FLUSH_INTERVAL))
@@ -323,6 +345,10 @@ def create_notifier_app(settings: Settings) -> web.Application:
     return app
 
 
+async def _tune_collector(app: web.Application) -> None:
+    tune_collector()  # after every cleanup_ctx start-up: the heap at start is frozen
+
+
 def create_app(settings: Settings) -> web.Application:
     """The API. Refuses (SystemExit) to serve without authentication on a non-loopback host."""
     warning = check_exposure(settings)
@@ -353,6 +379,7 @@ def create_app(settings: Settings) -> web.Application:
             _notifier,
         ]
     )
+    app.on_startup.append(_tune_collector)
     tables = (
         apikeys.routes,
         entities.routes,

@@ -6,10 +6,13 @@ settings table is checked against it by a test.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+
+from city_os.ngsild.limits import Limits
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,8 @@ class Settings:
     database_url: str = "postgresql://postgres@127.0.0.1:5432/cityos"
     db_pool_min: int = 2
     db_pool_max: int = 16
+    db_acquire_timeout: float = 5.0
+    db_retry_after: int = 2
     public_url: str = ""  # base URL clients see; "" = http://{host}:{port}
     kafka_bootstrap: str = ""  # "" = no Kafka (relay off); make run starts local Tansu
     kafka_topic: str = "cityos.entity-changes"
@@ -31,12 +36,26 @@ class Settings:
     kafka_max_message_bytes: int = 1_000_000
     outbox_retention: float = 86400.0
     max_body_bytes: int = 2 * 1024 * 1024
+    body_read_timeout: float = 10.0
     max_batch_entities: int = 1000
+    max_json_depth: int = 32
+    max_json_containers: int = 120_000
+    max_attributes: int = 1000
+    max_entity_types: int = 32
+    max_id_bytes: int = 1024
+    max_name_bytes: int = 512
+    max_order_by_keys: int = 16
+    max_query_selectors: int = 100
+    max_join_level: int = 16
     default_page_size: int = 20
     max_page_size: int = 1000
     context_fetch_timeout: float = 5.0
-    context_max_bytes: int = 1024 * 1024
+    context_max_bytes: int = 512 * 1024
     context_cache_ttl: float = 3600.0
+    context_resolve_timeout: float = 10.0
+    context_connections_per_host: int = 4
+    context_cache_bytes: int = 64 * 1024 * 1024
+    context_cache_entries: int = 1024
     expiry_interval: float = 1.0
     notifier_enabled: bool = True
     notifier_group_id: str = "city-os-notifier"
@@ -60,6 +79,20 @@ class Settings:
     rate_limit_burst: int = 100
     outbound_allow: str = ""  # "loopback", "private", CIDRs; "" = public addresses only
     access_log_retention_days: int = 400
+
+    @functools.cached_property
+    def limits(self) -> Limits:
+        return Limits(
+            json_depth=self.max_json_depth,
+            json_containers=self.max_json_containers,
+            attributes=self.max_attributes,
+            entity_types=self.max_entity_types,
+            id_bytes=self.max_id_bytes,
+            name_bytes=self.max_name_bytes,
+            order_by_keys=self.max_order_by_keys,
+            query_selectors=self.max_query_selectors,
+            join_level=self.max_join_level,
+        )
 
     @property
     def base_url(self) -> str:
@@ -92,6 +125,10 @@ SETTINGS: dict[str, str] = {
     "database_url": "PostgreSQL DSN (PostGIS 3 required)",
     "db_pool_min": "minimum connections in the PostgreSQL pool",
     "db_pool_max": "maximum connections in the PostgreSQL pool",
+    "db_acquire_timeout": "seconds a request waits for a free PostgreSQL connection before it "
+    "is answered 503 with Retry-After",
+    "db_retry_after": "seconds in the Retry-After header of a 503 when the database is "
+    "unreachable (connection lost, failover, pool exhausted)",
     "public_url": "base URL clients use to reach the API (Location headers, hosted @contexts)",
     "kafka_bootstrap": "Kafka bootstrap servers; empty = events stay in the outbox",
     "kafka_topic": "topic that entity change events are published to",
@@ -104,12 +141,35 @@ SETTINGS: dict[str, str] = {
     "max.message.bytes); a larger one goes out without its data, with a dataref to the entity",
     "outbox_retention": "seconds published outbox rows are kept before the relay deletes them",
     "max_body_bytes": "largest request body accepted (413 beyond)",
+    "body_read_timeout": "seconds a request body may take to arrive (408 beyond; e.g. a body "
+    "shorter than its Content-Length)",
     "max_batch_entities": "most entities in one batch operation",
+    "max_json_depth": "deepest nesting of arrays and objects in a JSON body (400 beyond)",
+    "max_json_containers": "most JSON arrays and objects in one body (413 beyond; ~150 ns of "
+    "parsing each)",
+    "max_attributes": "most attribute instances of one entity, sub-attributes included (400 "
+    "beyond)",
+    "max_entity_types": "most types of one entity (400 beyond)",
+    "max_id_bytes": "longest entity id, datasetId or relationship object in UTF-8 bytes (400 "
+    "beyond; ids are btree keys: with the name limit they must fit 2,704 bytes)",
+    "max_name_bytes": "longest attribute name or entity type, as an expanded IRI in UTF-8 bytes "
+    "(400 beyond)",
+    "max_order_by_keys": "most orderBy keys of one query (400 beyond)",
+    "max_query_selectors": "most entity selectors of one Query (400 beyond)",
+    "max_join_level": "deepest joinLevel of linked entity retrieval (400 beyond)",
     "default_page_size": "page size of queries without `limit`",
     "max_page_size": "largest `limit` accepted (400 beyond)",
     "context_fetch_timeout": "seconds to wait for a remote @context",
-    "context_max_bytes": "largest remote @context document accepted",
+    "context_max_bytes": "largest remote @context document accepted (pyld processes ~1 MB/s of "
+    "context here: this bounds the CPU a new context URL can cost)",
     "context_cache_ttl": "seconds a fetched remote @context is reused",
+    "context_resolve_timeout": "seconds the whole @context resolution of one request may take, "
+    "nested and @import fetches included (504 beyond)",
+    "context_connections_per_host": "most concurrent connections to one @context host (each "
+    "host has its own pool, so a slow host cannot delay fetches from others)",
+    "context_cache_bytes": "most bytes of remote @context documents kept in memory (least "
+    "recently used evicted first)",
+    "context_cache_entries": "most remote @context documents and term maps kept in memory each",
     "expiry_interval": "seconds between sweeps that remove expired transient entities",
     "notifier_enabled": "run the notifier inside `city-os serve` (needs CITYOS_KAFKA_BOOTSTRAP)",
     "notifier_group_id": "Kafka consumer group of the notifier replicas",

@@ -18,6 +18,8 @@ class NgsiLdError(Exception):
     type_uri: ClassVar[str] = _BASE + "InternalError"
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Internal error"
+    # The connection cannot be trusted for another request (e.g. a body left half-read).
+    closes_connection: ClassVar[bool] = False
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -112,6 +114,30 @@ class MethodNotAllowed(NgsiLdError):
     type_uri = _BASE + "MethodNotAllowed"
     status = 405
     title = "Method not allowed"
+
+
+class RequestTimeout(NgsiLdError):
+    """408: the request body did not arrive within the read timeout (NGSI-LD defines no type for
+    it; named like the other HTTP-derived types here). The connection is closed after it."""
+
+    type_uri = _BASE + "RequestTimeout"
+    status = 408
+    title = "Request timeout"
+    closes_connection = True
+
+
+class ServiceUnavailable(NgsiLdError):
+    """503: a dependency (the database) is unreachable for now; ``Retry-After`` says when to try
+    again. Nothing of the request was stored unless its answer said so before."""
+
+    type_uri = _BASE + "ServiceUnavailable"
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 1, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.retry_after = retry_after
+        self.headers["Retry-After"] = str(retry_after)
 
 
 class Unauthorized(NgsiLdError):

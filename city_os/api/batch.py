@@ -20,7 +20,8 @@ from city_os.api.http import (
     request_context,
 )
 from city_os.api.keys import ENTITIES, SETTINGS
-from city_os.core.entities import BatchResult, EntryContexts, RequestContext
+from city_os.core.batch import BatchResult, EntryContexts
+from city_os.core.request import RequestContext
 from city_os.errors import BadRequestData, NgsiLdError
 
 routes = web.RouteTableDef()
@@ -83,7 +84,7 @@ def _result(result: BatchResult, *, created_status: bool = False) -> web.Respons
 @routes.post(PREFIX + "/create")
 async def batch_create(request: web.Request) -> web.Response:
     ctx, bodies, contexts = await _batch(request)
-    result = await request.app[ENTITIES].batch_create(ctx, bodies, contexts)
+    result = await request.app[ENTITIES].batch.create(ctx, bodies, contexts)
     if result.errors:
         return _result(result)
     return json_response(result.success, status=201)
@@ -95,7 +96,7 @@ async def batch_upsert(request: web.Request) -> web.Response:
     options = option_set(request)
     if {"update", "replace"} <= options:
         raise BadRequestData("options update and replace cannot be combined")
-    result = await request.app[ENTITIES].batch_upsert(
+    result = await request.app[ENTITIES].batch.upsert(
         ctx, bodies, replace="update" not in options, contexts=contexts
     )
     return _result(result, created_status=True)
@@ -104,10 +105,10 @@ async def batch_upsert(request: web.Request) -> web.Response:
 @routes.post(PREFIX + "/update")
 async def batch_update(request: web.Request) -> web.Response:
     ctx, bodies, contexts = await _batch(request)
-    service = request.app[ENTITIES]
+    service = request.app[ENTITIES].batch
     overwrite = "noOverwrite" not in option_set(request)
     partial: dict[str, NgsiLdError] = {}
-    result = await service.batch_modify(
+    result = await service.modify(
         ctx,
         bodies,
         service.update_change(ctx, overwrite, partial),
@@ -120,8 +121,8 @@ async def batch_update(request: web.Request) -> web.Response:
 @routes.post(PREFIX + "/merge")
 async def batch_merge(request: web.Request) -> web.Response:
     ctx, bodies, contexts = await _batch(request)
-    service = request.app[ENTITIES]
-    result = await service.batch_modify(
+    service = request.app[ENTITIES].batch
+    result = await service.modify(
         ctx, bodies, service.merge_change(ctx), allow_null=True, contexts=contexts
     )
     return _result(result)
@@ -130,5 +131,5 @@ async def batch_merge(request: web.Request) -> web.Response:
 @routes.post(PREFIX + "/delete")
 async def batch_delete(request: web.Request) -> web.Response:
     ctx, ids, _ = await _batch(request, ids_only=True)
-    result = await request.app[ENTITIES].batch_delete(ctx, ids)
+    result = await request.app[ENTITIES].batch.delete(ctx, ids)
     return _result(result)

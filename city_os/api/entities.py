@@ -81,7 +81,9 @@ async def retrieve_entity(request: web.Request) -> web.Response:
     negotiate(request, (JSON, JSONLD, GEOJSON))  # 406 before any lookup
     ctx = await read_context(request)
     opts = render_options(request, ctx)
-    join = parse_join(request.query.get("join"), request.query.get("joinLevel"))
+    join = parse_join(
+        request.query.get("join"), request.query.get("joinLevel"), ctx.limits.join_level
+    )
     check_projection(opts, join)
     service = request.app[ENTITIES]
     record = await service.retrieve(

@@ -6,6 +6,7 @@ media type) and domain results into responses; handlers stay thin and never see 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -14,16 +15,21 @@ import orjson
 from aiohttp import web
 
 from city_os.api.guard import principal_of
-from city_os.api.keys import CONTEXTS
+from city_os.api.keys import CONTEXTS, SETTINGS
 from city_os.core.entities import RequestContext
 from city_os.errors import (
     BadRequestData,
     InvalidRequest,
     NotAcceptable,
+    RequestTimeout,
     UnsupportedMediaType,
 )
 from city_os.ngsild.entity import now_iso
 from city_os.ngsild.jsonld import CORE_CONTEXT_URL
+from city_os.ngsild.limits import check_body, parse_int, parse_json, walk_document
+
+# Bodies from this size on are parsed and checked in a worker thread (see core.cpu).
+HEAVY_BODY = 256 * 1024
 
 JSON = "application/json"
 JSONLD = "application/ld+json"
@@ -69,13 +75,40 @@ async def read_json(request: web.Request, *, allowed: Iterable[str] = (JSON, JSO
             f"Content-Type {media or '(none)'} is not supported here; use one of "
             + ", ".join(allowed)
         )
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw:
         raise InvalidRequest("the request body is empty")
+    limits = request.app[SETTINGS].limits
+    nul = check_body(raw, limits)  # container count: before parsing, which costs per container
     try:
-        return orjson.loads(raw)
+        payload = parse_json(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from exc
+    if len(raw) >= HEAVY_BODY:
+        await asyncio.sleep(0)  # parsing was one slice; the walk is the next ones
+    for _ in walk_document(payload, limits, nul=nul):  # depth and U+0000, in slices
+        await asyncio.sleep(0)
+    return payload
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The raw body, within ``body_read_timeout``: a client that announces more than it sends
+    (or trickles it) gets 408 and the connection is closed, instead of holding it forever."""
+    timeout = request.app[SETTINGS].body_read_timeout
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {timeout:g} s"
+            f" ({request.content_length} bytes announced by Content-Length)"
+        ) from None
+
+
+def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter in ``[low, high]`` (ASCII digits only), else ``default``."""
+    raw = request.query.get(name)
+    return default if raw is None else parse_int(raw, name, low, high)
 
 
 async def read_object(request: web.Request, members: Iterable[str]) -> dict[str, Any]:
@@ -119,6 +152,8 @@ async def request_context(request: web.Request, context: Any) -> RequestContext:
         terms=terms,
         now=now_iso(),
         context=context,
+        limits=request.app[SETTINGS].limits,
+        heavy=(request.content_length or 0) >= HEAVY_BODY,
         actor=principal_of(request).actor,
     )
 

@@ -1,8 +1,10 @@
 """Middlewares: every failure becomes an NGSI-LD ProblemDetails response (§5.5.2).
 
 Layer: api/. NgsiLdError renders as itself; aiohttp's own HTTP errors (404 route, 405, 413) are
-mapped onto the NGSI-LD types; anything else is logged and answered as a 500 InternalError without
-internals.
+mapped onto the NGSI-LD types; a database that cannot be used right now (connection lost,
+failover, pool exhausted: ``store.postgres.db.unavailable`` decides) is a 503 with Retry-After;
+anything else is logged and answered as a 500 InternalError without internals. U+0000 in the
+path or a query parameter is refused before any handler runs: no store can hold it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from city_os.api.keys import SETTINGS
 from city_os.errors import (
     BadRequestData,
     InternalError,
@@ -22,20 +25,37 @@ from city_os.errors import (
     NgsiLdError,
     PayloadTooLarge,
     ResourceNotFound,
+    ServiceUnavailable,
 )
 from city_os.observability.metrics import Metrics
+from city_os.store.postgres.db import refused_data, unavailable
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/json"
 
 
 def problem_response(err: NgsiLdError) -> web.Response:
-    return web.Response(
+    response = web.Response(
         body=orjson.dumps(err.problem()),
         status=err.status,
         content_type=PROBLEM,
         headers=err.headers or None,
     )
+    if err.closes_connection:
+        response.force_close()
+    return response
+
+
+def _nul_in_url(request: web.Request) -> NgsiLdError | None:
+    if "\x00" in request.path:
+        return BadRequestData("the URL path contains U+0000, which no id or name may contain")
+    if "%00" in request.raw_path:  # only then can a decoded parameter hold U+0000
+        for name, value in request.query.items():
+            if "\x00" in name or "\x00" in value:
+                return BadRequestData(
+                    f"query parameter {name!r} contains U+0000, which cannot be stored or matched"
+                )
+    return None
 
 
 def _from_http(exc: web.HTTPException, request: web.Request) -> NgsiLdError:
@@ -59,7 +79,8 @@ async def problem_details(request: web.Request, handler: Handler) -> web.StreamR
     if request.method in _BODY_METHODS and "Content-Length" not in request.headers:
         # §6.3.4: a body without Content-Length (e.g. chunked) is refused with a bare 411.
         return web.Response(status=411)
-    response = await _handle(request, handler)
+    refused = _nul_in_url(request)
+    response = problem_response(refused) if refused else await _handle(request, handler)
     tenant = request.headers.get(TENANT_HEADER)
     if tenant:
         response.headers[TENANT_HEADER] = tenant
@@ -77,7 +98,19 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return problem_response(_from_http(exc, request))
-    except Exception:
+    except Exception as exc:
+        reason = unavailable(exc)
+        if reason is not None:
+            log.warning("%s %s: database unavailable: %s", request.method, request.path, reason)
+            retry = request.app[SETTINGS].db_retry_after
+            return problem_response(
+                ServiceUnavailable(f"{reason}; try again in {retry} s", retry_after=retry)
+            )
+        refused = refused_data(exc)
+        if refused is not None:
+            log.warning("%s %s: the database refused the data: %s", request.method, request.path,
+                        refused)  # fmt: skip
+            return problem_response(BadRequestData(f"the data cannot be stored: {refused}"))
         log.exception("unhandled error in %s %s", request.method, request.path)
         return problem_response(InternalError("internal error; see the broker log"))
 

@@ -19,6 +19,7 @@ from city_os.api.http import (
     respond,
 )
 from city_os.core.entities import RequestContext
+from city_os.core.slices import Slicer
 from city_os.errors import BadRequestData, InvalidRequest, ResourceNotFound
 from city_os.ngsild.entity import expand_attr_name
 from city_os.ngsild.linked import Join, render_flat, render_inline
@@ -109,6 +110,25 @@ def render_all(
     if join.mode == "flat":
         return render_flat(records, linked, ctx.terms, opts, join.level)
     return [render_inline(r, linked, ctx.terms, opts, join.level) for r in records]
+
+
+async def render_page(
+    records: list[EntityRecord],
+    ctx: RequestContext,
+    opts: RenderOptions,
+    join: Join | None = None,
+    linked: dict[str, EntityRecord] | None = None,
+) -> list[dict[str, Any]]:
+    """``render_all`` for a query page, yielding to the event loop between time slices: a page
+    of 1,000 entities costs tens of milliseconds of pure Python."""
+    if join is not None and linked is not None:
+        return render_all(records, ctx, opts, join, linked)
+    slicer = Slicer()
+    out = []
+    for record in records:
+        await slicer.tick()
+        out.append(render(record, ctx.terms, opts))
+    return out
 
 
 def entity_response(

@@ -22,6 +22,7 @@ from city_os.api.http import (
     body_context,
     check_params,
     csv_param,
+    int_param,
     negotiate,
     prefers_plain_json,
     read_context,
@@ -30,7 +31,7 @@ from city_os.api.http import (
     respond,
 )
 from city_os.api.keys import QUERIES, SETTINGS
-from city_os.api.output import projection_list, render_all, render_options, with_projection
+from city_os.api.output import projection_list, render_options, render_page, with_projection
 from city_os.core.entities import RequestContext
 from city_os.core.linked import linked_entities
 from city_os.core.query import (
@@ -44,13 +45,14 @@ from city_os.core.query import (
 )
 from city_os.errors import BadRequestData
 from city_os.ngsild.entity import expand_attr_name
-from city_os.ngsild.linked import Join, check_projection, parse_join
+from city_os.ngsild.limits import check_count
+from city_os.ngsild.linked import Join, check_projection, parse_join, parse_level
 from city_os.ngsild.query.ast import QExpr
 from city_os.ngsild.query.geo import geoq_from_json, parse_geoq, reference_geometry
 from city_os.ngsild.query.q import parse_q
 from city_os.ngsild.query.scope import parse_scopeq
 from city_os.ngsild.query.type_selection import parse_type_selection
-from city_os.ngsild.representation import RenderOptions, render, to_feature
+from city_os.ngsild.representation import RenderOptions, to_feature
 
 routes = web.RouteTableDef()
 PREFIX = "/ngsi-ld/v1"
@@ -68,13 +70,7 @@ def _flag(value: Any, name: str) -> bool | None:
     raise BadRequestData(f"{name} must be true or false")
 
 
-def _natural(request: web.Request, name: str, default: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit():
-        raise BadRequestData(f"{name} must be a non-negative integer, got {raw!r}")
-    return int(raw)
+MAX_OFFSET = 2**31 - 1  # PostgreSQL takes a bigint; nobody pages two billion entities deep
 
 
 def _ordering(request: web.Request, body: dict[str, Any] | None) -> dict[str, Any]:
@@ -105,15 +101,13 @@ def _ordering(request: web.Request, body: dict[str, Any] | None) -> dict[str, An
 
 def page_params(request: web.Request, body: dict[str, Any] | None = None) -> Page:
     settings = request.app[SETTINGS]
-    limit = _natural(request, "limit", settings.default_page_size)
-    if limit > settings.max_page_size:
-        raise BadRequestData(f"limit must not exceed {settings.max_page_size}")
+    limit = int_param(request, "limit", settings.default_page_size, 0, settings.max_page_size)
     count = bool(_flag(request.query.get("count"), "count"))
     if limit == 0 and not count:
         raise BadRequestData("limit=0 is only allowed together with count=true")
     return Page(
         limit=limit,
-        offset=_natural(request, "offset", 0),
+        offset=int_param(request, "offset", 0, 0, MAX_OFFSET),
         count=count,
         **_ordering(request, body),
     )
@@ -127,14 +121,14 @@ def _type_param(raw: str | None) -> tuple[Any, bool]:
     return parse_type_selection(raw), False
 
 
-def _join_level(join: Any, level: Any) -> int:
+def _join_level(join: Any, level: Any, max_level: int) -> int:
     """How deep q may follow Relationships: joinLevel once ``join`` is given (even @none)."""
-    parsed = parse_join(join, level)
+    parsed = parse_join(join, level, max_level)
     if parsed is not None:
         return parsed.level
     if join is None:
         return 0
-    return int(level) if level is not None else 1
+    return parse_level(level, max_level) if level is not None else 1
 
 
 def _q(ctx: RequestContext, q: str | None, expand: list[str] | None) -> QExpr | None:
@@ -173,7 +167,7 @@ def _params_query(request: web.Request, ctx: RequestContext) -> EntityQuery:
         local=_flag(query.get("local"), "local"),
         datasets=csv_param(request, "datasetId"),
         all_types=all_types,
-        join_level=_join_level(query.get("join"), query.get("joinLevel")),
+        join_level=_join_level(query.get("join"), query.get("joinLevel"), ctx.limits.join_level),
     )
 
 
@@ -200,6 +194,7 @@ def _body_query(ctx: RequestContext, body: dict[str, Any]) -> EntityQuery:
     if entities is not None:
         if not isinstance(entities, list) or not entities:
             raise BadRequestData("entities must be a non-empty array of EntitySelectors")
+        check_count(ctx.limits, "query_selectors", len(entities), "EntitySelectors of the Query")
         for item in entities:
             if not isinstance(item, dict) or not isinstance(item.get("type"), str):
                 raise BadRequestData("every EntitySelector needs a type")
@@ -224,7 +219,7 @@ def _body_query(ctx: RequestContext, body: dict[str, Any]) -> EntityQuery:
         scope=parse_scopeq(scope) if scope is not None else None,
         local=_flag(body.get("local"), "local"),
         datasets=_strings(body.get("datasetId"), "datasetId"),
-        join_level=_join_level(body.get("join"), body.get("joinLevel")),
+        join_level=_join_level(body.get("join"), body.get("joinLevel"), ctx.limits.join_level),
     )
 
 
@@ -283,8 +278,10 @@ async def _respond(
     if media == GEOJSON:
         geometry = opts.geometry_property
         assert geometry is not None
+        rendered = await render_page(result.records, ctx, opts)
         features = [
-            to_feature(r, render(r, ctx.terms, opts), geometry, ctx.terms) for r in result.records
+            to_feature(r, body, geometry, ctx.terms)
+            for r, body in zip(result.records, rendered, strict=True)
         ]
         collection = {"type": "FeatureCollection", "features": features}
         response = respond(
@@ -301,7 +298,7 @@ async def _respond(
             entities = request.app[QUERIES].entities
             linked = await linked_entities(entities, ctx, result.records, opts, join)
         # An entity that pick/omit leaves empty is not listed at all (§4.21).
-        bodies = [b for b in render_all(result.records, ctx, opts, join, linked) if b]
+        bodies = [b for b in await render_page(result.records, ctx, opts, join, linked) if b]
         response = respond(bodies, ctx, media, headers=headers)
     if links:
         for value in pagination_links(request, page, result.more, media):
@@ -333,7 +330,9 @@ async def query_entities(request: web.Request) -> web.Response:
     ctx = await read_context(request)
     opts = render_options(request, ctx)
     query, page = _params_query(request, ctx), page_params(request)
-    join = parse_join(request.query.get("join"), request.query.get("joinLevel"))
+    join = parse_join(
+        request.query.get("join"), request.query.get("joinLevel"), ctx.limits.join_level
+    )
     check_projection(opts, join)
     result = await request.app[QUERIES].query(ctx, query, page)
     return await _respond(request, ctx, result, opts, page, links=True, join=join)
@@ -347,7 +346,7 @@ async def query_entities_post(request: web.Request) -> web.Response:
     ctx = await request_context(request, body_context(request, body))
     opts = _body_options(ctx, render_options(request, ctx), body)
     query, page = _body_query(ctx, body), page_params(request, body)
-    join = parse_join(body.get("join"), body.get("joinLevel"))
+    join = parse_join(body.get("join"), body.get("joinLevel"), ctx.limits.join_level)
     check_projection(opts, join)
     result = await request.app[QUERIES].query(ctx, query, page)
     return await _respond(request, ctx, result, opts, page, links=False, join=join)

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from city_os.api.http import (
     body_context,
+    int_param,
     json_response,
     read_context,
     read_json,
@@ -34,6 +35,7 @@ from city_os.api.http import (
 from city_os.api.keys import SCHEMAS
 from city_os.core.entities import RequestContext
 from city_os.errors import BadRequestData
+from city_os.ngsild.limits import parse_int
 from city_os.registry.projection import violation_list
 from city_os.registry.service import DryRun, TypeSummary
 from city_os.store.postgres.schemas import SchemaVersion, VersionInfo
@@ -51,18 +53,15 @@ async def _body(request: web.Request) -> tuple[RequestContext, dict[str, Any]]:
     return await request_context(request, body_context(request, payload)), payload
 
 
+MAX_VERSION = 2**31 - 1  # stored as a PostgreSQL integer
+
+
 def _version(request: web.Request) -> int:
-    raw = request.match_info["version"]
-    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
-        raise BadRequestData(f"a schema version is a positive integer, not {raw!r}")
-    return int(raw)
+    return parse_int(request.match_info["version"], "the schema version", 1, MAX_VERSION)
 
 
 def _examples(request: web.Request) -> int:
-    raw = request.query.get("examples", "10")
-    if not raw.isascii() or not raw.isdigit() or int(raw) > _MAX_EXAMPLES:
-        raise BadRequestData(f"examples must be an integer from 0 to {_MAX_EXAMPLES}")
-    return int(raw)
+    return int_param(request, "examples", 10, 0, _MAX_EXAMPLES)
 
 
 def _location(info: VersionInfo) -> str:
@@ -188,9 +187,9 @@ async def retrieve_active(request: web.Request) -> web.Response:
 async def activate(request: web.Request) -> web.Response:
     ctx = await read_context(request)
     payload = await read_json(request)
-    version = payload.get("version") if isinstance(payload, dict) else None
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+    if not isinstance(payload, dict) or not isinstance(payload.get("version"), int):
         raise BadRequestData('the payload must be {"version": <a positive integer>}')
+    version = parse_int(payload["version"], "version", 1, MAX_VERSION)
     await request.app[SCHEMAS].activate(ctx, request.match_info["type"], version)
     return web.Response(status=204)
 

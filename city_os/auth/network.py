@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -172,13 +172,13 @@ def outbound_session(
     *,
     resolver: AbstractResolver | None = None,
     middlewares: Iterable[Any] = (),
-    connector_options: dict[str, Any] | None = None,
+    connector_options: Mapping[str, Any] | None = None,
     **session_options: Any,
 ) -> aiohttp.ClientSession:
     """A ClientSession bound to the policy (on a running loop). ``resolver``: the inner
-    resolver (tests use a static one); ``connector_options``: TCPConnector arguments (pool
-    limits); environment proxies are never used (a proxy would connect on our behalf, past
-    the checks)."""
+    resolver (tests use a static one); ``connector_options``: more ``TCPConnector`` arguments
+    (connection limits); environment proxies are never used (a proxy would connect on our
+    behalf, past the checks)."""
 
     async def check_literal(request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         url = str(request.url)
@@ -189,7 +189,7 @@ def outbound_session(
             raise refused(url, exc.why) from None
 
     connector = aiohttp.TCPConnector(
-        resolver=PolicyResolver(policy, resolver), **(connector_options or {})
+        resolver=PolicyResolver(policy, resolver), **dict(connector_options or {})
     )
     return aiohttp.ClientSession(
         connector=connector,

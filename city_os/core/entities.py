@@ -10,56 +10,39 @@ stored.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from city_os.errors import AlreadyExists, BadRequestData, NgsiLdError, ResourceNotFound
+from city_os.core.batch import BatchOperations, BatchResult, EntryContexts
+from city_os.core.cpu import off_loop
+from city_os.core.fragments import (
+    MAX_RETRIES,
+    Change,
+    attribute_fragment,
+    copy_attrs,
+    expand_attr,
+    geo_changed,
+    parse_fragment,
+)
+from city_os.core.request import RequestContext
+from city_os.errors import AlreadyExists, BadRequestData, ResourceNotFound, ServiceUnavailable
 from city_os.events.model import ChangeKind, attribute_changes, change_event
 from city_os.ngsild import merge
 from city_os.ngsild.entity import (
+    ATTRIBUTE_MEMBERS,
     NULL_URI,
-    VALUE_KEY,
     Attrs,
     ParsedEntity,
     check_entity_id,
     now_iso,
-    parse_attributes,
     parse_entity,
-    parse_instance,
     parse_types,
-    reject_nulls,
 )
-from city_os.ngsild.jsonld import TermMap
+from city_os.ngsild.limits import check_entity
 from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.db import Tenants
 from city_os.store.postgres.entities import EntityRepository, Stored, Write
 
-VALUE_MEMBERS = frozenset(VALUE_KEY.values())
-
-MAX_RETRIES = 20
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    tenant: str
-    terms: TermMap
-    now: str
-    context: Any = None  # the @context as the client sent it (echoed in responses)
-    actor: dict[str, str] | None = None  # CloudEvents attributes naming who acts (auth/)
-
-
-@dataclass
-class BatchResult:
-    """Per-entity outcome of a batch operation (§5.6.7-5.6.10)."""
-
-    success: list[str] = field(default_factory=list)
-    created: list[str] = field(default_factory=list)
-    errors: list[tuple[str, NgsiLdError]] = field(default_factory=list)
-
-
-# A pure change applied to a stored entity: returns the new record and the event kind, or None
-# when nothing is to be written. It may raise NgsiLdError.
-Change = Callable[[Stored], tuple[EntityRecord, ChangeKind, list[str] | None] | None]
+__all__ = ["MAX_RETRIES", "BatchResult", "Change", "EntityService", "RequestContext"]
 
 
 def _stored_entity(record: EntityRecord) -> dict[str, Any]:
@@ -81,10 +64,31 @@ class EntityService:
         self.source = source
         # Hook for the schema registry: validates a resulting entity before it is written.
         self.validators: list[Callable[[str, str, EntityRecord], Awaitable[None]]] = []
+        self.batch = BatchOperations(self)
+
+    # -------------------------------------------------- batch (core/batch.py)
+
+    async def batch_create(
+        self, ctx: RequestContext, bodies: list[Any], contexts: EntryContexts = None
+    ) -> BatchResult:
+        return await self.batch.create(ctx, bodies, contexts)
+
+    async def batch_upsert(
+        self,
+        ctx: RequestContext,
+        bodies: list[Any],
+        *,
+        replace: bool,
+        contexts: EntryContexts = None,
+    ) -> BatchResult:
+        return await self.batch.upsert(ctx, bodies, replace=replace, contexts=contexts)
+
+    async def batch_delete(self, ctx: RequestContext, ids: list[Any]) -> BatchResult:
+        return await self.batch.delete(ctx, ids)
 
     # ----------------------------------------------------------------- events
 
-    def _event(
+    def event(
         self,
         kind: ChangeKind,
         ctx: RequestContext,
@@ -108,7 +112,10 @@ class EntityService:
             actor=ctx.actor,
         )
 
-    async def _validate(self, schema: str, ctx: RequestContext, record: EntityRecord) -> None:
+    async def admit(self, schema: str, ctx: RequestContext, record: EntityRecord) -> None:
+        """The state about to be stored passes the limits and the active schemas; every write
+        path comes through here, so nothing is stored that PostgreSQL's indexes cannot hold."""
+        check_entity(ctx.limits, record.id, record.types, record.attrs, ATTRIBUTE_MEMBERS)
         for validate in self.validators:
             await validate(ctx.tenant, schema, record)
 
@@ -132,7 +139,7 @@ class EntityService:
 
     # ----------------------------------------------------------------- create
 
-    def _new_record(self, parsed: ParsedEntity, now: str) -> EntityRecord:
+    def new_record(self, parsed: ParsedEntity, now: str) -> EntityRecord:
         return EntityRecord(
             id=parsed.id,
             types=parsed.types,
@@ -144,25 +151,25 @@ class EntityService:
         )
 
     async def create(self, ctx: RequestContext, body: object) -> str:
-        parsed = parse_entity(body, ctx.terms, ctx.now)
+        parsed = await off_loop(ctx, parse_entity, body, ctx.terms, ctx.now, limits=ctx.limits)
         schema = await self.schema(ctx, write=True)
-        record = self._new_record(parsed, ctx.now)
-        await self._validate(schema, ctx, record)
-        write = Write(record, self._event("created", ctx, None, record))
+        record = self.new_record(parsed, ctx.now)
+        await self.admit(schema, ctx, record)
+        write = Write(record, self.event("created", ctx, None, record))
         done = await self.repo.insert(schema, [write])
-        if not done and await self._reap_expired(ctx, schema, [parsed.id]):
+        if not done and await self.reap_expired(ctx, schema, [parsed.id]):
             done = await self.repo.insert(schema, [write])
         if not done:
             raise AlreadyExists(f"entity {parsed.id} already exists")
         return parsed.id
 
-    async def _reap_expired(self, ctx: RequestContext, schema: str, ids: list[str]) -> bool:
+    async def reap_expired(self, ctx: RequestContext, schema: str, ids: list[str]) -> bool:
         """Delete (with their 'expired' events) entities that expired but were not swept yet."""
         expired = await self.repo.get_expired(schema, ids)
         if not expired:
             return False
         writes = [
-            Write(s.record, self._event("expired", ctx, s.record, None), s.version) for s in expired
+            Write(s.record, self.event("expired", ctx, s.record, None), s.version) for s in expired
         ]
         return bool(await self.repo.delete(schema, writes))
 
@@ -196,18 +203,20 @@ class EntityService:
             if result is None:
                 return stored.record
             record, kind, names = result
-            await self._validate(schema, ctx, record)
+            await self.admit(schema, ctx, record)
             write = Write(
                 record,
-                self._event(kind, ctx, stored.record, record, names),
+                self.event(kind, ctx, stored.record, record, names),
                 stored.version,
-                _geo_changed(stored.record.attrs, record.attrs),
+                geo_changed(stored.record.attrs, record.attrs),
             )
             if await self.repo.update(schema, [write]):
                 return record
-        raise NgsiLdError(f"entity {entity_id} is changing too often to update it; try again")
+        raise ServiceUnavailable(
+            f"entity {entity_id} is changing too often to update it; try again"
+        )
 
-    def _with_attrs(self, stored: Stored, attrs: Attrs, now: str, **changes: Any) -> EntityRecord:
+    def with_attrs(self, stored: Stored, attrs: Attrs, now: str, **changes: Any) -> EntityRecord:
         old = stored.record
         return EntityRecord(
             id=old.id,
@@ -220,14 +229,16 @@ class EntityService:
         )
 
     async def replace(self, ctx: RequestContext, entity_id: str, body: object) -> None:
-        parsed = parse_entity(body, ctx.terms, ctx.now, id_required=False)
+        parsed = await off_loop(
+            ctx, parse_entity, body, ctx.terms, ctx.now, id_required=False, limits=ctx.limits
+        )
         if parsed.id and parsed.id != entity_id:
             raise BadRequestData(f"id {parsed.id} in the body differs from {entity_id} in the URL")
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, None]:
             types = parsed.types or stored.record.types
             return (
-                self._with_attrs(
+                self.with_attrs(
                     stored,
                     parsed.attrs,
                     ctx.now,
@@ -250,13 +261,13 @@ class EntityService:
         overwrite: bool,
         type_filter: str | None = None,
     ) -> merge.Outcome:
-        fragment = _fragment(body, ctx)
+        fragment = await off_loop(ctx, parse_fragment, body, ctx)
         outcome = merge.Outcome()
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]] | None:
             nonlocal outcome
-            attrs = _copy_attrs(stored.record.attrs)
-            outcome = merge.append(attrs, _copy_attrs(fragment.attrs), overwrite=overwrite)
+            attrs = copy_attrs(stored.record.attrs)
+            outcome = merge.append(attrs, copy_attrs(fragment.attrs), overwrite=overwrite)
             changes: dict[str, Any] = {}
             if fragment.types:
                 changes["types"] = list(dict.fromkeys([*stored.record.types, *fragment.types]))
@@ -268,7 +279,7 @@ class EntityService:
                 outcome.updated.append("scope")
             if not outcome.updated and not changes:
                 return None
-            return self._with_attrs(stored, attrs, ctx.now, **changes), "updated", outcome.updated
+            return self.with_attrs(stored, attrs, ctx.now, **changes), "updated", outcome.updated
 
         await self._modify(ctx, entity_id, change, type_filter=type_filter)
         return outcome
@@ -279,13 +290,13 @@ class EntityService:
         if isinstance(body, dict) and any(v is None for v in body.values()):
             # Only the NGSI-LD Null ("urn:ngsi-ld:null") deletes here; JSON null is invalid.
             raise BadRequestData(f"JSON null is not an attribute; use {NULL_URI!r} to delete")
-        fragment = _fragment(body, ctx, allow_null=True)
+        fragment = await off_loop(ctx, parse_fragment, body, ctx, allow_null=True)
         outcome = merge.Outcome()
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]] | None:
             nonlocal outcome
-            attrs = _copy_attrs(stored.record.attrs)
-            outcome = merge.update_existing(attrs, _copy_attrs(fragment.attrs))
+            attrs = copy_attrs(stored.record.attrs)
+            outcome = merge.update_existing(attrs, copy_attrs(fragment.attrs))
             changes: dict[str, Any] = {}
             if fragment.types:
                 changes["types"] = list(dict.fromkeys([*stored.record.types, *fragment.types]))
@@ -297,7 +308,7 @@ class EntityService:
                     outcome.not_updated.append(("scope", "the entity has no scope to update"))
             if not outcome.updated and not changes:
                 return None
-            return self._with_attrs(stored, attrs, ctx.now, **changes), "updated", outcome.updated
+            return self.with_attrs(stored, attrs, ctx.now, **changes), "updated", outcome.updated
 
         await self._modify(ctx, entity_id, change, type_filter=type_filter)
         return outcome
@@ -315,13 +326,13 @@ class EntityService:
             raise BadRequestData("scope cannot be partially updated; use update attributes")
         if isinstance(body, dict) and body.get("datasetId") == NULL_URI:
             raise BadRequestData("a datasetId cannot be deleted by setting it to NGSI-LD Null")
-        iri, patch = _attribute_fragment(ctx, attr, body, allow_null=True)
+        iri, patch = await off_loop(ctx, attribute_fragment, ctx, attr, body, allow_null=True)
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:
-            attrs = _copy_attrs(stored.record.attrs)
+            attrs = copy_attrs(stored.record.attrs)
             if not merge.partial_update(attrs, iri, patch, ctx.now):
                 raise ResourceNotFound(f"attribute {attr} not found in entity {entity_id}")
-            return self._with_attrs(stored, attrs, ctx.now), "updated", [iri]
+            return self.with_attrs(stored, attrs, ctx.now), "updated", [iri]
 
         await self._modify(ctx, entity_id, change, type_filter=type_filter)
 
@@ -330,13 +341,13 @@ class EntityService:
     ) -> None:
         if attr == "scope":
             raise BadRequestData("scope cannot be replaced as an attribute")
-        iri, inst = _attribute_fragment(ctx, attr, body, allow_null=False)
+        iri, inst = await off_loop(ctx, attribute_fragment, ctx, attr, body, allow_null=False)
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:
-            attrs = _copy_attrs(stored.record.attrs)
+            attrs = copy_attrs(stored.record.attrs)
             if not merge.replace_attribute(attrs, iri, inst):
                 raise ResourceNotFound(f"attribute {attr} not found in entity {entity_id}")
-            return self._with_attrs(stored, attrs, ctx.now), "updated", [iri]
+            return self.with_attrs(stored, attrs, ctx.now), "updated", [iri]
 
         await self._modify(ctx, entity_id, change)
 
@@ -353,28 +364,28 @@ class EntityService:
         if attr == "scope":
             await self._modify(ctx, entity_id, _drop_scope, type_filter=type_filter)
             return
-        iri = _expand_attr(ctx, attr)
+        iri = expand_attr(ctx, attr)
         if dataset_id is not None:
             check_entity_id(dataset_id, "datasetId")
 
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:
-            attrs = _copy_attrs(stored.record.attrs)
+            attrs = copy_attrs(stored.record.attrs)
             if not merge.delete_attribute(attrs, iri, dataset_id, delete_all):
                 raise ResourceNotFound(f"attribute {attr} not found in entity {entity_id}")
-            return self._with_attrs(stored, attrs, ctx.now), "updated", [iri]
+            return self.with_attrs(stored, attrs, ctx.now), "updated", [iri]
 
         await self._modify(ctx, entity_id, change, type_filter=type_filter)
 
     async def merge(self, ctx: RequestContext, entity_id: str, body: object) -> None:
-        fragment = _fragment(body, ctx, allow_null=True)
+        fragment = await off_loop(ctx, parse_fragment, body, ctx, allow_null=True)
         if fragment.id and fragment.id != entity_id:
             raise BadRequestData(f"id {fragment.id} in the body differs from {entity_id}")
-        await self._modify(ctx, entity_id, self._merge_change(ctx, fragment))
+        await self._modify(ctx, entity_id, self.merge_change_of(ctx, fragment))
 
-    def _merge_change(self, ctx: RequestContext, fragment: ParsedEntity) -> Change:
+    def merge_change_of(self, ctx: RequestContext, fragment: ParsedEntity) -> Change:
         def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:
-            attrs = _copy_attrs(stored.record.attrs)
-            names = merge.merge_patch(attrs, _copy_attrs(fragment.attrs), ctx.now)
+            attrs = copy_attrs(stored.record.attrs)
+            names = merge.merge_patch(attrs, copy_attrs(fragment.attrs), ctx.now)
             changes: dict[str, Any] = {}
             if fragment.types:
                 changes["types"] = list(dict.fromkeys([*stored.record.types, *fragment.types]))
@@ -382,7 +393,7 @@ class EntityService:
                 changes["scopes"] = fragment.scopes
             if fragment.expires_at is not None:
                 changes["expires_at"] = fragment.expires_at
-            return self._with_attrs(stored, attrs, ctx.now, **changes), "updated", names
+            return self.with_attrs(stored, attrs, ctx.now, **changes), "updated", names
 
         return change
 
@@ -397,11 +408,13 @@ class EntityService:
             if stored is None or (wanted and not set(wanted) & set(stored.record.types)):
                 raise ResourceNotFound(f"entity {entity_id} not found")
             write = Write(
-                stored.record, self._event("deleted", ctx, stored.record, None), stored.version
+                stored.record, self.event("deleted", ctx, stored.record, None), stored.version
             )
             if await self.repo.delete(schema, [write]):
                 return
-        raise NgsiLdError(f"entity {entity_id} is changing too often to delete it; try again")
+        raise ServiceUnavailable(
+            f"entity {entity_id} is changing too often to delete it; try again"
+        )
 
     # ------------------------------------------------------------------ batch
 
@@ -416,7 +429,7 @@ class EntityService:
                 break
             stored = await self.repo.get_many(schema, pending)
             writes = [
-                Write(s.record, self._event(kind, ctx, s.record, None), s.version)
+                Write(s.record, self.event(kind, ctx, s.record, None), s.version)
                 for s in stored.values()
             ]
             written = await self.repo.delete(schema, writes)
@@ -445,245 +458,10 @@ class EntityService:
             if len(attrs) == len(old):
                 return None
             removed = [k for k in old if k not in attrs]
-            return self._with_attrs(stored, attrs, ctx.now), "updated", removed
+            return self.with_attrs(stored, attrs, ctx.now), "updated", removed
 
         for entity_id in ids:
             await self._modify(ctx, entity_id, stripping, missing_ok=True)
-
-    async def batch_create(
-        self, ctx: RequestContext, bodies: list[Any], contexts: EntryContexts = None
-    ) -> BatchResult:
-        result = BatchResult()
-        schema = await self.schema(ctx, write=True)
-        writes: list[Write] = []
-        seen: set[str] = set()
-        for body, ectx in _entries(ctx, bodies, contexts):
-            try:
-                if isinstance(ectx, NgsiLdError):
-                    raise ectx
-                parsed = parse_entity(body, ectx.terms, ctx.now)
-                if parsed.id in seen:
-                    raise AlreadyExists(f"entity {parsed.id} appears twice in the batch")
-                seen.add(parsed.id)
-                record = self._new_record(parsed, ctx.now)
-                await self._validate(schema, ctx, record)
-                writes.append(Write(record, self._event("created", ctx, None, record)))
-            except NgsiLdError as err:
-                result.errors.append((_body_id(body), err))
-        done = await self.repo.insert(schema, writes)
-        missing = [w for w in writes if w.record.id not in done]
-        if missing and await self._reap_expired(ctx, schema, [w.record.id for w in missing]):
-            done |= await self.repo.insert(schema, missing)
-        for w in writes:
-            if w.record.id in done:
-                result.success.append(w.record.id)
-                result.created.append(w.record.id)
-            else:
-                result.errors.append(
-                    (w.record.id, AlreadyExists(f"entity {w.record.id} already exists"))
-                )
-        return result
-
-    async def batch_upsert(
-        self,
-        ctx: RequestContext,
-        bodies: list[Any],
-        *,
-        replace: bool,
-        contexts: EntryContexts = None,
-    ) -> BatchResult:
-        """Create what is missing; replace (default) or update what exists (§5.6.8)."""
-        result = BatchResult()
-        schema = await self.schema(ctx, write=True)
-        parsed_by_id: dict[str, ParsedEntity] = {}
-        for body, ectx in _entries(ctx, bodies, contexts):
-            try:
-                if isinstance(ectx, NgsiLdError):
-                    raise ectx
-                parsed = parse_entity(body, ectx.terms, ctx.now)
-            except NgsiLdError as err:
-                result.errors.append((_body_id(body), err))
-                continue
-            previous = parsed_by_id.get(parsed.id)
-            if previous is not None and replace:
-                parsed_by_id[parsed.id] = parsed  # the later occurrence replaces the earlier
-            elif previous is not None:
-                # With options=update, later occurrences are applied on top of earlier ones.
-                merge.append(previous.attrs, parsed.attrs, overwrite=True)
-                previous.types = list(dict.fromkeys([*previous.types, *parsed.types]))
-            else:
-                parsed_by_id[parsed.id] = parsed
-
-        def change_for(p: ParsedEntity) -> Change:
-            def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str] | None]:
-                if replace:
-                    rec = self._with_attrs(
-                        stored,
-                        p.attrs,
-                        ctx.now,
-                        types=p.types,
-                        scopes=p.scopes,
-                        expires_at=p.expires_at,
-                    )
-                    return rec, "replaced", None
-                attrs = _copy_attrs(stored.record.attrs)
-                outcome = merge.append(attrs, _copy_attrs(p.attrs), overwrite=True)
-                types = list(dict.fromkeys([*stored.record.types, *p.types]))
-                return (
-                    self._with_attrs(stored, attrs, ctx.now, types=types),
-                    "updated",
-                    (outcome.updated),
-                )
-
-            return change
-
-        pending = dict(parsed_by_id)
-        for _ in range(MAX_RETRIES):
-            if not pending:
-                break
-            existing = await self.repo.get_many(schema, list(pending))
-            inserts: list[Write] = []
-            updates: list[Write] = []
-            for eid, p in pending.items():
-                try:
-                    if eid in existing:
-                        updates.append(
-                            await self._change_write(schema, ctx, existing[eid], change_for(p))
-                        )
-                    else:
-                        record = self._new_record(p, ctx.now)
-                        await self._validate(schema, ctx, record)
-                        inserts.append(Write(record, self._event("created", ctx, None, record)))
-                except NgsiLdError as err:
-                    result.errors.append((eid, err))
-            created = await self.repo.insert(schema, inserts)
-            updated = await self.repo.update(schema, updates)
-            result.created.extend(i for i in pending if i in created)
-            result.success.extend(i for i in pending if i in created or i in updated)
-            failed = {e for e, _ in result.errors}
-            pending = {
-                i: p
-                for i, p in pending.items()
-                if i not in created and i not in updated and i not in failed
-            }
-        return result
-
-    async def _change_write(
-        self, schema: str, ctx: RequestContext, stored: Stored, change: Change
-    ) -> Write:
-        out = change(stored)
-        assert out is not None
-        record, kind, names = out
-        await self._validate(schema, ctx, record)
-        return Write(
-            record,
-            self._event(kind, ctx, stored.record, record, names),
-            stored.version,
-            _geo_changed(stored.record.attrs, record.attrs),
-        )
-
-    async def batch_modify(
-        self,
-        ctx: RequestContext,
-        bodies: list[Any],
-        make_change: Callable[[ParsedEntity], Change],
-        *,
-        allow_null: bool = False,
-        contexts: EntryContexts = None,
-        partial: dict[str, NgsiLdError] | None = None,
-    ) -> BatchResult:
-        """Batch update / merge: apply a change to each existing entity (§5.6.9, §5.6.20).
-
-        ``partial`` collects entities the change wrote only in part (e.g. noOverwrite): they are
-        reported as errors after the write.
-        """
-        result = BatchResult()
-        schema = await self.schema(ctx, write=False)
-        pending: dict[str, ParsedEntity] = {}
-        for body, ectx in _entries(ctx, bodies, contexts):
-            try:
-                if isinstance(ectx, NgsiLdError):
-                    raise ectx
-                fragment = _fragment(body, ectx, allow_null=allow_null, id_required=True)
-                if fragment.id in pending:
-                    raise BadRequestData(f"entity {fragment.id} appears twice in the batch")
-                pending[fragment.id] = fragment
-            except NgsiLdError as err:
-                result.errors.append((_body_id(body), err))
-        for _ in range(MAX_RETRIES):
-            if not pending:
-                break
-            existing = await self.repo.get_many(schema, list(pending))
-            writes: list[Write] = []
-            for eid, fragment in list(pending.items()):
-                try:
-                    if eid not in existing:
-                        raise ResourceNotFound(f"entity {eid} not found")
-                    out = make_change(fragment)(existing[eid])
-                    if out is None:
-                        result.success.append(eid)
-                        del pending[eid]
-                        continue
-                    writes.append(await self._change_write(schema, ctx, existing[eid], _const(out)))
-                except NgsiLdError as err:
-                    result.errors.append((eid, err))
-                    del pending[eid]
-            written = await self.repo.update(schema, writes)
-            result.success.extend(i for i in pending if i in written)
-            pending = {i: p for i, p in pending.items() if i not in written}
-        for eid, problem in (partial or {}).items():
-            if eid in result.success:
-                result.success.remove(eid)
-            result.errors.append((eid, problem))
-        return result
-
-    def update_change(
-        self, ctx: RequestContext, overwrite: bool, partial: dict[str, NgsiLdError]
-    ) -> Callable[[ParsedEntity], Change]:
-        def make(fragment: ParsedEntity) -> Change:
-            def change(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]] | None:
-                attrs = _copy_attrs(stored.record.attrs)
-                outcome = merge.append(attrs, _copy_attrs(fragment.attrs), overwrite=overwrite)
-                if outcome.not_updated:
-                    names = ", ".join(ctx.terms.compact_attr(i) for i, _ in outcome.not_updated)
-                    partial[stored.record.id] = BadRequestData(
-                        f"attributes not updated (noOverwrite): {names}"
-                    )
-                types = list(dict.fromkeys([*stored.record.types, *fragment.types]))
-                if not outcome.updated and types == stored.record.types:
-                    return None
-                return (
-                    self._with_attrs(stored, attrs, ctx.now, types=types),
-                    "updated",
-                    outcome.updated,
-                )
-
-            return change
-
-        return make
-
-    def merge_change(self, ctx: RequestContext) -> Callable[[ParsedEntity], Change]:
-        return lambda fragment: self._merge_change(ctx, fragment)
-
-    async def batch_delete(self, ctx: RequestContext, ids: list[Any]) -> BatchResult:
-        result = BatchResult()
-        schema = await self.schema(ctx, write=False)
-        valid: list[str] = []
-        for raw in ids:
-            try:
-                eid = check_entity_id(raw)
-                if eid in valid:
-                    raise ResourceNotFound(f"entity {eid} appears twice; deleted once")
-                valid.append(eid)
-            except NgsiLdError as err:
-                result.errors.append((str(raw), err))
-        done = await self.delete_many(ctx, schema, valid, "deleted")
-        for eid in dict.fromkeys(valid):
-            if eid in done:
-                result.success.append(eid)
-            else:
-                result.errors.append((eid, ResourceNotFound(f"entity {eid} not found")))
-        return result
 
 
 def _drop_scope(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:
@@ -695,113 +473,3 @@ def _drop_scope(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:
         "updated",
         ["scope"],
     )
-
-
-EntryContexts = list[RequestContext | NgsiLdError] | None
-
-
-def _entries(
-    ctx: RequestContext, bodies: list[Any], contexts: EntryContexts
-) -> list[tuple[Any, RequestContext | NgsiLdError]]:
-    """Each batch entry with its own request context (JSON-LD entries carry their own)."""
-    if contexts is None:
-        return [(body, ctx) for body in bodies]
-    return list(zip(bodies, contexts, strict=True))
-
-
-def _copy_attrs(attrs: Attrs) -> Attrs:
-    """A copy the ngsild.merge functions may change: they replace instances and edit the lists
-    of instances, but never change an instance dict in place."""
-    return {iri: list(instances) for iri, instances in attrs.items()}
-
-
-def _const(
-    out: tuple[EntityRecord, ChangeKind, list[str] | None],
-) -> Change:
-    return lambda _stored: out
-
-
-def _geo_changed(before: Attrs, after: Attrs) -> bool:
-    return merge.geometries(before) != merge.geometries(after)
-
-
-def _body_id(body: Any) -> str:
-    if isinstance(body, dict):
-        raw = body.get("id", body.get("@id"))
-        if isinstance(raw, str):
-            return raw
-    return ""
-
-
-def _expand_attr(ctx: RequestContext, attr: str) -> str:
-    from city_os.ngsild.entity import expand_attr_name
-
-    return expand_attr_name(ctx.terms, attr)
-
-
-def _fragment(
-    body: object, ctx: RequestContext, *, allow_null: bool = False, id_required: bool = False
-) -> ParsedEntity:
-    """An entity fragment (attributes to append, update or merge; maybe id/type/scope)."""
-    if not isinstance(body, dict):
-        raise BadRequestData("the payload must be a JSON object of attributes")
-    raw_id = body.get("id", body.get("@id"))
-    entity_id = check_entity_id(raw_id) if (raw_id is not None or id_required) else ""
-    raw_type = body.get("type", body.get("@type"))
-    types = parse_types(ctx.terms, raw_type) if raw_type is not None else []
-    fragment = ParsedEntity(entity_id, types)
-    if "scope" in body:
-        from city_os.ngsild.entity import parse_scopes
-
-        fragment.scopes = parse_scopes(body["scope"])
-    fragment.attrs = parse_attributes(body, ctx.terms, ctx.now, allow_null=allow_null)
-    if body.get("expiresAt") is not None:
-        from city_os.ngsild.entity import check_datetime
-
-        fragment.expires_at = check_datetime(body["expiresAt"], "expiresAt")
-    return fragment
-
-
-def _attribute_fragment(
-    ctx: RequestContext, attr: str, body: object, *, allow_null: bool
-) -> tuple[str, dict[str, Any]]:
-    iri = _expand_attr(ctx, attr)
-    if not isinstance(body, dict):
-        raise BadRequestData("the payload must be a JSON object (an attribute)")
-    clean = {k: v for k, v in body.items() if k != "@context"}
-    if not clean:
-        raise BadRequestData("the attribute fragment is empty")
-    if allow_null and "type" not in clean:
-        # Partial update: only the members given are changed.
-        patch: dict[str, Any] = {}
-        if isinstance(clean.get("value"), dict | list):
-            reject_nulls(attr, clean["value"])
-        for key, value in clean.items():
-            if key in (
-                "value",
-                "object",
-                "languageMap",
-                "vocab",
-                "json",
-                "valueList",
-                "objectList",
-                "datasetId",
-                "observedAt",
-                "unitCode",
-                "objectType",
-            ):
-                null = value is None or value in (NULL_URI, {"@none": NULL_URI})
-                patch[key] = None if null and key in VALUE_MEMBERS else value
-            else:
-                patch[_expand_attr(ctx, key)] = parse_instance(
-                    key, value, ctx.terms, ctx.now, allow_null=True, sub=True
-                )
-        if "vocab" in patch and patch["vocab"] is not None:
-            v = patch["vocab"]
-            patch["vocab"] = (
-                [ctx.terms.expand_vocab_value(x) for x in v]
-                if isinstance(v, list)
-                else ctx.terms.expand_vocab_value(v)
-            )
-        return iri, patch
-    return iri, parse_instance(attr, clean, ctx.terms, ctx.now, allow_null=allow_null)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from city_os.core.entities import EntityService, RequestContext
 from city_os.errors import BadRequestData
 from city_os.ngsild.entity import SYSTEM_MEMBERS, check_entity_id, expand_attr_name
+from city_os.ngsild.limits import check_count
 from city_os.ngsild.query.ast import (
     And,
     Comparison,
@@ -157,8 +158,10 @@ def order_keys(
     trailing ``[a.b]`` path into a compound value, and distance from ``near`` (``dist-*``)."""
     if order_by is None:
         return ()
+    items = order_by.split(",")
+    check_count(ctx.limits, "order_by_keys", len(items), "orderBy keys")
     keys: list[OrderKey] = []
-    for item in order_by.split(","):
+    for item in items:
         path, _, direction = item.strip().partition(";")
         if direction not in _DIRECTIONS or not path:
             raise BadRequestData(f"orderBy: invalid item {item!r}")

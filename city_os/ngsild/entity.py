@@ -14,12 +14,14 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
 
 from city_os.errors import BadRequestData, InvalidRequest
+from city_os.ngsild.geometry import GEO_TYPES, check_geometry
+from city_os.ngsild.limits import DEFAULT_LIMITS, Limits, check_count
 
 Instance = dict[str, Any]
 Attrs = dict[str, list[Instance]]
@@ -117,12 +119,9 @@ SYSTEM_MEMBERS = frozenset({"createdAt", "modifiedAt", "deletedAt", "instanceId"
 ENTITY_MEMBERS = frozenset(
     {"id", "@id", "type", "@type", "@context", "scope", "createdAt", "modifiedAt", "deletedAt"}
 )
-GEO_TYPES = frozenset(
-    {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
-)
 GEO_ATTRIBUTE_NAMES = frozenset({"location", "observationSpace", "operationSpace"})
 
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+$")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s\x00-\x1f\x7f<>\"{}|\\^`]+$")
 _FORBIDDEN_NAME = re.compile(r"[\s<>\"'=;()\x00-\x1f]")
 _TERM = re.compile(r"^[^\W\d]\w*$")
 # Code points that render invisibly or confusably; never part of an identifier (§4.5.1, RFC 3987).
@@ -132,6 +131,8 @@ _INVISIBLE = (
     | frozenset(range(0xE0100, 0xE01F0))
 )
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$")
+_MAX_OFFSET = timedelta(hours=15, minutes=59)
+MAX_NAME_CHARS = 2048
 _SCOPE = re.compile(r"^/[^\s/#+]+(/[^\s/#+]+)*$")
 _LANG = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$|^@none$")
 
@@ -193,7 +194,9 @@ def check_name(name: object, what: str) -> str:
 @functools.lru_cache(maxsize=8192)
 def _name_problem(name: str) -> str:
     """Why a name is invalid ("" when it is fine); cached, as names repeat in every payload."""
-    if _FORBIDDEN_NAME.search(name) or len(name) > 512:
+    if len(name) > MAX_NAME_CHARS:  # before any scan; the bytes limit applies to its IRI
+        return f"is longer than {MAX_NAME_CHARS} characters"
+    if _FORBIDDEN_NAME.search(name):
         return "contains forbidden characters"
     if ":" not in name and not _TERM.match(name):
         return (
@@ -206,12 +209,20 @@ def _name_problem(name: str) -> str:
 
 
 def check_datetime(value: object, what: str) -> str:
+    """An ISO 8601 date-time both Python and PostgreSQL can hold: a UTC offset within ±15:59
+    (PostgreSQL's bound; Python takes up to ±23:59) and a year from 1 to 9999 once in UTC
+    (9999-12-31T23:00-10:00 is year 10000 in UTC, which no Python datetime can read back)."""
     if not isinstance(value, str) or not _DATETIME.match(value):
-        raise BadRequestData(f"{what} must be an ISO 8601 date-time, got {value!r}")
+        raise BadRequestData(f"{what} must be an ISO 8601 date-time, got {value!r:.80}")
     try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise BadRequestData(f"{what} is not a valid date-time: {value!r}") from exc
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        offset = parsed.utcoffset()
+        if offset is not None:
+            if abs(offset) > _MAX_OFFSET:
+                raise ValueError("its UTC offset is beyond ±15:59")
+            parsed.astimezone(UTC)  # OverflowError outside years 1-9999 in UTC
+    except (ValueError, OverflowError) as exc:
+        raise BadRequestData(f"{what} is not a valid date-time: {value!r} ({exc})") from None
     return value
 
 
@@ -227,16 +238,12 @@ def expand_type_name(tm: TermExpander, name: object) -> str:
     return iri
 
 
-def parse_types(tm: TermExpander, raw: object) -> list[str]:
+def parse_types(tm: TermExpander, raw: object, limits: Limits = DEFAULT_LIMITS) -> list[str]:
     names = raw if isinstance(raw, list) else [raw]
     if not names:
         raise BadRequestData("entity type must not be empty")
-    out: list[str] = []
-    for name in names:
-        iri = expand_type_name(tm, name)
-        if iri not in out:
-            out.append(iri)
-    return out
+    check_count(limits, "entity_types", len(names), "entity types")  # before expanding any
+    return list(dict.fromkeys(expand_type_name(tm, name) for name in names))
 
 
 def parse_scopes(raw: object) -> list[str]:
@@ -248,11 +255,17 @@ def parse_scopes(raw: object) -> list[str]:
 
 
 def parse_entity(
-    body: object, tm: TermExpander, now: str, *, id_required: bool = True
+    body: object,
+    tm: TermExpander,
+    now: str,
+    *,
+    id_required: bool = True,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ParsedEntity:
     """Parse a whole entity (create, replace, batch, upsert)."""
     if not isinstance(body, dict):
         raise InvalidRequest("an entity must be a JSON object")
+    check_members(body, limits)
     raw_id = body.get("id", body.get("@id"))
     if raw_id is None and not id_required:
         entity_id = ""
@@ -264,7 +277,7 @@ def parse_entity(
             raise BadRequestData("entity type is missing")
         types: list[str] = []
     else:
-        types = parse_types(tm, raw_type)
+        types = parse_types(tm, raw_type, limits)
     entity = ParsedEntity(entity_id, types)
     if "scope" in body:
         entity.scopes = parse_scopes(body["scope"])
@@ -274,6 +287,13 @@ def parse_entity(
         entity.expires_at = check_datetime(expires, "expiresAt")
         entity.attrs.pop(tm.expand_attr("expiresAt") or "", None)
     return entity
+
+
+def check_members(body: dict[str, Any], limits: Limits) -> None:
+    """Refuse more attributes than allowed before parsing any (each costs ~10 µs)."""
+    if len(body) > limits.attributes + len(ENTITY_MEMBERS) + 1:
+        check_count(limits, "attributes", len(body) - len(ENTITY_MEMBERS & body.keys()),
+                    "attributes of the entity")  # fmt: skip
 
 
 def parse_attributes(
@@ -381,7 +401,10 @@ def parse_instance(
             raise BadRequestData(f"attribute {name!r}: {value_key} must not be null")
         inst[value_key] = None
     else:
-        if not allow_null and kind != "JsonProperty":
+        if not allow_null and kind == "GeoProperty" and isinstance(value, dict):
+            # check_geometry admits numbers only in coordinates: scan the other members.
+            reject_nulls(name, {k: v for k, v in value.items() if k != "coordinates"})
+        elif not allow_null and kind != "JsonProperty":
             reject_nulls(name, value)
         inst[value_key] = _check_value(name, kind, value, tm)
     for key, member in raw.items():
@@ -461,15 +484,24 @@ def is_null_encoding(kind: str, value: Any) -> bool:
 
 
 def reject_nulls(name: str, value: Any) -> None:
-    """JSON null (or the null URI) anywhere inside a value is only meaningful in merge-patch."""
+    """JSON null (or the null URI) anywhere inside a value is only meaningful in merge-patch.
+
+    Iterative, and each container is scanned at C level (``in``, ``map(type, …)``): a large
+    value (an 80,000-position geometry) costs no Python loop over its scalars.
+    """
     if value is None or value == NULL_URI:
         raise BadRequestData(f"attribute {name!r} contains a null inside its value")
-    if isinstance(value, dict):
-        for item in value.values():
-            reject_nulls(name, item)
-    elif isinstance(value, list):
-        for item in value:
-            reject_nulls(name, item)
+    stack = [value] if type(value) in _CONTAINERS else []
+    while stack:
+        item = stack.pop()
+        children = item.values() if type(item) is dict else item
+        if None in children or NULL_URI in children:
+            raise BadRequestData(f"attribute {name!r} contains a null inside its value")
+        if not _CONTAINERS.isdisjoint(set(map(type, children))):
+            stack.extend(c for c in children if type(c) in _CONTAINERS)
+
+
+_CONTAINERS = frozenset({dict, list})
 
 
 def _infer_type(name: str, raw: dict[str, Any]) -> str:
@@ -544,51 +576,3 @@ def _check_value(name: str, kind: str, value: Any, tm: TermExpander) -> Any:
         target = obj.get("object") if isinstance(obj, dict) else obj
         out.append(check_entity_id(target, f"objectList item of {name!r}"))
     return out
-
-
-def check_geometry(name: str, value: object) -> dict[str, Any]:
-    """A GeoJSON geometry with valid positions (§4.7); raises BadRequestData otherwise."""
-    if not isinstance(value, dict):
-        raise BadRequestData(f"GeoProperty {name!r} must be a GeoJSON geometry object")
-    kind = value.get("type")
-    coords = value.get("coordinates")
-    if kind not in GEO_TYPES or coords is None:
-        raise BadRequestData(f"GeoProperty {name!r}: {kind!r} is not a valid GeoJSON geometry")
-    depth = {
-        "Point": 0,
-        "MultiPoint": 1,
-        "LineString": 1,
-        "MultiLineString": 2,
-        "Polygon": 2,
-        "MultiPolygon": 3,
-    }[kind]
-    _check_positions(name, coords, depth)
-    if kind == "LineString" and len(coords) < 2:
-        raise BadRequestData(f"GeoProperty {name!r}: a LineString needs two positions or more")
-    if kind in ("Polygon", "MultiPolygon"):
-        polygons = [coords] if kind == "Polygon" else coords
-        for polygon in polygons:
-            for ring in polygon:
-                if len(ring) < 4 or ring[0] != ring[-1]:
-                    raise BadRequestData(
-                        f"GeoProperty {name!r}: polygon rings must be closed with ≥ 4 positions"
-                    )
-    return value
-
-
-def _check_positions(name: str, coords: object, depth: int) -> None:
-    if depth == 0:
-        if (
-            not isinstance(coords, list)
-            or len(coords) not in (2, 3)
-            or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in coords)
-        ):
-            raise BadRequestData(f"GeoProperty {name!r}: invalid position {coords!r}")
-        lon, lat = coords[0], coords[1]
-        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-            raise BadRequestData(f"GeoProperty {name!r}: position {coords!r} out of range")
-        return
-    if not isinstance(coords, list) or not coords:
-        raise BadRequestData(f"GeoProperty {name!r}: coordinates are not nested correctly")
-    for item in coords:
-        _check_positions(name, item, depth - 1)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from city_os.errors import BadRequestData
+from city_os.ngsild.limits import DEFAULT_LIMITS, parse_int
 from city_os.ngsild.representation import (
     EntityRecord,
     RenderOptions,
@@ -33,23 +34,20 @@ class Join:
     level: int = 1
 
 
-def parse_join(join: Any, level: Any) -> Join | None:
+def parse_join(join: Any, level: Any, max_level: int = DEFAULT_LIMITS.join_level) -> Join | None:
     """``join`` and ``joinLevel`` (query parameters or Query members); None: no join."""
     if join is None or join == "@none":
         if level is not None:
-            _level(level)
+            parse_level(level, max_level)
         return None
     if join not in ("flat", "inline"):
         raise BadRequestData("join must be flat, inline or @none")
-    return Join(join, _level(level) if level is not None else 1)
+    return Join(join, parse_level(level, max_level) if level is not None else 1)
 
 
-def _level(level: Any) -> int:
-    if isinstance(level, str) and level.isdigit():
-        level = int(level)
-    if not isinstance(level, int) or isinstance(level, bool) or level < 1:
-        raise BadRequestData("joinLevel must be a positive integer")
-    return level
+def parse_level(level: Any, max_level: int = DEFAULT_LIMITS.join_level) -> int:
+    """A joinLevel: a positive integer (ASCII digits in a URL) up to the limit."""
+    return parse_int(level, "joinLevel", 1, max_level)
 
 
 def projection_depth(opts: RenderOptions) -> int:

@@ -148,6 +148,18 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.context_cache_bytes = Gauge(
+            "cityos_context_cache_bytes",
+            "Bytes the remote @context cache holds (documents' JSON, term maps estimated), "
+            "bounded by CITYOS_CONTEXT_CACHE_BYTES",
+            registry=r,
+        )
+        self.context_cache_entries = Gauge(
+            "cityos_context_cache_entries",
+            "Entries of the remote @context cache by kind (document, term_map)",
+            ["kind"],
+            registry=r,
+        )
         self._http: dict[tuple[str, str, int], _Child] = {}
         self._written: dict[tuple[str, str], Any] = {}
         # Refreshers run before each scrape (outbox backlog, pool usage); set by the app.
@@ -197,6 +209,18 @@ def pool_collector(pool: Any) -> Callable[[Metrics], Awaitable[None]]:
         metrics.db_pool.labels("in_use").set(size - idle)
         metrics.db_pool.labels("idle").set(idle)
         metrics.db_pool.labels("max").set(pool.get_max_size())
+
+    return collect
+
+
+def context_cache_collector(stats: Callable[[], Any]) -> Callable[[Metrics], Awaitable[None]]:
+    """The @context cache's size from the loader's own counters (``ContextLoader.stats``)."""
+
+    async def collect(metrics: Metrics) -> None:
+        current = stats()
+        metrics.context_cache_bytes.set(current.bytes)
+        metrics.context_cache_entries.labels("document").set(current.documents)
+        metrics.context_cache_entries.labels("term_map").set(current.term_maps)
 
     return collect
 

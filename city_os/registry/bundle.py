@@ -81,7 +81,7 @@ async def load_sample_entities(
     for type_name, bodies in batches.items():
         context = bodies[0]["@context"]
         ctx = RequestContext(tenant, await contexts.term_map(context), now_iso(), context)
-        result = await entities.batch_upsert(ctx, bodies, replace=True)
+        result = await entities.batch.upsert(ctx, bodies, replace=True)
         if result.errors:
             first = "; ".join(f"{eid}: {err.detail}" for eid, err in result.errors[:3])
             raise RuntimeError(f"{len(result.errors)} {type_name} entities refused: {first}")

@@ -30,10 +30,12 @@ from jsonschema import (
 )
 from jsonschema.exceptions import SchemaError, ValidationError
 from jsonschema.protocols import Validator
+from jsonschema.validators import extend
 from referencing import Registry, Resource, Specification
 from referencing.jsonschema import DRAFT7, DRAFT201909, DRAFT202012
 
 from city_os.errors import BadRequestData
+from city_os.registry import patterns
 
 __all__ = [
     "DEFAULT_SCHEMAS_DIR",
@@ -52,11 +54,18 @@ DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 Schema = dict[str, Any]
 
+
+def _linear(cls: type[Validator]) -> type[Validator]:
+    """The dialect's validator with its regular expressions on RE2 (registry.patterns)."""
+    extended: type[Validator] = extend(cls, validators=patterns.KEYWORDS)
+    return extended
+
+
 # Dialects a data steward may declare in "$schema" (with or without the empty fragment).
 _DIALECTS: dict[str, tuple[type[Validator], Specification[Any]]] = {
-    "http://json-schema.org/draft-07/schema": (Draft7Validator, DRAFT7),
-    "https://json-schema.org/draft/2019-09/schema": (Draft201909Validator, DRAFT201909),
-    "https://json-schema.org/draft/2020-12/schema": (Draft202012Validator, DRAFT202012),
+    "http://json-schema.org/draft-07/schema": (_linear(Draft7Validator), DRAFT7),
+    "https://json-schema.org/draft/2019-09/schema": (_linear(Draft201909Validator), DRAFT201909),
+    "https://json-schema.org/draft/2020-12/schema": (_linear(Draft202012Validator), DRAFT202012),
 }
 _REF_KEYWORDS = ("$ref", "$dynamicRef")
 
@@ -144,6 +153,7 @@ def format_checker() -> FormatChecker:
     checker.checks("date-time")(_is_lenient_date_time)
     checker.checks("time")(_is_lenient_time)
     checker.checks("date")(_is_date)
+    checker.checks("regex")(patterns.is_regex)
     return checker
 
 
@@ -236,6 +246,7 @@ def _compile(schema: Any, registry: Registry[Any] | None) -> Validator:
         raise BadRequestData(
             f"Invalid JSON Schema at {where if err.absolute_path else '(root)'}: {err.message}"
         ) from None
+    patterns.check_patterns(schema)
     registry = common_registry() if registry is None else registry
     resource = specification.create_resource(schema)
     missing = sorted(set(_unresolvable_refs(resource, registry, specification)))
@@ -286,6 +297,11 @@ class SchemaValidator:
             found.setdefault((sort_key, violation.keyword, violation.message), violation)
         return [found[k] for k in sorted(found)]
 
+    def is_valid_fast(self, doc: Mapping[str, Any]) -> bool:
+        """True when the compiled Rust validator accepts ``doc`` (microseconds); False means
+        ``validate`` must list the violations (or find none where the engines differ)."""
+        return self._fast is not None and bool(self._fast.is_valid(doc))
+
     def is_valid(self, doc: Mapping[str, Any]) -> bool:
         return bool(self._validator.is_valid(doc))
 
@@ -313,6 +329,7 @@ def _fast_validator(schema: Schema) -> Any:
             },
             validate_formats=True,
             retriever=_retrieve_common,
+            pattern_options=jsonschema_rs.RegexOptions(),  # linear time, like RE2
         )
     except Exception:  # any compile problem: fall back to the reference implementation
         return None

@@ -22,6 +22,8 @@ EXPECTED = {
     errors.UnsupportedMediaType: (415, "UnsupportedMediaType"),
     errors.PayloadTooLarge: (413, "PayloadTooLarge"),
     errors.MethodNotAllowed: (405, "MethodNotAllowed"),
+    errors.RequestTimeout: (408, "RequestTimeout"),
+    errors.ServiceUnavailable: (503, "ServiceUnavailable"),
     errors.Unauthorized: (401, "Unauthorized"),
     errors.AccessDenied: (403, "AccessDenied"),
     errors.TooManyRequests: (429, "TooManyRequests"),
@@ -53,6 +55,12 @@ def test_problem_body(cls: type[errors.NgsiLdError], expected: tuple[int, str]) 
         "detail": "what went wrong",
         "entityId": "urn:x:1",
     }
+
+
+def test_service_unavailable_says_when_to_retry() -> None:
+    err = errors.ServiceUnavailable("the database is unreachable", retry_after=3)
+    assert err.headers == {"Retry-After": "3"}
+    assert errors.BadRequestData("x").headers == {}
 
 
 def test_unauthorized_challenge() -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import re
 from importlib import resources
+from typing import Any
 
 import asyncpg
+import asyncpg.pool
 import orjson
 
 from city_os.errors import BadRequestData, NonexistentTenant
@@ -34,7 +36,8 @@ def _global_migrations() -> list[str]:
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "jsonb",
-        encoder=lambda v: b"\x01" + orjson.dumps(v),
+        # bytes are JSON already serialised by the caller (store.postgres.entities._encoded)
+        encoder=lambda v: b"\x01" + (v if isinstance(v, bytes) else orjson.dumps(v)),
         decoder=lambda b: orjson.loads(b[1:]),
         schema="pg_catalog",
         format="binary",
@@ -50,17 +53,110 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
+# Client-side failures that leave a connection unusable (asyncpg's own protocol errors).
+_BROKEN = (asyncpg.InterfaceError, asyncpg.exceptions._base.InternalClientError)
+
+
+class PoolExhausted(Exception):
+    """No connection became free (or could be opened) within the pool's acquire timeout."""
+
+
+class _Acquire:
+    """asyncpg's acquire context with its timeout turned into ``PoolExhausted``, and a
+    connection whose protocol broke (a statement cut off by a terminated backend leaves
+    "another operation is in progress") closed before it goes back, so the pool replaces it."""
+
+    __slots__ = ("_conn", "_inner", "_timeout")
+
+    def __init__(self, inner: Any, timeout: float | None) -> None:
+        self._inner = inner
+        self._timeout = timeout
+        self._conn: asyncpg.Connection | None = None
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        try:
+            self._conn = await self._inner.__aenter__()
+        except TimeoutError:
+            raise PoolExhausted(
+                f"no database connection could be had within {self._timeout:g} s"
+            ) from None
+        return self._conn
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if self._conn is not None and isinstance(exc, _BROKEN) and not self._conn.is_closed():
+            self._conn.terminate()
+        await self._inner.__aexit__(kind, exc, tb)
+
+
+class BoundedPool(asyncpg.pool.Pool):  # type: ignore[misc]
+    """A pool whose every acquire (also inside ``pool.fetch``…) waits at most
+    ``acquire_timeout``: with the database gone or every connection busy, a request fails with
+    a clear 503 instead of waiting for as long as the client does."""
+
+    def __init__(self, *args: Any, acquire_timeout: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        timeout = self._acquire_timeout if timeout is None else timeout
+        return _Acquire(super().acquire(timeout=timeout), timeout)
+
+
+async def create_pool(
+    dsn: str, min_size: int, max_size: int, acquire_timeout: float | None = None
+) -> asyncpg.Pool:
+    pool = BoundedPool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         init=_init_connection,
         reset=_keep_session,
         server_settings={"timezone": "UTC", "application_name": "city-os"},
+        acquire_timeout=acquire_timeout,
     )
-    assert pool is not None
+    await pool
     return pool
+
+
+# SQLSTATEs that mean "the server cannot serve this now", not "this statement is wrong":
+# connection exceptions (08), operator intervention: admin/crash shutdown, cannot connect now
+# (57P01-57P03), too many connections (53300).
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def refused_data(exc: BaseException) -> str | None:
+    """Why PostgreSQL refused a statement's data (SQLSTATE class 22, data exception, or 54,
+    program limit exceeded, e.g. a jsonb value over 255 MB), or None. The limits checked
+    before the store make this rare; when it happens it is the request's data, a 400."""
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", None) or ""
+        if state.startswith(("22", "54")):
+            return (str(exc).splitlines() or [state])[0][:200]
+    return None
+
+
+def unavailable(exc: BaseException) -> str | None:
+    """Why ``exc`` means the database cannot be used right now (a 503 with Retry-After, never a
+    500), or None when it is another failure. The one place this is decided."""
+    if isinstance(exc, PoolExhausted):
+        return str(exc)
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", None) or ""
+        if state.startswith(_UNAVAILABLE_STATES) or isinstance(
+            exc, asyncpg.PostgresConnectionError
+        ):
+            return f"the database connection failed ({state or type(exc).__name__})"
+        return None
+    if isinstance(exc, _BROKEN):
+        return f"the database connection failed ({exc})"
+    if isinstance(exc, OSError):  # refused, reset, unreachable: while (re)connecting
+        return f"the database cannot be reached ({exc.strerror or type(exc).__name__})"
+    return None
 
 
 _LEDGER = """

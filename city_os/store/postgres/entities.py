@@ -1,5 +1,6 @@
 """Entity persistence on PostgreSQL: every write is ONE statement (entity rows + geometry rows +
-outbox rows), so it is atomic without an explicit transaction and costs one round trip.
+outbox rows), so it is atomic without an explicit transaction and costs one round trip; a batch
+request's statements run in one transaction (``write_batch``).
 
 Layer: store/. Writes of existing entities are optimistic: the caller read ``version`` and the
 statement only touches rows still at that version; the ids it returns are the ones written, and the
@@ -12,196 +13,61 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import orjson
 
-from city_os.ngsild.merge import geometries
-from city_os.ngsild.representation import EntityRecord
+from city_os.store.postgres.db import unavailable
+from city_os.store.postgres.entity_sql import _COLUMNS as _COLUMNS
+from city_os.store.postgres.entity_sql import _LIVE as _LIVE
+from city_os.store.postgres.entity_sql import EntityStatements, _encoded, _geo_rows
+from city_os.store.postgres.entity_sql import Stored as Stored
+from city_os.store.postgres.entity_sql import Write as Write
+from city_os.store.postgres.entity_sql import _iso as _iso
+from city_os.store.postgres.entity_sql import _record as _record
 
 NOTIFY_CHANNEL = "cityos_outbox"
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Stored:
-    record: EntityRecord
-    version: int
+_Statement = Callable[[asyncpg.Connection, str, list["Write"]], Awaitable[set[str]]]
+_CHUNK = 200  # entities per statement of a batch
+# Serialization failure and deadlock: nothing is wrong with the data, another try will do.
+_RETRY_STATES = frozenset({"40001", "40P01"})
 
 
 @dataclass
-class Write:
-    """One entity write: the state to store, the version it was derived from, its event."""
+class BatchWrites:
+    """The writes of one batch request, stored in one transaction (``write_batch``)."""
 
-    record: EntityRecord
-    event: dict[str, Any]
-    version: int = 0  # 0 = insert
-    geo_changed: bool = True
+    inserts: list[Write] = field(default_factory=list)
+    updates: list[Write] = field(default_factory=list)
+    deletes: list[Write] = field(default_factory=list)
+    reaps: list[Write] = field(default_factory=list)  # expired entities removed before inserts
+    strict: bool = True  # every write must apply, or nothing is committed (a conflict)
 
-
-def _iso(value: datetime | None) -> str | None:
-    """ISO 8601 with ``Z`` for UTC; seconds precision when the microseconds are 0, else µs."""
-    if value is None:
-        return None
-    if value.tzinfo is UTC:  # asyncpg's timestamptz: %-formatting beats isoformat() + replace()
-        fields = (value.year, value.month, value.day, value.hour, value.minute, value.second)
-        us = value.microsecond
-        return _ISO_US % (*fields, us) if us else _ISO_S % fields
-    return value.isoformat().replace("+00:00", "Z")  # timespec "auto": the same two precisions
+    def all(self) -> list[Write]:
+        return [*self.reaps, *self.deletes, *self.inserts, *self.updates]
 
 
-_ISO_S = "%04d-%02d-%02dT%02d:%02d:%02dZ"
-_ISO_US = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
+@dataclass
+class BatchOutcome:
+    committed: bool
+    written: set[str] = field(default_factory=set)  # ids whose change is stored (if committed)
+    conflicts: set[str] = field(default_factory=set)  # re-read and try again
+    failed: dict[str, tuple[str, str]] = field(default_factory=dict)  # id → (SQLSTATE, why)
 
 
-def _record(row: asyncpg.Record) -> Stored:
-    scopes = row["scopes"]
-    return Stored(
-        EntityRecord(
-            id=row["id"],
-            types=list(row["types"]),
-            attrs=row["attrs"],
-            scopes=list(scopes) if scopes is not None else None,
-            created_at=_iso(row["created_at"]) or "",
-            modified_at=_iso(row["modified_at"]) or "",
-            expires_at=_iso(row["expires_at"]),
-        ),
-        row["version"],
-    )
+class _Conflict(Exception):
+    def __init__(self, ids: set[str]) -> None:
+        super().__init__(f"{len(ids)} writes did not apply")
+        self.ids = ids
 
 
-_COLUMNS = "id, types, scopes, attrs, created_at, modified_at, expires_at, version"
-_LIVE = "(expires_at IS NULL OR expires_at > now())"
-
-# Outbox rows arrive as parallel arrays with the envelope as text: stored as json (no jsonb
-# conversion) and published by the relay byte for byte.
-_OUTBOX = """
-  INSERT INTO cityos.outbox (event_id, tenant, entity_id, event_type, payload)
-  SELECT o.event_id::uuid, ${t}, o.entity_id, o.event_type, o.payload::json
-  FROM unnest(${e}::text[], ${e1}::text[], ${e2}::text[], ${e3}::text[])
-       AS o(event_id, entity_id, event_type, payload)
-  JOIN {done} d ON d.id = o.entity_id
-"""
-
-
-def _outbox(done: str, first: int) -> str:
-    """The outbox insert of a write statement; its parameters start at ``$first`` (5 of them)."""
-    return (
-        _OUTBOX.replace("{done}", done)
-        .replace("{e}", str(first))
-        .replace("{e1}", str(first + 1))
-        .replace("{e2}", str(first + 2))
-        .replace("{e3}", str(first + 3))
-        .replace("{t}", str(first + 4))
-    )
-
-
-def _outbox_args(writes: list[Write]) -> list[Any]:
-    events = [w.event for w in writes]
-    return [
-        [e["event_id"] for e in events],
-        [e["entity_id"] for e in events],
-        [e["event_type"] for e in events],
-        [orjson.dumps(e["payload"]).decode() for e in events],
-        events[0]["tenant"] if events else "",
-    ]
-
-
-class EntityStatements:
-    """SQL text for one tenant schema (the schema name is generated, see db.schema_name)."""
-
-    def __init__(self, schema: str) -> None:
-        s = schema
-        self.get_one = f"SELECT {_COLUMNS} FROM {s}.entities WHERE id = $1 AND {_LIVE}"
-        self.get_many = (
-            f"SELECT {_COLUMNS} FROM {s}.entities WHERE id = ANY($1::text[]) AND {_LIVE}"
-        )
-        self.insert = f"""
-WITH x AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb)
-    AS x(id text, types text[], scopes text[], attrs jsonb, created_at timestamptz,
-         expires_at timestamptz)
-), ins AS (
-  INSERT INTO {s}.entities (id, types, scopes, attrs, created_at, modified_at, expires_at)
-  SELECT id, types, scopes, attrs, created_at, created_at, expires_at FROM x
-  ON CONFLICT (id) DO NOTHING
-  RETURNING id
-), g AS (
-  INSERT INTO {s}.geo (entity_id, attr, dataset_id, geom)
-  SELECT n.id, n.attr, n.ds, ST_SetSRID(ST_GeomFromGeoJSON(n.geom), 4326)
-  FROM jsonb_to_recordset($2::jsonb) AS n(id text, attr text, ds text, geom jsonb)
-  JOIN ins ON ins.id = n.id
-), ob AS ({_outbox("ins", 3)})
-SELECT ins.id FROM ins"""
-        self.update = f"""
-WITH x AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb)
-    AS x(id text, types text[], scopes text[], attrs jsonb, modified_at timestamptz,
-         expires_at timestamptz, version bigint, geo boolean)
-), upd AS (
-  UPDATE {s}.entities e
-  SET types = x.types, scopes = x.scopes, attrs = x.attrs, modified_at = x.modified_at,
-      expires_at = x.expires_at, version = e.version + 1
-  FROM x WHERE e.id = x.id AND e.version = x.version
-  RETURNING e.id
-), n AS (
-  SELECT * FROM jsonb_to_recordset($2::jsonb) AS n(id text, attr text, ds text, geom jsonb)
-), gdel AS (
-  DELETE FROM {s}.geo g USING upd, x
-  WHERE g.entity_id = upd.id AND x.id = upd.id AND x.geo
-    AND NOT EXISTS (SELECT 1 FROM n WHERE n.id = g.entity_id AND n.attr = g.attr
-                    AND n.ds = g.dataset_id)
-), gup AS (
-  INSERT INTO {s}.geo (entity_id, attr, dataset_id, geom)
-  SELECT n.id, n.attr, n.ds, ST_SetSRID(ST_GeomFromGeoJSON(n.geom), 4326)
-  FROM n JOIN upd ON upd.id = n.id
-  ON CONFLICT (entity_id, attr, dataset_id) DO UPDATE SET geom = EXCLUDED.geom
-), ob AS ({_outbox("upd", 3)})
-SELECT upd.id FROM upd"""
-        # The common case (no geometry changed) skips the geo CTEs entirely; $2 is unused.
-        self.update_plain = f"""
-WITH x AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb)
-    AS x(id text, types text[], scopes text[], attrs jsonb, modified_at timestamptz,
-         expires_at timestamptz, version bigint)
-), upd AS (
-  UPDATE {s}.entities e
-  SET types = x.types, scopes = x.scopes, attrs = x.attrs, modified_at = x.modified_at,
-      expires_at = x.expires_at, version = e.version + 1
-  FROM x WHERE e.id = x.id AND e.version = x.version AND $2::int IS NULL
-  RETURNING e.id
-), ob AS ({_outbox("upd", 3)})
-SELECT upd.id FROM upd"""
-        self.delete = f"""
-WITH x AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, version bigint)
-), del AS (
-  DELETE FROM {s}.entities e USING x WHERE e.id = x.id AND e.version = x.version
-  RETURNING e.id
-), gdel AS (
-  DELETE FROM {s}.geo g USING del WHERE g.entity_id = del.id
-), ob AS ({_outbox("del", 2)})
-SELECT del.id FROM del"""
-        self.expired_by_id = (
-            f"SELECT {_COLUMNS} FROM {s}.entities WHERE id = ANY($1::text[])"
-            " AND expires_at <= now()"
-        )
-        self.expired = f"""
-SELECT {_COLUMNS} FROM {s}.entities
-WHERE expires_at <= now() ORDER BY expires_at LIMIT $1"""
-
-
-def _geo_rows(writes: list[Write]) -> list[dict[str, Any]]:
-    rows = []
-    for w in writes:
-        if w.geo_changed:
-            for attr, ds, geom in geometries(w.record.attrs):
-                rows.append({"id": w.record.id, "attr": attr, "ds": ds, "geom": geom})
-    return rows
+def _statement_problem(exc: asyncpg.PostgresError) -> tuple[str, str]:
+    return exc.sqlstate or "", (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 class OutboxWaker:
@@ -227,7 +93,7 @@ class OutboxWaker:
             try:
                 async with self._pool.acquire() as conn:
                     await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # best effort: a lost wake-up only delays the relay
                 log.warning("could not wake the outbox relay: %s", exc)
             if not self._again:
                 return
@@ -268,6 +134,25 @@ class EntityRepository:
 
     async def insert(self, schema: str, writes: list[Write]) -> set[str]:
         """Insert new entities; returns the ids inserted (the others already existed)."""
+        return await self._one_statement(self._insert, schema, writes)
+
+    async def update(self, schema: str, writes: list[Write]) -> set[str]:
+        """Write new states of existing entities still at ``version``; returns ids written."""
+        return await self._one_statement(self._update, schema, writes)
+
+    async def delete(self, schema: str, writes: list[Write]) -> set[str]:
+        """Delete entities still at ``version``; returns the ids deleted."""
+        return await self._one_statement(self._delete, schema, writes)
+
+    async def _one_statement(self, run: _Statement, schema: str, writes: list[Write]) -> set[str]:
+        if not writes:
+            return set()
+        async with self._pool.acquire() as conn:
+            done = await run(conn, schema, writes)
+        self._written(writes, done)
+        return done
+
+    async def _insert(self, conn: asyncpg.Connection, schema: str, writes: list[Write]) -> set[str]:
         if not writes:
             return set()
         entities = [
@@ -281,17 +166,11 @@ class EntityRepository:
             }
             for w in writes
         ]
-        async with self._pool.acquire() as conn:
-            rows = await conn.fetch(
-                self.sql(schema).insert,
-                entities,
-                _geo_rows(writes),
-                *_outbox_args(writes),
-            )
-        return self._written(writes, rows)
+        params = await _encoded(entities, _geo_rows(writes), writes)
+        rows = await conn.fetch(self.sql(schema).insert, *params)
+        return {r["id"] for r in rows}
 
-    async def update(self, schema: str, writes: list[Write]) -> set[str]:
-        """Write new states of existing entities still at ``version``; returns ids written."""
+    async def _update(self, conn: asyncpg.Connection, schema: str, writes: list[Write]) -> set[str]:
         if not writes:
             return set()
         entities = [
@@ -309,31 +188,120 @@ class EntityRepository:
         ]
         statements = self.sql(schema)
         geo = _geo_rows(writes)
-        async with self._pool.acquire() as conn:
-            if geo or any(w.geo_changed for w in writes):
-                rows = await conn.fetch(statements.update, entities, geo, *_outbox_args(writes))
-            else:
-                rows = await conn.fetch(
-                    statements.update_plain, entities, None, *_outbox_args(writes)
-                )
-        return self._written(writes, rows)
+        if geo or any(w.geo_changed for w in writes):
+            rows = await conn.fetch(statements.update, *await _encoded(entities, geo, writes))
+        else:
+            params = await _encoded(entities, None, writes)
+            rows = await conn.fetch(statements.update_plain, *params)
+        return {r["id"] for r in rows}
 
-    async def delete(self, schema: str, writes: list[Write]) -> set[str]:
-        """Delete entities still at ``version``; returns the ids deleted."""
+    async def _delete(self, conn: asyncpg.Connection, schema: str, writes: list[Write]) -> set[str]:
         if not writes:
             return set()
         keys = [{"id": w.record.id, "version": w.version} for w in writes]
-        async with self._pool.acquire() as conn:
-            rows = await conn.fetch(self.sql(schema).delete, keys, *_outbox_args(writes))
-        return self._written(writes, rows)
+        params = await _encoded(keys, None, writes)
+        del params[1]  # no geometry parameter in a delete
+        rows = await conn.fetch(self.sql(schema).delete, *params)
+        return {r["id"] for r in rows}
 
-    def _written(self, writes: list[Write], rows: list[asyncpg.Record]) -> set[str]:
-        done = {r["id"] for r in rows}
+    async def write_batch(self, schema: str, batch: BatchWrites) -> BatchOutcome:
+        """Store a whole batch request in ONE transaction: its deletes (expired entities first),
+        inserts and updates with their outbox rows commit together or not at all, so neither a
+        failing statement nor a killed process leaves a batch half-written.
+
+        With ``batch.strict`` a write that did not apply (an insert of an id that exists
+        meanwhile, an update or delete of a row no longer at its version) rolls everything
+        back: the caller re-reads and tries again. A statement PostgreSQL refuses is retried
+        entity by entity, each under a savepoint, so that the entities at fault are named in
+        ``failed`` and the others still commit together.
+        """
+        writes = batch.all()
+        if not writes:
+            return BatchOutcome(committed=True)
+        async with self._pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    done = await self._apply(conn, schema, batch)
+                    missing = {w.record.id for w in writes} - done
+                    if batch.strict and missing:
+                        raise _Conflict(missing)
+            except _Conflict as conflict:
+                return BatchOutcome(committed=False, conflicts=conflict.ids)
+            except asyncpg.PostgresError as exc:
+                if unavailable(exc) is not None:
+                    raise
+                if exc.sqlstate in _RETRY_STATES:
+                    return BatchOutcome(committed=False, conflicts={w.record.id for w in writes})
+                log.warning("batch statement failed (%s); storing entity by entity", exc)
+                outcome = await self._one_by_one(conn, schema, batch)
+            else:
+                outcome = BatchOutcome(committed=True, written=done)
+        if outcome.committed:
+            self._written(writes, outcome.written)
+        return outcome
+
+    async def _apply(self, conn: asyncpg.Connection, schema: str, batch: BatchWrites) -> set[str]:
+        """The batch's statements, each over at most ``_CHUNK`` entities: encoding the
+        parameters of 1,000 entities and their events (megabytes) in one go held the event
+        loop for 100 ms; in chunks, other requests run between them. Same transaction."""
+        done: set[str] = set()
+        for run, writes in (
+            (self._delete, batch.reaps),
+            (self._delete, batch.deletes),
+            (self._insert, batch.inserts),
+            (self._update, batch.updates),
+        ):
+            for start in range(0, len(writes), _CHUNK):
+                done |= await run(conn, schema, writes[start : start + _CHUNK])
+        return done
+
+    async def _one_by_one(
+        self, conn: asyncpg.Connection, schema: str, batch: BatchWrites
+    ) -> BatchOutcome:
+        outcome = BatchOutcome(committed=False)
+        steps: list[tuple[_Statement, Write]] = [
+            *((self._delete, w) for w in batch.reaps),
+            *((self._delete, w) for w in batch.deletes),
+            *((self._insert, w) for w in batch.inserts),
+            *((self._update, w) for w in batch.updates),
+        ]
+        try:
+            async with conn.transaction():
+                for run, write in steps:
+                    entity_id = write.record.id
+                    if entity_id in outcome.failed:
+                        continue
+                    try:
+                        async with conn.transaction():  # a savepoint
+                            done = await run(conn, schema, [write])
+                    except asyncpg.PostgresError as exc:
+                        if unavailable(exc) is not None or exc.sqlstate in _RETRY_STATES:
+                            raise
+                        outcome.failed[entity_id] = _statement_problem(exc)
+                        continue
+                    if done:
+                        outcome.written |= done
+                    else:
+                        outcome.conflicts.add(entity_id)
+                # A failed entity stores no change of its own (its expired predecessor may go).
+                outcome.written -= set(outcome.failed)
+                if batch.strict and outcome.conflicts:
+                    raise _Conflict(outcome.conflicts)
+        except _Conflict:
+            outcome.written = set()
+            return outcome
+        except asyncpg.PostgresError as exc:
+            if unavailable(exc) is not None:
+                raise
+            return BatchOutcome(committed=False, conflicts={w.record.id for w in batch.all()})
+        outcome.committed = True
+        return outcome
+
+    def _written(self, writes: list[Write], done: set[str]) -> None:
         if done:
             self.waker.poke()
             if self.on_written is not None:
                 self.on_written(writes, done)
-        return done
 
     async def select_ids(self, schema: str, where: str, args: list[Any]) -> list[str]:
         """Ids of live entities matching a WHERE fragment built with bound parameters only."""

@@ -1,0 +1,23 @@
+"""The request context every core operation takes: tenant, term map, time and limits.
+
+Layer: core/. Built by the API layer (``api.http.request_context``) or by commands; no aiohttp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from city_os.ngsild.jsonld import TermMap
+from city_os.ngsild.limits import DEFAULT_LIMITS, Limits
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    tenant: str
+    terms: TermMap
+    now: str
+    context: Any = None  # the @context as the client sent it (echoed in responses)
+    limits: Limits = DEFAULT_LIMITS  # what the broker accepts (Settings.limits)
+    heavy: bool = False  # a large body: its pure-Python parsing runs off the event loop
+    actor: dict[str, str] | None = None  # CloudEvents attributes naming who acts (auth/)
