@@ -12,7 +12,10 @@ matched meanwhile are dropped. A queue
 holds at most ``queue_size`` notifications in memory: beyond that they wait in PostgreSQL and
 are read back in order as the queue drains. Notifications of a subscription deleted, paused or
 expired meanwhile are dropped.
-Finished rows are recorded in batches (batch.py).
+Finished rows are recorded in batches (batch.py). While more than ``MAX_UNRECORDED`` finished
+deliveries wait to be recorded (PostgreSQL lags), no new delivery starts: a replica killed at any
+moment has then sent at most ``MAX_UNRECORDED`` + its deliveries in flight that its successor
+sends again (with the same notification id).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str, str]  # (tenant, subscription id, entity id)
 SubKey = tuple[str, str]
 Lookup = Callable[[SubKey], Subscription | None]
+MAX_UNRECORDED = 128  # finished deliveries not yet recorded before new ones wait
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class Dispatcher:
         self._inflight: Counter[SubKey] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished = GroupWriter("finished deliveries", store.finish)
+        self._finished.on_written = self._resume
+        self._held = False  # deliveries wait for the finished ones to be recorded
         self._landed = asyncio.Event()  # set whenever a delivery attempt ends
         self._closed = False
 
@@ -168,6 +174,9 @@ class Dispatcher:
                 q.wake = loop.call_at(q.blocked_until, self._unblock, q)
             return
         while q.ready and q.inflight < (1 if q.failures else self._config.concurrency):
+            if self._finished.unwritten >= MAX_UNRECORDED:
+                self._held = True
+                return
             key = q.ready.popleft()
             d = q.keys[key][0]
             q.busy.add(key)
@@ -176,6 +185,14 @@ class Dispatcher:
             task = loop.create_task(self._deliver(q, d))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _resume(self) -> None:
+        """Finished deliveries were recorded: queues held back may go on."""
+        if self._held and not self._closed:
+            self._held = False
+            for q in list(self._queues.values()):
+                if q.ready:
+                    self._pump(q)
 
     def _unblock(self, q: _Queue) -> None:
         q.wake = None
