@@ -68,6 +68,8 @@ class Settings:
     notifier_retry_max_delay: float = 60.0
     notifier_lease: float = 15.0
     notifier_retention: float = 3600.0
+    webpush_subject: str = "mailto:admin@city-os.invalid"
+    stream_retention: float = 600.0
     log_level: str = "INFO"
     auth_enabled: bool = False
     auth_insecure: bool = False
@@ -184,6 +186,8 @@ SETTINGS: dict[str, str] = {
     "(then another replica takes them over)",
     "notifier_retention": "seconds delivered notifications are remembered to drop re-consumed "
     "events (then deleted)",
+    "webpush_subject": "VAPID contact (mailto: or https: URI) sent to Web Push services (RFC 8292)",
+    "stream_retention": "seconds live-stream notifications are kept for a Last-Event-ID resume",
     "log_level": "Python logging level",
     "auth_enabled": "verify OIDC bearer tokens and API keys (docs/access-control.md); off = every "
     "request may do everything, allowed only on a loopback CITYOS_HOST unless CITYOS_AUTH_INSECURE",

@@ -37,6 +37,8 @@ from city_os.ngsild.subscription import (
 )
 from city_os.ngsild.subscription_render import render_subscription
 from city_os.ngsild.subscription_selection import check_selection
+from city_os.notifier.channels.endpoints import STREAM_URI, info_of
+from city_os.notifier.channels.endpoints import check_endpoint as check_channel
 from city_os.store.postgres.db import Tenants
 from city_os.store.postgres.subscriptions import SubscriptionRepository, SubscriptionRow, Timer
 
@@ -131,8 +133,11 @@ class SubscriptionService:
         return check_entity_id(sid, "subscription id")
 
     def _check_endpoint(self, doc: Doc) -> None:
-        if self.check_endpoint is not None:
-            uri = doc["notification"]["endpoint"]["uri"]
+        endpoint = doc["notification"]["endpoint"]
+        uri = endpoint["uri"]
+        # the channel's own members: MQTT topic, QoS and version, Web Push keys
+        check_channel(uri, info_of(endpoint.get("notifierInfo", ())))
+        if self.check_endpoint is not None and uri != STREAM_URI:
             try:
                 self.check_endpoint(uri, urlsplit(uri).hostname)
             except BadRequestData as exc:

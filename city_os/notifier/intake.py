@@ -155,7 +155,7 @@ class Intake:
             linked = await linked_entities(self._entities, ctx, [record], view.opts, view.join)
         data = entities(view, shown, linked, now)
         records = [notified_record(view, shown, now), *(linked or {}).values()]
-        nid, headers, body = notification(view, sub.id, data, records, why)
+        nid, headers, body = notification(view, sub.id, data, records, why, change.event_id)
         return NewNotification(
             notification_id=nid,
             tenant=sub.tenant,
