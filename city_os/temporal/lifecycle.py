@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import asyncpg
 from aiohttp import web
 
 from city_os.api.keys import POOL, SETTINGS, TEMPORAL, TENANTS
@@ -26,9 +27,16 @@ async def maintain_once(service: TemporalService) -> int:
     settings = await service.repo.settings()
     dropped = 0
     for tenant, schema in await service.tenants.all():
-        days = settings.get(tenant)
+        capture, days = settings.get(tenant, (True, None))
         retention = timedelta(days=days) if days else None
-        dropped += await service.repo.maintain(schema, retention)
+        try:
+            if not capture:  # a tenant migration re-creates the triggers enabled
+                await service.repo.apply_capture(schema, capture)
+            dropped += await service.repo.maintain(schema, retention)
+        except (asyncpg.UndefinedFunctionError, asyncpg.InvalidSchemaNameError) as exc:
+            # A tenant whose schema went away meanwhile (or is not migrated yet): the others
+            # are still maintained.
+            log.warning("temporal maintenance skipped tenant %r: %s", tenant, exc)
     return dropped
 
 

@@ -340,17 +340,18 @@ GROUP BY {group} ORDER BY 1, 2, 3, 4"""
             )
         return int(dropped or 0)
 
-    async def settings(self) -> dict[str, int | None]:
-        """Retention in days per tenant that has a setting (None: kept forever)."""
-        rows = await self._fetch("SELECT tenant, retention_days FROM cityos.temporal_settings")
-        return {r["tenant"]: r["retention_days"] for r in rows}
+    async def settings(self) -> dict[str, tuple[bool, int | None]]:
+        """(capture, retention in days or None: kept forever) per tenant that has a setting."""
+        rows = await self._fetch(
+            "SELECT tenant, capture, retention_days FROM cityos.temporal_settings"
+        )
+        return {r["tenant"]: (r["capture"], r["retention_days"]) for r in rows}
 
     async def configure(
         self, tenant: str, schema: str, *, capture: bool, retention_days: int | None
     ) -> None:
         """Store a tenant's temporal settings; capture off disables the capture triggers (no
         cost per write at all), on enables them again."""
-        action = "ENABLE" if capture else "DISABLE"
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 """INSERT INTO cityos.temporal_settings (tenant, capture, retention_days)
@@ -360,7 +361,15 @@ GROUP BY {group} ORDER BY 1, 2, 3, 4"""
                 capture,
                 retention_days,
             )
-            for event in ("insert", "update", "delete"):
-                await conn.execute(
-                    f"ALTER TABLE {schema}.entities {action} TRIGGER entities_temporal_{event}"
-                )
+            await self._capture(conn, schema, capture)
+
+    async def apply_capture(self, schema: str, capture: bool) -> None:
+        async with self._pool.acquire() as conn:
+            await self._capture(conn, schema, capture)
+
+    async def _capture(self, conn: asyncpg.Connection, schema: str, capture: bool) -> None:
+        action = "ENABLE" if capture else "DISABLE"
+        for event in ("insert", "update", "delete"):
+            await conn.execute(
+                f"ALTER TABLE {schema}.entities {action} TRIGGER entities_temporal_{event}"
+            )
