@@ -27,7 +27,7 @@ from city_os.api.http import (
 from city_os.api.keys import SETTINGS, TEMPORAL
 from city_os.api.query import COUNT_HEADER, _body_query, _params_query, pagination_links
 from city_os.api.temporal_params import filter_of, temporal_options
-from city_os.core.query import Page
+from city_os.core.query import Page, _link_depth
 from city_os.errors import BadRequestData, InvalidRequest
 from city_os.temporal.service import TemporalResult
 
@@ -42,6 +42,7 @@ QUERY_PARAMS = frozenset(
     {
         *_TEMPORAL, "id", "type", "idPattern", "q", "csf", "georel", "geometry", "coordinates",
         "geoproperty", "scopeQ", "local", "limit", "offset", "count", "expandValues", "via",
+        "orderBy",
     }
 )  # fmt: skip
 
@@ -75,11 +76,29 @@ def _page(request: web.Request) -> Page:
     return Page(limit=limit, offset=int_param(request, "offset", 0, 0, 2**31 - 1), count=count)
 
 
+def _descending(order_by: Any) -> bool:
+    """orderBy of a temporal query: only the entity id (§5.7.4), ascending or descending."""
+    if order_by in (None, "id", "id;asc"):
+        return False
+    if order_by == "id;desc":
+        return True
+    raise BadRequestData(f"orderBy: a temporal query orders by id only, not {order_by!r}")
+
+
 async def _query(request: web.Request, ctx: Any, sel: Any, raw: Any, page: Page) -> web.Response:
+    if sel.q is not None and _link_depth(sel.q) > 0:
+        raise BadRequestData("q cannot follow relationships in a temporal query")
     opts = temporal_options(raw, ctx, query=True)
     f = filter_of(raw, ctx, opts, query=True)
     result = await request.app[TEMPORAL].query(
-        ctx, sel, f, opts, limit=page.limit, offset=page.offset, count=page.count
+        ctx,
+        sel,
+        f,
+        opts,
+        limit=page.limit,
+        offset=page.offset,
+        count=page.count,
+        descending=_descending(raw.get("orderBy")),
     )
     headers = {COUNT_HEADER: str(result.total)} if result.total is not None else {}
     response = _respond(request, ctx, result, result.bodies, **headers)
@@ -105,12 +124,19 @@ async def query_temporal_post(request: web.Request) -> web.Response:
     temporal_q = body.get("temporalQ")
     if temporal_q is not None and not isinstance(temporal_q, dict):
         raise BadRequestData("temporalQ must be an object")
-    plain = {k: v for k, v in body.items() if k != "temporalQ"}
+    plain = {k: v for k, v in body.items() if k not in ("temporalQ", "aggrParams")}
     sel = _body_query(ctx, plain).selection
     raw: dict[str, Any] = {**request.query, **(temporal_q or {})}
-    for key in ("attrs", "lang", "datasetId"):
+    for key in ("attrs", "lang", "datasetId", "pick", "omit"):
         if key in body:
             raw[key] = body[key]
+    aggr = body.get("aggrParams")
+    if aggr is not None:
+        if not isinstance(aggr, dict):
+            raise BadRequestData("aggrParams must be an object")
+        raw.update({k: v for k, v in aggr.items() if k in ("aggrMethods", "aggrPeriodDuration")})
+    if "aggrMethods" in raw and "options" not in raw and "format" not in raw:
+        raw["options"] = "aggregatedValues"  # a Query asking for methods wants them (5.2.21)
     return await _query(request, ctx, sel, raw, _page(request))
 
 

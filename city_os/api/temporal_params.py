@@ -63,12 +63,22 @@ def temporal_options(
     lang = raw.get("lang")
     if lang is not None and not isinstance(lang, str):
         raise BadRequestData("lang must be a string")
+    pick, omit = _items(raw.get("pick"), "pick"), _items(raw.get("omit"), "omit")
+    for name in (*(pick or ()), *(omit or ())):
+        if "{" in name or "}" in name:
+            raise BadRequestData(f"pick/omit: linked entity projection {name!r} is not allowed")
+    if (pick is not None or omit is not None) and raw.get("attrs") is not None:
+        raise BadRequestData("attrs cannot be combined with pick or omit")
+    if pick is not None and omit is not None and set(pick) & set(omit):
+        raise BadRequestData("a member cannot be both in pick and in omit")
     return TemporalOptions(
         format=chosen_format,
         sys_attrs="sysAttrs" in options,
         lang=lang,
         timeproperty=tq.timeproperty,
         methods=tq.aggr_methods,
+        pick=frozenset(pick) if pick is not None else None,
+        omit=frozenset(omit) if omit is not None else None,
     )
 
 
@@ -88,15 +98,11 @@ def filter_of(
 ) -> InstanceFilter:
     tq = parse_temporal(raw, aggregated=opts.format == "aggregated")
     attrs: tuple[str, ...] = ()
-    for key in ("attrs", "pick"):
-        names = _items(raw.get(key), key)
-        if names is not None:
-            attrs = _attr_names(ctx, names, key)
-            if not attrs and key == "attrs":
-                raise BadRequestData("attrs names no attribute")
-    omit = _items(raw.get("omit"), "omit")
-    if omit is not None:
-        _attr_names(ctx, omit, "omit")
+    names = _items(raw.get("attrs"), "attrs")
+    if names is not None:
+        attrs = _attr_names(ctx, names, "attrs")
+        if not attrs:
+            raise BadRequestData("attrs names no attribute")
     datasets = _items(raw.get("datasetId"), "datasetId")
     if datasets is not None:
         datasets = ["" if d == "@none" else check_entity_id(d, "datasetId") for d in datasets]

@@ -40,6 +40,17 @@ class TemporalOptions:
     lang: str | None = None
     timeproperty: str = "observedAt"
     methods: tuple[str, ...] = ()
+    pick: frozenset[str] | None = None  # member names as output (compacted)
+    omit: frozenset[str] | None = None
+
+
+def project(body: dict[str, Any], opts: TemporalOptions) -> dict[str, Any]:
+    """pick/omit (§4.21) on a rendered temporal entity."""
+    if opts.pick is not None:
+        body = {k: v for k, v in body.items() if k in opts.pick}
+    if opts.omit is not None:
+        body = {k: v for k, v in body.items() if k not in opts.omit}
+    return body
 
 
 def iso(value: datetime | None) -> str | None:
@@ -86,10 +97,8 @@ def _simple_value(row: Row, tm: TermCompactor, opts: TemporalOptions) -> Any:
     inst = row["inst"]
     if row["deleted_at"] is not None:
         return NULL_URI
-    rendered = render_instance(inst, tm, RenderOptions("keyValues", lang=opts.lang))
-    if isinstance(rendered, dict) and len(rendered) == 1:
-        return next(iter(rendered.values()))  # {"languageMap": …}, {"json": …}
-    return rendered
+    # keyValues form: {"languageMap": …}, {"json": …}, {"vocab": …} stay wrapped (§4.5.9)
+    return render_instance(inst, tm, RenderOptions("keyValues", lang=opts.lang))
 
 
 def _grouped(rows: Iterable[Row]) -> dict[str, dict[str, list[Row]]]:

@@ -34,6 +34,7 @@ from city_os.temporal.render import (
     Row,
     TemporalOptions,
     iso,
+    project,
     render_aggregated,
     render_entity,
 )
@@ -135,7 +136,11 @@ class TemporalService:
         head = await self.repo.entity(schema, entity_id)
         if head is None:
             raise ResourceNotFound(f"temporal entity {entity_id} not found")
-        return await self._render(ctx, schema, [head], f, opts)
+        result = await self._render(ctx, schema, [head], f, opts)
+        body = result.bodies[0]
+        if not body or (f.attrs and not set(body) - {"id", "type", "scope"}):
+            raise ResourceNotFound(f"entity {entity_id} has none of the attributes asked for")
+        return result
 
     async def query(
         self,
@@ -147,14 +152,27 @@ class TemporalService:
         limit: int,
         offset: int,
         count: bool,
+        descending: bool = False,
     ) -> TemporalResult:
-        if not sel.selectors and not sel.attrs and sel.q is None and sel.geo is None:
-            raise BadRequestData("a temporal query needs type, id, idPattern, attrs, q or geoQ")
+        typed = any(s.types is not None for s in sel.selectors)
+        if not typed and not sel.attrs and sel.q is None and sel.geo is None:
+            raise BadRequestData("a temporal query needs at least one of type, attrs, q or geoQ")
         schema = await self.schema(ctx, write=False)
+        # Entities without any instance in the window (or of the attrs asked for) are not
+        # part of the result (ETSI 021_13, 021_18_07): selected in SQL when nothing else is
+        # evaluated in process.
+        narrowed = f.query.timerel is not None or bool(f.attrs) or f.datasets is not None
         post_filter = sel.q is not None or sel.geo is not None
         page = None if post_filter else limit + 1
         heads, total = await self.repo.select(
-            schema, sel, names(ctx), limit=page, offset=0 if post_filter else offset, count=count
+            schema,
+            sel,
+            names(ctx),
+            limit=page,
+            offset=0 if post_filter else offset,
+            count=count,
+            within=f if narrowed else None,
+            descending=descending,
         )
         if post_filter:
             heads = await self._matching(ctx, schema, sel, heads)
@@ -206,21 +224,22 @@ class TemporalService:
             rows = await self.repo.aggregate(schema, ids, f)
             by_id = _by_entity(rows)
             bodies = [render_aggregated(h, by_id.get(h["id"], []), ctx.terms, opts) for h in heads]
-            return TemporalResult(bodies)
+            return TemporalResult([project(b, opts) for b in bodies])
         descending = f.query.last_n is not None
         by_id = _by_entity(await self.repo.instances(schema, ids, f, self.max_instances))
         bodies, ranges = [], []
         for head in heads:
             rows, was_cut = cut(by_id.get(head["id"], []), self.max_instances, descending)
+            body = render_entity(head, rows, ctx.terms, opts)
             if was_cut:
                 ranges.append((rows[0]["t"], rows[-1]["t"]))
-            bodies.append(render_entity(head, rows, ctx.terms, opts))
+                # Attributes the cut left without instances are listed empty (ETSI 020_14).
+                for attr in await self.repo.attributes(schema, head["id"], f):
+                    body.setdefault(ctx.terms.compact_attr(attr), [])
+            bodies.append(project(body, opts))
         content_range = None
         if ranges:
-            first = min(r[0] for r in ranges) if not descending else max(r[0] for r in ranges)
-            last = min(r[1] for r in ranges) if not descending else max(r[1] for r in ranges)
-            size = str(f.query.last_n) if f.query.last_n else "*"
-            content_range = f"date-time {iso(first)}-{iso(last)}/{size}"
+            content_range = _content_range(f, ranges, descending)
         return TemporalResult(bodies, content_range)
 
     # ---------------------------------------------------------------- provision
@@ -292,6 +311,27 @@ class TemporalService:
         uuid = _instance_uuid(instance_id)
         if not await self.repo.delete_instance(schema, entity_id, iri, uuid):
             raise ResourceNotFound(f"attribute instance {instance_id} of {attr} not found")
+
+
+def _content_range(f: InstanceFilter, ranges: list[tuple[Any, Any]], descending: bool) -> str:
+    """§6.3.10: ``date-time <start>-<end>/<size>``; the range starts at the requested bound
+    (timeAt, or endTimeAt for lastN between) when there is one, else at the first instance
+    returned, and ends at the last instance returned."""
+    tq = f.query
+    if descending:
+        first = max(r[0] for r in ranges)
+        last = max(r[1] for r in ranges)
+        if tq.timerel == "before":
+            first = tq.time_at
+        elif tq.timerel == "between":
+            first = tq.end_time_at
+    else:
+        first = min(r[0] for r in ranges)
+        last = min(r[1] for r in ranges)
+        if tq.timerel in ("after", "between"):
+            first = tq.time_at
+    size = str(tq.last_n) if tq.last_n else "*"
+    return f"date-time {iso(first)}-{iso(last)}/{size}"
 
 
 def _by_entity(rows: list[Any]) -> dict[str, list[Row]]:

@@ -58,9 +58,15 @@ def _time_expr(tq: TemporalQuery) -> str:
 
 
 def _instance_where(ids_param: str, f: InstanceFilter, params: SqlParams) -> str:
+    """Instances a of the entities ``ids_param`` (a text[] placeholder, or a column) that
+    pass ``f``."""
     tq = f.query
     col = f"a.{tq.column}"
-    parts = [f"a.entity_id = ANY({ids_param}::text[])"]
+    parts = [
+        f"a.entity_id = ANY({ids_param}::text[])"
+        if ids_param.startswith("$")
+        else f"a.entity_id = {ids_param}"
+    ]
     if f.attrs:
         parts.append(f"a.attr = ANY({params.add(list(f.attrs))}::text[])")
     if f.datasets is not None:
@@ -70,7 +76,7 @@ def _instance_where(ids_param: str, f: InstanceFilter, params: SqlParams) -> str
     if tq.timerel == "before":
         parts.append(f"{col} < {params.add(tq.time_at)}")
     elif tq.timerel == "after":
-        parts.append(f"{col} > {params.add(tq.time_at)}")
+        parts.append(f"{col} >= {params.add(tq.time_at)}")  # ETSI 021_26: timeAt included
     elif tq.timerel == "between":
         parts.append(f"{col} >= {params.add(tq.time_at)} AND {col} < {params.add(tq.end_time_at)}")
     return " AND ".join(parts)
@@ -127,13 +133,19 @@ class TemporalRepository:
         limit: int | None,
         offset: int,
         count: bool,
+        within: InstanceFilter | None = None,
+        descending: bool = False,
     ) -> tuple[list[asyncpg.Record], int | None]:
-        """Temporal entities in id order (``limit`` None: all of them) and their count."""
+        """Temporal entities in id order (``limit`` None: all of them) and their count;
+        ``within``: only those with an instance passing that filter."""
         params = SqlParams()
         where = selection_where(sel, names, params, schema)
-        sql = (
-            f"SELECT {_ENTITY_COLUMNS} FROM {schema}.temporal_entities e WHERE {where} ORDER BY id"
-        )
+        if within is not None:
+            inner = _instance_where("e.id", within, params)
+            where += f" AND EXISTS (SELECT 1 FROM {schema}.attr_instances a WHERE {inner})"
+        order = "id DESC" if descending else "id"
+        sql = f"SELECT {_ENTITY_COLUMNS} FROM {schema}.temporal_entities e WHERE {where}"
+        sql += f" ORDER BY {order}"
         args = list(params.args)
         if limit is not None:
             sql += f" LIMIT {params.add(limit)} OFFSET {params.add(offset)}"
@@ -204,6 +216,17 @@ FROM (SELECT a.entity_id, a.attr, a.dataset_id, a.num, a.inst, {t} AS t,
       FROM {schema}.attr_instances a WHERE {where} AND a.deleted_at IS NULL) i
 GROUP BY {group} ORDER BY 1, 2, 3, 4"""
         return await self._fetch(sql, ids, *params.args)
+
+    async def attributes(self, schema: str, entity_id: str, f: InstanceFilter) -> list[str]:
+        """The attributes of one entity that have instances passing ``f``."""
+        params = SqlParams(2)
+        where = _instance_where("$1", f, params)
+        rows = await self._fetch(
+            f"SELECT DISTINCT a.attr FROM {schema}.attr_instances a WHERE {where}",
+            [entity_id],
+            *params.args,
+        )
+        return [r["attr"] for r in rows]
 
     async def latest(self, schema: str, ids: list[str]) -> list[asyncpg.Record]:
         """The newest instance of each attribute and dataset of ``ids`` (q, geoQ)."""
