@@ -26,7 +26,7 @@ def _speeds(body: dict) -> list[float]:  # type: ignore[type-arg]
     [
         ({}, SPEEDS),
         ({"timerel": "before", "timeAt": iso(T0 + timedelta(minutes=2))}, SPEEDS[:2]),
-        ({"timerel": "after", "timeAt": iso(T0 + timedelta(minutes=5))}, SPEEDS[5:]),  # timeAt included
+        ({"timerel": "after", "timeAt": iso(T0 + timedelta(minutes=5))}, SPEEDS[5:]),
         (
             {"timerel": "between", "timeAt": iso(T0 + timedelta(minutes=2)),
              "endTimeAt": iso(T0 + timedelta(minutes=4))},
