@@ -31,6 +31,7 @@ from city_os.api import (
     schemas,
     subjects,
     subscriptions,
+    temporal,
 )
 from city_os.api.guard import access_guard
 from city_os.api.keys import (
@@ -91,6 +92,7 @@ from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query import QueryRepository
 from city_os.store.postgres.schemas import SchemaRepository
 from city_os.store.postgres.subscriptions import SubscriptionRepository
+from city_os.temporal.lifecycle import temporal_context
 
 log = logging.getLogger(__name__)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
@@ -370,6 +372,7 @@ def create_app(settings: Settings) -> web.Application:
         [
             _authentication,
             _database,
+            temporal_context,
             _access,
             _observability,
             _contexts,
@@ -392,6 +395,7 @@ def create_app(settings: Settings) -> web.Application:
         discovery.routes,
         subscriptions.routes,
         push.routes,
+        temporal.routes,
         info.routes,
         me.routes,
         permissions.routes,
