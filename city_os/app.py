@@ -54,6 +54,7 @@ from city_os.api.ops import KAFKA_REQUIRED, METRICS, NOTIFIER, NOTIFIER_REQUIRED
 from city_os.auth.apikeys import ApiKeys
 from city_os.auth.authenticate import Authenticator, check_exposure
 from city_os.auth.consent import ConsentService
+from city_os.auth.enforce import EntityAccess
 from city_os.auth.issuers import Issuer, parse_issuers
 from city_os.auth.network import OutboundPolicy, outbound_session
 from city_os.auth.oidc import KeyStore, TokenVerifier
@@ -170,6 +171,8 @@ async def _access(app: web.Application) -> AsyncIterator[None]:
         app[POOL],
         citizen_issuers,
     )
+    if settings.auth_enabled:  # off: no hook at all, every path exactly as before
+        app[ENTITIES].access = EntityAccess(app[POOL], app[PERMISSIONS], app[CONSENTS])
     partitions = LogPartitions(app[POOL], settings.access_log_retention_days)
     tasks = [asyncio.create_task(keys.run()), asyncio.create_task(_maintain(partitions))]
     yield
