@@ -86,6 +86,7 @@ from city_os.store.postgres.auth_log import LogPartitions
 from city_os.store.postgres.auth_permissions import PermissionRepository
 from city_os.store.postgres.contexts import ContextRepository
 from city_os.store.postgres.db import Tenants, create_pool, migrate
+from city_os.store.postgres.discovery import DiscoveryRepository
 from city_os.store.postgres.entities import EntityRepository
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query import QueryRepository
@@ -133,7 +134,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await app[INDEXES].start()
     queries = QueryRepository(pool, value_indexes)
     app[QUERIES] = QueryService(app[ENTITIES], queries)
-    app[DISCOVERY] = DiscoveryService(app[ENTITIES], queries)
+    app[DISCOVERY] = DiscoveryService(app[ENTITIES], DiscoveryRepository(pool))
     yield
     await app[INDEXES].close()
     await app[ENTITIES].repo.waker.close()

@@ -43,6 +43,7 @@ from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.auth_access import Grants, grant_owner, grants
 from city_os.store.postgres.auth_log import AccessEntry
 from city_os.store.postgres.entities import AfterInsert
+from city_os.store.postgres.query import Visible
 
 log = logging.getLogger("city_os.access")
 
@@ -179,6 +180,13 @@ class EntityAccess:
         permissions = await self.permissions.of_tenant(ctx.tenant)
         found = readable(principal, ctx.tenant, permissions, operation)
         return None if found.everything else found
+
+    async def visible(
+        self, ctx: RequestContext, operation: Operation = Operation.READ
+    ) -> Visible | None:
+        """``scope`` for the query store (None: no condition at all)."""
+        found = await self.scope(ctx, operation)
+        return None if found is None else Visible(found, ctx.tenant)
 
     async def log_page(
         self, ctx: RequestContext, schema: str, records: Sequence[EntityRecord], operation: str
