@@ -38,7 +38,7 @@ from city_os.auth.policy import (
 )
 from city_os.auth.principal import Principal, subject_key
 from city_os.core.request import RequestContext
-from city_os.errors import AccessDenied, ResourceNotFound
+from city_os.errors import AccessDenied, NgsiLdError, ResourceNotFound
 from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.auth_access import Grants, grant_owner, grants
 from city_os.store.postgres.auth_log import AccessEntry
@@ -151,6 +151,36 @@ class EntityAccess:
         if not decision:
             log.info("access refused: %s %s: %s", operation, record.id, decision.reason)
             raise AccessDenied(decision.reason)
+
+    async def refusals(
+        self,
+        ctx: RequestContext,
+        schema: str,
+        operation: Operation,
+        records: Sequence[EntityRecord],
+        *,
+        new: bool = False,
+    ) -> dict[str, NgsiLdError]:
+        """A batch's per-entity decisions: id → its 404/403 (absent: allowed). ``new``: the
+        states to create (type/scope rights only, always 403)."""
+        principal = restricted(ctx)
+        if principal is None or not records:
+            return {}
+        out: dict[str, NgsiLdError] = {}
+        if new:
+            permissions = await self.permissions.of_tenant(ctx.tenant)
+            for record in records:
+                decision = decide(principal, ctx.tenant, operation, facts_of(record), permissions)
+                if not decision:
+                    out[record.id] = AccessDenied(decision.reason)
+            return out
+        for entity_id, (read, wanted) in (
+            await self.decisions(ctx, schema, operation, records)
+        ).items():
+            refusal = refused(entity_id, read, wanted)
+            if refusal is not None:
+                out[entity_id] = refusal
+        return out
 
     def after_insert(self, ctx: RequestContext, schema: str) -> AfterInsert | None:
         """The creator's ``own`` grant, to run in the create's transaction (None: no grant,

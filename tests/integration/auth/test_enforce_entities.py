@@ -135,3 +135,62 @@ async def test_public_open_data(secured: Client, issuer: LocalIssuer, tenant: st
     assert hidden.status == 404
     resp = await secured.delete(f"{ENTITIES}/urn:ngsi-ld:AED:p1", headers=anonymous)
     assert await status_and_type(resp) == (403, DENIED)
+
+
+async def test_batch_per_entity(secured: Client, issuer: LocalIssuer, tenant: str) -> None:
+    admin = as_user(issuer, tenant, "admin", sub="admin")
+    volunteer = as_user(issuer, tenant, sub="volunteer")
+    for action, kind in (("write", "Shelter"), ("read", "AED")):
+        await grant(
+            secured,
+            admin,
+            {
+                "assignee": {"kind": "subject", "value": "volunteer", "issuer": issuer.url},
+                "action": action,
+                "target": {"types": [kind]},
+            },
+        )
+    hidden = {"id": "urn:ngsi-ld:Hydrant:b0", "type": "Hydrant"}
+    aed = {"id": "urn:ngsi-ld:AED:b1", "type": "AED"}
+    ops = "/ngsi-ld/v1/entityOperations"
+    resp = await secured.post(f"{ops}/create", json=[hidden, aed], headers=admin)
+    assert resp.status == 201
+    mine = shelter(30)
+    resp = await secured.post(
+        f"{ops}/create", json=[mine, {"id": "urn:ngsi-ld:AED:b2", "type": "AED"}], headers=volunteer
+    )
+    body = await resp.json()
+    assert resp.status == 207, body
+    assert body["success"] == [mine["id"]]
+    assert [(e["entityId"], e["error"]["status"]) for e in body["errors"]] == [
+        ("urn:ngsi-ld:AED:b2", 403)
+    ]
+    name = {"type": "Property", "value": "n"}
+    updates = [{**e, "name": name} for e in (mine, hidden, aed)]
+    for op in ("update", "upsert", "merge"):
+        resp = await secured.post(f"{ops}/{op}", json=updates, headers=volunteer)
+        body = await resp.json()
+        assert resp.status == 207, (op, body)
+        assert body["success"] == [mine["id"]], op
+        assert sorted((e["entityId"], e["error"]["status"]) for e in body["errors"]) == [
+            ("urn:ngsi-ld:AED:b1", 403),
+            ("urn:ngsi-ld:Hydrant:b0", 404),
+        ], op
+    ids = [mine["id"], hidden["id"], aed["id"]]
+    resp = await secured.post(f"{ops}/delete", json=ids, headers=volunteer)
+    body = await resp.json()
+    assert resp.status == 207, body
+    assert body["success"] == [mine["id"]]
+    assert sorted((e["entityId"], e["error"]["status"]) for e in body["errors"]) == [
+        ("urn:ngsi-ld:AED:b1", 403),
+        ("urn:ngsi-ld:Hydrant:b0", 404),
+    ]
+    # the others are untouched
+    assert (await secured.get(f"{ENTITIES}/{hidden['id']}", headers=admin)).status == 200
+    got = await (await secured.get(f"{ENTITIES}/{aed['id']}", headers=admin)).json()
+    assert "name" not in got
+    # a writer of another tenant gets nothing by batch either
+    outsider = as_user(issuer, "other-" + tenant, "writer") | {"NGSILD-Tenant": tenant}
+    resp = await secured.post(f"{ops}/delete", json=[hidden["id"]], headers=outsider)
+    body = await resp.json()
+    assert [e["error"]["status"] for e in body["errors"]] == [404]
