@@ -56,6 +56,7 @@ from city_os.api.ops import KAFKA_REQUIRED, METRICS, NOTIFIER, NOTIFIER_REQUIRED
 from city_os.auth.apikeys import ApiKeys
 from city_os.auth.authenticate import Authenticator, check_exposure
 from city_os.auth.consent import ConsentService
+from city_os.auth.enforce import EntityAccess
 from city_os.auth.issuers import Issuer, parse_issuers
 from city_os.auth.network import OutboundPolicy, outbound_session
 from city_os.auth.oidc import KeyStore, TokenVerifier
@@ -87,6 +88,7 @@ from city_os.store.postgres.auth_log import LogPartitions
 from city_os.store.postgres.auth_permissions import PermissionRepository
 from city_os.store.postgres.contexts import ContextRepository
 from city_os.store.postgres.db import Tenants, create_pool, migrate
+from city_os.store.postgres.discovery import DiscoveryRepository
 from city_os.store.postgres.entities import EntityRepository
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query import QueryRepository
@@ -135,7 +137,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await app[INDEXES].start()
     queries = QueryRepository(pool, value_indexes)
     app[QUERIES] = QueryService(app[ENTITIES], queries)
-    app[DISCOVERY] = DiscoveryService(app[ENTITIES], queries)
+    app[DISCOVERY] = DiscoveryService(app[ENTITIES], DiscoveryRepository(pool))
     yield
     await app[INDEXES].close()
     await app[ENTITIES].repo.waker.close()
@@ -173,6 +175,8 @@ async def _access(app: web.Application) -> AsyncIterator[None]:
         app[POOL],
         citizen_issuers,
     )
+    if settings.auth_enabled:  # off: no hook at all, every path exactly as before
+        app[ENTITIES].access = EntityAccess(app[POOL], app[PERMISSIONS], app[CONSENTS])
     partitions = LogPartitions(app[POOL], settings.access_log_retention_days)
     tasks = [asyncio.create_task(keys.run()), asyncio.create_task(_maintain(partitions))]
     yield
