@@ -296,6 +296,7 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
         app[QUERIES],
         app[METRICS],
         app[OUTBOUND],
+        ngsiv2.FACES,
     )
     await notifier.start()
     app[NOTIFIER] = notifier

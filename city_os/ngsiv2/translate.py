@@ -78,7 +78,7 @@ def check_value_chars(name: str, value: Any) -> None:
 # ------------------------------------------------------------------ v2 -> NGSI-LD (writes)
 
 
-def _utc(value: Any, what: str) -> str:
+def utc_datetime(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise BadRequestData(f"{what} must be an ISO 8601 date-time string")
     try:
@@ -115,7 +115,7 @@ def _ld_value(name: str, kind: str, value: Any, typed: bool) -> dict[str, Any]:
         point = {"type": "Point", "coordinates": [float(m.group(2)), float(m.group(1))]}
         return {"type": "GeoProperty", "value": point, V2_TYPE: _type_note(kind)}
     if kind in DATETIME_TYPES:
-        stamp = _utc(value, f"{kind} attribute {name!r}")
+        stamp = utc_datetime(value, f"{kind} attribute {name!r}")
         out = {"type": "Property", "value": {"@type": "DateTime", "@value": stamp}}
         if kind != "DateTime":
             out[V2_TYPE] = _type_note(kind)
@@ -168,7 +168,7 @@ def _add_metadata(inst: dict[str, Any], attr: str, meta: str, raw: Any) -> None:
     value = raw.get("value")
     kind = raw.get("type") or implied_type(value)
     if meta == "TimeInstant":
-        inst["observedAt"] = _utc(value, f"TimeInstant of {attr!r}")
+        inst["observedAt"] = utc_datetime(value, f"TimeInstant of {attr!r}")
     elif meta == "unitCode" and isinstance(value, str) and inst["type"] != "Relationship":
         inst["unitCode"] = value
     elif meta in ATTRIBUTE_MEMBERS or meta in _NOT_ATTRIBUTE:

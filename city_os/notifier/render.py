@@ -15,6 +15,7 @@ FeatureCollection. The result is channel-neutral: headers and a body.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -58,6 +59,14 @@ class View:
     deleted_as_null: bool = False  # the subscription listens for attributeDeleted
     tenant: str = ""
     receiver_info: tuple[tuple[str, str], ...] = ()
+    # Another API face renders the notification (the NGSIv2 API): its renderer and its part of
+    # the subscription document (``core.subscriptions.FACE``).
+    face: Face | None = None
+    face_doc: Any = None
+
+
+# (view, subscription id, notified records, trigger) -> (notification id, headers, body)
+Face = Callable[[View, str, list[EntityRecord], str | None], tuple[str, dict[str, str], bytes]]
 
 
 @dataclass(frozen=True)
@@ -194,6 +203,8 @@ def notification(
     trigger: str | None,
 ) -> tuple[str, dict[str, str], bytes]:
     """(notification id, headers, body) of one notification."""
+    if view.face is not None:
+        return view.face(view, subscription_id, records, trigger)
     nid = NOTIFICATION_PREFIX + str(uuid.uuid4())
     headers = {"Content-Type": view.accept}
     payload: Any = data
