@@ -51,7 +51,7 @@ from city_os.api.keys import (
     SUBSCRIPTIONS,
     TENANTS,
 )
-from city_os.api.middleware import problem_details, request_metrics
+from city_os.api.middleware import ERROR_RENDERERS, ErrorRenderer, problem_details, request_metrics
 from city_os.api.ops import KAFKA_REQUIRED, METRICS, NOTIFIER, NOTIFIER_REQUIRED, RELAY
 from city_os.auth.apikeys import ApiKeys
 from city_os.auth.authenticate import Authenticator, check_exposure
@@ -72,6 +72,7 @@ from city_os.core.indexes import ValueIndexService
 from city_os.core.query import QueryService
 from city_os.core.subscriptions import SubscriptionService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
+from city_os.ngsiv2 import routes as ngsiv2
 from city_os.notifier.service import Notifier, NotifierConfig
 from city_os.observability.metrics import (
     Metrics,
@@ -302,6 +303,7 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
         app[QUERIES],
         app[METRICS],
         app[OUTBOUND],
+        ngsiv2.FACES,
     )
     await notifier.start()
     app[NOTIFIER] = notifier
@@ -405,9 +407,12 @@ def create_app(settings: Settings) -> web.Application:
         permissions.routes,
         subjects.routes,
         ops.routes,
+        *ngsiv2.TABLES,
     )
     for table in tables:
         add_routes(app, table)
+    renderers: dict[str, ErrorRenderer] = dict.fromkeys(ngsiv2.PREFIXES, ngsiv2.orion_error)
+    app[ERROR_RENDERERS] = renderers
     return app
 
 
