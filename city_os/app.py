@@ -20,6 +20,7 @@ from city_os.api import (
     batch,
     contexts,
     discovery,
+    docs,
     entities,
     indexes,
     info,
@@ -395,9 +396,11 @@ def create_app(settings: Settings) -> web.Application:
         permissions.routes,
         subjects.routes,
         ops.routes,
+        docs.routes,
     )
     for table in tables:
         add_routes(app, table)
+    docs.install(app)
     return app
 
 
