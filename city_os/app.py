@@ -20,6 +20,7 @@ from city_os.api import (
     batch,
     contexts,
     discovery,
+    docs,
     entities,
     indexes,
     info,
@@ -408,11 +409,13 @@ def create_app(settings: Settings) -> web.Application:
         subjects.routes,
         ops.routes,
         *ngsiv2.TABLES,
+        docs.routes,
     )
     for table in tables:
         add_routes(app, table)
     renderers: dict[str, ErrorRenderer] = dict.fromkeys(ngsiv2.PREFIXES, ngsiv2.orion_error)
     app[ERROR_RENDERERS] = renderers
+    docs.install(app)
     return app
 
 
