@@ -29,6 +29,7 @@ from city_os.api import (
     push,
     query,
     schemas,
+    streams,
     subjects,
     subscriptions,
 )
@@ -47,6 +48,7 @@ from city_os.api.keys import (
     SCHEMAS,
     SETTINGS,
     STARTED,
+    STREAMS,
     SUBSCRIPTIONS,
     TENANTS,
 )
@@ -68,6 +70,7 @@ from city_os.core.entities import EntityService
 from city_os.core.expiry import run_expiry
 from city_os.core.indexes import ValueIndexService
 from city_os.core.query import QueryService
+from city_os.core.streams import StreamHub
 from city_os.core.subscriptions import SubscriptionService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
 from city_os.notifier.service import Notifier, NotifierConfig
@@ -90,6 +93,7 @@ from city_os.store.postgres.entities import EntityRepository
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query import QueryRepository
 from city_os.store.postgres.schemas import SchemaRepository
+from city_os.store.postgres.streams import StreamStore
 from city_os.store.postgres.subscriptions import SubscriptionRepository
 
 log = logging.getLogger(__name__)
@@ -242,7 +246,11 @@ async def _subscriptions(app: web.Application) -> AsyncIterator[None]:
         settings.base_url,
         app[OUTBOUND].check_url,
     )
+    hub = StreamHub(StreamStore(app[POOL]), settings.database_url)
+    await hub.start()
+    app[STREAMS] = hub
     yield
+    await hub.close()
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
@@ -392,6 +400,7 @@ def create_app(settings: Settings) -> web.Application:
         discovery.routes,
         subscriptions.routes,
         push.routes,
+        streams.routes,
         info.routes,
         me.routes,
         permissions.routes,
