@@ -20,6 +20,7 @@ from city_os.core.streams import StreamHub
 from city_os.core.subscriptions import SubscriptionService
 from city_os.registry.service import SchemaRegistry
 from city_os.store.postgres.db import Tenants
+from city_os.temporal.service import TemporalService
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -33,6 +34,7 @@ INDEXES = web.AppKey("indexes", ValueIndexService)
 DISCOVERY = web.AppKey("discovery", DiscoveryService)
 SUBSCRIPTIONS = web.AppKey("subscriptions", SubscriptionService)
 STREAMS = web.AppKey("streams", StreamHub)
+TEMPORAL = web.AppKey("temporal", TemporalService)
 STARTED = web.AppKey("started", float)  # time.monotonic() at start-up
 API_KEYS = web.AppKey("api_keys", ApiKeys)
 CONSENTS = web.AppKey("consents", ConsentService)

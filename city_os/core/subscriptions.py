@@ -44,6 +44,9 @@ from city_os.store.postgres.subscriptions import SubscriptionRepository, Subscri
 
 log = logging.getLogger(__name__)
 ID_PREFIX = "urn:ngsi-ld:Subscription:"
+# The stored member holding what another API face (the NGSIv2 API) needs to render the
+# subscription and its notifications; NGSI-LD neither shows nor changes it.
+FACE = "face"
 MAX_RETRIES = 20
 
 # (tenant, subscription id) → awaited after a change commits / before a read.
@@ -145,9 +148,11 @@ class SubscriptionService:
 
     # ---------------------------------------------------------------- operations
 
-    async def create(self, ctx: RequestContext, body: object) -> str:
+    async def create(self, ctx: RequestContext, body: object, *, face: Doc | None = None) -> str:
         now = parse_datetime(ctx.now)
         doc = parse_subscription(body, ctx.terms, now)
+        if face is not None:
+            doc[FACE] = face
         check_selection(doc, ctx.terms)
         self._check_endpoint(doc)
         sid = doc.pop("id", None) or ID_PREFIX + str(uuid.uuid4())
@@ -199,7 +204,9 @@ class SubscriptionService:
             system=(row.created_at, row.modified_at) if sys_attrs else None,
         )
 
-    async def update(self, ctx: RequestContext, sid: str, body: object) -> None:
+    async def update(
+        self, ctx: RequestContext, sid: str, body: object, *, face: Doc | None = None
+    ) -> None:
         """§5.8.2: the fragment's members replace the stored ones (null removes one)."""
         self._check_id(sid)
         now = parse_datetime(ctx.now)
@@ -212,6 +219,8 @@ class SubscriptionService:
             if row is None:
                 raise ResourceNotFound(f"subscription {sid} not found")
             doc = merge(row.doc, fragment)
+            if face is not None:
+                doc[FACE] = face
             if "expiresAt" in fragment and "isActive" not in fragment:
                 # §5.8.2.4: a new expiresAt alone makes an expired subscription active again.
                 if status(row.doc, now) == "expired" and doc.get("isActive") is False:

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -35,6 +36,7 @@ from city_os.notifier.dispatch import DispatchConfig, Dispatcher
 from city_os.notifier.index import SubscriptionIndex
 from city_os.notifier.intake import Intake
 from city_os.notifier.periodic import PeriodicNotifier
+from city_os.notifier.render import Face
 from city_os.notifier.selection import SelectionFilter
 from city_os.notifier.status import StatusRecorder
 from city_os.observability.metrics import Metrics
@@ -93,13 +95,14 @@ class Notifier:
         queries: QueryService,
         metrics: Metrics,
         outbound: OutboundPolicy,
+        faces: Mapping[str, Face] | None = None,
     ) -> None:
         self.config = config
         self.replica = uuid.uuid4()
         tenants = entities.tenants
         repo = SubscriptionRepository(pool)
         self.index = SubscriptionIndex(
-            repo, tenants, Compiler(contexts, config.dispatch.timeout), dsn
+            repo, tenants, Compiler(contexts, config.dispatch.timeout, faces), dsn
         )
         self.store = NotificationStore(pool, self.replica, config.lease)
         self.status = StatusRecorder(repo, tenants)

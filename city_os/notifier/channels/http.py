@@ -1,4 +1,5 @@
-"""HTTP(S) delivery (§5.8.6, §6.3.x binding): POST the notification to the endpoint URI.
+"""HTTP(S) delivery (§5.8.6, §6.3.x binding): POST the notification to the endpoint URI (or the
+method its notifierInfo ``method`` names: NGSIv2 ``httpCustom.method``).
 
 Layer: notifier/. One aiohttp session for every endpoint, so connections are reused
 (keep-alive); its pool has no overall limit and each host gets at most ``per_host``
@@ -24,6 +25,16 @@ from city_os.notifier.channels import Delivery, Outcome
 from city_os.notifier.channels.webpush import WebPushChannel, is_push_endpoint
 
 _TRANSIENT_STATUS = frozenset({408, 425, 429})
+# notifierInfo key naming the HTTP method (NGSIv2 httpCustom.method); POST without it.
+METHOD_KEY = "method"
+METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE", "GET"})
+
+
+def _method(delivery: Delivery) -> str:
+    for key, value in delivery.endpoint.notifier_info:
+        if key == METHOD_KEY and value.upper() in METHODS:
+            return value.upper()
+    return "POST"
 
 
 class HttpChannel:
@@ -56,7 +67,8 @@ class HttpChannel:
             return await self._push.send(delivery)
         timeout = aiohttp.ClientTimeout(total=delivery.endpoint.timeout)
         try:
-            async with self._client().post(
+            async with self._client().request(
+                _method(delivery),
                 delivery.endpoint.uri,
                 data=delivery.body,
                 headers=delivery.headers,
