@@ -30,6 +30,7 @@ from city_os.api import (
     push,
     query,
     schemas,
+    streams,
     subjects,
     subscriptions,
     temporal,
@@ -49,6 +50,7 @@ from city_os.api.keys import (
     SCHEMAS,
     SETTINGS,
     STARTED,
+    STREAMS,
     SUBSCRIPTIONS,
     TENANTS,
 )
@@ -71,6 +73,7 @@ from city_os.core.entities import EntityService
 from city_os.core.expiry import run_expiry
 from city_os.core.indexes import ValueIndexService
 from city_os.core.query import QueryService
+from city_os.core.streams import StreamHub
 from city_os.core.subscriptions import SubscriptionService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
 from city_os.ngsiv2 import routes as ngsiv2
@@ -95,6 +98,7 @@ from city_os.store.postgres.entities import EntityRepository
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query import QueryRepository
 from city_os.store.postgres.schemas import SchemaRepository
+from city_os.store.postgres.streams import StreamStore
 from city_os.store.postgres.subscriptions import SubscriptionRepository
 from city_os.temporal.lifecycle import temporal_context
 
@@ -250,7 +254,11 @@ async def _subscriptions(app: web.Application) -> AsyncIterator[None]:
         settings.base_url,
         app[OUTBOUND].check_url,
     )
+    hub = StreamHub(StreamStore(app[POOL]), settings.database_url)
+    await hub.start()
+    app[STREAMS] = hub
     yield
+    await hub.close()
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
@@ -402,6 +410,7 @@ def create_app(settings: Settings) -> web.Application:
         discovery.routes,
         subscriptions.routes,
         push.routes,
+        streams.routes,
         temporal.routes,
         info.routes,
         me.routes,

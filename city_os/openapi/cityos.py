@@ -145,6 +145,20 @@ access.get(
     replies=(ok(array(ref("AccessLogEntry")), media=(JSON,)),), errors=(401, 403),
 )  # fmt: skip
 
+notifications = Paths("Notification channels", prefix="/cityos/v1", extension=True)
+notifications.get(
+    "/webpush/key", "webPushKey", "The VAPID public key browsers subscribe to Web Push with",
+    replies=(ok({"type": "object", "required": ["publicKey"],
+                 "properties": {"publicKey": {"type": "string"}}}, media=(JSON,)),),
+)  # fmt: skip
+notifications.get(
+    "/subscriptions/{subscriptionId}/stream", "subscriptionStream",
+    "Server-Sent Events of a urn:city-os:stream subscription (resume with Last-Event-ID)",
+    replies=(ok({"type": "string"}, "One event per notification: id, event, data",
+                media=("text/event-stream",)),),
+    errors=(400, 404),
+)  # fmt: skip
+
 ops = Paths("Operations", extension=True, common=())
 ops.get(
     "/metrics", "metrics", "Prometheus metrics",
@@ -164,4 +178,4 @@ ops.get("/docs", "docs", "The document as a readable page (Swagger UI, served lo
 ops.get("/docs/{asset}", "docsAsset", "A file of the page (script, style sheet, icon)",
         replies=(ok({}, media=("*/*",)),), errors=(404,))  # fmt: skip
 
-TABLES = (schemas, indexes, access, ops)
+TABLES = (schemas, indexes, access, notifications, ops)
