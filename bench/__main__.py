@@ -14,6 +14,8 @@ Groups (``--only``, comma- or space-separated; all by default):
 * ``evaluate``: the notifier's in-process selection evaluation, µs per entity next to an empty
   call and a hand-written check (``bench.evaluate``; no server).
 * ``auth``: create and retrieve with bearer-token verification on and off (``bench.auth``).
+* ``temporal``: 1,000,000 attribute instances, a range, an hourly avg, an hourly max over 100
+  entities next to their SQL; storage per instance; history capture cost (``bench.temporal``).
 
 Every measured run first waits for other engineers' robot / pytest runs (``bench.guard``).
 Exit code 0 even when targets are missed: it is a report; misses are printed as MISS.
@@ -33,7 +35,9 @@ from bench.workload import Scenario
 from city_os.config import Settings
 
 KINDS = list(TARGETS)
-GROUPS = ["foundation", "query", "validation", "lag", "contexts", "evaluate", "auth"]
+GROUPS = [
+    "foundation", "query", "validation", "lag", "contexts", "evaluate", "auth", "temporal",
+]  # fmt: skip
 
 
 def _scenarios(kinds: list[str], prefix: str, run: object) -> dict[str, Measured]:
@@ -134,9 +138,9 @@ def main() -> None:
 
     # --- the API: foundation, query and validation share one server (own tenants)
     api: dict[str, Measured] = {}
-    query_res = validation_res = lag_res = auth_res = None
+    query_res = validation_res = lag_res = auth_res = temporal_res = None
     uvloop = False
-    if kinds or "query" in groups or "validation" in groups:
+    if kinds or {"query", "validation", "temporal"} & set(groups):
         port = stack.free_port()
         env = stack.server_env(dsn, port, max(1, args.pool // args.workers))
         with stack.running("api", stack.api_commands(args.workers), env, port) as srv:
@@ -153,6 +157,10 @@ def main() -> None:
                 from bench import validation
 
                 validation_res = validation.run(runner, port, srv.pids)
+            if "temporal" in groups:
+                from bench import temporal
+
+                temporal_res = temporal.run(runner, port, srv.pids, dsn)
 
     http: dict[str, Measured] = {}
     db: dict[str, Measured] = {}
@@ -218,6 +226,10 @@ def main() -> None:
         from bench import auth
 
         auth.print_results(auth_res)
+    if temporal_res is not None:
+        from bench import temporal
+
+        temporal.print_results(temporal_res)
     loads = runner.loads
     if loads:
         print(

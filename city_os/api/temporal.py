@@ -85,7 +85,9 @@ def _descending(order_by: Any) -> bool:
     raise BadRequestData(f"orderBy: a temporal query orders by id only, not {order_by!r}")
 
 
-async def _query(request: web.Request, ctx: Any, sel: Any, raw: Any, page: Page) -> web.Response:
+async def _query(
+    request: web.Request, ctx: Any, sel: Any, raw: Any, page: Page, local: bool | None
+) -> web.Response:
     if sel.q is not None and _link_depth(sel.q) > 0:
         raise BadRequestData("q cannot follow relationships in a temporal query")
     opts = temporal_options(raw, ctx, query=True)
@@ -99,6 +101,7 @@ async def _query(request: web.Request, ctx: Any, sel: Any, raw: Any, page: Page)
         offset=page.offset,
         count=page.count,
         descending=_descending(raw.get("orderBy")),
+        local=bool(local),
     )
     headers = {COUNT_HEADER: str(result.total)} if result.total is not None else {}
     response = _respond(request, ctx, result, result.bodies, **headers)
@@ -111,8 +114,8 @@ async def _query(request: web.Request, ctx: Any, sel: Any, raw: Any, page: Page)
 async def query_temporal(request: web.Request) -> web.Response:
     check_params(request, QUERY_PARAMS)
     ctx = await read_context(request)
-    sel = _params_query(request, ctx).selection
-    return await _query(request, ctx, sel, request.query, _page(request))
+    query = _params_query(request, ctx)
+    return await _query(request, ctx, query.selection, request.query, _page(request), query.local)
 
 
 @routes.post(PREFIX + "/entityOperations/query")
@@ -125,7 +128,7 @@ async def query_temporal_post(request: web.Request) -> web.Response:
     if temporal_q is not None and not isinstance(temporal_q, dict):
         raise BadRequestData("temporalQ must be an object")
     plain = {k: v for k, v in body.items() if k not in ("temporalQ", "aggrParams")}
-    sel = _body_query(ctx, plain).selection
+    query = _body_query(ctx, plain)
     raw: dict[str, Any] = {**request.query, **(temporal_q or {})}
     for key in ("attrs", "lang", "datasetId", "pick", "omit"):
         if key in body:
@@ -137,7 +140,7 @@ async def query_temporal_post(request: web.Request) -> web.Response:
         raw.update({k: v for k, v in aggr.items() if k in ("aggrMethods", "aggrPeriodDuration")})
     if "aggrMethods" in raw and "options" not in raw and "format" not in raw:
         raw["options"] = "aggregatedValues"  # a Query asking for methods wants them (5.2.21)
-    return await _query(request, ctx, sel, raw, _page(request))
+    return await _query(request, ctx, query.selection, raw, _page(request), query.local)
 
 
 async def _payload(request: web.Request) -> tuple[Any, dict[str, Any]]:
