@@ -142,7 +142,7 @@ def render_aggregated(
     for attr, datasets in _grouped(rows).items():
         items = []
         for dataset, rs in datasets.items():
-            item: dict[str, Any] = {"type": rs[0]["kind"] or "Property"}
+            item: dict[str, Any] = {"type": "Property"}  # aggregated values are numbers
             if dataset:
                 item["datasetId"] = dataset
             for method in opts.methods:
