@@ -29,6 +29,8 @@ from city_os.api.query import COUNT_HEADER, _body_query, _params_query, paginati
 from city_os.api.temporal_params import filter_of, temporal_options
 from city_os.core.query import Page, _link_depth
 from city_os.errors import BadRequestData, InvalidRequest
+from city_os.temporal.csv_output import to_csv
+from city_os.temporal.render import TemporalOptions
 from city_os.temporal.service import TemporalResult
 
 routes = web.RouteTableDef()
@@ -47,13 +49,28 @@ QUERY_PARAMS = frozenset(
 )  # fmt: skip
 
 
+CSV = "text/csv"
+
+
 def _respond(
-    request: web.Request, ctx: Any, result: TemporalResult, body: Any, **headers: str
+    request: web.Request,
+    ctx: Any,
+    result: TemporalResult,
+    body: Any,
+    opts: TemporalOptions,
+    **headers: str,
 ) -> web.Response:
-    media = negotiate(request, (JSON, JSONLD))
+    media = negotiate(request, (JSON, JSONLD, CSV))
     if result.content_range is not None:
         headers["Content-Range"] = result.content_range
     status = 206 if result.content_range is not None else 200
+    if media == CSV:
+        rows = to_csv(
+            body if isinstance(body, list) else [body],
+            timeproperty=opts.timeproperty,
+            methods=opts.methods,
+        )
+        return web.Response(text=rows, status=status, content_type=CSV, headers=headers)
     return respond(body, ctx, media, status=status, headers=headers)
 
 
@@ -64,7 +81,7 @@ async def retrieve_temporal(request: web.Request) -> web.Response:
     opts = temporal_options(request.query, ctx)
     f = filter_of(request.query, ctx, opts)
     result = await request.app[TEMPORAL].retrieve(ctx, request.match_info["entity_id"], f, opts)
-    return _respond(request, ctx, result, result.bodies[0])
+    return _respond(request, ctx, result, result.bodies[0], opts)
 
 
 def _page(request: web.Request) -> Page:
@@ -104,7 +121,7 @@ async def _query(
         local=bool(local),
     )
     headers = {COUNT_HEADER: str(result.total)} if result.total is not None else {}
-    response = _respond(request, ctx, result, result.bodies, **headers)
+    response = _respond(request, ctx, result, result.bodies, opts, **headers)
     for value in pagination_links(request, page, result.more, response.content_type):
         response.headers.add("Link", value)
     return response
