@@ -21,6 +21,7 @@ from city_os.ngsild.entity import (
     RESERVED_ATTRIBUTE_NAMES,
     check_entity_id,
     expand_attr_name,
+    is_uri,
     parse_instance,
     parse_scopes,
     parse_types,
@@ -132,6 +133,9 @@ def instance_row(entity_id: str, attr: str, inst: dict[str, Any], now: str) -> d
 
 
 def _instance_uuid(raw: str) -> str:
+    """The uuid of an instanceId: 400 when it is not a URI, 404 when no instance can have it."""
+    if not is_uri(raw):
+        raise BadRequestData(f"instanceId {raw!r} is not a URI")
     value = raw.removeprefix(INSTANCE_PREFIX)
     if (
         len(value) != 36
