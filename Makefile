@@ -44,8 +44,9 @@ fmt: bootstrap
 	$(BIN)/ruff check --fix city_os tests
 	$(BIN)/ruff format city_os tests
 
+# make bench ARGS="--only stellio": arguments of python -m bench (python -m bench --help)
 bench: bootstrap
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
 stop:
 	@bash scripts/kafka-dev.sh stop

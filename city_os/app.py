@@ -20,12 +20,14 @@ from city_os.api import (
     batch,
     contexts,
     discovery,
+    docs,
     entities,
     indexes,
     info,
     me,
     ops,
     permissions,
+    push,
     query,
     schemas,
     subjects,
@@ -50,11 +52,12 @@ from city_os.api.keys import (
     SUBSCRIPTIONS,
     TENANTS,
 )
-from city_os.api.middleware import problem_details, request_metrics
+from city_os.api.middleware import ERROR_RENDERERS, ErrorRenderer, problem_details, request_metrics
 from city_os.api.ops import KAFKA_REQUIRED, METRICS, NOTIFIER, NOTIFIER_REQUIRED, RELAY
 from city_os.auth.apikeys import ApiKeys
 from city_os.auth.authenticate import Authenticator, check_exposure
 from city_os.auth.consent import ConsentService
+from city_os.auth.enforce import EntityAccess
 from city_os.auth.issuers import Issuer, parse_issuers
 from city_os.auth.network import OutboundPolicy, outbound_session
 from city_os.auth.oidc import KeyStore, TokenVerifier
@@ -70,6 +73,7 @@ from city_os.core.indexes import ValueIndexService
 from city_os.core.query import QueryService
 from city_os.core.subscriptions import SubscriptionService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
+from city_os.ngsiv2 import routes as ngsiv2
 from city_os.notifier.service import Notifier, NotifierConfig
 from city_os.observability.metrics import (
     Metrics,
@@ -86,6 +90,7 @@ from city_os.store.postgres.auth_log import LogPartitions
 from city_os.store.postgres.auth_permissions import PermissionRepository
 from city_os.store.postgres.contexts import ContextRepository
 from city_os.store.postgres.db import Tenants, create_pool, migrate
+from city_os.store.postgres.discovery import DiscoveryRepository
 from city_os.store.postgres.entities import EntityRepository
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query import QueryRepository
@@ -134,7 +139,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await app[INDEXES].start()
     queries = QueryRepository(pool, value_indexes)
     app[QUERIES] = QueryService(app[ENTITIES], queries)
-    app[DISCOVERY] = DiscoveryService(app[ENTITIES], queries)
+    app[DISCOVERY] = DiscoveryService(app[ENTITIES], DiscoveryRepository(pool))
     yield
     await app[INDEXES].close()
     await app[ENTITIES].repo.waker.close()
@@ -172,6 +177,8 @@ async def _access(app: web.Application) -> AsyncIterator[None]:
         app[POOL],
         citizen_issuers,
     )
+    if settings.auth_enabled:  # off: no hook at all, every path exactly as before
+        app[ENTITIES].access = EntityAccess(app[POOL], app[PERMISSIONS], app[CONSENTS])
     partitions = LogPartitions(app[POOL], settings.access_log_retention_days)
     tasks = [asyncio.create_task(keys.run()), asyncio.create_task(_maintain(partitions))]
     yield
@@ -297,6 +304,7 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
         app[QUERIES],
         app[METRICS],
         app[OUTBOUND],
+        ngsiv2.FACES,
     )
     await notifier.start()
     app[NOTIFIER] = notifier
@@ -393,15 +401,21 @@ def create_app(settings: Settings) -> web.Application:
         indexes.routes,
         discovery.routes,
         subscriptions.routes,
+        push.routes,
         temporal.routes,
         info.routes,
         me.routes,
         permissions.routes,
         subjects.routes,
         ops.routes,
+        *ngsiv2.TABLES,
+        docs.routes,
     )
     for table in tables:
         add_routes(app, table)
+    renderers: dict[str, ErrorRenderer] = dict.fromkeys(ngsiv2.PREFIXES, ngsiv2.orion_error)
+    app[ERROR_RENDERERS] = renderers
+    docs.install(app)
     return app
 
 

@@ -70,6 +70,8 @@ class Settings:
     notifier_retry_max_delay: float = 60.0
     notifier_lease: float = 15.0
     notifier_retention: float = 3600.0
+    webpush_subject: str = "mailto:admin@city-os.invalid"
+    stream_retention: float = 600.0
     log_level: str = "INFO"
     auth_enabled: bool = False
     auth_insecure: bool = False
@@ -81,6 +83,7 @@ class Settings:
     rate_limit_burst: int = 100
     outbound_allow: str = ""  # "loopback", "private", CIDRs; "" = public addresses only
     access_log_retention_days: int = 400
+    ngsiv2_context: str = ""  # @context URL of the NGSIv2 API; "" = the NGSI-LD core context
 
     @functools.cached_property
     def limits(self) -> Limits:
@@ -190,6 +193,8 @@ SETTINGS: dict[str, str] = {
     "(then another replica takes them over)",
     "notifier_retention": "seconds delivered notifications are remembered to drop re-consumed "
     "events (then deleted)",
+    "webpush_subject": "VAPID contact (mailto: or https: URI) sent to Web Push services (RFC 8292)",
+    "stream_retention": "seconds live-stream notifications are kept for a Last-Event-ID resume",
     "log_level": "Python logging level",
     "auth_enabled": "verify OIDC bearer tokens and API keys (docs/access-control.md); off = every "
     "request may do everything, allowed only on a loopback CITYOS_HOST unless CITYOS_AUTH_INSECURE",
@@ -207,6 +212,8 @@ SETTINGS: dict[str, str] = {
     "outbound_allow": "non-public addresses outbound requests (remote @contexts, notifications) "
     "may reach anyway: comma-separated `loopback`, `private` or CIDRs; empty = public only",
     "access_log_retention_days": "days the citizens' access log (and the audit log) is kept",
+    "ngsiv2_context": "@context URL that expands and compacts the types and attribute names of "
+    "the NGSIv2 API (/v2); empty = the NGSI-LD core context",
 }
 
 
