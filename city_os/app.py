@@ -51,6 +51,7 @@ from city_os.api.keys import (
 )
 from city_os.api.middleware import problem_details, request_metrics
 from city_os.api.ops import KAFKA_REQUIRED, METRICS, NOTIFIER, NOTIFIER_REQUIRED, RELAY
+from city_os.api.rules import route_rules
 from city_os.auth.apikeys import ApiKeys
 from city_os.auth.authenticate import Authenticator, check_exposure
 from city_os.auth.consent import ConsentService
@@ -362,7 +363,7 @@ def create_app(settings: Settings) -> web.Application:
     limiter = None
     if settings.rate_limit > 0:
         limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst)
-    app = _base_app(settings, access_guard(authenticator, limiter))
+    app = _base_app(settings, access_guard(authenticator, limiter), route_rules)
     app[AUTHENTICATOR] = authenticator
     try:
         app[ISSUERS] = parse_issuers(settings.oidc_issuers)
