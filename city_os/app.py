@@ -71,6 +71,7 @@ from city_os.core.indexes import ValueIndexService
 from city_os.core.query import QueryService
 from city_os.core.subscriptions import SubscriptionService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
+from city_os.notifier.access import NotificationAccess
 from city_os.notifier.service import Notifier, NotifierConfig
 from city_os.observability.metrics import (
     Metrics,
@@ -301,6 +302,9 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
         app[METRICS],
         app[OUTBOUND],
     )
+    access = app[ENTITIES].access
+    if access is not None:  # notifications: only what the subscription's owner may read
+        notifier.intake.access = NotificationAccess(access)
     await notifier.start()
     app[NOTIFIER] = notifier
     app[METRICS].collectors.append(notifier.collect)
@@ -310,6 +314,30 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
         subscriptions.before_read.append(notifier.settle)
     yield
     await notifier.close()
+
+
+async def _notifier_access(app: web.Application) -> AsyncIterator[None]:
+    """``city-os notifier`` with authentication on: the decision's stores and caches, to
+    filter notifications for their subscriptions' owners (the API's ``_access`` does this in
+    an all-in-one process)."""
+    settings = app[SETTINGS]
+    if not settings.auth_enabled:
+        yield
+        return
+    pool = app[POOL]
+    permissions = PermissionService(PermissionRepository(pool), app[TENANTS], settings.database_url)
+    await permissions.start()
+    consents = ConsentService(
+        ConsentRepository(pool),
+        DataSubjectRepository(pool),
+        permissions,
+        app[TENANTS],
+        pool,
+        frozenset(),
+    )
+    app[ENTITIES].access = EntityAccess(pool, permissions, consents)
+    yield
+    await permissions.close()
 
 
 def _outbound(app: web.Application, settings: Settings) -> None:
@@ -345,7 +373,7 @@ def create_notifier_app(settings: Settings) -> web.Application:
     app = _base_app(settings)
     app[NOTIFIER_REQUIRED] = True
     _outbound(app, settings)
-    app.cleanup_ctx.extend([_database, _observability, _contexts, _notifier])
+    app.cleanup_ctx.extend([_database, _notifier_access, _observability, _contexts, _notifier])
     add_routes(app, ops.routes)
     return app
 
