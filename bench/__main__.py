@@ -14,6 +14,8 @@ Groups (``--only``, comma- or space-separated; all by default):
 * ``evaluate``: the notifier's in-process selection evaluation, µs per entity next to an empty
   call and a hand-written check (``bench.evaluate``; no server).
 * ``auth``: create and retrieve with bearer-token verification on and off (``bench.auth``).
+* ``ngsiv2``: v2 create, retrieve, attribute update and op/update next to their NGSI-LD
+  counterparts on the same server (``bench.ngsiv2``).
 
 Every measured run first waits for other engineers' robot / pytest runs (``bench.guard``).
 Exit code 0 even when targets are missed: it is a report; misses are printed as MISS.
@@ -33,7 +35,7 @@ from bench.workload import Scenario
 from city_os.config import Settings
 
 KINDS = list(TARGETS)
-GROUPS = ["foundation", "query", "validation", "lag", "contexts", "evaluate", "auth"]
+GROUPS = ["foundation", "query", "validation", "lag", "contexts", "evaluate", "auth", "ngsiv2"]
 
 
 def _scenarios(kinds: list[str], prefix: str, run: object) -> dict[str, Measured]:
@@ -134,9 +136,9 @@ def main() -> None:
 
     # --- the API: foundation, query and validation share one server (own tenants)
     api: dict[str, Measured] = {}
-    query_res = validation_res = lag_res = auth_res = None
+    query_res = validation_res = lag_res = auth_res = ngsiv2_res = None
     uvloop = False
-    if kinds or "query" in groups or "validation" in groups:
+    if kinds or {"query", "validation", "ngsiv2"} & set(groups):
         port = stack.free_port()
         env = stack.server_env(dsn, port, max(1, args.pool // args.workers))
         with stack.running("api", stack.api_commands(args.workers), env, port) as srv:
@@ -153,6 +155,10 @@ def main() -> None:
                 from bench import validation
 
                 validation_res = validation.run(runner, port, srv.pids)
+            if "ngsiv2" in groups:
+                from bench import ngsiv2
+
+                ngsiv2_res = ngsiv2.run(runner, port, srv.pids)
 
     http: dict[str, Measured] = {}
     db: dict[str, Measured] = {}
@@ -218,6 +224,10 @@ def main() -> None:
         from bench import auth
 
         auth.print_results(auth_res)
+    if ngsiv2_res is not None:
+        from bench import ngsiv2
+
+        ngsiv2.print_results(ngsiv2_res)
     loads = runner.loads
     if loads:
         print(

@@ -122,9 +122,12 @@ class Scenario:
     tenant: str = ""
     model: str = ENTITY_TYPE
     token: str = ""  # a bearer token sent with every request (bench.auth)
+    api: str = "ngsi-ld"  # "v2": the NGSIv2 requests of bench.ngsiv2
 
     @property
     def expected_status(self) -> int:
+        if self.api == "v2" and self.kind == "batch":
+            return 204  # POST /v2/op/update
         return {"create": 201, "retrieve": 200, "update": 204, "batch": 201, "query": 200}[
             self.kind
         ]
@@ -141,6 +144,10 @@ def tenant_header(tenant: str, token: str = "") -> bytes:
 
 def request_maker(sc: Scenario) -> Callable[[int], bytes]:
     """A function seq -> the raw bytes of request number ``seq`` of the scenario."""
+    if sc.api == "v2":
+        from bench.ngsiv2 import v2_requests
+
+        return v2_requests(sc)
     if sc.kind == "query":
         get = b"GET " + sc.path.encode() + b" HTTP/1.1\r\n" + _COMMON
         get += tenant_header(sc.tenant) + b"\r\n"

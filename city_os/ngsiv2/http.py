@@ -46,6 +46,7 @@ _ORION_ERRORS = {
     422: "Unprocessable",
     429: "TooManyRequests",
     503: "ServiceUnavailable",
+    501: "NotImplemented",
     504: "GatewayTimeout",
 }
 
