@@ -229,8 +229,9 @@ def to_ngsild(body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         if (
             not isinstance(throttling, int | float)
             or isinstance(throttling, bool)
-            or throttling <= 0
+            or throttling < 0
         ):
-            raise BadRequestData("throttling must be a positive number of seconds")
-        out["throttling"] = throttling
+            raise BadRequestData("throttling must be a number of seconds (0: none)")
+        if throttling > 0:
+            out["throttling"] = throttling
     return out, {"name": FACE_NAME, "v2": sub}

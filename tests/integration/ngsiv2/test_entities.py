@@ -148,9 +148,12 @@ async def test_attribute_updates(client: Client, service: str) -> None:
         "/v2/entities/Room1/attrs/only", json={"type": "Text", "value": "y"}, headers=v2(service)
     )
     assert resp.status == 204
-    resp = await client.get("/v2/entities/Room1/attrs/only/value", headers=v2(service))
+    resp = await client.get(
+        "/v2/entities/Room1/attrs/only/value", headers={**v2(service), "Accept": "text/plain"}
+    )
     assert resp.content_type == "text/plain"
     assert await resp.text() == "y"
+    assert await get_v2(client, service, "/v2/entities/Room1/attrs/only/value") == "y"
 
 
 async def test_text_plain_values(client: Client, service: str) -> None:
