@@ -15,6 +15,8 @@ from city_os.ngsiv2.translate import V2_TYPE, attr_to_ld, implied_type
     ("name", "v2", "ld"),
     [
         ("t", {"value": 1}, {"type": "Property", "value": 1}),
+        ("t", {"type": "Number", "value": None},
+         {"type": "Property", "value": "", V2_TYPE: {"type": "Property", "value": "None"}}),
         ("t", {"type": "Integer", "value": 1},
          {"type": "Property", "value": 1, V2_TYPE: {"type": "Property", "value": "Integer"}}),
         ("loc", {"type": "geo:json", "value": {"type": "Point", "coordinates": [1, 2]}},
@@ -23,7 +25,7 @@ from city_os.ngsiv2.translate import V2_TYPE, attr_to_ld, implied_type
          {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [130.3, 33.2]},
           V2_TYPE: {"type": "Property", "value": "geo:point"}}),
         ("owner", {"type": "Relationship", "value": "City1"},
-         {"type": "Relationship", "object": "urn:ngsi-v2:City1"}),
+         {"type": "Relationship", "object": "urn:ngsiv:City1"}),
         ("refCity", {"value": "urn:ngsi-ld:City:1"},
          {"type": "Relationship", "object": "urn:ngsi-ld:City:1"}),
         ("d", {"type": "DateTime", "value": "2026-12-01T10:00:00+09:00"},
@@ -43,7 +45,6 @@ def test_attribute_rules(name: str, v2: dict[str, Any], ld: dict[str, Any]) -> N
 @pytest.mark.parametrize(
     ("name", "v2"),
     [
-        ("t", {"value": None}),
         ("t", {"value": "a<b"}),
         ("t", 5),
         ("id", {"value": 1}),
@@ -58,10 +59,10 @@ def test_refused(name: str, v2: Any) -> None:
 
 
 def test_ids_and_types() -> None:
-    assert ld_id("Room1") == "urn:ngsi-v2:Room1"
+    assert ld_id("Room1") == "urn:ngsiv:Room1"
     assert ld_id("urn:ngsi-ld:Room:1") == "urn:ngsi-ld:Room:1"
     assert v2_id(ld_id("Room1")) == "Room1"
-    assert id_pattern("^Room") == "^(?:urn:ngsi-v2:)?(?:Room)"
+    assert id_pattern("^Room") == "^(?:urn:ngsiv:)?(?:Room)"
     assert id_pattern("Room") == "Room"
     assert [implied_type(v) for v in (1, 1.5, "x", True, {}, [])] == [
         "Number", "Number", "Text", "Boolean", "StructuredValue", "StructuredValue",
