@@ -18,6 +18,8 @@ Groups (``--only``, comma- or space-separated; all but ``stellio`` by default):
   entities next to their SQL; storage per instance; history capture cost (``bench.temporal``).
 * ``stellio``: Stellio's load-test scenarios at 1,000 / 10,000 / 100,000 entities beside
   Stellio's published figures and same-run ceilings (``bench.stellio``; ``--stellio-sizes``).
+* ``ngsiv2``: v2 create, retrieve, attribute update and op/update next to their NGSI-LD
+  counterparts on the same server (``bench.ngsiv2``).
 
 Every measured run first waits for other engineers' robot / pytest runs (``bench.guard``).
 Exit code 0 even when targets are missed: it is a report; misses are printed as MISS.
@@ -39,7 +41,7 @@ from city_os.config import Settings
 KINDS = list(TARGETS)
 GROUPS = [
     "foundation", "query", "validation", "lag", "contexts", "evaluate", "auth", "stellio",
-    "temporal",
+    "temporal", "ngsiv2",
 ]  # fmt: skip
 
 
@@ -147,8 +149,9 @@ def main() -> None:
     # --- the API: foundation, query and validation share one server (own tenants)
     api: dict[str, Measured] = {}
     query_res = validation_res = lag_res = auth_res = stellio_res = temporal_res = None
+    ngsiv2_res = None
     uvloop = False
-    if kinds or {"query", "validation", "stellio", "temporal"} & set(groups):
+    if kinds or {"query", "validation", "stellio", "temporal", "ngsiv2"} & set(groups):
         port = stack.free_port()
         env = stack.server_env(dsn, port, max(1, args.pool // args.workers))
         with stack.running("api", stack.api_commands(args.workers), env, port) as srv:
@@ -174,6 +177,10 @@ def main() -> None:
 
                 sizes = [int(n) for n in args.stellio_sizes.split(",")]
                 stellio_res = stellio.run(runner, port, srv.pids, dsn, sizes)
+            if "ngsiv2" in groups:
+                from bench import ngsiv2
+
+                ngsiv2_res = ngsiv2.run(runner, port, srv.pids)
     if stellio_res is not None and not args.no_ceilings:
         from bench import stellio
 
@@ -251,6 +258,10 @@ def main() -> None:
         from bench import stellio
 
         stellio.print_results(stellio_res)
+    if ngsiv2_res is not None:
+        from bench import ngsiv2
+
+        ngsiv2.print_results(ngsiv2_res)
     loads = runner.loads
     if loads:
         print(

@@ -33,7 +33,6 @@ from city_os.ngsild.subscription import (
     check_rules,
     merge,
     parse_members,
-    parse_subscription,
     status,
 )
 from city_os.ngsild.subscription_render import render_subscription
@@ -152,9 +151,10 @@ class SubscriptionService:
     async def create(self, ctx: RequestContext, body: object, *, face: Doc | None = None) -> str:
         owner = new_owner(ctx.principal, ctx.tenant)  # access control: None when off
         now = parse_datetime(ctx.now)
-        doc = parse_subscription(body, ctx.terms, now)
+        doc = parse_members(body, ctx.terms, now, update=False)
         if face is not None:
             doc[FACE] = face
+        check_rules(doc)
         check_selection(doc, ctx.terms)
         self._check_endpoint(doc)
         sid = doc.pop("id", None) or ID_PREFIX + str(uuid.uuid4())

@@ -18,6 +18,7 @@ GET /v2/subscriptions read. The mapping:
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -43,6 +44,10 @@ _NOTIFICATION = frozenset(
     {*_CHANNELS, "attrs", "exceptAttrs", "attrsFormat", "metadata", "onlyChangedAttrs",
      "covered", "maxFailsLimit", "timeout"}
 )  # fmt: skip
+
+
+def expired(expires: str) -> bool:
+    return datetime.fromisoformat(expires.replace("Z", "+00:00")) <= datetime.now(UTC)
 
 
 def v2_subscription_id(sid: str) -> str:
@@ -87,12 +92,12 @@ def _selectors(entities: Any, watched: list[str]) -> list[dict[str, Any]]:
             if pattern not in (".*", "^.*$", "^.*"):
                 selector["idPattern"] = id_pattern(pattern)
         if "type" not in item:
-            if selector or not watched:
+            if selector:
                 raise BadRequestData(
-                    "subject.entities: an entity without type must select every id and the "
-                    "subscription needs condition.attrs (NGSI-LD subscriptions need one of them)"
+                    "subject.entities: an entity without type must select every id "
+                    "(city-os selects entities by type, or every entity)"
                 )
-            continue
+            return []  # every entity: no NGSI-LD entity selector at all
         selector["type"] = check_v2_name(item["type"], "subject entity type")
         out.append(selector)
     return out
@@ -220,17 +225,22 @@ def to_ngsild(body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     if isinstance(sub.get("description"), str):
         out["description"] = sub["description"]
     out["notification"] = {"endpoint": _endpoint(sub["notification"])}
-    if "expires" in sub:
-        out["expiresAt"] = utc_datetime(sub["expires"], "expires")
     if sub.get("status", "active") == "inactive":
         out["isActive"] = False
+    if "expires" in sub:
+        expires = utc_datetime(sub["expires"], "expires")
+        if expired(expires):
+            out["isActive"] = False  # Orion accepts a past expiry (NGSI-LD refuses one)
+        else:
+            out["expiresAt"] = expires
     if "throttling" in sub:
         throttling = sub["throttling"]
         if (
             not isinstance(throttling, int | float)
             or isinstance(throttling, bool)
-            or throttling <= 0
+            or throttling < 0
         ):
-            raise BadRequestData("throttling must be a positive number of seconds")
-        out["throttling"] = throttling
+            raise BadRequestData("throttling must be a number of seconds (0: none)")
+        if throttling > 0:
+            out["throttling"] = throttling
     return out, {"name": FACE_NAME, "v2": sub}

@@ -93,9 +93,8 @@ def utc_datetime(value: Any, what: str) -> str:
 def _ld_value(name: str, kind: str, value: Any, typed: bool) -> dict[str, Any]:
     """The NGSI-LD form of one v2 (attribute or metadata) value of type ``kind``."""
     if value is None:
-        raise BadRequestData(
-            f"attribute {name!r}: null values cannot be stored (NGSI-LD has no null Property)"
-        )
+        # NGSI-LD has no null Property value: "" with the v2 type note "None" stands for it.
+        return {"type": "Property", "value": "", V2_TYPE: _type_note("None")}
     if kind == "Relationship" or (
         not typed and isinstance(value, str) and _REF.match(name) is not None
     ):
@@ -148,6 +147,8 @@ def attr_to_ld(name: str, raw: Any, *, key_values: bool = False) -> dict[str, An
     if kind is None:
         kind = implied_type(value)
     kind = check_v2_name(kind, f"type of attribute {name!r}")
+    if value is None and typed and kind != "None":
+        kind = "None"  # Orion: a null value has type None whatever the type sent
     if kind != "TextUnrestricted":
         check_value_chars(name, value)
     inst = _ld_value(name, kind, value, typed)
@@ -249,6 +250,8 @@ def _value_and_type(inst: Instance, tm: TermCompactor) -> tuple[Any, str]:
     if kind == "ListProperty":
         return inst.get("valueList"), noted or "StructuredValue"
     value = inst.get("value")
+    if noted == "None":
+        return None, "None"
     if isinstance(value, dict) and value.get("@type") in _LD_DATETIME and "@value" in value:
         return value["@value"], noted or "DateTime"
     return value, noted or implied_type(value)

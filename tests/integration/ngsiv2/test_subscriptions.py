@@ -173,11 +173,11 @@ async def test_notifications_across_apis(service: str) -> None:
         assert put.headers["X-Room"] == "Room1"
         assert put.body == b"room Room1 is at 23.5 degrees"
         ld_note = orjson.loads((await s.wait("ngsild", 1))[0].body)
-        assert ld_note["data"][0]["id"] == "urn:ngsi-v2:Room1"  # NGSI-LD subscription, v2 write
+        assert ld_note["data"][0]["id"] == "urn:ngsiv:Room1"  # NGSI-LD subscription, v2 write
 
         # an NGSI-LD write notifies the v2 subscriptions
         resp = await client.patch(
-            "/ngsi-ld/v1/entities/urn:ngsi-v2:Room1/attrs",
+            "/ngsi-ld/v1/entities/urn:ngsiv:Room1/attrs",
             json={"temperature": {"type": "Property", "value": 30}},
             headers={"NGSILD-Tenant": service, "Content-Type": "application/json"},
         )
