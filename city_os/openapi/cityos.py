@@ -1,5 +1,6 @@
-"""Declarations of the city-os extension routes (``/cityos/v1/...``), the operations endpoints
-(``/metrics``, ``/health``, ``/ready``) and the documentation itself (``/openapi.json``, ``/docs``).
+"""Declarations of the city-os extension routes (``/cityos/v1/...``, Web Push set-up included),
+the operations endpoints (``/metrics``, ``/health``, ``/ready``) and the documentation itself
+(``/openapi.json``, ``/docs``).
 
 Layer: openapi/. Operations under ``/cityos/v1`` carry ``x-cityos-extension: true``.
 """
@@ -145,6 +146,12 @@ access.get(
     replies=(ok(array(ref("AccessLogEntry")), media=(JSON,)),), errors=(401, 403),
 )  # fmt: skip
 
+push = Paths("Web Push", prefix="/cityos/v1/webpush", extension=True)
+push.get(
+    "/key", "webPushKey", "The VAPID public key a browser subscribes with (applicationServerKey)",
+    replies=(ok(ref("WebPushKey"), media=(JSON,)),),
+)  # fmt: skip
+
 ops = Paths("Operations", extension=True, common=())
 ops.get(
     "/metrics", "metrics", "Prometheus metrics",
@@ -164,4 +171,4 @@ ops.get("/docs", "docs", "The document as a readable page (Swagger UI, served lo
 ops.get("/docs/{asset}", "docsAsset", "A file of the page (script, style sheet, icon)",
         replies=(ok({}, media=("*/*",)),), errors=(404,))  # fmt: skip
 
-TABLES = (schemas, indexes, access, ops)
+TABLES = (schemas, indexes, access, push, ops)  # ops last: the tests replace it
