@@ -92,6 +92,7 @@ SCHEMAS: dict[str, Schema] = {
             "datasetId": {"type": "string", "format": "uri"},
             **{key: array(_PAIR) for key in sorted(set(VALUES_KEY.values()))},
         },
+        "additionalProperties": False,
     },
     "AggregatedValues": {
         "type": "object",
@@ -103,6 +104,7 @@ SCHEMAS: dict[str, Schema] = {
             "datasetId": {"type": "string", "format": "uri"},
             **{method: array(_TRIPLE) for method in AGGR_METHODS},
         },
+        "additionalProperties": False,
     },
     "TemporalAttributeOutput": {
         "description": "An attribute of a temporal entity: its instances (normalized), or its "
