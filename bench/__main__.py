@@ -9,6 +9,8 @@ Groups (``--only``, comma- or space-separated; all but ``stellio`` by default):
 * ``validation``: creates with a JSON Schema inactive and active (``bench.validation``);
 * ``lag``: change events through Tansu, foundation writes with the relay on, relay drain
   (``bench.lag``);
+* ``relay``: partial updates with the relay off, then with it on and a consumer attached, and
+  their ratio (``bench.relay_cost``);
 * ``contexts``: the server's RSS after 1,000 distinct remote @contexts next to the configured
   cache bound (``bench.contexts``);
 * ``evaluate``: the notifier's in-process selection evaluation, µs per entity next to an empty
@@ -42,8 +44,8 @@ from city_os.config import Settings
 
 KINDS = list(TARGETS)
 GROUPS = [
-    "foundation", "query", "validation", "lag", "notify", "contexts", "evaluate", "auth",
-    "stellio", "temporal", "ngsiv2",
+    "foundation", "query", "validation", "lag", "notify", "relay", "contexts", "evaluate",
+    "auth", "stellio", "temporal", "ngsiv2",
 ]  # fmt: skip
 
 
@@ -212,6 +214,11 @@ def main() -> None:
         from bench import notify
 
         notify_res = asyncio.run(notify.run(runner, dsn))
+    relay_res = None
+    if "relay" in groups:
+        from bench import relay_cost
+
+        relay_res = asyncio.run(relay_cost.run(runner, dsn))
     contexts_res = None
     if "contexts" in groups:
         from bench import contexts
@@ -249,6 +256,10 @@ def main() -> None:
         from bench import notify
 
         notify.print_results(notify_res)
+    if relay_res is not None:
+        from bench import relay_cost
+
+        relay_cost.print_results(relay_res)
     if contexts_res is not None:
         from bench import contexts
 
