@@ -13,7 +13,6 @@ substituted (a missing attribute is the empty string, as in Orion).
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -25,7 +24,6 @@ from city_os.ngsiv2.subscriptions import v2_subscription_id
 from city_os.ngsiv2.translate import Output, entity_to_v2, v2_attrs
 from city_os.notifier.render import View
 
-NOTIFICATION_PREFIX = "urn:ngsi-ld:Notification:"
 _TEMPLATE = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -83,7 +81,11 @@ def _json_template(template: Any, values: dict[str, Any]) -> Any:
 
 
 def render(
-    view: View, subscription_id: str, records: list[EntityRecord], trigger: str | None
+    view: View,
+    subscription_id: str,
+    nid: str,
+    records: list[EntityRecord],
+    trigger: str | None,
 ) -> tuple[str, dict[str, str], bytes]:
     """(notification id, headers, body) of one v2 notification."""
     sub = view.face_doc["v2"]
@@ -112,7 +114,6 @@ def render(
         body = entities[0] if entities else {}
     else:
         body = {"subscriptionId": sid, "data": entities}
-    nid = NOTIFICATION_PREFIX + str(uuid.uuid4())
     scope = shown[0].scopes[0] if shown and shown[0].scopes else "/"
     headers = {
         "Content-Type": "application/json",

@@ -65,8 +65,9 @@ class View:
     face_doc: Any = None
 
 
-# (view, subscription id, notified records, trigger) -> (notification id, headers, body)
-Face = Callable[[View, str, list[EntityRecord], str | None], tuple[str, dict[str, str], bytes]]
+# (view, subscription id, notification id, notified records, trigger)
+#   -> (notification id, headers, body)
+Face = Callable[[View, str, str, list[EntityRecord], str | None], tuple[str, dict[str, str], bytes]]
 
 
 @dataclass(frozen=True)
@@ -195,17 +196,27 @@ def entities(
     return bodies
 
 
+def notification_id(tenant: str, subscription_id: str, source_id: str) -> str:
+    """The id of the notification of one change (or period) to one subscription: the same
+    whichever replica renders it and however often the change is consumed, so a receiver
+    de-duplicates a redelivery on it."""
+    key = f"{tenant}\n{subscription_id}\n{source_id}"
+    return NOTIFICATION_PREFIX + str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+
+
 def notification(
     view: View,
     subscription_id: str,
     data: list[dict[str, Any]],
     records: list[EntityRecord],
     trigger: str | None,
+    source_id: str,
 ) -> tuple[str, dict[str, str], bytes]:
-    """(notification id, headers, body) of one notification."""
+    """(notification id, headers, body) of one notification of ``source_id`` (the change
+    event's id, or the period's)."""
+    nid = notification_id(view.tenant, subscription_id, source_id)
     if view.face is not None:
-        return view.face(view, subscription_id, records, trigger)
-    nid = NOTIFICATION_PREFIX + str(uuid.uuid4())
+        return view.face(view, subscription_id, nid, records, trigger)
     headers = {"Content-Type": view.accept}
     payload: Any = data
     if view.accept == "application/ld+json":

@@ -29,6 +29,7 @@ from city_os.core.entities import EntityService
 from city_os.core.query import QueryService
 from city_os.ngsild.subscription import status as subscription_status
 from city_os.notifier.channels import ChannelOptions, Channels
+from city_os.notifier.channels.endpoints import shown
 from city_os.notifier.compile import Compiler
 from city_os.notifier.consumer import ChangeConsumer, ConsumerConfig
 from city_os.notifier.dispatch import DispatchConfig, Dispatcher
@@ -40,7 +41,9 @@ from city_os.notifier.selection import SelectionFilter
 from city_os.notifier.status import StatusRecorder
 from city_os.observability.metrics import Metrics
 from city_os.store.postgres.notifications import NotificationStore
+from city_os.store.postgres.streams import StreamStore
 from city_os.store.postgres.subscriptions import SubscriptionRepository
+from city_os.store.postgres.webpush import vapid_private_key
 
 log = logging.getLogger(__name__)
 CLEANUP_INTERVAL = 60.0  # seconds between deletes of old finished rows
@@ -54,6 +57,8 @@ class NotifierConfig:
     dispatch: DispatchConfig
     lease: float
     retention: float
+    push_subject: str = "mailto:admin@city-os.invalid"
+    stream_retention: float = 600.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NotifierConfig:
@@ -74,6 +79,8 @@ class NotifierConfig:
             ),
             lease=settings.notifier_lease,
             retention=settings.notifier_retention,
+            push_subject=settings.webpush_subject,
+            stream_retention=settings.stream_retention,
         )
 
 
@@ -99,7 +106,16 @@ class Notifier:
         )
         self.store = NotificationStore(pool, self.replica, config.lease)
         self.status = StatusRecorder(repo, tenants)
-        self.channels = Channels(ChannelOptions(outbound, config.dispatch.concurrency))
+        self.streams = StreamStore(pool)
+        self.channels = Channels(
+            ChannelOptions(
+                outbound,
+                config.dispatch.concurrency,
+                vapid_key=lambda: vapid_private_key(pool),
+                push_subject=config.push_subject,
+                pool=pool,
+            )
+        )
         self.dispatcher = Dispatcher(
             self.store,
             self.status,
@@ -158,6 +174,7 @@ class Notifier:
                 if time.monotonic() - last_cleanup > CLEANUP_INTERVAL:
                     last_cleanup = time.monotonic()
                     await self.store.cleanup(self.config.retention)
+                    await self.streams.cleanup(self.config.stream_retention)
                     await self.index.retry()
             except asyncio.CancelledError:
                 raise
@@ -183,7 +200,7 @@ class Notifier:
         """Scrape-time gauges: queue depths, pending rows, subscriptions by status."""
         metrics.notifier_queue.clear()
         for uri, depth in self.dispatcher.depths().items():
-            metrics.notifier_queue.labels(uri).set(depth)
+            metrics.notifier_queue.labels(shown(uri)).set(depth)
         metrics.notifier_pending.set(await self.store.pending())
         counts: dict[str, int] = {"active": 0, "paused": 0, "expired": 0}
         now = datetime.now(UTC)
