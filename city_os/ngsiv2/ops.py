@@ -29,7 +29,7 @@ from city_os.ngsiv2.http import (
     write_scope,
 )
 from city_os.ngsiv2.listing import list_response
-from city_os.ngsiv2.translate import entity_to_ld
+from city_os.ngsiv2.translate import entity_to_ld, with_kept_metadata
 
 routes = web.RouteTableDef()
 V2 = "/v2"
@@ -83,12 +83,14 @@ async def op_update(request: web.Request) -> web.Response:
                 stored = await service.retrieve(ctx, entity["id"])
                 names = {ctx.terms.compact_attr(i) for i in stored.attrs}
                 clash = sorted(names & set(attrs))
-                if clash:
+                fresh = {k: v for k, v in attrs.items() if k not in names}
+                if fresh:
+                    await service.append_attrs(ctx, entity["id"], fresh, overwrite=False)
+                if clash:  # Orion appends the new ones and reports the others
                     raise Unprocessable(
                         f"one or more of the attributes in the request already exist: "
                         f"{original['id']} - [ {', '.join(clash)} ]"
                     ) from None
-                await service.append_attrs(ctx, entity["id"], attrs, overwrite=False)
                 continue
         try:
             stored = await service.retrieve(ctx, entity["id"], type_filter=type_filter)
@@ -104,6 +106,11 @@ async def op_update(request: web.Request) -> web.Response:
             missing = [n for n in attrs if n not in names]
             if missing:
                 raise Unprocessable(f"do not exist: {original['id']} - [ {', '.join(missing)} ]")
+            if "overrideMetadata" not in opts:
+                body_attrs = {k: v for k, v in original.items() if k not in ("id", "type")}
+                attrs = with_kept_metadata(
+                    stored, ctx.terms, body_attrs, key_values="keyValues" in opts
+                )
             await service.update_attrs(ctx, entity["id"], attrs)
         else:  # replace
             payload = {**entity, "type": ctx.terms.compact_type(stored.types[0])}
