@@ -14,6 +14,8 @@ Groups (``--only``, comma- or space-separated; all by default):
 * ``evaluate``: the notifier's in-process selection evaluation, µs per entity next to an empty
   call and a hand-written check (``bench.evaluate``; no server).
 * ``auth``: create and retrieve with bearer-token verification on and off (``bench.auth``).
+* ``enforce``: the query scenarios with permissions active next to the unrestricted query
+  (``bench.enforce``).
 
 Every measured run first waits for other engineers' robot / pytest runs (``bench.guard``).
 Exit code 0 even when targets are missed: it is a report; misses are printed as MISS.
@@ -33,7 +35,7 @@ from bench.workload import Scenario
 from city_os.config import Settings
 
 KINDS = list(TARGETS)
-GROUPS = ["foundation", "query", "validation", "lag", "contexts", "evaluate", "auth"]
+GROUPS = ["foundation", "query", "validation", "lag", "contexts", "evaluate", "auth", "enforce"]
 
 
 def _scenarios(kinds: list[str], prefix: str, run: object) -> dict[str, Measured]:
@@ -188,6 +190,11 @@ def main() -> None:
         from bench import auth
 
         auth_res = auth.run(runner, dsn, args.pool)
+    enforce_res = None
+    if "enforce" in groups:
+        from bench import enforce
+
+        enforce_res = enforce.run(runner, dsn, args.pool)
     runner.pool.shutdown()
 
     from bench.report import print_report
@@ -218,6 +225,10 @@ def main() -> None:
         from bench import auth
 
         auth.print_results(auth_res)
+    if enforce_res is not None:
+        from bench import enforce
+
+        enforce.print_results(enforce_res)
     loads = runner.loads
     if loads:
         print(

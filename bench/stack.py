@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -31,14 +32,19 @@ def bench_dsn(base: str, name: str = BENCH_DB) -> str:
 
 
 async def recreate_database(base: str) -> str:
-    """Drop and create the bench database; returns its DSN."""
+    """Drop and create the bench database; returns its DSN. Its name follows the configured
+    database's (``cityos`` → ``cityos_bench``, ``cityos_x`` → ``cityos_x_bench``), so engineers
+    sharing a PostgreSQL never drop each other's bench."""
+    global BENCH_DB
+    name = urlsplit(base).path.lstrip("/") or "cityos"
+    BENCH_DB = re.sub(r"[^a-z0-9_]", "_", name.lower()) + "_bench"
     conn = await asyncpg.connect(bench_dsn(base, "postgres"))
     try:
         await conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
         await conn.execute(f"CREATE DATABASE {BENCH_DB}")
     finally:
         await conn.close()
-    return bench_dsn(base)
+    return bench_dsn(base, BENCH_DB)
 
 
 async def prepare_raw_table(dsn: str) -> None:
@@ -124,7 +130,8 @@ def running(
     procs = start(commands, env)
     try:
         # Every worker must be up: with reuse_port, poll until each pid has the port bound.
-        wait_http(port, "/ngsi-ld/v1/entities/urn:x:ready", procs, timeout=30)
+        # generous: start-up takes 20 s and more when the 2 cores are shared with test suites
+        wait_http(port, "/ngsi-ld/v1/entities/urn:x:ready", procs, timeout=90)
         if len(procs) > 1:
             time.sleep(1.0)
         yield Server(name, port, procs)
