@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -23,7 +22,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 BIN = Path(sys.executable).parent
-BENCH_DB = "cityos_bench"
+# Own name per engineer on a shared machine (another bench run would drop it otherwise).
+BENCH_DB = os.environ.get("CITYOS_BENCH_DATABASE", "cityos_bench")
 
 
 def bench_dsn(base: str, name: str = BENCH_DB) -> str:
@@ -32,19 +32,14 @@ def bench_dsn(base: str, name: str = BENCH_DB) -> str:
 
 
 async def recreate_database(base: str) -> str:
-    """Drop and create the bench database; returns its DSN. Its name follows the configured
-    database's (``cityos`` → ``cityos_bench``, ``cityos_x`` → ``cityos_x_bench``), so engineers
-    sharing a PostgreSQL never drop each other's bench."""
-    global BENCH_DB
-    name = urlsplit(base).path.lstrip("/") or "cityos"
-    BENCH_DB = re.sub(r"[^a-z0-9_]", "_", name.lower()) + "_bench"
+    """Drop and create the bench database; returns its DSN."""
     conn = await asyncpg.connect(bench_dsn(base, "postgres"))
     try:
         await conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
         await conn.execute(f"CREATE DATABASE {BENCH_DB}")
     finally:
         await conn.close()
-    return bench_dsn(base, BENCH_DB)
+    return bench_dsn(base)
 
 
 async def prepare_raw_table(dsn: str) -> None:

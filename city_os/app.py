@@ -20,16 +20,20 @@ from city_os.api import (
     batch,
     contexts,
     discovery,
+    docs,
     entities,
     indexes,
     info,
     me,
     ops,
     permissions,
+    push,
     query,
     schemas,
+    streams,
     subjects,
     subscriptions,
+    temporal,
 )
 from city_os.api.guard import access_guard
 from city_os.api.keys import (
@@ -46,10 +50,11 @@ from city_os.api.keys import (
     SCHEMAS,
     SETTINGS,
     STARTED,
+    STREAMS,
     SUBSCRIPTIONS,
     TENANTS,
 )
-from city_os.api.middleware import problem_details, request_metrics
+from city_os.api.middleware import ERROR_RENDERERS, ErrorRenderer, problem_details, request_metrics
 from city_os.api.ops import KAFKA_REQUIRED, METRICS, NOTIFIER, NOTIFIER_REQUIRED, RELAY
 from city_os.api.rules import route_rules
 from city_os.auth.apikeys import ApiKeys
@@ -69,8 +74,10 @@ from city_os.core.entities import EntityService
 from city_os.core.expiry import run_expiry
 from city_os.core.indexes import ValueIndexService
 from city_os.core.query import QueryService
+from city_os.core.streams import StreamHub
 from city_os.core.subscriptions import SubscriptionService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
+from city_os.ngsiv2 import routes as ngsiv2
 from city_os.notifier.access import NotificationAccess
 from city_os.notifier.service import Notifier, NotifierConfig
 from city_os.observability.metrics import (
@@ -93,7 +100,9 @@ from city_os.store.postgres.entities import EntityRepository
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query import QueryRepository
 from city_os.store.postgres.schemas import SchemaRepository
+from city_os.store.postgres.streams import StreamStore
 from city_os.store.postgres.subscriptions import SubscriptionRepository
+from city_os.temporal.lifecycle import temporal_context
 
 log = logging.getLogger(__name__)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
@@ -247,7 +256,11 @@ async def _subscriptions(app: web.Application) -> AsyncIterator[None]:
         settings.base_url,
         app[OUTBOUND].check_url,
     )
+    hub = StreamHub(StreamStore(app[POOL]), settings.database_url)
+    await hub.start()
+    app[STREAMS] = hub
     yield
+    await hub.close()
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
@@ -301,6 +314,7 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
         app[QUERIES],
         app[METRICS],
         app[OUTBOUND],
+        ngsiv2.FACES,
     )
     access = app[ENTITIES].access
     if access is not None:  # notifications: only what the subscription's owner may read
@@ -402,6 +416,7 @@ def create_app(settings: Settings) -> web.Application:
         [
             _authentication,
             _database,
+            temporal_context,
             _access,
             _observability,
             _contexts,
@@ -423,14 +438,22 @@ def create_app(settings: Settings) -> web.Application:
         indexes.routes,
         discovery.routes,
         subscriptions.routes,
+        push.routes,
+        streams.routes,
+        temporal.routes,
         info.routes,
         me.routes,
         permissions.routes,
         subjects.routes,
         ops.routes,
+        *ngsiv2.TABLES,
+        docs.routes,
     )
     for table in tables:
         add_routes(app, table)
+    renderers: dict[str, ErrorRenderer] = dict.fromkeys(ngsiv2.PREFIXES, ngsiv2.orion_error)
+    app[ERROR_RENDERERS] = renderers
+    docs.install(app)
     return app
 
 

@@ -86,9 +86,9 @@ class PeriodicNotifier:
             ]
             if records:
                 data = [render(r, view.terms, view.opts) for r in records]
-                nid, headers, body = notification(view, sub.id, data, records, None)
                 # one source per page of the period: the same ids on every replica
                 page_source = source if offset == 0 else period_id(sub.tenant, source, offset)
+                nid, headers, body = notification(view, sub.id, data, records, None, page_source)
                 out.append(
                     NewNotification(
                         nid,

@@ -1,0 +1,15 @@
+"""The list of every room's ``Paths`` tables: the only place a new room is added.
+
+Layer: openapi/. A room (temporal/, ngsiv2/, …) declares its routes in its own module and adds
+its tables here in one line; ``tests/unit/openapi`` then proves each route of the app is
+declared and each declaration has a route.
+"""
+
+from __future__ import annotations
+
+from city_os.ngsiv2 import openapi as ngsiv2
+from city_os.openapi import cityos, ngsild
+from city_os.openapi.declare import Paths
+from city_os.temporal import openapi as temporal
+
+TABLES: tuple[Paths, ...] = (*ngsild.TABLES, *temporal.TABLES, *ngsiv2.TABLES, *cityos.TABLES)
