@@ -24,6 +24,8 @@ Groups (``--only``, comma- or space-separated; all but ``stellio`` by default):
   Stellio's published figures and same-run ceilings (``bench.stellio``; ``--stellio-sizes``).
 * ``ngsiv2``: v2 create, retrieve, attribute update and op/update next to their NGSI-LD
   counterparts on the same server (``bench.ngsiv2``).
+* ``enforce``: the query scenarios with permissions active next to the unrestricted query
+  (``bench.enforce``).
 
 Every measured run first waits for other engineers' robot / pytest runs (``bench.guard``).
 Exit code 0 even when targets are missed: it is a report; misses are printed as MISS.
@@ -45,7 +47,7 @@ from city_os.config import Settings
 KINDS = list(TARGETS)
 GROUPS = [
     "foundation", "query", "validation", "lag", "notify", "relay", "contexts", "evaluate",
-    "auth", "stellio", "temporal", "ngsiv2",
+    "auth", "stellio", "temporal", "ngsiv2", "enforce",
 ]  # fmt: skip
 
 
@@ -234,6 +236,11 @@ def main() -> None:
         from bench import auth
 
         auth_res = auth.run(runner, dsn, args.pool)
+    enforce_res = None
+    if "enforce" in groups:
+        from bench import enforce
+
+        enforce_res = enforce.run(runner, dsn, args.pool)
     runner.pool.shutdown()
 
     from bench.report import print_report
@@ -284,6 +291,10 @@ def main() -> None:
         from bench import ngsiv2
 
         ngsiv2.print_results(ngsiv2_res)
+    if enforce_res is not None:
+        from bench import enforce
+
+        enforce.print_results(enforce_res)
     loads = runner.loads
     if loads:
         print(
