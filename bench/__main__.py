@@ -14,6 +14,8 @@ Groups (``--only``, comma- or space-separated; all but ``stellio`` by default):
 * ``evaluate``: the notifier's in-process selection evaluation, µs per entity next to an empty
   call and a hand-written check (``bench.evaluate``; no server).
 * ``auth``: create and retrieve with bearer-token verification on and off (``bench.auth``).
+* ``temporal``: 1,000,000 attribute instances, a range, an hourly avg, an hourly max over 100
+  entities next to their SQL; storage per instance; history capture cost (``bench.temporal``).
 * ``stellio``: Stellio's load-test scenarios at 1,000 / 10,000 / 100,000 entities beside
   Stellio's published figures and same-run ceilings (``bench.stellio``; ``--stellio-sizes``).
 
@@ -35,7 +37,10 @@ from bench.workload import Scenario
 from city_os.config import Settings
 
 KINDS = list(TARGETS)
-GROUPS = ["foundation", "query", "validation", "lag", "contexts", "evaluate", "auth", "stellio"]
+GROUPS = [
+    "foundation", "query", "validation", "lag", "contexts", "evaluate", "auth", "stellio",
+    "temporal",
+]  # fmt: skip
 
 
 def _scenarios(kinds: list[str], prefix: str, run: object) -> dict[str, Measured]:
@@ -141,9 +146,9 @@ def main() -> None:
 
     # --- the API: foundation, query and validation share one server (own tenants)
     api: dict[str, Measured] = {}
-    query_res = validation_res = lag_res = auth_res = stellio_res = None
+    query_res = validation_res = lag_res = auth_res = stellio_res = temporal_res = None
     uvloop = False
-    if kinds or {"query", "validation", "stellio"} & set(groups):
+    if kinds or {"query", "validation", "stellio", "temporal"} & set(groups):
         port = stack.free_port()
         env = stack.server_env(dsn, port, max(1, args.pool // args.workers))
         with stack.running("api", stack.api_commands(args.workers), env, port) as srv:
@@ -160,6 +165,10 @@ def main() -> None:
                 from bench import validation
 
                 validation_res = validation.run(runner, port, srv.pids)
+            if "temporal" in groups:
+                from bench import temporal
+
+                temporal_res = temporal.run(runner, port, srv.pids, dsn)
             if "stellio" in groups:
                 from bench import stellio
 
@@ -234,6 +243,10 @@ def main() -> None:
         from bench import auth
 
         auth.print_results(auth_res)
+    if temporal_res is not None:
+        from bench import temporal
+
+        temporal.print_results(temporal_res)
     if stellio_res is not None:
         from bench import stellio
 
