@@ -36,9 +36,7 @@ V2 = "/v2"
 ACTIONS = frozenset({"append", "appendStrict", "update", "replace", "delete"})
 
 
-def _batch(
-    body: Any, key_values: bool
-) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+def _batch(body: Any, key_values: bool) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
     """(action, NGSI-LD entities, the v2 entities as sent) of an op/update body."""
     if not isinstance(body, dict) or set(body) - {"actionType", "entities"}:
         raise BadRequestData("the payload must be {actionType, entities}")
