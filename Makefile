@@ -50,8 +50,9 @@ fuzz: bootstrap
 	CITYOS_FUZZ_EXAMPLES="$${CITYOS_FUZZ_EXAMPLES:-200}" CITYOS_FUZZ_NEGATIVE=1 CITYOS_FUZZ_COVERAGE=1 \
 		CITYOS_FUZZ_RANDOM=1 $(BIN)/pytest tests/integration/fuzz -o timeout=3600 -p no:cacheprovider
 
+# make bench ARGS="--only stellio": arguments of python -m bench (python -m bench --help)
 bench: bootstrap
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
 stop:
 	@bash scripts/kafka-dev.sh stop

@@ -1,6 +1,6 @@
 """``python -m bench`` (``make bench``): start the stack, run the scenarios, print the report.
 
-Groups (``--only``, comma- or space-separated; all by default):
+Groups (``--only``, comma- or space-separated; all but ``stellio`` by default):
 
 * ``foundation``: create, retrieve, partial update, batch create against `city-os serve`, then
   the same requests against the minimal aiohttp app (HTTP ceiling), the null server (the load
@@ -14,6 +14,12 @@ Groups (``--only``, comma- or space-separated; all by default):
 * ``evaluate``: the notifier's in-process selection evaluation, µs per entity next to an empty
   call and a hand-written check (``bench.evaluate``; no server).
 * ``auth``: create and retrieve with bearer-token verification on and off (``bench.auth``).
+* ``temporal``: 1,000,000 attribute instances, a range, an hourly avg, an hourly max over 100
+  entities next to their SQL; storage per instance; history capture cost (``bench.temporal``).
+* ``stellio``: Stellio's load-test scenarios at 1,000 / 10,000 / 100,000 entities beside
+  Stellio's published figures and same-run ceilings (``bench.stellio``; ``--stellio-sizes``).
+* ``ngsiv2``: v2 create, retrieve, attribute update and op/update next to their NGSI-LD
+  counterparts on the same server (``bench.ngsiv2``).
 
 Every measured run first waits for other engineers' robot / pytest runs (``bench.guard``).
 Exit code 0 even when targets are missed: it is a report; misses are printed as MISS.
@@ -33,7 +39,10 @@ from bench.workload import Scenario
 from city_os.config import Settings
 
 KINDS = list(TARGETS)
-GROUPS = ["foundation", "query", "validation", "lag", "contexts", "evaluate", "auth"]
+GROUPS = [
+    "foundation", "query", "validation", "lag", "contexts", "evaluate", "auth", "stellio",
+    "temporal", "ngsiv2",
+]  # fmt: skip
 
 
 def _scenarios(kinds: list[str], prefix: str, run: object) -> dict[str, Measured]:
@@ -90,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only",
         nargs="+",
-        default=GROUPS,
+        default=[g for g in GROUPS if g != "stellio"],  # stellio: on request (a few minutes)
         metavar="GROUP",
         help=f"any of {', '.join(GROUPS)} (or single foundation scenarios: {', '.join(KINDS)})",
     )
@@ -100,6 +109,11 @@ def _parser() -> argparse.ArgumentParser:
         help="sample the API server with py-spy and print hot spots per foundation scenario",
     )
     parser.add_argument("--no-ceilings", action="store_true", help="API scenarios only")
+    parser.add_argument(
+        "--stellio-sizes",
+        default="1000,10000,100000",
+        help="entity counts of the stellio group, comma-separated (default 1000,10000,100000)",
+    )
     parser.add_argument(
         "--explain", action="store_true", help="print the query plans of every query scenario"
     )
@@ -134,9 +148,10 @@ def main() -> None:
 
     # --- the API: foundation, query and validation share one server (own tenants)
     api: dict[str, Measured] = {}
-    query_res = validation_res = lag_res = auth_res = None
+    query_res = validation_res = lag_res = auth_res = stellio_res = temporal_res = None
+    ngsiv2_res = None
     uvloop = False
-    if kinds or "query" in groups or "validation" in groups:
+    if kinds or {"query", "validation", "stellio", "temporal", "ngsiv2"} & set(groups):
         port = stack.free_port()
         env = stack.server_env(dsn, port, max(1, args.pool // args.workers))
         with stack.running("api", stack.api_commands(args.workers), env, port) as srv:
@@ -153,6 +168,23 @@ def main() -> None:
                 from bench import validation
 
                 validation_res = validation.run(runner, port, srv.pids)
+            if "temporal" in groups:
+                from bench import temporal
+
+                temporal_res = temporal.run(runner, port, srv.pids, dsn)
+            if "stellio" in groups:
+                from bench import stellio
+
+                sizes = [int(n) for n in args.stellio_sizes.split(",")]
+                stellio_res = stellio.run(runner, port, srv.pids, dsn, sizes)
+            if "ngsiv2" in groups:
+                from bench import ngsiv2
+
+                ngsiv2_res = ngsiv2.run(runner, port, srv.pids)
+    if stellio_res is not None and not args.no_ceilings:
+        from bench import stellio
+
+        stellio_res.http = stellio.run_http_ceiling(runner, 1000)
 
     http: dict[str, Measured] = {}
     db: dict[str, Measured] = {}
@@ -218,6 +250,18 @@ def main() -> None:
         from bench import auth
 
         auth.print_results(auth_res)
+    if temporal_res is not None:
+        from bench import temporal
+
+        temporal.print_results(temporal_res)
+    if stellio_res is not None:
+        from bench import stellio
+
+        stellio.print_results(stellio_res)
+    if ngsiv2_res is not None:
+        from bench import ngsiv2
+
+        ngsiv2.print_results(ngsiv2_res)
     loads = runner.loads
     if loads:
         print(

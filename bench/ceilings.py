@@ -56,7 +56,14 @@ def http_app() -> object:
         ids = [e["id"] for e in orjson.loads(await request.read())]
         return web.Response(status=201, body=orjson.dumps(ids), content_type="application/json")
 
+    page = orjson.dumps([{"id": f"urn:ngsi-ld:Entity:{n}", "type": "Entity"} for n in range(20)])
+
+    async def query(request: web.Request) -> web.Response:
+        return web.Response(body=page, content_type="application/json")
+
     app = web.Application(client_max_size=2 * 1024 * 1024)
+    app.router.add_get(PREFIX + "/entities", query)
+    app.router.add_patch(PREFIX + "/entities/{entityId}/attrs", patch)
     app.router.add_post(PREFIX + "/entities", create)
     app.router.add_get(PREFIX + "/entities/{entityId}", retrieve)
     app.router.add_patch(PREFIX + "/entities/{entityId}/attrs/{attrId}", patch)

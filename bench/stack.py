@@ -22,7 +22,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 BIN = Path(sys.executable).parent
-BENCH_DB = "cityos_bench"
+# Own name per engineer on a shared machine (another bench run would drop it otherwise).
+BENCH_DB = os.environ.get("CITYOS_BENCH_DATABASE", "cityos_bench")
 
 
 def bench_dsn(base: str, name: str = BENCH_DB) -> str:

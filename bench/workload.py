@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from bench.stellio_data import template_attrs
+
 PREFIX = "/ngsi-ld/v1"
 ENTITY_TYPE = "AirQualityObserved"
 BATCH_SIZE = 100
@@ -69,9 +71,14 @@ _WEATHER_ATTRS = {
 _WEATHER_HEAD, _WEATHER_TAIL = orjson.dumps(
     {"id": _ID_MARK, "type": "WeatherObserved", **_WEATHER_ATTRS}
 ).split(_ID_MARK.encode())
+# Stellio's load-test template entity (bench.stellio_data), created as type "Entity".
+_STELLIO_HEAD, _STELLIO_TAIL = orjson.dumps(
+    {"id": _ID_MARK, "type": "Entity", **template_attrs()}
+).split(_ID_MARK.encode())
 ENTITY_MODELS: dict[str, tuple[bytes, bytes]] = {
     ENTITY_TYPE: (_ENTITY_HEAD, _ENTITY_TAIL),
     "WeatherObserved": (_WEATHER_HEAD, _WEATHER_TAIL),
+    "Entity": (_STELLIO_HEAD, _STELLIO_TAIL),
 }
 
 
@@ -122,9 +129,17 @@ class Scenario:
     tenant: str = ""
     model: str = ENTITY_TYPE
     token: str = ""  # a bearer token sent with every request (bench.auth)
+    # Prepared raw requests, sent in turn (bench.stellio), answered with ``status``.
+    requests: tuple[bytes, ...] = ()
+    status: int = 0
+    api: str = "ngsi-ld"  # "v2": the NGSIv2 requests of bench.ngsiv2
 
     @property
     def expected_status(self) -> int:
+        if self.status:
+            return self.status
+        if self.api == "v2" and self.kind == "batch":
+            return 204  # POST /v2/op/update
         return {"create": 201, "retrieve": 200, "update": 204, "batch": 201, "query": 200}[
             self.kind
         ]
@@ -141,6 +156,13 @@ def tenant_header(tenant: str, token: str = "") -> bytes:
 
 def request_maker(sc: Scenario) -> Callable[[int], bytes]:
     """A function seq -> the raw bytes of request number ``seq`` of the scenario."""
+    if sc.requests:
+        prepared = sc.requests
+        return lambda seq: prepared[seq % len(prepared)]
+    if sc.api == "v2":
+        from bench.ngsiv2 import v2_requests
+
+        return v2_requests(sc)
     if sc.kind == "query":
         get = b"GET " + sc.path.encode() + b" HTTP/1.1\r\n" + _COMMON
         get += tenant_header(sc.tenant) + b"\r\n"

@@ -13,6 +13,7 @@ from city_os.api import server
 from city_os.app import create_app, create_notifier_app, create_relay_app
 from city_os.config import Settings
 from city_os.registry import cli as registry_cli
+from city_os.temporal import cli as temporal_cli
 
 
 async def _migrate(settings: Settings) -> None:
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     sub.add_parser("migrate", help="create or upgrade the database objects")
     registry_cli.add_commands(sub)  # schemas list|load|validate, load-sample
+    temporal_cli.add_commands(sub)  # temporal-settings, temporal-maintain
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logging.basicConfig(
@@ -119,6 +121,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_migrate(settings))
     elif args.command in registry_cli.COMMANDS:
         raise SystemExit(registry_cli.run(args, settings))
+    elif args.command in temporal_cli.COMMANDS:
+        raise SystemExit(temporal_cli.run(args, settings))
 
 
 if __name__ == "__main__":

@@ -27,10 +27,13 @@ from city_os.api import (
     me,
     ops,
     permissions,
+    push,
     query,
     schemas,
+    streams,
     subjects,
     subscriptions,
+    temporal,
 )
 from city_os.api.guard import access_guard
 from city_os.api.keys import (
@@ -47,14 +50,17 @@ from city_os.api.keys import (
     SCHEMAS,
     SETTINGS,
     STARTED,
+    STREAMS,
     SUBSCRIPTIONS,
     TENANTS,
 )
-from city_os.api.middleware import problem_details, request_metrics
+from city_os.api.middleware import ERROR_RENDERERS, ErrorRenderer, problem_details, request_metrics
 from city_os.api.ops import KAFKA_REQUIRED, METRICS, NOTIFIER, NOTIFIER_REQUIRED, RELAY
+from city_os.api.rules import route_rules
 from city_os.auth.apikeys import ApiKeys
 from city_os.auth.authenticate import Authenticator, check_exposure
 from city_os.auth.consent import ConsentService
+from city_os.auth.enforce import EntityAccess
 from city_os.auth.issuers import Issuer, parse_issuers
 from city_os.auth.network import OutboundPolicy, outbound_session
 from city_os.auth.oidc import KeyStore, TokenVerifier
@@ -68,8 +74,11 @@ from city_os.core.entities import EntityService
 from city_os.core.expiry import run_expiry
 from city_os.core.indexes import ValueIndexService
 from city_os.core.query import QueryService
+from city_os.core.streams import StreamHub
 from city_os.core.subscriptions import SubscriptionService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
+from city_os.ngsiv2 import routes as ngsiv2
+from city_os.notifier.access import NotificationAccess
 from city_os.notifier.service import Notifier, NotifierConfig
 from city_os.observability.metrics import (
     Metrics,
@@ -86,11 +95,14 @@ from city_os.store.postgres.auth_log import LogPartitions
 from city_os.store.postgres.auth_permissions import PermissionRepository
 from city_os.store.postgres.contexts import ContextRepository
 from city_os.store.postgres.db import Tenants, create_pool, migrate
+from city_os.store.postgres.discovery import DiscoveryRepository
 from city_os.store.postgres.entities import EntityRepository
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query import QueryRepository
 from city_os.store.postgres.schemas import SchemaRepository
+from city_os.store.postgres.streams import StreamStore
 from city_os.store.postgres.subscriptions import SubscriptionRepository
+from city_os.temporal.lifecycle import temporal_context
 
 log = logging.getLogger(__name__)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
@@ -133,7 +145,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await app[INDEXES].start()
     queries = QueryRepository(pool, value_indexes)
     app[QUERIES] = QueryService(app[ENTITIES], queries)
-    app[DISCOVERY] = DiscoveryService(app[ENTITIES], queries)
+    app[DISCOVERY] = DiscoveryService(app[ENTITIES], DiscoveryRepository(pool))
     yield
     await app[INDEXES].close()
     await app[ENTITIES].repo.waker.close()
@@ -171,6 +183,8 @@ async def _access(app: web.Application) -> AsyncIterator[None]:
         app[POOL],
         citizen_issuers,
     )
+    if settings.auth_enabled:  # off: no hook at all, every path exactly as before
+        app[ENTITIES].access = EntityAccess(app[POOL], app[PERMISSIONS], app[CONSENTS])
     partitions = LogPartitions(app[POOL], settings.access_log_retention_days)
     tasks = [asyncio.create_task(keys.run()), asyncio.create_task(_maintain(partitions))]
     yield
@@ -242,7 +256,11 @@ async def _subscriptions(app: web.Application) -> AsyncIterator[None]:
         settings.base_url,
         app[OUTBOUND].check_url,
     )
+    hub = StreamHub(StreamStore(app[POOL]), settings.database_url)
+    await hub.start()
+    app[STREAMS] = hub
     yield
+    await hub.close()
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
@@ -296,7 +314,11 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
         app[QUERIES],
         app[METRICS],
         app[OUTBOUND],
+        ngsiv2.FACES,
     )
+    access = app[ENTITIES].access
+    if access is not None:  # notifications: only what the subscription's owner may read
+        notifier.intake.access = NotificationAccess(access)
     await notifier.start()
     app[NOTIFIER] = notifier
     app[METRICS].collectors.append(notifier.collect)
@@ -306,6 +328,30 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
         subscriptions.before_read.append(notifier.settle)
     yield
     await notifier.close()
+
+
+async def _notifier_access(app: web.Application) -> AsyncIterator[None]:
+    """``city-os notifier`` with authentication on: the decision's stores and caches, to
+    filter notifications for their subscriptions' owners (the API's ``_access`` does this in
+    an all-in-one process)."""
+    settings = app[SETTINGS]
+    if not settings.auth_enabled:
+        yield
+        return
+    pool = app[POOL]
+    permissions = PermissionService(PermissionRepository(pool), app[TENANTS], settings.database_url)
+    await permissions.start()
+    consents = ConsentService(
+        ConsentRepository(pool),
+        DataSubjectRepository(pool),
+        permissions,
+        app[TENANTS],
+        pool,
+        frozenset(),
+    )
+    app[ENTITIES].access = EntityAccess(pool, permissions, consents)
+    yield
+    await permissions.close()
 
 
 def _outbound(app: web.Application, settings: Settings) -> None:
@@ -341,7 +387,7 @@ def create_notifier_app(settings: Settings) -> web.Application:
     app = _base_app(settings)
     app[NOTIFIER_REQUIRED] = True
     _outbound(app, settings)
-    app.cleanup_ctx.extend([_database, _observability, _contexts, _notifier])
+    app.cleanup_ctx.extend([_database, _notifier_access, _observability, _contexts, _notifier])
     add_routes(app, ops.routes)
     return app
 
@@ -359,7 +405,7 @@ def create_app(settings: Settings) -> web.Application:
     limiter = None
     if settings.rate_limit > 0:
         limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst)
-    app = _base_app(settings, access_guard(authenticator, limiter))
+    app = _base_app(settings, access_guard(authenticator, limiter), route_rules)
     app[AUTHENTICATOR] = authenticator
     try:
         app[ISSUERS] = parse_issuers(settings.oidc_issuers)
@@ -370,6 +416,7 @@ def create_app(settings: Settings) -> web.Application:
         [
             _authentication,
             _database,
+            temporal_context,
             _access,
             _observability,
             _contexts,
@@ -391,15 +438,21 @@ def create_app(settings: Settings) -> web.Application:
         indexes.routes,
         discovery.routes,
         subscriptions.routes,
+        push.routes,
+        streams.routes,
+        temporal.routes,
         info.routes,
         me.routes,
         permissions.routes,
         subjects.routes,
         ops.routes,
+        *ngsiv2.TABLES,
         docs.routes,
     )
     for table in tables:
         add_routes(app, table)
+    renderers: dict[str, ErrorRenderer] = dict.fromkeys(ngsiv2.PREFIXES, ngsiv2.orion_error)
+    app[ERROR_RENDERERS] = renderers
     docs.install(app)
     return app
 

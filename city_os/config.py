@@ -57,6 +57,8 @@ class Settings:
     context_cache_bytes: int = 64 * 1024 * 1024
     context_cache_entries: int = 1024
     expiry_interval: float = 1.0
+    temporal_max_instances: int = 10_000
+    temporal_maintenance_interval: float = 3600.0
     notifier_enabled: bool = True
     notifier_group_id: str = "city-os-notifier"
     notifier_batch_size: int = 500
@@ -68,6 +70,8 @@ class Settings:
     notifier_retry_max_delay: float = 60.0
     notifier_lease: float = 15.0
     notifier_retention: float = 3600.0
+    webpush_subject: str = "mailto:admin@city-os.invalid"
+    stream_retention: float = 600.0
     log_level: str = "INFO"
     auth_enabled: bool = False
     auth_insecure: bool = False
@@ -79,6 +83,7 @@ class Settings:
     rate_limit_burst: int = 100
     outbound_allow: str = ""  # "loopback", "private", CIDRs; "" = public addresses only
     access_log_retention_days: int = 400
+    ngsiv2_context: str = ""  # @context URL of the NGSIv2 API; "" = the NGSI-LD core context
 
     @functools.cached_property
     def limits(self) -> Limits:
@@ -171,6 +176,10 @@ SETTINGS: dict[str, str] = {
     "recently used evicted first)",
     "context_cache_entries": "most remote @context documents and term maps kept in memory each",
     "expiry_interval": "seconds between sweeps that remove expired transient entities",
+    "temporal_max_instances": "most attribute instances of one entity in a temporal response; "
+    "beyond, the page is cut (206 with Content-Range, §6.3.10)",
+    "temporal_maintenance_interval": "seconds between temporal partition maintenance runs "
+    "(partitions created ahead, partitions past a tenant's retention dropped)",
     "notifier_enabled": "run the notifier inside `city-os serve` (needs CITYOS_KAFKA_BOOTSTRAP)",
     "notifier_group_id": "Kafka consumer group of the notifier replicas",
     "notifier_batch_size": "most change events the notifier handles (and stores) per batch",
@@ -184,6 +193,8 @@ SETTINGS: dict[str, str] = {
     "(then another replica takes them over)",
     "notifier_retention": "seconds delivered notifications are remembered to drop re-consumed "
     "events (then deleted)",
+    "webpush_subject": "VAPID contact (mailto: or https: URI) sent to Web Push services (RFC 8292)",
+    "stream_retention": "seconds live-stream notifications are kept for a Last-Event-ID resume",
     "log_level": "Python logging level",
     "auth_enabled": "verify OIDC bearer tokens and API keys (docs/access-control.md); off = every "
     "request may do everything, allowed only on a loopback CITYOS_HOST unless CITYOS_AUTH_INSECURE",
@@ -201,6 +212,8 @@ SETTINGS: dict[str, str] = {
     "outbound_allow": "non-public addresses outbound requests (remote @contexts, notifications) "
     "may reach anyway: comma-separated `loopback`, `private` or CIDRs; empty = public only",
     "access_log_retention_days": "days the citizens' access log (and the audit log) is kept",
+    "ngsiv2_context": "@context URL that expands and compacts the types and attribute names of "
+    "the NGSIv2 API (/v2); empty = the NGSI-LD core context",
 }
 
 

@@ -155,6 +155,7 @@ async def request_context(request: web.Request, context: Any) -> RequestContext:
         limits=request.app[SETTINGS].limits,
         heavy=(request.content_length or 0) >= HEAVY_BODY,
         actor=principal_of(request).actor,
+        principal=principal_of(request),
     )
 
 

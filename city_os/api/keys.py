@@ -16,9 +16,11 @@ from city_os.core.discovery import DiscoveryService
 from city_os.core.entities import EntityService
 from city_os.core.indexes import ValueIndexService
 from city_os.core.query import QueryService
+from city_os.core.streams import StreamHub
 from city_os.core.subscriptions import SubscriptionService
 from city_os.registry.service import SchemaRegistry
 from city_os.store.postgres.db import Tenants
+from city_os.temporal.service import TemporalService
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -31,6 +33,8 @@ QUERIES = web.AppKey("queries", QueryService)
 INDEXES = web.AppKey("indexes", ValueIndexService)
 DISCOVERY = web.AppKey("discovery", DiscoveryService)
 SUBSCRIPTIONS = web.AppKey("subscriptions", SubscriptionService)
+STREAMS = web.AppKey("streams", StreamHub)
+TEMPORAL = web.AppKey("temporal", TemporalService)
 STARTED = web.AppKey("started", float)  # time.monotonic() at start-up
 API_KEYS = web.AppKey("api_keys", ApiKeys)
 CONSENTS = web.AppKey("consents", ConsentService)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import orjson
 from aiohttp import web
@@ -32,6 +33,9 @@ from city_os.store.postgres.db import refused_data, unavailable
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/json"
+ErrorRenderer = Callable[[NgsiLdError], web.Response]
+# Path prefix -> renderer of errors for another API face (the NGSIv2 API's Orion-style bodies).
+ERROR_RENDERERS = web.AppKey("error_renderers", dict[str, ErrorRenderer])
 
 
 def problem_response(err: NgsiLdError) -> web.Response:
@@ -44,6 +48,14 @@ def problem_response(err: NgsiLdError) -> web.Response:
     if err.closes_connection:
         response.force_close()
     return response
+
+
+def render_error(request: web.Request, err: NgsiLdError) -> web.Response:
+    """The error as ProblemDetails, or as the API face owning the path renders it."""
+    for prefix, render in request.app.get(ERROR_RENDERERS, {}).items():
+        if request.path.startswith(prefix):
+            return render(err)
+    return problem_response(err)
 
 
 def _nul_in_url(request: web.Request) -> NgsiLdError | None:
@@ -80,7 +92,7 @@ async def problem_details(request: web.Request, handler: Handler) -> web.StreamR
         # §6.3.4: a body without Content-Length (e.g. chunked) is refused with a bare 411.
         return web.Response(status=411)
     refused = _nul_in_url(request)
-    response = problem_response(refused) if refused else await _handle(request, handler)
+    response = render_error(request, refused) if refused else await _handle(request, handler)
     tenant = request.headers.get(TENANT_HEADER)
     if tenant:
         response.headers[TENANT_HEADER] = tenant
@@ -93,26 +105,26 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     except NgsiLdError as err:
         if err.status >= 500 and not isinstance(err, InternalError):
             log.warning("%s %s: %s", request.method, request.path, err.detail)
-        return problem_response(err)
+        return render_error(request, err)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problem_response(_from_http(exc, request))
+        return render_error(request, _from_http(exc, request))
     except Exception as exc:
         reason = unavailable(exc)
         if reason is not None:
             log.warning("%s %s: database unavailable: %s", request.method, request.path, reason)
             retry = request.app[SETTINGS].db_retry_after
-            return problem_response(
-                ServiceUnavailable(f"{reason}; try again in {retry} s", retry_after=retry)
+            return render_error(
+                request, ServiceUnavailable(f"{reason}; try again in {retry} s", retry_after=retry)
             )
         refused = refused_data(exc)
         if refused is not None:
             log.warning("%s %s: the database refused the data: %s", request.method, request.path,
                         refused)  # fmt: skip
-            return problem_response(BadRequestData(f"the data cannot be stored: {refused}"))
+            return render_error(request, BadRequestData(f"the data cannot be stored: {refused}"))
         log.exception("unhandled error in %s %s", request.method, request.path)
-        return problem_response(InternalError("internal error; see the broker log"))
+        return render_error(request, InternalError("internal error; see the broker log"))
 
 
 def request_metrics(metrics: Metrics) -> Middleware:

@@ -272,6 +272,7 @@ class ReadableScope:
     grantees: frozenset[str] = frozenset()  # assignee keys whose entity permissions count
     subject: tuple[str, str] | None = None  # the citizen's own entities (issuer, sub)
     consent_client: str | None = None  # entities whose data subject consented to this client
+    action: Action = Action.READ  # the least action an entity permission of grantees must give
 
     @property
     def nothing(self) -> bool:
@@ -282,27 +283,35 @@ class ReadableScope:
 
 
 def readable(
-    principal: Principal, tenant: str, permissions: Sequence[Permission] = ()
+    principal: Principal,
+    tenant: str,
+    permissions: Sequence[Permission] = (),
+    operation: Operation = Operation.READ,
 ) -> ReadableScope:
     """The readable scope; ``permissions`` are the tenant's type/scope permissions (entity
-    permissions are looked up in SQL, through ``grantees``)."""
+    permissions are looked up in SQL, through ``grantees``). With another ``operation``
+    (delete: a purge) it is the scope of entities the principal may do that to: citizens and
+    consents only ever read."""
     if principal.unrestricted:
         return ReadableScope(everything=True)
-    keys = _assignees(principal, tenant, Operation.READ)
+    need = REQUIRED[operation]
+    keys = _assignees(principal, tenant, operation)
     key = principal.api_key
     selectors: list[Selector] = []
     if key is not None and "apikey:" + key.key_id in keys:
         if not key.types:
             return ReadableScope(everything=True)
         selectors.append(Selector(key.types, None, True))
-    if any(ROLE_ACTION[r] >= Action.READ for r in principal.roles_in(tenant)):
+    if any(ROLE_ACTION[r] >= need for r in principal.roles_in(tenant)):
         return ReadableScope(everything=True)
     for p in permissions:
-        if p.entity_id is None and p.assignee in keys:
+        if p.entity_id is None and p.assignee in keys and p.action >= need:
             selectors.append(Selector(p.types, p.scopes, p.personal))
+    reading = operation is Operation.READ
     return ReadableScope(
         selectors=tuple(dict.fromkeys(selectors)),
         grantees=keys,
-        subject=citizen_of(principal, tenant),
-        consent_client=consent_client(principal, tenant),
+        subject=citizen_of(principal, tenant) if reading else None,
+        consent_client=consent_client(principal, tenant) if reading else None,
+        action=need,
     )

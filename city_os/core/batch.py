@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from city_os.auth.policy import Operation
 from city_os.core.cpu import off_loop
 from city_os.core.fragments import (
     MAX_RETRIES,
@@ -23,6 +24,7 @@ from city_os.core.fragments import (
     body_id,
     copy_attrs,
     geo_changed,
+    moved,
     parse_fragment,
 )
 from city_os.core.request import RequestContext
@@ -110,6 +112,21 @@ class BatchOperations:
 
     # -- shared steps ------------------------------------------------------------------------
 
+    async def _refused(
+        self,
+        ctx: RequestContext,
+        schema: str,
+        operation: Operation,
+        records: list[EntityRecord],
+        *,
+        new: bool = False,
+    ) -> dict[str, NgsiLdError]:
+        """Access control per entity (auth/enforce.py): the refused ids with their 404/403."""
+        access = self._service.access
+        if access is None:
+            return {}
+        return await access.refusals(ctx, schema, operation, records, new=new)
+
     async def _change_write(
         self,
         schema: str,
@@ -120,6 +137,9 @@ class BatchOperations:
         """The write of a change's result ``out`` to ``stored``, after admitting it."""
         assert out is not None
         record, kind, names = out
+        access = self._service.access
+        if access is not None and moved(stored.record, record):  # new types/scopes: writable?
+            await access.check_new(ctx, Operation.CREATE, record)
         await self._service.admit(schema, ctx, record)
         return Write(
             record,
@@ -172,6 +192,10 @@ class BatchOperations:
                 records[parsed.id] = record
             except NgsiLdError as err:
                 result.errors.append((body_id(body), err))
+        refused = await self._refused(ctx, schema, Operation.CREATE, [*records.values()], new=True)
+        for entity_id, problem in refused.items():
+            result.errors.append((entity_id, problem))
+            del records[entity_id]
         for _ in range(MAX_RETRIES):
             if not records:
                 return result
@@ -181,6 +205,7 @@ class BatchOperations:
                 ],
                 reaps=await self._reaps(ctx, schema, list(records)),
                 strict=False,  # an id that exists is an answer (AlreadyExists), not a conflict
+                after_insert=service.access.after_insert(ctx, schema) if service.access else None,
             )
             outcome = await self._store(result, schema, writes, records)
             if outcome.committed:
@@ -251,9 +276,17 @@ class BatchOperations:
             existing = await service.repo.get_many(schema, list(pending))
             new_ids = [i for i in pending if i not in existing]
             writes = BatchWrites(reaps=await self._reaps(ctx, schema, new_ids))
+            if service.access is not None:
+                writes.after_insert = service.access.after_insert(ctx, schema)
+            olds = [existing[i].record for i in pending if i in existing]
+            news = [service.new_record(pending[i], ctx.now) for i in new_ids]
+            refused = await self._refused(ctx, schema, Operation.UPDATE, olds)
+            refused |= await self._refused(ctx, schema, Operation.CREATE, news, new=True)
             for entity_id, p in list(pending.items()):
                 await slicer.tick()
                 try:
+                    if entity_id in refused:
+                        raise refused[entity_id]
                     if entity_id in existing:
                         writes.updates.append(
                             await self._change_write(
@@ -314,11 +347,16 @@ class BatchOperations:
             existing = await self._service.repo.get_many(schema, list(pending))
             writes = BatchWrites()
             unchanged: set[str] = set()
+            refused = await self._refused(
+                ctx, schema, Operation.UPDATE, [s.record for s in existing.values()]
+            )
             for entity_id, fragment in list(pending.items()):
                 await slicer.tick()
                 try:
                     if entity_id not in existing:
                         raise ResourceNotFound(f"entity {entity_id} not found")
+                    if entity_id in refused:
+                        raise refused[entity_id]
                     out = make_change(fragment)(existing[entity_id])
                     if out is None:
                         unchanged.add(entity_id)
@@ -387,6 +425,12 @@ class BatchOperations:
             stored = await self._service.repo.get_many(schema, list(pending))
             event = self._service.event
             writes = BatchWrites()
+            refused = await self._refused(
+                ctx, schema, Operation.DELETE, [s.record for s in stored.values()]
+            )
+            for entity_id, problem in refused.items():
+                result.errors.append((entity_id, problem))
+                del pending[entity_id], stored[entity_id]
             for s in stored.values():
                 await slicer.tick()
                 writes.deletes.append(

@@ -1,6 +1,7 @@
 """Discovery of entity types and attributes (§5.7.5-5.7.10): what a tenant holds right now.
 
-Layer: core/. Aggregates come from the store over all live entities of the tenant; names are
+Layer: core/. Aggregates come from the store over all live entities of the tenant (that the
+caller may read, with access control on); names are
 compacted with the request's @context into the EntityTypeList, EntityType, EntityTypeInfo,
 AttributeList and Attribute shapes of §5.2.24-5.2.29.
 """
@@ -12,7 +13,8 @@ from typing import Any
 
 from city_os.core.entities import EntityService, RequestContext
 from city_os.errors import ResourceNotFound
-from city_os.store.postgres.query import AttributeStats, QueryRepository
+from city_os.store.postgres.discovery import AttributeStats, DiscoveryRepository
+from city_os.store.postgres.query import Visible
 
 
 def _list_id(kind: str) -> str:
@@ -20,13 +22,17 @@ def _list_id(kind: str) -> str:
 
 
 class DiscoveryService:
-    def __init__(self, entities: EntityService, repo: QueryRepository) -> None:
+    def __init__(self, entities: EntityService, repo: DiscoveryRepository) -> None:
         self.entities = entities
         self.repo = repo
 
+    async def _visible(self, ctx: RequestContext) -> Visible | None:
+        access = self.entities.access  # only what the caller may read counts (auth/)
+        return await access.visible(ctx) if access is not None else None
+
     async def types(self, ctx: RequestContext, *, details: bool) -> Any:
         schema = await self.entities.schema(ctx, write=False)
-        found = await self.repo.types(schema)
+        found = await self.repo.types(schema, await self._visible(ctx))
         tm = ctx.terms
         if not details:
             return {
@@ -47,7 +53,7 @@ class DiscoveryService:
     async def type_info(self, ctx: RequestContext, name: str) -> dict[str, Any]:
         schema = await self.entities.schema(ctx, write=False)
         iri = ctx.terms.expand_type(name)
-        count, attrs = await self.repo.type_info(schema, iri)
+        count, attrs = await self.repo.type_info(schema, iri, await self._visible(ctx))
         if count == 0:
             raise ResourceNotFound(f"no entity of type {name} exists")
         tm = ctx.terms
@@ -69,7 +75,7 @@ class DiscoveryService:
 
     async def attributes(self, ctx: RequestContext, *, details: bool) -> Any:
         schema = await self.entities.schema(ctx, write=False)
-        stats = await self.repo.attributes(schema)
+        stats = await self.repo.attributes(schema, None, await self._visible(ctx))
         tm = ctx.terms
         if not details:
             return {
@@ -92,7 +98,7 @@ class DiscoveryService:
         iri = ctx.terms.expand_attr(name)
         stats: list[AttributeStats] = []
         if iri is not None and not iri.startswith("@"):
-            stats = await self.repo.attributes(schema, iri)
+            stats = await self.repo.attributes(schema, iri, await self._visible(ctx))
         if not stats:
             raise ResourceNotFound(f"no entity has an attribute {name}")
         s, tm = stats[0], ctx.terms

@@ -10,8 +10,9 @@ stored.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from city_os.auth.policy import Operation
 from city_os.core.batch import BatchOperations, BatchResult, EntryContexts
 from city_os.core.cpu import off_loop
 from city_os.core.fragments import (
@@ -19,9 +20,12 @@ from city_os.core.fragments import (
     Change,
     attribute_fragment,
     copy_attrs,
+    drop_scope,
     expand_attr,
     geo_changed,
+    moved,
     parse_fragment,
+    stored_entity,
 )
 from city_os.core.request import RequestContext
 from city_os.errors import AlreadyExists, BadRequestData, ResourceNotFound, ServiceUnavailable
@@ -33,7 +37,6 @@ from city_os.ngsild.entity import (
     Attrs,
     ParsedEntity,
     check_entity_id,
-    now_iso,
     parse_entity,
     parse_types,
 )
@@ -42,19 +45,10 @@ from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.db import Tenants
 from city_os.store.postgres.entities import EntityRepository, Stored, Write
 
+if TYPE_CHECKING:
+    from city_os.auth.enforce import EntityAccess
+
 __all__ = ["MAX_RETRIES", "BatchResult", "Change", "EntityService", "RequestContext"]
-
-
-def _stored_entity(record: EntityRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "types": record.types,
-        "scopes": record.scopes,
-        "attrs": record.attrs,
-        "createdAt": record.created_at,
-        "modifiedAt": record.modified_at,
-        "expiresAt": record.expires_at,
-    }
 
 
 class EntityService:
@@ -65,6 +59,7 @@ class EntityService:
         # Hook for the schema registry: validates a resulting entity before it is written.
         self.validators: list[Callable[[str, str, EntityRecord], Awaitable[None]]] = []
         self.batch = BatchOperations(self)
+        self.access: EntityAccess | None = None  # access control (auth/enforce.py)
 
     # -------------------------------------------------- batch (core/batch.py)
 
@@ -106,7 +101,7 @@ class EntityService:
             changes=attribute_changes(
                 before.attrs if before else None, after.attrs if after else None, names
             ),
-            entity=_stored_entity(rec),
+            entity=stored_entity(rec),
             time=ctx.now,
             source=self.source,
             actor=ctx.actor,
@@ -135,6 +130,8 @@ class EntityService:
             stored = None
         if stored is None:
             raise ResourceNotFound(f"entity {entity_id} not found")
+        if self.access is not None:
+            await self.access.check(ctx, schema, Operation.READ, stored.record)
         return stored.record
 
     # ----------------------------------------------------------------- create
@@ -154,11 +151,15 @@ class EntityService:
         parsed = await off_loop(ctx, parse_entity, body, ctx.terms, ctx.now, limits=ctx.limits)
         schema = await self.schema(ctx, write=True)
         record = self.new_record(parsed, ctx.now)
+        grant = None
+        if self.access is not None:
+            await self.access.check_new(ctx, Operation.CREATE, record)
+            grant = self.access.after_insert(ctx, schema)
         await self.admit(schema, ctx, record)
         write = Write(record, self.event("created", ctx, None, record))
-        done = await self.repo.insert(schema, [write])
+        done = await self.repo.insert(schema, [write], grant)
         if not done and await self.reap_expired(ctx, schema, [parsed.id]):
-            done = await self.repo.insert(schema, [write])
+            done = await self.repo.insert(schema, [write], grant)
         if not done:
             raise AlreadyExists(f"entity {parsed.id} already exists")
         return parsed.id
@@ -199,10 +200,14 @@ class EntityService:
                 if missing_ok:
                     return None
                 raise ResourceNotFound(f"entity {entity_id} not found")
+            if self.access is not None:
+                await self.access.check(ctx, schema, Operation.UPDATE, stored.record)
             result = change(stored)
             if result is None:
                 return stored.record
             record, kind, names = result
+            if self.access is not None and moved(stored.record, record):
+                await self.access.check_new(ctx, Operation.CREATE, record)
             await self.admit(schema, ctx, record)
             write = Write(
                 record,
@@ -362,7 +367,7 @@ class EntityService:
         type_filter: str | None = None,
     ) -> None:
         if attr == "scope":
-            await self._modify(ctx, entity_id, _drop_scope, type_filter=type_filter)
+            await self._modify(ctx, entity_id, drop_scope, type_filter=type_filter)
             return
         iri = expand_attr(ctx, attr)
         if dataset_id is not None:
@@ -407,6 +412,8 @@ class EntityService:
             stored = await self.repo.get(schema, entity_id)
             if stored is None or (wanted and not set(wanted) & set(stored.record.types)):
                 raise ResourceNotFound(f"entity {entity_id} not found")
+            if self.access is not None:
+                await self.access.check(ctx, schema, Operation.DELETE, stored.record)
             write = Write(
                 stored.record, self.event("deleted", ctx, stored.record, None), stored.version
             )
@@ -462,14 +469,3 @@ class EntityService:
 
         for entity_id in ids:
             await self._modify(ctx, entity_id, stripping, missing_ok=True)
-
-
-def _drop_scope(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:
-    if not stored.record.scopes:
-        raise ResourceNotFound(f"entity {stored.record.id} has no scope")
-    rec = stored.record
-    return (
-        EntityRecord(rec.id, rec.types, rec.attrs, None, rec.created_at, now_iso(), rec.expires_at),
-        "updated",
-        ["scope"],
-    )

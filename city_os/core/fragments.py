@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from city_os.core.request import RequestContext
-from city_os.errors import BadRequestData
+from city_os.errors import BadRequestData, ResourceNotFound
 from city_os.events.model import ChangeKind
 from city_os.ngsild import merge
 from city_os.ngsild.entity import (
@@ -22,6 +22,7 @@ from city_os.ngsild.entity import (
     check_entity_id,
     check_members,
     expand_attr_name,
+    now_iso,
     parse_attributes,
     parse_instance,
     parse_scopes,
@@ -125,3 +126,32 @@ def attribute_fragment(
             )
         return iri, patch
     return iri, parse_instance(attr, clean, ctx.terms, ctx.now, allow_null=allow_null)
+
+
+def stored_entity(record: EntityRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "types": record.types,
+        "scopes": record.scopes,
+        "attrs": record.attrs,
+        "createdAt": record.created_at,
+        "modifiedAt": record.modified_at,
+        "expiresAt": record.expires_at,
+    }
+
+
+def moved(before: EntityRecord, after: EntityRecord) -> bool:
+    """Whether a change gives the entity other types or scopes (access control: the new facts
+    must be writable too)."""
+    return before.types != after.types or (before.scopes or []) != (after.scopes or [])
+
+
+def drop_scope(stored: Stored) -> tuple[EntityRecord, ChangeKind, list[str]]:
+    if not stored.record.scopes:
+        raise ResourceNotFound(f"entity {stored.record.id} has no scope")
+    rec = stored.record
+    return (
+        EntityRecord(rec.id, rec.types, rec.attrs, None, rec.created_at, now_iso(), rec.expires_at),
+        "updated",
+        ["scope"],
+    )

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from city_os.auth.policy import Operation
 from city_os.core.entities import EntityService, RequestContext
 from city_os.errors import BadRequestData
 from city_os.ngsild.entity import SYSTEM_MEMBERS, check_entity_id, expand_attr_name
@@ -249,6 +250,8 @@ class QueryService:
             if collation is None:
                 raise BadRequestData(f"collation {page.collation!r} is not supported")
         schema = await self.entities.schema(ctx, write=False)
+        access = self.entities.access
+        visible = await access.visible(ctx) if access is not None else None
         # One row beyond the page tells whether a next page exists without counting.
         limit = page.limit + 1 if page.limit else 0
         stored, total = await self.repo.page(
@@ -260,8 +263,11 @@ class QueryService:
             count=page.count,
             order=order,
             collation=collation,
+            visible=visible,
         )
         records = [s.record for s in stored[: page.limit]]
+        if access is not None:
+            await access.log_page(ctx, schema, records, "query")
         if query.datasets is not None:
             records = [_only_datasets(r, query.datasets) for r in records]
         return QueryResult(records, total, more=len(stored) > page.limit)
@@ -287,7 +293,9 @@ class QueryService:
         if keep is not None and drop is not None:
             raise BadRequestData("purge: keep and drop cannot be combined")
         schema = await self.entities.schema(ctx, write=False)
-        ids = await self.repo.ids(schema, sel, names(ctx))
+        access = self.entities.access  # a purge never touches what the caller may not delete
+        visible = await access.visible(ctx, Operation.DELETE) if access is not None else None
+        ids = await self.repo.ids(schema, sel, names(ctx), visible)
         if keep is None and drop is None:
             await self.entities.delete_many(ctx, schema, ids, "purged")
             return

@@ -6,10 +6,13 @@ Layer: core/. Built by the API layer (``api.http.request_context``) or by comman
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from city_os.ngsild.jsonld import TermMap
 from city_os.ngsild.limits import DEFAULT_LIMITS, Limits
+
+if TYPE_CHECKING:
+    from city_os.auth.principal import Principal
 
 
 @dataclass(frozen=True)
@@ -21,3 +24,4 @@ class RequestContext:
     limits: Limits = DEFAULT_LIMITS  # what the broker accepts (Settings.limits)
     heavy: bool = False  # a large body: its pure-Python parsing runs off the event loop
     actor: dict[str, str] | None = None  # CloudEvents attributes naming who acts (auth/)
+    principal: Principal | None = None  # who acts; None: an internal caller (everything allowed)

@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from city_os.auth.subscribers import check_visible, new_owner, visible_to
 from city_os.core.context_registry import ContextRegistry
 from city_os.core.contexts import ContextLoader
 from city_os.core.entities import RequestContext
@@ -32,16 +33,20 @@ from city_os.ngsild.subscription import (
     check_rules,
     merge,
     parse_members,
-    parse_subscription,
     status,
 )
 from city_os.ngsild.subscription_render import render_subscription
 from city_os.ngsild.subscription_selection import check_selection
+from city_os.notifier.channels.endpoints import STREAM_URI, info_of
+from city_os.notifier.channels.endpoints import check_endpoint as check_channel
 from city_os.store.postgres.db import Tenants
 from city_os.store.postgres.subscriptions import SubscriptionRepository, SubscriptionRow, Timer
 
 log = logging.getLogger(__name__)
 ID_PREFIX = "urn:ngsi-ld:Subscription:"
+# The stored member holding what another API face (the NGSIv2 API) needs to render the
+# subscription and its notifications; NGSI-LD neither shows nor changes it.
+FACE = "face"
 MAX_RETRIES = 20
 
 # (tenant, subscription id) → awaited after a change commits / before a read.
@@ -131,8 +136,11 @@ class SubscriptionService:
         return check_entity_id(sid, "subscription id")
 
     def _check_endpoint(self, doc: Doc) -> None:
-        if self.check_endpoint is not None:
-            uri = doc["notification"]["endpoint"]["uri"]
+        endpoint = doc["notification"]["endpoint"]
+        uri = endpoint["uri"]
+        # the channel's own members: MQTT topic, QoS and version, Web Push keys
+        check_channel(uri, info_of(endpoint.get("notifierInfo", ())))
+        if self.check_endpoint is not None and uri != STREAM_URI:
             try:
                 self.check_endpoint(uri, urlsplit(uri).hostname)
             except BadRequestData as exc:
@@ -140,9 +148,13 @@ class SubscriptionService:
 
     # ---------------------------------------------------------------- operations
 
-    async def create(self, ctx: RequestContext, body: object) -> str:
+    async def create(self, ctx: RequestContext, body: object, *, face: Doc | None = None) -> str:
+        owner = new_owner(ctx.principal, ctx.tenant)  # access control: None when off
         now = parse_datetime(ctx.now)
-        doc = parse_subscription(body, ctx.terms, now)
+        doc = parse_members(body, ctx.terms, now, update=False)
+        if face is not None:
+            doc[FACE] = face
+        check_rules(doc)
         check_selection(doc, ctx.terms)
         self._check_endpoint(doc)
         sid = doc.pop("id", None) or ID_PREFIX + str(uuid.uuid4())
@@ -158,6 +170,7 @@ class SubscriptionService:
             modified_at=ctx.now,
             expires_at=doc.get("expiresAt"),
             is_active=doc.get("isActive", True),
+            owner=owner,
         )
         event = self._event("created", ctx, sid, doc)
         if not await self.repo.insert(schema, ctx.tenant, row, event, timers(doc)):
@@ -172,6 +185,7 @@ class SubscriptionService:
         row = await self.repo.get(schema, sid)
         if row is None:
             raise ResourceNotFound(f"subscription {sid} not found")
+        check_visible(ctx.principal, ctx.tenant, sid, row.owner)
         return row
 
     async def query(
@@ -180,8 +194,9 @@ class SubscriptionService:
         """A page (and, with ``count``, the total); True when more follow the page."""
         schema = await self.tenants.schema(ctx.tenant, create=False)
         await self._settle(ctx.tenant, None)
-        rows = await self.repo.page(schema, limit + 1 if limit else 0, offset)
-        total = await self.repo.count(schema) if count else None
+        owner = visible_to(ctx.principal, ctx.tenant)  # only one's own (admins: all)
+        rows = await self.repo.page(schema, limit + 1 if limit else 0, offset, owner)
+        total = await self.repo.count(schema, owner) if count else None
         return rows[:limit], total, len(rows) > limit
 
     def render(self, ctx: RequestContext, row: SubscriptionRow, sys_attrs: bool) -> Doc:
@@ -194,7 +209,9 @@ class SubscriptionService:
             system=(row.created_at, row.modified_at) if sys_attrs else None,
         )
 
-    async def update(self, ctx: RequestContext, sid: str, body: object) -> None:
+    async def update(
+        self, ctx: RequestContext, sid: str, body: object, *, face: Doc | None = None
+    ) -> None:
         """§5.8.2: the fragment's members replace the stored ones (null removes one)."""
         self._check_id(sid)
         now = parse_datetime(ctx.now)
@@ -206,7 +223,10 @@ class SubscriptionService:
             row = await self.repo.get(schema, sid)
             if row is None:
                 raise ResourceNotFound(f"subscription {sid} not found")
+            check_visible(ctx.principal, ctx.tenant, sid, row.owner)
             doc = merge(row.doc, fragment)
+            if face is not None:
+                doc[FACE] = face
             if "expiresAt" in fragment and "isActive" not in fragment:
                 # §5.8.2.4: a new expiresAt alone makes an expired subscription active again.
                 if status(row.doc, now) == "expired" and doc.get("isActive") is False:
@@ -238,6 +258,9 @@ class SubscriptionService:
     async def delete(self, ctx: RequestContext, sid: str) -> None:
         self._check_id(sid)
         schema = await self.tenants.schema(ctx.tenant, create=False)
+        if visible_to(ctx.principal, ctx.tenant) is not None:
+            row = await self.repo.get(schema, sid)
+            check_visible(ctx.principal, ctx.tenant, sid, row.owner if row else None)
         event = self._event("deleted", ctx, sid, None)
         if not await self.repo.delete(schema, ctx.tenant, sid, event):
             raise ResourceNotFound(f"subscription {sid} not found")

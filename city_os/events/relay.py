@@ -24,6 +24,12 @@ de-duplicate by event id (``city_os.events.consume`` does). Published rows are d
 ``outbox_retention`` seconds. An event larger than ``max_message_bytes`` (the topic's limit) would
 be refused by Kafka on every attempt and hold everything behind it: it is published as a claim
 check instead (``events.model.claim_check``: no changes and entity, a dataref to the entity).
+
+Kafka losing what it acknowledged (Tansu restarted, a real Kafka's unclean election): detected by
+``events.lost_log`` (acknowledged offsets that go backwards, a missing topic, end offsets below
+what was acknowledged). The relay then re-creates the topic if needed and marks the whole retained
+window unpublished again, in one statement under the relay lock, so it is republished in ``seq``
+order: consumers see those events a second time and de-duplicate them by id.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from city_os.config import Settings
+from city_os.events.lost_log import VERIFY_INTERVAL, AckedOffsets, LostLog
 from city_os.events.model import claim_check
 from city_os.observability.metrics import Metrics
 from city_os.store.postgres.entities import NOTIFY_CHANNEL
@@ -61,6 +68,7 @@ _MARK_PUBLISHED = "UPDATE cityos.outbox SET published_at = now() WHERE seq = ANY
 _CLEANUP = """
 DELETE FROM cityos.outbox
 WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1)"""
+_REPUBLISH = "UPDATE cityos.outbox SET published_at = NULL WHERE published_at IS NOT NULL"
 _BACKLOG = """
 SELECT count(*) AS events,
        coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8 AS age
@@ -142,6 +150,9 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._last_cleanup = 0.0
+        self._acked = AckedOffsets(config.topic)
+        self._lost: str | None = None  # why Kafka's log is known to be lost, until republished
+        self._last_verify = 0.0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -153,11 +164,18 @@ class OutboxRelay:
                     await self._listen()
                     await self._ensure_producer()
                     self._wake.clear()
+                    if self._lost is None:
+                        await self._verify()
+                    else:
+                        await self._recover()
                     await self.drain()
                     await self._cleanup()
                     backoff = 0.1
                 except (asyncio.CancelledError, KeyboardInterrupt):
                     raise
+                except LostLog as exc:
+                    self._lost_log(exc)
+                    continue
                 except Exception as exc:
                     await self._failed(exc)
                     await asyncio.sleep(backoff)
@@ -208,6 +226,7 @@ class OutboxRelay:
                 await asyncio.wait_for(producer.stop(), STOP_TIMEOUT)
             raise
         self._producer = producer
+        self._last_verify = 0.0  # a new connection: check the log before publishing on it
         self._kafka_up()
 
     async def _drop_producer(self) -> None:
@@ -288,7 +307,8 @@ class OutboxRelay:
                 ]
                 value = self._fitting(r["payload"].encode(), key, headers)
                 futures.append(await producer.send(topic, value=value, key=key, headers=headers))
-            await asyncio.gather(*futures)
+            acks = await asyncio.gather(*futures)
+        self._acked.acknowledged(acks)
 
     def _fitting(self, value: bytes, key: bytes, headers: list[tuple[str, bytes]]) -> bytes:
         """The record value as is, or its claim check if the record would exceed
@@ -318,6 +338,43 @@ class OutboxRelay:
             return
         self._last_cleanup = now
         await self.pool.execute(_CLEANUP, self.config.retention)
+
+    # ------------------------------------------------------------ lost log
+
+    async def _verify(self) -> None:
+        """After a (re)connect and every VERIFY_INTERVAL: is what Kafka acknowledged still there?"""
+        now = time.monotonic()
+        if self._producer is None or now - self._last_verify < VERIFY_INTERVAL:
+            return
+        async with asyncio.timeout(self.config.publish_timeout):
+            await self._acked.verify(self._producer)
+        self._last_verify = now
+
+    def _lost_log(self, exc: LostLog) -> None:
+        self._lost = str(exc)
+        self.metrics.relay_lost_log.inc()
+        log.warning("outbox relay: Kafka lost acknowledged events (%s): republishing", exc)
+
+    async def _recover(self) -> None:
+        """Re-create the topic if it is gone, then queue the retained window again (at once,
+        under the relay lock: no batch of another relay interleaves)."""
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("the Kafka producer is not started")
+        async with asyncio.timeout(self.config.publish_timeout):
+            await self._acked.ensure_topic(producer, self.config.bootstrap)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK):
+                return  # the active relay publishes; this one retries on its next round
+            status = await conn.execute(_REPUBLISH)
+        requeued = int(status.split()[-1])
+        self.metrics.events_requeued.inc(requeued)
+        log.warning("outbox relay: %d published events queued again (%s)", requeued, self._lost)
+        self._lost = None
+        self._acked.clear()
+        # A fresh producer reads the re-created topic's metadata (partitions, leaders).
+        await self._drop_producer()
+        await self._ensure_producer()
 
     # --------------------------------------------------------------- health
 

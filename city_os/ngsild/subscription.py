@@ -47,8 +47,9 @@ TRIGGERS: Final = (
 DEFAULT_TRIGGERS: Final = ("attributeCreated", "attributeUpdated")
 FORMATS: Final = frozenset({"normalized", "concise", "keyValues", "simplified"})
 ACCEPTS: Final = ("application/json", "application/ld+json", "application/geo+json")
-# mqtt/mqtts are accepted and stored; their delivery channel is a module of its own (notifier/).
+# Each scheme has a delivery channel (notifier/channels/), which checks its own endpoint members.
 SCHEMES: Final = frozenset({"http", "https", "mqtt", "mqtts"})
+STREAM_URI: Final = "urn:city-os:stream"  # the live stream (SSE) of web pages
 NOTIFICATION_STATUS: Final = frozenset(
     {"status", "timesSent", "timesFailed", "lastNotification", "lastSuccess", "lastFailure"}
 )
@@ -173,12 +174,15 @@ def _endpoint(value: Any) -> dict[str, Any]:
         raise _fail("notification.endpoint", "uri is mandatory")
     uri = _uri(raw["uri"], "notification.endpoint.uri")
     parts = urlsplit(uri)
-    if parts.scheme.lower() not in SCHEMES:
+    if uri == STREAM_URI:
+        pass
+    elif parts.scheme.lower() not in SCHEMES:
         raise _fail(
             "notification.endpoint.uri",
-            f"scheme {parts.scheme!r} is not supported; use one of {', '.join(sorted(SCHEMES))}",
+            f"scheme {parts.scheme!r} is not supported; use one of {', '.join(sorted(SCHEMES))}"
+            f" or {STREAM_URI}",
         )
-    if not parts.hostname:
+    elif not parts.hostname:
         raise _fail("notification.endpoint.uri", f"{uri!r} names no host")
     out: dict[str, Any] = {"uri": uri}
     if "accept" in raw:
@@ -354,7 +358,9 @@ def merge(stored: Doc, fragment: Doc) -> Doc:
 
 def check_rules(doc: Doc) -> None:
     """The rules between members (§5.2.12, §5.2.14, §5.8.1.4); raise BadRequestData."""
-    if "entities" not in doc and "watchedAttributes" not in doc:
+    # A subscription of another API face (the NGSIv2 API, member "face") may select every
+    # entity: v2 subscriptions need neither an entity type nor watched attributes.
+    if "entities" not in doc and "watchedAttributes" not in doc and "face" not in doc:
         raise BadRequestData("entities or watchedAttributes: at least one of them is mandatory")
     if "timeInterval" in doc:
         for other in ("throttling", "watchedAttributes"):

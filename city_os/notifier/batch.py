@@ -4,7 +4,8 @@ Layer: notifier/. Items are handed to ``add`` (no I/O); a writer task stores wha
 in one call of ``write``. It starts at once when it was idle (a lone item is stored one round
 trip later) and, while items keep coming, writes at most every ``interval`` seconds. A failed
 write keeps its items for the next one. ``flush`` cuts the pause short and returns once
-everything added before it is written.
+everything added before it is written. ``unwritten`` (added, not yet stored) lets a producer
+hold back while the database lags; ``on_written`` is called after every successful write.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class GroupWriter(Generic[T]):
         self._name = name
         self._write = write
         self._interval = interval
+        self.on_written: Callable[[], None] | None = None
         self._items: list[T] = []
         self._task: asyncio.Task[None] | None = None
         self._hurry = asyncio.Event()
@@ -43,6 +45,11 @@ class GroupWriter(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    @property
+    def unwritten(self) -> int:
+        """Items added and not stored yet (waiting, or in the write under way)."""
+        return self._added - self._written
 
     async def _run(self) -> None:
         while self._items:
@@ -60,6 +67,8 @@ class GroupWriter(Generic[T]):
                 continue
             self._written += len(batch)
             self._progress.set()
+            if self.on_written is not None:
+                self.on_written()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._hurry.wait(), self._interval)
 

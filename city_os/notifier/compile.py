@@ -8,6 +8,7 @@ rendering ``View`` and the ``Endpoint``. Nothing here runs per event.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from city_os.ngsild.representation import Format, RenderOptions
 from city_os.ngsild.subscription import Doc, triggers
 from city_os.ngsild.subscription_selection import check_selection, names_of, selection_of
 from city_os.notifier.channels import Endpoint
-from city_os.notifier.render import View
+from city_os.notifier.render import Face, View
 from city_os.store.postgres.subscriptions import SubscriptionRow
 
 _FORMATS: dict[str, Format] = {
@@ -63,6 +64,7 @@ class Subscription:
     filtered: bool  # idPattern, q, geoQ or scopeQ: the selection filter decides
     view: View
     endpoint: Endpoint
+    owner: dict[str, Any] | None = None  # its creator (auth/subscribers.py); None: auth off
 
     @property
     def key(self) -> tuple[str, str]:
@@ -83,9 +85,15 @@ def _epoch(value: str | None) -> float | None:
 
 
 class Compiler:
-    def __init__(self, contexts: ContextLoader, default_timeout: float) -> None:
+    def __init__(
+        self,
+        contexts: ContextLoader,
+        default_timeout: float,
+        faces: Mapping[str, Face] | None = None,
+    ) -> None:
         self._contexts = contexts
         self._timeout = default_timeout
+        self._faces = dict(faces or {})  # API face name -> its notification renderer
 
     async def compile(self, tenant: str, row: SubscriptionRow) -> Subscription:
         """Raises NgsiLdError when the subscription's @context cannot be used now."""
@@ -127,6 +135,7 @@ class Compiler:
             filtered=any(s.pattern for s in selectors)
             or any(x is not None for x in (selection.q, selection.geo, selection.scope)),
             view=self._view(tenant, doc, terms, view_terms, row.notify_context, expanded),
+            owner=row.owner,
             endpoint=Endpoint(
                 uri=endpoint["uri"],
                 timeout=endpoint.get("timeout", self._timeout * 1000) / 1000,
@@ -163,6 +172,8 @@ class Compiler:
             lambda term: expand_attr_name(terms, term),
         )
         endpoint = notification["endpoint"]
+        face_doc = doc.get("face")
+        face = self._faces.get(face_doc.get("name", "")) if isinstance(face_doc, dict) else None
         return View(
             terms=view_terms,
             opts=opts,
@@ -174,4 +185,6 @@ class Compiler:
             deleted_as_null="attributeDeleted" in expanded,
             tenant=tenant,
             receiver_info=tuple((p["key"], p["value"]) for p in endpoint.get("receiverInfo", ())),
+            face=face,
+            face_doc=face_doc if face is not None else None,
         )

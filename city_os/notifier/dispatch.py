@@ -12,7 +12,10 @@ matched meanwhile are dropped. A queue
 holds at most ``queue_size`` notifications in memory: beyond that they wait in PostgreSQL and
 are read back in order as the queue drains. Notifications of a subscription deleted, paused or
 expired meanwhile are dropped.
-Finished rows are recorded in batches (batch.py).
+Finished rows are recorded in batches (batch.py). While more than ``MAX_UNRECORDED`` finished
+deliveries wait to be recorded (PostgreSQL lags), no new delivery starts: a replica killed at any
+moment has then sent at most ``MAX_UNRECORDED`` + its deliveries in flight that its successor
+sends again (with the same notification id).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from datetime import UTC, datetime
 
 from city_os.notifier.batch import GroupWriter
 from city_os.notifier.channels import Channel, Delivery, Endpoint, Outcome, scheme_of
+from city_os.notifier.channels.endpoints import kind_of
 from city_os.notifier.compile import Subscription
 from city_os.notifier.status import StatusRecorder
 from city_os.observability.metrics import Metrics
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str, str]  # (tenant, subscription id, entity id)
 SubKey = tuple[str, str]
 Lookup = Callable[[SubKey], Subscription | None]
+MAX_UNRECORDED = 128  # finished deliveries not yet recorded before new ones wait
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,8 @@ class Dispatcher:
         self._inflight: Counter[SubKey] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished = GroupWriter("finished deliveries", store.finish)
+        self._finished.on_written = self._resume
+        self._held = False  # deliveries wait for the finished ones to be recorded
         self._landed = asyncio.Event()  # set whenever a delivery attempt ends
         self._closed = False
 
@@ -167,6 +174,9 @@ class Dispatcher:
                 q.wake = loop.call_at(q.blocked_until, self._unblock, q)
             return
         while q.ready and q.inflight < (1 if q.failures else self._config.concurrency):
+            if self._finished.unwritten >= MAX_UNRECORDED:
+                self._held = True
+                return
             key = q.ready.popleft()
             d = q.keys[key][0]
             q.busy.add(key)
@@ -175,6 +185,14 @@ class Dispatcher:
             task = loop.create_task(self._deliver(q, d))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _resume(self) -> None:
+        """Finished deliveries were recorded: queues held back may go on."""
+        if self._held and not self._closed:
+            self._held = False
+            for q in list(self._queues.values()):
+                if q.ready:
+                    self._pump(q)
 
     def _unblock(self, q: _Queue) -> None:
         q.wake = None
@@ -185,7 +203,7 @@ class Dispatcher:
             await self._attempt(q, d)
         except Exception:
             log.exception("delivery of %s failed unexpectedly; retrying", d.notification_id)
-            self._retry(q, d, Outcome(False, True, "internal error"))
+            self._retry(q, d, Outcome(False, True, "internal error"), scheme_of(q.uri))
         finally:
             q.inflight -= 1
             sub = (d.tenant, d.subscription_id)
@@ -209,33 +227,34 @@ class Dispatcher:
             return
         d.attempts += 1
         outcome = await q.channel.send(d)
-        scheme = scheme_of(q.uri)
+        scheme = kind_of(q.uri, dict(d.endpoint.notifier_info))
         when = datetime.now(UTC)
         self._status.record((d.tenant, d.subscription_id), outcome.ok, when, outcome.reason)
         if outcome.ok:
             q.failures = 0
             self._metrics.notification_sent(scheme, d.event_time)
-            self._done(q, d, "sent")
+            self._done(q, d, "sent", scheme)
         elif d.endpoint.cooldown:
             # §5.2.15: after a failure nothing goes to the endpoint for the cooldown, and what
             # is matched meanwhile is not sent; the failed notification is not retried either.
             self._cool_down(q, d.endpoint.cooldown)
-            self._give_up(q, d, f"{outcome.reason}; cooling down {d.endpoint.cooldown:g} s")
+            reason = f"{outcome.reason}; cooling down {d.endpoint.cooldown:g} s"
+            self._give_up(q, d, reason, scheme)
         elif not outcome.transient:
-            self._give_up(q, d, outcome.reason or "refused")
+            self._give_up(q, d, outcome.reason or "refused", scheme)
         elif time.time() - d.created > self._config.horizon:
-            self._give_up(q, d, f"{outcome.reason}; gave up after {d.attempts} attempts")
+            self._give_up(q, d, f"{outcome.reason}; gave up after {d.attempts} attempts", scheme)
         else:
-            self._retry(q, d, outcome)
+            self._retry(q, d, outcome, scheme)
 
-    def _retry(self, q: _Queue, d: Delivery, outcome: Outcome) -> None:
+    def _retry(self, q: _Queue, d: Delivery, outcome: Outcome, channel: str) -> None:
         """Keep ``d`` at the head of its key and block the endpoint for a back-off."""
         q.failures += 1
         cfg = self._config
         delay = min(cfg.max_delay, cfg.base_delay * 2 ** (q.failures - 1))
         delay *= random.uniform(0.5, 1.5)  # jitter: replicas and keys do not retry in step
         q.blocked_until = max(q.blocked_until, asyncio.get_running_loop().time() + delay)
-        self._metrics.notification_outcome(scheme_of(q.uri), "retried")
+        self._metrics.notification_outcome(channel, "retried")
         log.info(
             "notification %s to %s: %s; retry in %.2f s",
             d.notification_id,
@@ -251,12 +270,12 @@ class Dispatcher:
         q.cooldown = (now, now + seconds)
         q.blocked_until = max(q.blocked_until, asyncio.get_running_loop().time() + seconds)
 
-    def _give_up(self, q: _Queue, d: Delivery, reason: str) -> None:
+    def _give_up(self, q: _Queue, d: Delivery, reason: str, channel: str) -> None:
         log.warning("notification %s to %s failed for good: %s", d.notification_id, q.uri, reason)
         self._status.gave_up((d.tenant, d.subscription_id), datetime.now(UTC), reason)
-        self._done(q, d, "failed")
+        self._done(q, d, "failed", channel)
 
-    def _done(self, q: _Queue, d: Delivery, state: str) -> None:
+    def _done(self, q: _Queue, d: Delivery, state: str, channel: str | None = None) -> None:
         pending = q.keys[d.key]
         pending.popleft()
         q.size -= 1
@@ -267,7 +286,7 @@ class Dispatcher:
         else:
             del q.keys[d.key]
         if state != "sent":
-            self._metrics.notification_outcome(scheme_of(q.uri), state)
+            self._metrics.notification_outcome(channel or scheme_of(q.uri), state)
         self._finished.add((d.seq, state, d.attempts))
 
     # ---------------------------------------------------------------- backlog

@@ -23,6 +23,7 @@ from city_os.errors import NgsiLdError
 from city_os.events.model import SUBSCRIPTION_EVENT_PREFIX
 from city_os.ngsild.entity import now_iso
 from city_os.ngsild.representation import EntityRecord
+from city_os.notifier.access import NotificationAccess
 from city_os.notifier.compile import Subscription
 from city_os.notifier.dispatch import Dispatcher
 from city_os.notifier.index import SubscriptionIndex
@@ -52,11 +53,15 @@ class Intake:
         self._dispatcher = dispatcher
         self._entities = entities
         self._metrics = metrics
+        self.access: NotificationAccess | None = None  # set when authentication is on
 
     async def handle(self, envelopes: list[dict[str, Any]]) -> int:
         """Store and queue the notifications of these events; returns how many were new."""
-        changes = await self._changes(envelopes)
-        matches = await self._throttled(await self._selected(self._matches(changes)))
+        changes, tenants = await self._changes(envelopes)
+        matches = await self._selected(self._matches(changes))
+        if self.access is not None:  # only what each subscription's owner may read
+            matches = await self.access.keep(matches)
+        matches = await self._throttled(matches)
         rows = []
         for sub, change, why in matches:
             try:
@@ -68,9 +73,12 @@ class Intake:
         stored = await self._store.add(rows)
         self._metrics.notifications_stored.inc(len(stored))
         self._dispatcher.submit(stored)
+        # counted as handled only now that their notifications are stored and queued
+        for tenant, n in tenants.items():
+            self._metrics.notifier_events.labels(tenant).inc(n)
         return len(stored)
 
-    async def _changes(self, envelopes: list[dict[str, Any]]) -> list[Change]:
+    async def _changes(self, envelopes: list[dict[str, Any]]) -> tuple[list[Change], Counter[str]]:
         changes: list[Change] = []
         tenants: Counter[str] = Counter()
         for envelope in envelopes:
@@ -89,9 +97,7 @@ class Intake:
                 if change.claim:
                     change = resolved(change, await self._stored(change))
                 changes.append(change)
-        for tenant, n in tenants.items():
-            self._metrics.notifier_events.labels(tenant).inc(n)
-        return changes
+        return changes, tenants
 
     async def _stored(self, change: Change) -> EntityRecord | None:
         """The entity of a claim check, as it is now (the event left it out)."""
@@ -154,7 +160,7 @@ class Intake:
             linked = await linked_entities(self._entities, ctx, [record], view.opts, view.join)
         data = entities(view, shown, linked, now)
         records = [notified_record(view, shown, now), *(linked or {}).values()]
-        nid, headers, body = notification(view, sub.id, data, records, why)
+        nid, headers, body = notification(view, sub.id, data, records, why, change.event_id)
         return NewNotification(
             notification_id=nid,
             tenant=sub.tenant,

@@ -15,6 +15,7 @@ FeatureCollection. The result is channel-neutral: headers and a body.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -58,6 +59,15 @@ class View:
     deleted_as_null: bool = False  # the subscription listens for attributeDeleted
     tenant: str = ""
     receiver_info: tuple[tuple[str, str], ...] = ()
+    # Another API face renders the notification (the NGSIv2 API): its renderer and its part of
+    # the subscription document (``core.subscriptions.FACE``).
+    face: Face | None = None
+    face_doc: Any = None
+
+
+# (view, subscription id, notification id, notified records, trigger)
+#   -> (notification id, headers, body)
+Face = Callable[[View, str, str, list[EntityRecord], str | None], tuple[str, dict[str, str], bytes]]
 
 
 @dataclass(frozen=True)
@@ -186,15 +196,27 @@ def entities(
     return bodies
 
 
+def notification_id(tenant: str, subscription_id: str, source_id: str) -> str:
+    """The id of the notification of one change (or period) to one subscription: the same
+    whichever replica renders it and however often the change is consumed, so a receiver
+    de-duplicates a redelivery on it."""
+    key = f"{tenant}\n{subscription_id}\n{source_id}"
+    return NOTIFICATION_PREFIX + str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+
+
 def notification(
     view: View,
     subscription_id: str,
     data: list[dict[str, Any]],
     records: list[EntityRecord],
     trigger: str | None,
+    source_id: str,
 ) -> tuple[str, dict[str, str], bytes]:
-    """(notification id, headers, body) of one notification."""
-    nid = NOTIFICATION_PREFIX + str(uuid.uuid4())
+    """(notification id, headers, body) of one notification of ``source_id`` (the change
+    event's id, or the period's)."""
+    nid = notification_id(view.tenant, subscription_id, source_id)
+    if view.face is not None:
+        return view.face(view, subscription_id, nid, records, trigger)
     headers = {"Content-Type": view.accept}
     payload: Any = data
     if view.accept == "application/ld+json":

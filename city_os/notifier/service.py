@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -28,17 +29,21 @@ from city_os.core.entities import EntityService
 from city_os.core.query import QueryService
 from city_os.ngsild.subscription import status as subscription_status
 from city_os.notifier.channels import ChannelOptions, Channels
+from city_os.notifier.channels.endpoints import shown
 from city_os.notifier.compile import Compiler
 from city_os.notifier.consumer import ChangeConsumer, ConsumerConfig
 from city_os.notifier.dispatch import DispatchConfig, Dispatcher
 from city_os.notifier.index import SubscriptionIndex
 from city_os.notifier.intake import Intake
 from city_os.notifier.periodic import PeriodicNotifier
+from city_os.notifier.render import Face
 from city_os.notifier.selection import SelectionFilter
 from city_os.notifier.status import StatusRecorder
 from city_os.observability.metrics import Metrics
 from city_os.store.postgres.notifications import NotificationStore
+from city_os.store.postgres.streams import StreamStore
 from city_os.store.postgres.subscriptions import SubscriptionRepository
+from city_os.store.postgres.webpush import vapid_private_key
 
 log = logging.getLogger(__name__)
 CLEANUP_INTERVAL = 60.0  # seconds between deletes of old finished rows
@@ -52,6 +57,8 @@ class NotifierConfig:
     dispatch: DispatchConfig
     lease: float
     retention: float
+    push_subject: str = "mailto:admin@city-os.invalid"
+    stream_retention: float = 600.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NotifierConfig:
@@ -72,6 +79,8 @@ class NotifierConfig:
             ),
             lease=settings.notifier_lease,
             retention=settings.notifier_retention,
+            push_subject=settings.webpush_subject,
+            stream_retention=settings.stream_retention,
         )
 
 
@@ -86,17 +95,27 @@ class Notifier:
         queries: QueryService,
         metrics: Metrics,
         outbound: OutboundPolicy,
+        faces: Mapping[str, Face] | None = None,
     ) -> None:
         self.config = config
         self.replica = uuid.uuid4()
         tenants = entities.tenants
         repo = SubscriptionRepository(pool)
         self.index = SubscriptionIndex(
-            repo, tenants, Compiler(contexts, config.dispatch.timeout), dsn
+            repo, tenants, Compiler(contexts, config.dispatch.timeout, faces), dsn
         )
         self.store = NotificationStore(pool, self.replica, config.lease)
         self.status = StatusRecorder(repo, tenants)
-        self.channels = Channels(ChannelOptions(outbound, config.dispatch.concurrency))
+        self.streams = StreamStore(pool)
+        self.channels = Channels(
+            ChannelOptions(
+                outbound,
+                config.dispatch.concurrency,
+                vapid_key=lambda: vapid_private_key(pool),
+                push_subject=config.push_subject,
+                pool=pool,
+            )
+        )
         self.dispatcher = Dispatcher(
             self.store,
             self.status,
@@ -155,6 +174,7 @@ class Notifier:
                 if time.monotonic() - last_cleanup > CLEANUP_INTERVAL:
                     last_cleanup = time.monotonic()
                     await self.store.cleanup(self.config.retention)
+                    await self.streams.cleanup(self.config.stream_retention)
                     await self.index.retry()
             except asyncio.CancelledError:
                 raise
@@ -180,7 +200,7 @@ class Notifier:
         """Scrape-time gauges: queue depths, pending rows, subscriptions by status."""
         metrics.notifier_queue.clear()
         for uri, depth in self.dispatcher.depths().items():
-            metrics.notifier_queue.labels(uri).set(depth)
+            metrics.notifier_queue.labels(shown(uri)).set(depth)
         metrics.notifier_pending.set(await self.store.pending())
         counts: dict[str, int] = {"active": 0, "paused": 0, "expired": 0}
         now = datetime.now(UTC)

@@ -66,6 +66,17 @@ class Metrics:
             "Outbox events published to Kafka (acknowledged by the broker)",
             registry=r,
         )
+        self.relay_lost_log = Counter(
+            "cityos_relay_lost_log_total",
+            "Times the relay found Kafka without events it had acknowledged (topic lost, "
+            "offsets gone back) and republished the outbox's retained window",
+            registry=r,
+        )
+        self.events_requeued = Counter(
+            "cityos_events_requeued_total",
+            "Published outbox events queued again because Kafka lost them",
+            registry=r,
+        )
         self.events_oversized = Counter(
             "cityos_events_oversized_total",
             "Events over the Kafka message limit, published as claim checks without their data",

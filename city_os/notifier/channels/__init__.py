@@ -5,20 +5,24 @@ headers, body, ids); a channel turns it into a request of its protocol and repor
 ``Outcome``: delivered, failed for now (``transient``: the endpoint is down, slow or
 overloaded; it is retried with back-off) or failed for good (the receiver refused this
 notification). ``Channels`` hands out one channel per module, chosen by the URI scheme through
-``SCHEMES``: http/https is built in (channels/http.py); a new channel is a module with a
-factory taking ``ChannelOptions``, registered there. mqtt/mqtts subscriptions are stored and
-matched, and until the MQTT channel exists their notifications fail for good with a reason
-saying so (no retries pile up).
+``SCHEMES``: http/https (channels/http.py, which hands Web Push endpoints to
+channels/webpush.py), mqtt/mqtts (channels/mqtt.py) and the live stream ``urn:city-os:stream``
+(channels/stream.py); a new channel is a module with a factory taking ``ChannelOptions``,
+registered there. Which endpoint members each channel needs is checked when a subscription is
+written (channels/endpoints.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from city_os.auth.network import OutboundPolicy
+
+if TYPE_CHECKING:
+    import asyncpg
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,9 @@ def scheme_of(uri: str) -> str:
 class ChannelOptions:
     policy: OutboundPolicy  # outbound network policy for client-chosen addresses
     per_endpoint: int  # requests in flight per endpoint (the dispatcher's concurrency)
+    vapid_key: Callable[[], Awaitable[bytes]] | None = None  # the platform's VAPID key (PEM)
+    push_subject: str = "mailto:admin@city-os.invalid"  # VAPID contact (RFC 8292 §2.1)
+    pool: asyncpg.Pool | None = None  # the live stream's table
 
 
 ChannelFactory = Callable[[ChannelOptions], Channel]
@@ -95,11 +102,34 @@ ChannelFactory = Callable[[ChannelOptions], Channel]
 def _http(options: ChannelOptions) -> Channel:
     from city_os.notifier.channels.http import HttpChannel
 
-    return HttpChannel(options.policy, per_host=options.per_endpoint)
+    return HttpChannel(
+        options.policy, options.per_endpoint, options.vapid_key, options.push_subject
+    )
+
+
+def _mqtt(options: ChannelOptions) -> Channel:
+    from city_os.notifier.channels.mqtt import MqttChannel
+
+    return MqttChannel(options.policy)
+
+
+def _stream(options: ChannelOptions) -> Channel:
+    from city_os.notifier.channels.stream import StreamChannel
+    from city_os.store.postgres.streams import StreamStore
+
+    if options.pool is None:
+        return Unavailable("urn:city-os:stream")
+    return StreamChannel(StreamStore(options.pool))
 
 
 # URI scheme → (channel name, factory); schemes of one name share one channel.
-SCHEMES: dict[str, tuple[str, ChannelFactory]] = {"http": ("http", _http), "https": ("http", _http)}
+SCHEMES: dict[str, tuple[str, ChannelFactory]] = {
+    "http": ("http", _http),
+    "https": ("http", _http),
+    "mqtt": ("mqtt", _mqtt),
+    "mqtts": ("mqtt", _mqtt),
+    "urn": ("stream", _stream),  # urn:city-os:stream, the only urn accepted (endpoints.py)
+}
 
 
 class Channels:

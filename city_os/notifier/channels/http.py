@@ -1,4 +1,5 @@
-"""HTTP(S) delivery (§5.8.6, §6.3.x binding): POST the notification to the endpoint URI.
+"""HTTP(S) delivery (§5.8.6, §6.3.x binding): POST the notification to the endpoint URI (or the
+method its notifierInfo ``method`` names: NGSIv2 ``httpCustom.method``).
 
 Layer: notifier/. One aiohttp session for every endpoint, so connections are reused
 (keep-alive); its pool has no overall limit and each host gets at most ``per_host``
@@ -6,27 +7,48 @@ connections, so one endpoint's connections (a hanging receiver holds them) never
 another's. The session follows the outbound network policy (auth/network.py): an endpoint on a
 refused address fails for good, saying why. A 2xx answer is a delivery; a timeout, a connection
 failure, a 5xx, 408, 425 or 429 is transient (retried); any other answer means the receiver
-refused this notification (not retried).
+refused this notification (not retried). An endpoint whose ``notifierInfo`` carries a browser's
+push keys is a Web Push endpoint: its notifications go through channels/webpush.py, on the same
+session.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 
 from city_os.auth.network import OutboundPolicy, outbound_session
 from city_os.errors import NgsiLdError
 from city_os.notifier.channels import Delivery, Outcome
+from city_os.notifier.channels.webpush import WebPushChannel, is_push_endpoint
 
 _TRANSIENT_STATUS = frozenset({408, 425, 429})
+# notifierInfo key naming the HTTP method (NGSIv2 httpCustom.method); POST without it.
+METHOD_KEY = "method"
+METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE", "GET"})
+
+
+def _method(delivery: Delivery) -> str:
+    for key, value in delivery.endpoint.notifier_info:
+        if key == METHOD_KEY and value.upper() in METHODS:
+            return value.upper()
+    return "POST"
 
 
 class HttpChannel:
-    def __init__(self, policy: OutboundPolicy, per_host: int) -> None:
+    def __init__(
+        self,
+        policy: OutboundPolicy,
+        per_host: int,
+        vapid_key: Callable[[], Awaitable[bytes]] | None = None,
+        push_subject: str = "",
+    ) -> None:
         self._policy = policy
         self._per_host = per_host
         self._session: aiohttp.ClientSession | None = None
+        self._push = WebPushChannel(self._client, vapid_key, push_subject) if vapid_key else None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -39,9 +61,14 @@ class HttpChannel:
         return self._session
 
     async def send(self, delivery: Delivery) -> Outcome:
+        if is_push_endpoint(dict(delivery.endpoint.notifier_info)):
+            if self._push is None:
+                return Outcome(False, False, "Web Push is not configured in this notifier")
+            return await self._push.send(delivery)
         timeout = aiohttp.ClientTimeout(total=delivery.endpoint.timeout)
         try:
-            async with self._client().post(
+            async with self._client().request(
+                _method(delivery),
                 delivery.endpoint.uri,
                 data=delivery.body,
                 headers=delivery.headers,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,7 +25,10 @@ from urllib.parse import unquote, urlsplit
 import aiomqtt
 import orjson
 
-from city_os.errors import BadRequestData
+from city_os.auth.network import OutboundPolicy, refused
+from city_os.errors import BadRequestData, NgsiLdError
+from city_os.notifier.channels import Delivery
+from city_os.notifier.channels import Outcome as ChannelOutcome
 
 SCHEMES: Final = frozenset({"mqtt", "mqtts"})
 KEY_VERSION: Final = "MQTT-Version"
@@ -217,3 +221,46 @@ async def _stop(connection: _Connection) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+
+class MqttChannel:
+    """The dispatcher's channel for mqtt(s):// endpoints (channels/__init__.py)."""
+
+    def __init__(self, policy: OutboundPolicy, connections: MqttConnections | None = None) -> None:
+        self._policy = policy
+        self._connections = connections or MqttConnections()
+        self._allowed: set[str] = set()  # broker hosts the outbound policy let through
+
+    async def send(self, delivery: Delivery) -> ChannelOutcome:
+        try:
+            target = mqtt_target(delivery.endpoint.uri, dict(delivery.endpoint.notifier_info))
+            await self._check_host(target.host, target.port)
+        except NgsiLdError as exc:
+            return ChannelOutcome(False, False, exc.detail)
+        except OSError as exc:  # the broker's name does not resolve (for now)
+            return ChannelOutcome(False, True, f"MQTT broker {target.host}: {exc}"[:500])
+        headers = dict(delivery.headers)
+        content_type = headers.pop("Content-Type", "application/json")
+        link = headers.pop("Link", None)
+        payload = message(orjson.loads(delivery.body), content_type, link, headers)
+        result = await self._connections.publish(target, payload, delivery.endpoint.timeout)
+        if result.outcome == "delivered":
+            return ChannelOutcome(True)
+        return ChannelOutcome(False, True, result.reason)
+
+    async def _check_host(self, host: str, port: int) -> None:
+        """The broker is a client-chosen address: the outbound network policy applies."""
+        if host in self._allowed:
+            return
+        found = await asyncio.get_running_loop().getaddrinfo(host, port)
+        for *_, sockaddr in found:
+            address = ipaddress.ip_address(sockaddr[0])
+            why = self._policy.refusal(address)
+            if why is not None:
+                raise refused(f"mqtt://{host}:{port}", f"{address} is {why}")
+        if len(self._allowed) > 4096:
+            self._allowed.clear()
+        self._allowed.add(host)
+
+    async def close(self) -> None:
+        await self._connections.close()

@@ -17,10 +17,11 @@ and 5xx transient, honouring ``Retry-After``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
@@ -32,7 +33,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 
-from city_os.errors import BadRequestData
+from city_os.errors import BadRequestData, NgsiLdError
+from city_os.notifier.channels import Delivery
+from city_os.notifier.channels import Outcome as ChannelOutcome
 
 KEY_P256DH: Final = "webpush.p256dh"
 KEY_AUTH: Final = "webpush.auth"
@@ -144,6 +147,16 @@ def generate_vapid_key() -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+
+
+def public_key_of(private_pem: bytes) -> str:
+    """The applicationServerKey browsers subscribe with: the uncompressed point, base64url."""
+    key = serialization.load_pem_private_key(private_pem, password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    raw = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return b64url_encode(raw)
 
 
 class VapidSigner:
@@ -272,3 +285,52 @@ def _retry_after(raw: str | None) -> float | None:
     if raw is None or not raw.strip().isdigit():
         return None  # an HTTP-date is rare from push services; the backoff decides then
     return float(raw.strip())
+
+
+# -- the dispatcher's channel --------------------------------------------------------------------
+
+
+class WebPushChannel:
+    """Web Push deliveries of the HTTP channel (an http(s) endpoint with push keys).
+
+    ``session`` is the HTTP channel's (outbound network policy, per-host limits); the VAPID key
+    is read once, on the first push (``key``: store/postgres/webpush.py)."""
+
+    def __init__(
+        self,
+        session: Callable[[], aiohttp.ClientSession],
+        key: Callable[[], Awaitable[bytes]],
+        subject: str,
+    ) -> None:
+        self._session = session
+        self._key = key
+        self._subject = subject
+        self._signer: VapidSigner | None = None
+        self._lock = asyncio.Lock()
+
+    async def _signer_now(self) -> VapidSigner:
+        async with self._lock:
+            if self._signer is None:
+                self._signer = VapidSigner(await self._key(), self._subject)
+            return self._signer
+
+    async def send(self, delivery: Delivery) -> ChannelOutcome:
+        try:
+            target = push_target(delivery.endpoint.uri, dict(delivery.endpoint.notifier_info))
+        except NgsiLdError as exc:
+            return ChannelOutcome(False, False, exc.detail)
+        plaintext = fit(orjson.loads(delivery.body))
+        try:
+            signer = await self._signer_now()
+            result = await send(
+                self._session(), target, plaintext, signer, delivery.endpoint.timeout
+            )
+        except TimeoutError:
+            return ChannelOutcome(False, True, f"no answer within {delivery.endpoint.timeout:g} s")
+        except NgsiLdError as exc:  # the outbound policy refused the push service's address
+            return ChannelOutcome(False, False, exc.detail)
+        except (aiohttp.ClientError, OSError) as exc:
+            return ChannelOutcome(False, True, f"{type(exc).__name__}: {exc}"[:500])
+        if result.outcome == "delivered":
+            return ChannelOutcome(True)
+        return ChannelOutcome(False, result.outcome == "retry", result.reason)

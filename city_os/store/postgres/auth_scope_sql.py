@@ -42,7 +42,9 @@ def readable_to_sql(
     if scope.grantees:
         parts.append(
             f"EXISTS (SELECT 1 FROM {schema}.permissions p WHERE p.entity_id = {e}.id"
-            f" AND p.assignee = ANY({params.add(sorted(scope.grantees))}::text[]))"
+            f" AND p.assignee = ANY({params.add(sorted(scope.grantees))}::text[])"
+            + (f" AND p.action >= {params.add(int(scope.action))}" if scope.action > 1 else "")
+            + ")"
         )
     if scope.subject is not None:
         issuer, subject = scope.subject

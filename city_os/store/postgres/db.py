@@ -205,7 +205,9 @@ async def _record(conn: asyncpg.Connection, name: str, sql: str) -> None:
 
 
 def tenant_ddl(schema: str) -> str:
-    return _migration("tenant.sql").replace("{schema}", schema)
+    """The objects of one tenant: tenant.sql, then the temporal history (tenant_temporal.sql)."""
+    sql = _migration("tenant.sql") + "\n" + _migration("tenant_temporal.sql")
+    return sql.replace("{schema}", schema)
 
 
 def schema_name(tenant: str) -> str:

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 
 _Statement = Callable[[asyncpg.Connection, str, list["Write"]], Awaitable[set[str]]]
+# Runs in a write's transaction with the ids it inserted (access control: the creator's grant).
+AfterInsert = Callable[[asyncpg.Connection, set[str]], Awaitable[None]]
 _CHUNK = 200  # entities per statement of a batch
 # Serialization failure and deadlock: nothing is wrong with the data, another try will do.
 _RETRY_STATES = frozenset({"40001", "40P01"})
@@ -47,6 +49,7 @@ class BatchWrites:
     deletes: list[Write] = field(default_factory=list)
     reaps: list[Write] = field(default_factory=list)  # expired entities removed before inserts
     strict: bool = True  # every write must apply, or nothing is committed (a conflict)
+    after_insert: AfterInsert | None = None
 
     def all(self) -> list[Write]:
         return [*self.reaps, *self.deletes, *self.inserts, *self.updates]
@@ -132,9 +135,19 @@ class EntityRepository:
             rows = await conn.fetch(self.sql(schema).get_many, ids)
         return {r["id"]: _record(r) for r in rows}
 
-    async def insert(self, schema: str, writes: list[Write]) -> set[str]:
-        """Insert new entities; returns the ids inserted (the others already existed)."""
-        return await self._one_statement(self._insert, schema, writes)
+    async def insert(
+        self, schema: str, writes: list[Write], after: AfterInsert | None = None
+    ) -> set[str]:
+        """Insert new entities; returns the ids inserted (the others already existed).
+        ``after`` runs in the same transaction with the ids inserted."""
+        if after is None or not writes:
+            return await self._one_statement(self._insert, schema, writes)
+        async with self._pool.acquire() as conn, conn.transaction():
+            done = await self._insert(conn, schema, writes)
+            if done:
+                await after(conn, done)
+        self._written(writes, done)
+        return done
 
     async def update(self, schema: str, writes: list[Write]) -> set[str]:
         """Write new states of existing entities still at ``version``; returns ids written."""
@@ -225,6 +238,7 @@ class EntityRepository:
                     missing = {w.record.id for w in writes} - done
                     if batch.strict and missing:
                         raise _Conflict(missing)
+                    await self._after_insert(conn, batch, done)
             except _Conflict as conflict:
                 return BatchOutcome(committed=False, conflicts=conflict.ids)
             except asyncpg.PostgresError as exc:
@@ -287,6 +301,7 @@ class EntityRepository:
                 outcome.written -= set(outcome.failed)
                 if batch.strict and outcome.conflicts:
                     raise _Conflict(outcome.conflicts)
+                await self._after_insert(conn, batch, outcome.written)
         except _Conflict:
             outcome.written = set()
             return outcome
@@ -296,6 +311,12 @@ class EntityRepository:
             return BatchOutcome(committed=False, conflicts={w.record.id for w in batch.all()})
         outcome.committed = True
         return outcome
+
+    @staticmethod
+    async def _after_insert(conn: asyncpg.Connection, batch: BatchWrites, done: set[str]) -> None:
+        inserted = {w.record.id for w in batch.inserts} & done
+        if batch.after_insert is not None and inserted:
+            await batch.after_insert(conn, inserted)
 
     def _written(self, writes: list[Write], done: set[str]) -> None:
         if done:

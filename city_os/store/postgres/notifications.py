@@ -128,12 +128,14 @@ WHERE n.seq = d.seq""",
         )
 
     async def take_over(self, limit: int) -> list[StoredNotification]:
-        """Lease rows whose replica stopped renewing them (oldest first)."""
+        """Lease rows whose replica stopped renewing them (oldest first). Never this replica's
+        own: a late renewal (a busy event loop) must not queue its rows a second time."""
         rows = await self._pool.fetch(
             f"""
 UPDATE cityos.notifications n SET owner = $1, lease_until = now() + make_interval(secs => $2)
 WHERE n.seq IN (SELECT seq FROM cityos.notifications
                 WHERE state = 'pending' AND lease_until < now()
+                  AND owner IS DISTINCT FROM $1
                 ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED)
 RETURNING {_ROW}""",
             self.owner,

@@ -15,9 +15,11 @@ from typing import Any
 
 import asyncpg
 
+from city_os.auth.policy import ReadableScope
 from city_os.errors import BadRequestData
 from city_os.ngsild.query.ast import GeoQuery, TypeName
 from city_os.ngsild.query.entity_selection import Names, Selection
+from city_os.store.postgres.auth_scope_sql import readable_to_sql
 from city_os.store.postgres.entities import _COLUMNS, _LIVE, Stored, _record
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query_sql import (
@@ -38,6 +40,15 @@ _COLUMNS_BY_NAME = {
     "createdAt": "e.created_at",
     "modifiedAt": "e.modified_at",
 }
+
+
+@dataclass(frozen=True)
+class Visible:
+    """What the caller may see of a tenant (access control): its readable scope, ANDed into
+    every query's WHERE clause so that pages and counts only ever see those entities."""
+
+    scope: ReadableScope
+    tenant: str
 
 
 @dataclass(frozen=True)
@@ -70,11 +81,15 @@ def where_clause(
     *,
     skip_types: bool = False,
     numbers: frozenset[str] = frozenset(),
+    visible: Visible | None = None,
 ) -> tuple[str, list[Any]]:
     """The WHERE condition of a selection; ``skip_types`` leaves the type selection out.
-    ``numbers``: attributes with value indexes (``q_to_sql``)."""
+    ``numbers``: attributes with value indexes (``q_to_sql``); ``visible``: only those."""
     params = SqlParams()
     parts: list[str] = []
+    if visible is not None:
+        scope = visible.scope
+        parts.append(readable_to_sql(scope, schema=schema, tenant=visible.tenant, params=params)[0])
     alternatives: list[str] = []
     for selector in sel.selectors:
         terms: list[str] = []
@@ -131,17 +146,22 @@ class QueryRepository:
         count: bool,
         order: tuple[OrderKey, ...] = (),
         collation: str | None = None,
+        visible: Visible | None = None,
     ) -> tuple[list[Stored], int | None]:
         """``collation``: a name from pg_collation (see ``collation``), for string values."""
         numbers = await self._numbers(schema, sel)
-        where, args = where_clause(schema, sel, names, numbers=numbers)
+        where, args = where_clause(schema, sel, names, numbers=numbers, visible=visible)
         base = f"FROM {schema}.entities e WHERE {_LIVE} AND ({where})"
         rows: list[asyncpg.Record] = []
         the_type = single_type(sel)
         if limit > 0 and sel.geo is not None and selective_geo(sel.geo) and not order:
-            rows = await self._geo_page(schema, sel, sel.geo, names, numbers, limit, offset)
+            rows = await self._geo_page(
+                schema, sel, sel.geo, names, numbers, limit, offset, visible
+            )
         elif limit > 0 and the_type is not None and not order:
-            rows = await self._type_page(schema, sel, names, numbers, the_type, limit, offset)
+            rows = await self._type_page(
+                schema, sel, names, numbers, the_type, limit, offset, visible
+            )
         elif limit > 0:
             params = SqlParams(len(args) + 1)
             keys = [k for key in order for k in _order_sql(schema, key, params, collation)]
@@ -154,7 +174,7 @@ class QueryRepository:
             )
         total = None
         if count and the_type is not None:
-            total = await self._type_count(schema, sel, names, numbers, the_type)
+            total = await self._type_count(schema, sel, names, numbers, the_type, visible)
         elif count:
             found = await self._fetch(f"SELECT count(*) AS n {base}", *args)
             total = int(found[0]["n"])
@@ -169,6 +189,7 @@ class QueryRepository:
         the_type: str,
         limit: int,
         offset: int,
+        visible: Visible | None = None,
     ) -> list[asyncpg.Record]:
         """A page of one type in id order. Entities whose only type it is are read along the
         ``(types, id)`` btree, already in order; the few with several types come from a partial
@@ -176,7 +197,9 @@ class QueryRepository:
         through every entity of the other types (ids of one type cluster together) whenever
         the rest of the filter is not selective.
         """
-        rest, args = where_clause(schema, sel, names, skip_types=True, numbers=numbers)
+        rest, args = where_clause(
+            schema, sel, names, skip_types=True, numbers=numbers, visible=visible
+        )
         params = SqlParams(len(args) + 1)
         types = params.add([names.type(the_type)])
         first = params.add(limit + offset)  # each branch: enough rows for the page
@@ -203,6 +226,7 @@ class QueryRepository:
         numbers: frozenset[str],
         limit: int,
         offset: int,
+        visible: Visible | None = None,
     ) -> list[asyncpg.Record]:
         """A page of a geoquery in id order, starting from the geometries that match.
 
@@ -213,7 +237,9 @@ class QueryRepository:
         to itself it reads every matching entity before sorting: thousands of heap fetches
         for a page of twenty.
         """
-        rest, args = where_clause(schema, replace(sel, geo=None), names, numbers=numbers)
+        rest, args = where_clause(
+            schema, replace(sel, geo=None), names, numbers=numbers, visible=visible
+        )
         params = SqlParams(len(args) + 1)
         branches = geo_conditions(geo, names.attr, params=params)
         matches = " UNION ALL ".join(
@@ -232,10 +258,18 @@ class QueryRepository:
         return await self._fetch(sql, *args, *params.args)
 
     async def _type_count(
-        self, schema: str, sel: Selection, names: Names, numbers: frozenset[str], the_type: str
+        self,
+        schema: str,
+        sel: Selection,
+        names: Names,
+        numbers: frozenset[str],
+        the_type: str,
+        visible: Visible | None = None,
     ) -> int:
         """``count=true`` for one type, split like ``_type_page`` so both parts use an index."""
-        rest, args = where_clause(schema, sel, names, skip_types=True, numbers=numbers)
+        rest, args = where_clause(
+            schema, sel, names, skip_types=True, numbers=numbers, visible=visible
+        )
         params = SqlParams(len(args) + 1)
         types = params.add([names.type(the_type)])
         where = f"FROM {schema}.entities e WHERE {_LIVE} AND ({rest})"
@@ -259,72 +293,16 @@ class QueryRepository:
         found = {r["collname"] for r in rows}
         return next((c for c in candidates if c in found), None)
 
-    async def ids(self, schema: str, sel: Selection, names: Names) -> list[str]:
+    async def ids(
+        self, schema: str, sel: Selection, names: Names, visible: Visible | None = None
+    ) -> list[str]:
         numbers = await self._numbers(schema, sel)
-        where, args = where_clause(schema, sel, names, numbers=numbers)
+        where, args = where_clause(schema, sel, names, numbers=numbers, visible=visible)
         rows = await self._fetch(
             f"SELECT e.id FROM {schema}.entities e WHERE {_LIVE} AND ({where}) ORDER BY e.id",
             *args,
         )
         return [r["id"] for r in rows]
-
-    # ------------------------------------------------------------------ discovery
-
-    async def types(self, schema: str) -> dict[str, list[str]]:
-        """Every entity type in use → the attribute IRIs its entities carry."""
-        rows = await self._fetch(
-            f"""
-SELECT t.type, array_remove(array_agg(DISTINCT k.key), NULL) AS attrs
-FROM {schema}.entities e
-CROSS JOIN unnest(e.types) AS t(type)
-LEFT JOIN LATERAL jsonb_object_keys(e.attrs) AS k(key) ON true
-WHERE {_LIVE}
-GROUP BY t.type ORDER BY t.type"""
-        )
-        return {r["type"]: list(r["attrs"]) for r in rows}
-
-    async def type_info(self, schema: str, type_iri: str) -> tuple[int, dict[str, list[str]]]:
-        """Entities of a type, and each of their attributes → its attribute types."""
-        where = f"{_LIVE} AND e.types @> ARRAY[$1]::text[]"
-        count = await self._fetch(
-            f"SELECT count(*) AS n FROM {schema}.entities e WHERE {where}", type_iri
-        )
-        rows = await self._fetch(
-            f"""
-SELECT a.key, array_agg(DISTINCT coalesce(i->>'type', 'Property')) AS kinds
-FROM {schema}.entities e
-CROSS JOIN LATERAL jsonb_each(e.attrs) AS a(key, val)
-CROSS JOIN LATERAL jsonb_array_elements(a.val) AS i
-WHERE {where}
-GROUP BY a.key ORDER BY a.key""",
-            type_iri,
-        )
-        return int(count[0]["n"]), {r["key"]: list(r["kinds"]) for r in rows}
-
-    async def attributes(self, schema: str, attr: str | None = None) -> list[AttributeStats]:
-        """Every attribute in use (or just ``attr``): instance count, kinds, entity types."""
-        args: list[Any] = []
-        extra = ""
-        if attr is not None:
-            extra = "AND a.key = $1"
-            args.append(attr)
-        rows = await self._fetch(
-            f"""
-SELECT a.key, count(*) AS n,
-       array_agg(DISTINCT coalesce(i->>'type', 'Property')) AS kinds,
-       (SELECT array_agg(DISTINCT t) FROM {schema}.entities e2, unnest(e2.types) AS t
-        WHERE {_LIVE.replace("expires_at", "e2.expires_at")} AND e2.attrs ? a.key) AS types
-FROM {schema}.entities e
-CROSS JOIN LATERAL jsonb_each(e.attrs) AS a(key, val)
-CROSS JOIN LATERAL jsonb_array_elements(a.val) AS i
-WHERE {_LIVE} {extra}
-GROUP BY a.key ORDER BY a.key""",
-            *args,
-        )
-        return [
-            AttributeStats(r["key"], int(r["n"]), list(r["kinds"]), list(r["types"] or []))
-            for r in rows
-        ]
 
 
 _DATETIME_TYPES = "ARRAY['DateTime', 'https://uri.etsi.org/ngsi-ld/DateTime']"
@@ -371,11 +349,3 @@ def check_collation(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ValueError(f"not a collation name: {name!r}")
     return name
-
-
-@dataclass(frozen=True)
-class AttributeStats:
-    iri: str
-    count: int  # attribute instances
-    kinds: list[str]  # Property, Relationship, …
-    types: list[str]  # entity type IRIs

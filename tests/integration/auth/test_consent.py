@@ -113,7 +113,7 @@ async def test_consent_end_to_end(
 async def test_who_may(
     secured: Client, issuer: LocalIssuer, citizens: LocalIssuer, tenant: str
 ) -> None:
-    writer = as_user(issuer, tenant, "writer")
+    writer = as_user(issuer, tenant, "writer", sub="writer-1")  # owns what it creates
     assert (
         await secured.post("/ngsi-ld/v1/entities", json=APPLICATION, headers=writer)
     ).status == 201

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from city_os.app import create_app
+from city_os.events.model import EVENT_TYPE_PREFIX
 from tests.conftest import test_settings
 
 API = "/ngsi-ld/v1"
@@ -113,7 +114,8 @@ class TopicReader:
             for tp, records in batch.items():
                 for r in records:
                     envelope = orjson.loads(r.value or b"")
-                    if envelope["data"]["tenant"] == self.tenant:
+                    entity_change = envelope["type"].startswith(EVENT_TYPE_PREFIX)
+                    if entity_change and envelope["data"]["tenant"] == self.tenant:
                         check_event(envelope)
                         assert r.key == f"{self.tenant}/{envelope['subject']}".encode()
                         self.records.append((tp.partition, r.key, envelope))

@@ -18,12 +18,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from city_os.api.keys import POOL
 from city_os.app import create_app
 from city_os.devstack import TansuProcess
+from city_os.notifier.dispatch import MAX_UNRECORDED, DispatchConfig
 from tests.conftest import test_settings as settings_for_tests
 from tests.integration.events.support import create_topic, poll
 from tests.integration.notifier.processes import NotifierProcess, all_ready, start_notifier
 from tests.integration.notifier.support import Client, Receiver, shelter, subscribe, write
 
 PARTITIONS = 4
+SLOW = 180.0  # seconds for what a loaded 2-core machine may take (a timeout, never a sleep)
 
 
 @asynccontextmanager
@@ -106,12 +108,12 @@ async def test_two_notifiers_deliver_each_notification_once(
         )
         await all_ready(replicas, PARTITIONS, 1)
         await updates(client, tenant, entities=20, rounds=10)
-        await sink.wait_for(220)
+        await sink.wait_for(220, within=SLOW)
 
         async def delivered() -> bool:
             return await pending(client, tenant) == 0
 
-        await poll(delivered)
+        await poll(delivered, SLOW)
         assert len(sink.received) == 220
         assert len({r.body["id"] for r in sink.received}) == 220
         assert len(changes(sink)) == 220
@@ -130,7 +132,7 @@ async def test_a_notifier_killed_mid_load_loses_nothing(
         )
         await all_ready(replicas, PARTITIONS, 1)
         load = asyncio.create_task(updates(client, tenant, entities=10, rounds=30))
-        await sink.wait_for(60)
+        await sink.wait_for(60, within=SLOW)
         replicas[0].kill()
         await load
         successor = await start_notifier(tansu.bootstrap, topic, group)
@@ -140,11 +142,13 @@ async def test_a_notifier_killed_mid_load_loses_nothing(
         async def everything() -> bool:
             return len(changes(sink)) == 310 and await pending(client, tenant) == 0
 
-        await poll(everything)
-        # repeats only of deliveries cut short by the kill, and with the same notification id
+        # a loaded machine: the successor's start, group join and the lease take their time
+        await poll(everything, SLOW)
+        # repeats only of deliveries sent but not yet recorded by the killed replica, and with
+        # the same notification id
         assert all(len(ids) == 1 for ids in changes(sink).values())
         repeated = len(sink.received) - 310
-        assert repeated < 50, repeated
+        assert repeated <= MAX_UNRECORDED + DispatchConfig().concurrency, repeated
 
 
 async def test_a_periodic_subscription_fires_once_per_interval(

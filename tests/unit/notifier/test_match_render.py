@@ -185,8 +185,15 @@ def test_notification_envelope() -> None:
         tenant="saga",
         receiver_info=(("X-Key", "v"),),
     )
-    nid, headers, body = notification(view, "urn:ngsi-ld:Subscription:1", [{"id": "e"}], [], None)
+    event = "0b9c1a4e-6f1d-4c53-9d55-3a3f1e0f7a10"
+    nid, headers, body = notification(
+        view, "urn:ngsi-ld:Subscription:1", [{"id": "e"}], [], None, event
+    )
     assert nid.startswith("urn:ngsi-ld:Notification:")
+    # the same change to the same subscription always gets the same id (redeliveries)
+    again, _, _ = notification(view, "urn:ngsi-ld:Subscription:1", [{"id": "e"}], [], None, event)
+    other, _, _ = notification(view, "urn:ngsi-ld:Subscription:2", [{"id": "e"}], [], None, event)
+    assert again == nid != other
     assert headers == {"Content-Type": "application/ld+json", "NGSILD-Tenant": "saga", "X-Key": "v"}
     sent = orjson.loads(body)
     assert sent["id"] == nid and sent["data"] == [{"id": "e", "@context": "http://c/x"}]

@@ -1,0 +1,166 @@
+-- Temporal history of one tenant (issue #11); appended to tenant.sql by db.tenant_ddl, so
+-- {schema} is the tenant's generated schema name. Every attribute instance change is captured
+-- by statement-level triggers on {schema}.entities, in the same transaction as the write.
+
+-- Entities that have a temporal evolution (captured or provisioned through /temporal).
+CREATE TABLE IF NOT EXISTS {schema}.temporal_entities (
+    id          text PRIMARY KEY,
+    types       text[] NOT NULL,
+    scopes      text[],
+    created_at  timestamptz NOT NULL,
+    modified_at timestamptz NOT NULL,
+    deleted_at  timestamptz                -- set when the entity was deleted (entity API)
+);
+CREATE INDEX IF NOT EXISTS temporal_entities_types ON {schema}.temporal_entities USING gin (types);
+
+-- Attribute instances, partitioned by the month they were recorded in (retention drops whole
+-- partitions). inst is the instance in stored form without createdAt/modifiedAt/observedAt,
+-- which are columns; num repeats a numeric value for aggregation without jsonb casts.
+CREATE TABLE IF NOT EXISTS {schema}.attr_instances (
+    entity_id   text NOT NULL,
+    attr        text NOT NULL,               -- expanded IRI
+    dataset_id  text NOT NULL DEFAULT '',    -- '' = default instance
+    instance_id uuid NOT NULL DEFAULT gen_random_uuid(),
+    observed_at timestamptz,
+    created_at  timestamptz NOT NULL,
+    modified_at timestamptz NOT NULL,
+    deleted_at  timestamptz,                 -- a deletion of the attribute (instance)
+    num         double precision,
+    inst        jsonb NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+) PARTITION BY RANGE (recorded_at);
+-- One entity's attribute over a time range (retrieve, lastN, per-entity buckets); a type's
+-- buckets go through temporal_entities_types and this index with entity_id = ANY(...).
+-- INCLUDE (num, dataset_id): aggregations over observedAt are index-only scans. Other
+-- timeproperties use the (entity_id, attr) prefix and filter.
+CREATE INDEX IF NOT EXISTS attr_instances_observed
+    ON {schema}.attr_instances (entity_id, attr, observed_at) INCLUDE (num, dataset_id);
+CREATE TABLE IF NOT EXISTS {schema}.attr_instances_default
+    PARTITION OF {schema}.attr_instances DEFAULT;
+
+-- Monthly partitions from the current month to ``ahead`` months later (idempotent).
+CREATE OR REPLACE FUNCTION {schema}.temporal_ensure_partitions(ahead int) RETURNS int
+    LANGUAGE plpgsql AS $$
+DECLARE
+    m date := date_trunc('month', now() AT TIME ZONE 'UTC')::date;
+    made int := 0;
+    part text;
+BEGIN
+    FOR i IN 0..ahead LOOP
+        part := 'attr_instances_' || to_char(m, 'YYYYMM');
+        IF to_regclass('{schema}.' || part) IS NULL THEN
+            EXECUTE format('CREATE TABLE {schema}.%I PARTITION OF {schema}.attr_instances'
+                           ' FOR VALUES FROM (%L) TO (%L)', part,
+                           m::timestamp AT TIME ZONE 'UTC',
+                           (m + interval '1 month')::timestamp AT TIME ZONE 'UTC');
+            made := made + 1;
+        END IF;
+        m := (m + interval '1 month')::date;
+    END LOOP;
+    RETURN made;
+END $$;
+SELECT {schema}.temporal_ensure_partitions(2);
+
+-- Drop the monthly partitions whose whole range lies before ``horizon`` (retention).
+CREATE OR REPLACE FUNCTION {schema}.temporal_drop_partitions(horizon timestamptz) RETURNS int
+    LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    dropped int := 0;
+BEGIN
+    FOR r IN
+        SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = '{schema}.attr_instances'::regclass
+          AND c.relname ~ '^attr_instances_[0-9]{6}$'
+    LOOP
+        IF (to_date(right(r.relname, 6), 'YYYYMM') + interval '1 month')::timestamp
+               AT TIME ZONE 'UTC' <= horizon THEN
+            EXECUTE format('DROP TABLE {schema}.%I', r.relname);
+            dropped := dropped + 1;
+        END IF;
+    END LOOP;
+    RETURN dropped;
+END $$;
+
+-- The rows of the instances of ``attrs`` (one entity), as attr_instances wants them.
+CREATE OR REPLACE FUNCTION {schema}.temporal_rows(eid text, attrs jsonb, deleted timestamptz)
+    RETURNS TABLE (entity_id text, attr text, dataset_id text, observed_at timestamptz,
+                   created_at timestamptz, modified_at timestamptz, deleted_at timestamptz,
+                   num double precision, inst jsonb)
+    LANGUAGE sql STABLE AS $$
+    SELECT eid, a.key, coalesce(i.value->>'datasetId', ''),
+           (i.value->>'observedAt')::timestamptz,
+           coalesce((i.value->>'createdAt')::timestamptz, deleted),
+           coalesce(deleted, (i.value->>'modifiedAt')::timestamptz),
+           deleted,
+           CASE WHEN jsonb_typeof(i.value->'value') = 'number'
+                THEN (i.value->>'value')::double precision END,
+           i.value - 'createdAt' - 'modifiedAt' - 'observedAt'
+    FROM jsonb_each(attrs) a, jsonb_array_elements(a.value) i
+$$;
+
+CREATE OR REPLACE FUNCTION {schema}.temporal_capture_insert() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {schema}.temporal_entities AS t (id, types, scopes, created_at, modified_at)
+    SELECT n.id, n.types, n.scopes, n.created_at, n.modified_at FROM fresh n
+    ON CONFLICT (id) DO UPDATE SET types = EXCLUDED.types, scopes = EXCLUDED.scopes,
+        modified_at = EXCLUDED.modified_at, deleted_at = NULL;
+    INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at, created_at,
+                                         modified_at, deleted_at, num, inst)
+    SELECT r.* FROM fresh n, {schema}.temporal_rows(n.id, n.attrs, NULL) r;
+    RETURN NULL;
+END $$;
+
+-- Instances that are new or changed (any member, modifiedAt included) are recorded; those
+-- that disappeared are recorded as deleted (deletedAt = the entity's modifiedAt).
+CREATE OR REPLACE FUNCTION {schema}.temporal_capture_update() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE {schema}.temporal_entities t
+    SET types = n.types, scopes = n.scopes, modified_at = n.modified_at, deleted_at = NULL
+    FROM fresh n WHERE t.id = n.id
+      AND (t.types, t.scopes, t.modified_at) IS DISTINCT FROM (n.types, n.scopes, n.modified_at);
+    INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at, created_at,
+                                         modified_at, deleted_at, num, inst)
+    SELECT r.* FROM fresh n JOIN stale o ON o.id = n.id,
+        LATERAL {schema}.temporal_rows(n.id, n.attrs, NULL) r
+    WHERE n.attrs IS DISTINCT FROM o.attrs
+      AND NOT EXISTS (
+        SELECT 1 FROM jsonb_array_elements(o.attrs->r.attr) x
+        WHERE coalesce(x->>'datasetId', '') = r.dataset_id
+          AND x - 'createdAt' - 'modifiedAt' - 'observedAt' = r.inst
+          AND (x->>'modifiedAt')::timestamptz IS NOT DISTINCT FROM r.modified_at
+          AND (x->>'observedAt')::timestamptz IS NOT DISTINCT FROM r.observed_at)
+    UNION ALL
+    SELECT r.* FROM fresh n JOIN stale o ON o.id = n.id,
+        LATERAL {schema}.temporal_rows(n.id, o.attrs, n.modified_at) r
+    WHERE n.attrs IS DISTINCT FROM o.attrs
+      AND NOT EXISTS (
+        SELECT 1 FROM jsonb_array_elements(n.attrs->r.attr) x
+        WHERE coalesce(x->>'datasetId', '') = r.dataset_id);
+    RETURN NULL;
+END $$;
+
+-- A deleted entity (delete, purge, expiry): its live instances are recorded as deleted.
+CREATE OR REPLACE FUNCTION {schema}.temporal_capture_delete() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE {schema}.temporal_entities t SET deleted_at = now()
+    FROM stale o WHERE t.id = o.id;
+    INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at, created_at,
+                                         modified_at, deleted_at, num, inst)
+    SELECT r.* FROM stale o, {schema}.temporal_rows(o.id, o.attrs, now()) r;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER entities_temporal_insert AFTER INSERT ON {schema}.entities
+    REFERENCING NEW TABLE AS fresh FOR EACH STATEMENT
+    EXECUTE FUNCTION {schema}.temporal_capture_insert();
+CREATE OR REPLACE TRIGGER entities_temporal_update AFTER UPDATE ON {schema}.entities
+    REFERENCING OLD TABLE AS stale NEW TABLE AS fresh FOR EACH STATEMENT
+    EXECUTE FUNCTION {schema}.temporal_capture_update();
+CREATE OR REPLACE TRIGGER entities_temporal_delete AFTER DELETE ON {schema}.entities
+    REFERENCING OLD TABLE AS stale FOR EACH STATEMENT
+    EXECUTE FUNCTION {schema}.temporal_capture_delete();

@@ -1,0 +1,402 @@
+"""Temporal history on PostgreSQL: attribute instances of one tenant schema, read by entity,
+attribute and time range, aggregated in SQL (``date_bin``), and written by the temporal API.
+
+Layer: store/. Captured history is written by the triggers of tenant_temporal.sql; this module
+reads it and writes what /temporal provisions. Column names come from fixed maps
+(``params.TIME_COLUMNS``), request values only as bound parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+
+from city_os.ngsild.query.entity_selection import Names, Selection
+from city_os.store.postgres.query_sql import (
+    SqlParams,
+    id_pattern_to_sql,
+    ids_to_sql,
+    scope_to_sql,
+    type_to_sql,
+)
+from city_os.temporal.params import TemporalQuery
+
+_INSTANCE_COLUMNS = (
+    "entity_id, attr, dataset_id, instance_id, observed_at, created_at, modified_at,"
+    " deleted_at, num, inst"
+)
+_ENTITY_COLUMNS = "id, types, scopes, created_at, modified_at, deleted_at"
+# SQL of each aggregation method over the instances i (num: the numeric value).
+_AGGREGATES = {
+    "totalCount": "count(*)::float8",
+    "distinctCount": "count(DISTINCT i.inst->'value')::float8",
+    "sum": "sum(i.num)",
+    "avg": "avg(i.num)",
+    "min": "min(i.num)",
+    "max": "max(i.num)",
+    "stddev": "stddev_samp(i.num)",
+    "sumsq": "sum(i.num * i.num)",
+}
+
+
+@dataclass(frozen=True)
+class InstanceFilter:
+    """Which instances of the selected entities: attributes, datasets, the temporal query."""
+
+    attrs: tuple[str, ...] = ()  # expanded IRIs; empty = all
+    datasets: tuple[str, ...] | None = None  # '' = the default instance; None = all
+    query: TemporalQuery = field(default_factory=TemporalQuery)
+
+
+def _time_expr(tq: TemporalQuery) -> str:
+    """The instant an instance is ordered by: its timeproperty (modifiedAt when unset)."""
+    return f"coalesce(a.{tq.column}, a.modified_at)"
+
+
+def _instance_where(ids_param: str, f: InstanceFilter, params: SqlParams) -> str:
+    """Instances a of the entities ``ids_param`` (a text[] placeholder, or a column) that
+    pass ``f``."""
+    tq = f.query
+    col = f"a.{tq.column}"
+    parts = [
+        f"a.entity_id = ANY({ids_param}::text[])"
+        if ids_param.startswith("$")
+        else f"a.entity_id = {ids_param}"
+    ]
+    if f.attrs:
+        parts.append(f"a.attr = ANY({params.add(list(f.attrs))}::text[])")
+    if f.datasets is not None:
+        parts.append(f"a.dataset_id = ANY({params.add(list(f.datasets))}::text[])")
+    if tq.timeproperty == "deletedAt":
+        parts.append("a.deleted_at IS NOT NULL")
+    if tq.timerel == "before":
+        parts.append(f"{col} < {params.add(tq.time_at)}")
+    elif tq.timerel == "after":
+        parts.append(f"{col} >= {params.add(tq.time_at)}")  # ETSI 021_26: timeAt included
+    elif tq.timerel == "between":
+        parts.append(f"{col} >= {params.add(tq.time_at)} AND {col} < {params.add(tq.end_time_at)}")
+    return " AND ".join(parts)
+
+
+def selection_where(sel: Selection, names: Names, params: SqlParams, schema: str) -> str:
+    """The condition on temporal_entities e of ids/idPattern/type, scopeQ and attrs (q and
+    geoQ are evaluated on the latest instances by the service)."""
+    parts: list[str] = []
+    alternatives: list[str] = []
+    for selector in sel.selectors:
+        terms: list[str] = []
+        if selector.ids:
+            terms.append(ids_to_sql(selector.ids, params=params)[0])
+        elif selector.id_pattern is not None:
+            terms.append(id_pattern_to_sql(selector.id_pattern, params=params)[0])
+        if selector.types is not None:
+            terms.append(type_to_sql(selector.types, names.type, params=params)[0])
+        alternatives.append("(" + (" AND ".join(terms) or "TRUE") + ")")
+    if alternatives:
+        parts.append("(" + " OR ".join(alternatives) + ")")
+    if sel.scope is not None:
+        parts.append(scope_to_sql(sel.scope, params=params)[0])
+    if sel.attrs:
+        parts.append(
+            f"EXISTS (SELECT 1 FROM {schema}.attr_instances a WHERE a.entity_id = e.id"
+            f" AND a.attr = ANY({params.add(list(sel.attrs))}::text[]))"
+        )
+    return " AND ".join(parts) or "TRUE"
+
+
+class TemporalRepository:
+    """Reads and writes the temporal history of tenant schemas through a pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async with self._pool.acquire() as conn:
+            return list(await conn.fetch(sql, *args))
+
+    async def entity(self, schema: str, entity_id: str) -> asyncpg.Record | None:
+        rows = await self._fetch(
+            f"SELECT {_ENTITY_COLUMNS} FROM {schema}.temporal_entities WHERE id = $1", entity_id
+        )
+        return rows[0] if rows else None
+
+    async def select(
+        self,
+        schema: str,
+        sel: Selection,
+        names: Names,
+        *,
+        limit: int | None,
+        offset: int,
+        count: bool,
+        within: InstanceFilter | None = None,
+        descending: bool = False,
+    ) -> tuple[list[asyncpg.Record], int | None]:
+        """Temporal entities in id order (``limit`` None: all of them) and their count;
+        ``within``: only those with an instance passing that filter."""
+        params = SqlParams()
+        where = selection_where(sel, names, params, schema)
+        if within is not None:
+            inner = _instance_where("e.id", within, params)
+            where += f" AND EXISTS (SELECT 1 FROM {schema}.attr_instances a WHERE {inner})"
+        order = "id DESC" if descending else "id"
+        sql = f"SELECT {_ENTITY_COLUMNS} FROM {schema}.temporal_entities e WHERE {where}"
+        sql += f" ORDER BY {order}"
+        args = list(params.args)
+        if limit is not None:
+            sql += f" LIMIT {params.add(limit)} OFFSET {params.add(offset)}"
+        rows = await self._fetch(sql, *params.args)
+        total = None
+        if count:
+            total = (
+                await self._fetch(
+                    f"SELECT count(*) FROM {schema}.temporal_entities e WHERE {where}", *args
+                )
+            )[0][0]
+        return rows, total
+
+    async def instances(
+        self, schema: str, ids: list[str], f: InstanceFilter, cap: int
+    ) -> list[asyncpg.Record]:
+        """Instances of ``ids`` in time order (newest first with lastN), at most ``cap`` + 1
+        per entity (one more than ``cap`` tells the page is cut). Column t is the instant."""
+        params = SqlParams(2)
+        where = _instance_where("$1", f, params)
+        tq = f.query
+        t = _time_expr(tq)
+        inner = f"SELECT {_INSTANCE_COLUMNS}, {t} AS t FROM {schema}.attr_instances a WHERE {where}"
+        direction = "DESC" if tq.last_n else "ASC"
+        if tq.last_n:
+            inner = (
+                f"SELECT * FROM (SELECT x.*, row_number() OVER (PARTITION BY entity_id, attr"
+                f" ORDER BY t DESC) AS n FROM ({inner}) x) y WHERE n <= {params.add(tq.last_n)}"
+            )
+        sql = (
+            f"SELECT * FROM (SELECT z.*, row_number() OVER (PARTITION BY entity_id"
+            f" ORDER BY t {direction}, attr, dataset_id) AS k FROM ({inner}) z) w"
+            f" WHERE k <= {params.add(cap + 1)} ORDER BY entity_id, k"
+        )
+        return await self._fetch(sql, ids, *params.args)
+
+    async def aggregate(
+        self, schema: str, ids: list[str], f: InstanceFilter
+    ) -> list[asyncpg.Record]:
+        """One row per entity, attribute, dataset and period: start, end and one column per
+        aggregation method. Periods start at timeAt, else at the attribute's first instance
+        (§4.5.19); without aggrPeriodDuration one period spans the whole range."""
+        params = SqlParams(2)
+        where = _instance_where("$1", f, params)
+        tq = f.query
+        # The timeproperty itself (instances without it are not aggregated): with observedAt
+        # the scan is index-only (attr_instances_observed), deletions have none.
+        t = f"a.{tq.column}"
+        where += f" AND {t} IS NOT NULL"
+        if tq.timeproperty != "deletedAt":
+            where += " AND a.deleted_at IS NULL" if tq.timeproperty != "observedAt" else ""
+        methods = ", ".join(f'{_AGGREGATES[m]} AS "{m}"' for m in tq.aggr_methods)
+        value = ", a.inst" if "distinctCount" in tq.aggr_methods else ""
+        origin = f"min({t}) OVER (PARTITION BY a.entity_id, a.attr)"
+        if tq.time_at is not None:
+            origin = params.add(tq.time_at) + "::timestamptz"
+        if tq.aggr_period is not None:
+            period = params.add(tq.aggr_period)
+            start = f"date_bin({period}::interval, i.t, i.origin)"
+            end = f"{start} + {period}::interval"
+        else:
+            start = "min(i.origin)"
+            end = (
+                f"{params.add(tq.end_time_at)}::timestamptz"
+                if tq.end_time_at is not None
+                else "max(i.t)"
+            )
+        group = "1, 2, 3, 4" if tq.aggr_period is not None else "1, 2, 3"
+        sql = f"""
+SELECT i.entity_id, i.attr, i.dataset_id, {start} AS start, {end} AS "end", {methods}
+FROM (SELECT a.entity_id, a.attr, a.dataset_id, a.num{value}, {t} AS t, {origin} AS origin
+      FROM {schema}.attr_instances a WHERE {where}) i
+GROUP BY {group} ORDER BY 1, 2, 3, 4"""
+        return await self._fetch(sql, ids, *params.args)
+
+    async def attributes(self, schema: str, entity_id: str, f: InstanceFilter) -> list[str]:
+        """The attributes of one entity that have instances passing ``f``."""
+        params = SqlParams(2)
+        where = _instance_where("$1", f, params)
+        rows = await self._fetch(
+            f"SELECT DISTINCT a.attr FROM {schema}.attr_instances a WHERE {where}",
+            [entity_id],
+            *params.args,
+        )
+        return [r["attr"] for r in rows]
+
+    async def latest(self, schema: str, ids: list[str]) -> list[asyncpg.Record]:
+        """The newest instance of each attribute and dataset of ``ids`` (q, geoQ)."""
+        return await self._fetch(
+            f"SELECT DISTINCT ON (entity_id, attr, dataset_id) {_INSTANCE_COLUMNS}"
+            f" FROM {schema}.attr_instances a WHERE entity_id = ANY($1::text[])"
+            " ORDER BY entity_id, attr, dataset_id, coalesce(observed_at, modified_at) DESC",
+            ids,
+        )
+
+    # ---------------------------------------------------------------- provision
+
+    async def provision(
+        self,
+        schema: str,
+        entity: dict[str, Any],
+        rows: list[dict[str, Any]],
+        *,
+        replace_attrs: tuple[str, ...] = (),
+    ) -> bool:
+        """Create or update a temporal entity and add instances, in one transaction; returns
+        whether the entity is new. ``entity``: id, types, scopes, now (ISO)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            created = await conn.fetchval(
+                f"""INSERT INTO {schema}.temporal_entities AS t
+                    (id, types, scopes, created_at, modified_at)
+                VALUES ($1, $2, $3, $4::text::timestamptz, $4::text::timestamptz)
+                ON CONFLICT (id) DO UPDATE SET
+                    types = (SELECT array_agg(DISTINCT x) FROM unnest(t.types || $2) x),
+                    scopes = coalesce($3, t.scopes), modified_at = EXCLUDED.modified_at,
+                    deleted_at = NULL
+                RETURNING xmax = 0""",
+                entity["id"],
+                entity["types"],
+                entity["scopes"],
+                entity["now"],
+            )
+            if replace_attrs:
+                await conn.execute(
+                    f"DELETE FROM {schema}.attr_instances WHERE entity_id = $1"
+                    " AND attr = ANY($2::text[])",
+                    entity["id"],
+                    list(replace_attrs),
+                )
+            await self._insert(conn, schema, rows)
+        return bool(created)
+
+    async def _insert(
+        self, conn: asyncpg.Connection, schema: str, rows: list[dict[str, Any]]
+    ) -> None:
+        if not rows:
+            return
+        await conn.execute(
+            f"""INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at,
+                created_at, modified_at, num, inst)
+            SELECT r.entity_id, r.attr, r.dataset_id, r.observed_at, r.created_at,
+                   r.modified_at, CASE WHEN jsonb_typeof(r.inst->'value') = 'number'
+                   THEN (r.inst->>'value')::float8 END, r.inst
+            FROM jsonb_to_recordset($1::jsonb) AS r(entity_id text, attr text, dataset_id text,
+                observed_at timestamptz, created_at timestamptz, modified_at timestamptz,
+                inst jsonb)""",
+            orjson.dumps(rows),
+        )
+
+    async def delete_entity(self, schema: str, entity_id: str) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                f"DELETE FROM {schema}.attr_instances WHERE entity_id = $1", entity_id
+            )
+            done = await conn.execute(
+                f"DELETE FROM {schema}.temporal_entities WHERE id = $1", entity_id
+            )
+        return bool(done != "DELETE 0")
+
+    async def delete_attr(
+        self, schema: str, entity_id: str, attr: str, dataset: str | None, every: bool
+    ) -> int:
+        """Delete the instances of one attribute: of one dataset (``dataset``, '' = default)
+        or, with ``every``, of all its datasets; returns how many."""
+        sql = f"DELETE FROM {schema}.attr_instances WHERE entity_id = $1 AND attr = $2"
+        args: list[Any] = [entity_id, attr]
+        if not every:
+            sql += " AND dataset_id = $3"
+            args.append(dataset or "")
+        async with self._pool.acquire() as conn:
+            done = await conn.execute(sql, *args)
+        return int(done.split()[-1])
+
+    async def modify_instance(
+        self, schema: str, entity_id: str, attr: str, instance_id: str, row: dict[str, Any]
+    ) -> bool:
+        async with self._pool.acquire() as conn:
+            done = await conn.execute(
+                f"""UPDATE {schema}.attr_instances SET inst = $4::jsonb,
+                    observed_at = $5::text::timestamptz, modified_at = $6::text::timestamptz,
+                    dataset_id = $7,
+                    num = CASE WHEN jsonb_typeof($4::jsonb->'value') = 'number'
+                          THEN ($4::jsonb->>'value')::float8 END
+                WHERE entity_id = $1 AND attr = $2 AND instance_id = $3::uuid""",
+                entity_id,
+                attr,
+                instance_id,
+                orjson.dumps(row["inst"]),
+                row["observed_at"],
+                row["modified_at"],
+                row["dataset_id"],
+            )
+        return bool(done != "UPDATE 0")
+
+    async def delete_instance(
+        self, schema: str, entity_id: str, attr: str, instance_id: str
+    ) -> bool:
+        async with self._pool.acquire() as conn:
+            done = await conn.execute(
+                f"DELETE FROM {schema}.attr_instances WHERE entity_id = $1 AND attr = $2"
+                " AND instance_id = $3::uuid",
+                entity_id,
+                attr,
+                instance_id,
+            )
+        return bool(done != "DELETE 0")
+
+    # ---------------------------------------------------------------- retention
+
+    async def maintain(self, schema: str, retention: timedelta | None, ahead: int = 2) -> int:
+        """Create the partitions of the coming months; drop those past ``retention`` (whole
+        partitions, never row by row). Returns how many were dropped."""
+        async with self._pool.acquire() as conn:
+            await conn.execute(f"SELECT {schema}.temporal_ensure_partitions($1)", ahead)
+            if retention is None:
+                return 0
+            dropped = await conn.fetchval(
+                f"SELECT {schema}.temporal_drop_partitions(now() - $1::interval)", retention
+            )
+        return int(dropped or 0)
+
+    async def settings(self) -> dict[str, tuple[bool, int | None]]:
+        """(capture, retention in days or None: kept forever) per tenant that has a setting."""
+        rows = await self._fetch(
+            "SELECT tenant, capture, retention_days FROM cityos.temporal_settings"
+        )
+        return {r["tenant"]: (r["capture"], r["retention_days"]) for r in rows}
+
+    async def configure(
+        self, tenant: str, schema: str, *, capture: bool, retention_days: int | None
+    ) -> None:
+        """Store a tenant's temporal settings; capture off disables the capture triggers (no
+        cost per write at all), on enables them again."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO cityos.temporal_settings (tenant, capture, retention_days)
+                VALUES ($1, $2, $3) ON CONFLICT (tenant) DO UPDATE SET capture = $2,
+                retention_days = $3, modified_at = now()""",
+                tenant,
+                capture,
+                retention_days,
+            )
+            await self._capture(conn, schema, capture)
+
+    async def apply_capture(self, schema: str, capture: bool) -> None:
+        async with self._pool.acquire() as conn:
+            await self._capture(conn, schema, capture)
+
+    async def _capture(self, conn: asyncpg.Connection, schema: str, capture: bool) -> None:
+        action = "ENABLE" if capture else "DISABLE"
+        for event in ("insert", "update", "delete"):
+            await conn.execute(
+                f"ALTER TABLE {schema}.entities {action} TRIGGER entities_temporal_{event}"
+            )
