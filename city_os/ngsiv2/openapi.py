@@ -167,4 +167,24 @@ subscriptions.delete(
     replies=(no_content(),), errors=(400, 404),
 )  # fmt: skip
 
-TABLES = (entities, ops, broker, subscriptions)
+# city-os has no context-source registrations yet (ngsiv2/registrations.py): the list is
+# empty, one registration is never found, a creation is 501 NotImplemented.
+registrations = Paths(
+    "NGSIv2 registrations", prefix="/v2/registrations", common=_FIWARE, face="v2."
+)
+registrations.get(
+    "", "v2ListRegistrations", "List registrations (always empty)",
+    params=("v2.options",), replies=(ok(array({"type": "object"}), media=_J, headers=_COUNTED),),
+)  # fmt: skip
+registrations.post(
+    "", "v2CreateRegistration", "Create a registration: 501, no federation yet",
+    body={"type": "object"}, body_media=_J, errors=(501,),
+)  # fmt: skip
+registrations.get("/{registrationId}", "v2RetrieveRegistration", "One registration (404)",
+                  errors=(404,))  # fmt: skip
+registrations.delete("/{registrationId}", "v2DeleteRegistration", "Delete one (404)",
+                     errors=(404,))  # fmt: skip
+registrations.patch("/{registrationId}", "v2UpdateRegistration", "Change one (404)",
+                    body={"type": "object"}, body_media=_J, errors=(404,))  # fmt: skip
+
+TABLES = (entities, ops, broker, subscriptions, registrations)

@@ -244,6 +244,7 @@ PARAMETERS: dict[str, Schema] = {
     "v2.path.attrName": _path("attrName", "The attribute name"),
     "v2.path.subscriptionId": _path("subscriptionId", "The v2 subscription id"),
     "v2.path.type": _path("type", "The entity type"),
+    "v2.path.registrationId": _path("registrationId", "The v2 registration id"),
 }
 HEADERS: dict[str, Schema] = {
     "Fiware-Total-Count": {
@@ -261,6 +262,7 @@ _V2_ERRORS = {
     "413": "RequestEntityTooLarge",
     "415": "UnsupportedMediaType",
     "422": "Unprocessable: already exists, or attributes missing (nothing was written)",
+    "501": "NotImplemented: the feature is not available in city-os (named in the body)",
     "503": "ServiceUnavailable: the database cannot be reached",
     "504": "GatewayTimeout: the configured @context could not be fetched",
 }
