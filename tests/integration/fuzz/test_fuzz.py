@@ -3,8 +3,9 @@
 For each operation, schemathesis generates requests from the document (valid ones, and with
 ``CITYOS_FUZZ_NEGATIVE`` also invalid ones) against a real broker on PostgreSQL. Each response
 must: not be a 5xx (but a 501 the operation documents); have a status, content type, headers
-and body the document declares; and, when it is an error, leave the tenant's rows (entities, geometries, subscriptions, permissions,
-data subjects, schemas, indexes, keys, consents, @contexts and the outbox) exactly as before.
+and body the document declares; and, when it is an error, leave the tenant's rows (entities,
+geometries, subscriptions, permissions, data subjects, schemas, indexes, keys, consents,
+@contexts and the outbox) exactly as before.
 
 ``make test`` runs ``CITYOS_FUZZ_EXAMPLES`` (default 1: about a minute on 2 cores) examples per
 operation; ``make fuzz`` runs many more (see the Makefile). ``CITYOS_FUZZ_TRACE=FILE`` appends one
