@@ -16,6 +16,7 @@ from city_os.core.discovery import DiscoveryService
 from city_os.core.entities import EntityService
 from city_os.core.indexes import ValueIndexService
 from city_os.core.query import QueryService
+from city_os.core.streams import StreamHub
 from city_os.core.subscriptions import SubscriptionService
 from city_os.registry.service import SchemaRegistry
 from city_os.store.postgres.db import Tenants
@@ -32,6 +33,7 @@ QUERIES = web.AppKey("queries", QueryService)
 INDEXES = web.AppKey("indexes", ValueIndexService)
 DISCOVERY = web.AppKey("discovery", DiscoveryService)
 SUBSCRIPTIONS = web.AppKey("subscriptions", SubscriptionService)
+STREAMS = web.AppKey("streams", StreamHub)
 TEMPORAL = web.AppKey("temporal", TemporalService)
 STARTED = web.AppKey("started", float)  # time.monotonic() at start-up
 API_KEYS = web.AppKey("api_keys", ApiKeys)

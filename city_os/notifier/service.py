@@ -41,6 +41,7 @@ from city_os.notifier.selection import SelectionFilter
 from city_os.notifier.status import StatusRecorder
 from city_os.observability.metrics import Metrics
 from city_os.store.postgres.notifications import NotificationStore
+from city_os.store.postgres.streams import StreamStore
 from city_os.store.postgres.subscriptions import SubscriptionRepository
 from city_os.store.postgres.webpush import vapid_private_key
 
@@ -57,6 +58,7 @@ class NotifierConfig:
     lease: float
     retention: float
     push_subject: str = "mailto:admin@city-os.invalid"
+    stream_retention: float = 600.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NotifierConfig:
@@ -78,6 +80,7 @@ class NotifierConfig:
             lease=settings.notifier_lease,
             retention=settings.notifier_retention,
             push_subject=settings.webpush_subject,
+            stream_retention=settings.stream_retention,
         )
 
 
@@ -103,12 +106,14 @@ class Notifier:
         )
         self.store = NotificationStore(pool, self.replica, config.lease)
         self.status = StatusRecorder(repo, tenants)
+        self.streams = StreamStore(pool)
         self.channels = Channels(
             ChannelOptions(
                 outbound,
                 config.dispatch.concurrency,
                 vapid_key=lambda: vapid_private_key(pool),
                 push_subject=config.push_subject,
+                pool=pool,
             )
         )
         self.dispatcher = Dispatcher(
@@ -169,6 +174,7 @@ class Notifier:
                 if time.monotonic() - last_cleanup > CLEANUP_INTERVAL:
                     last_cleanup = time.monotonic()
                     await self.store.cleanup(self.config.retention)
+                    await self.streams.cleanup(self.config.stream_retention)
                     await self.index.retry()
             except asyncio.CancelledError:
                 raise

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from city_os.auth.network import OutboundPolicy
+
+if TYPE_CHECKING:
+    import asyncpg
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,7 @@ class ChannelOptions:
     per_endpoint: int  # requests in flight per endpoint (the dispatcher's concurrency)
     vapid_key: Callable[[], Awaitable[bytes]] | None = None  # the platform's VAPID key (PEM)
     push_subject: str = "mailto:admin@city-os.invalid"  # VAPID contact (RFC 8292 §2.1)
+    pool: asyncpg.Pool | None = None  # the live stream's table
 
 
 ChannelFactory = Callable[[ChannelOptions], Channel]
@@ -109,12 +113,22 @@ def _mqtt(options: ChannelOptions) -> Channel:
     return MqttChannel(options.policy)
 
 
+def _stream(options: ChannelOptions) -> Channel:
+    from city_os.notifier.channels.stream import StreamChannel
+    from city_os.store.postgres.streams import StreamStore
+
+    if options.pool is None:
+        return Unavailable("urn:city-os:stream")
+    return StreamChannel(StreamStore(options.pool))
+
+
 # URI scheme → (channel name, factory); schemes of one name share one channel.
 SCHEMES: dict[str, tuple[str, ChannelFactory]] = {
     "http": ("http", _http),
     "https": ("http", _http),
     "mqtt": ("mqtt", _mqtt),
     "mqtts": ("mqtt", _mqtt),
+    "urn": ("stream", _stream),  # urn:city-os:stream, the only urn accepted (endpoints.py)
 }
 
 
