@@ -14,10 +14,10 @@ CITYOS_DEV_KAFKA_PORT ?= 9092
 export CITYOS_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/cityos_test
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap run test lint fmt bench stop clean
+.PHONY: help bootstrap run test lint fmt bench fuzz stop clean
 
 help:
-	@echo "make run | test | lint | fmt | bench | stop | clean   (see README.md, Make targets)"
+	@echo "make run | test | lint | fmt | bench | fuzz | stop | clean   (see README.md, Make targets)"
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -43,6 +43,13 @@ lint: bootstrap
 fmt: bootstrap
 	$(BIN)/ruff check --fix city_os tests
 	$(BIN)/ruff format city_os tests
+
+# The long fuzzing run: every operation of /openapi.json, valid and invalid requests, boundary
+# cases, random seeds (CITYOS_FUZZ_EXAMPLES per operation; `make test` runs 1). Another test
+# session on the same CITYOS_TEST_DATABASE_URL drops the run's tenant at its start: run it alone.
+fuzz: bootstrap
+	CITYOS_FUZZ_EXAMPLES="$${CITYOS_FUZZ_EXAMPLES:-200}" CITYOS_FUZZ_NEGATIVE=1 CITYOS_FUZZ_COVERAGE=1 \
+		CITYOS_FUZZ_RANDOM=1 $(BIN)/pytest tests/integration/fuzz -o timeout=3600 -p no:cacheprovider
 
 # make bench ARGS="--only stellio": arguments of python -m bench (python -m bench --help)
 bench: bootstrap

@@ -9,6 +9,8 @@ Groups (``--only``, comma- or space-separated; all but ``stellio`` by default):
 * ``validation``: creates with a JSON Schema inactive and active (``bench.validation``);
 * ``lag``: change events through Tansu, foundation writes with the relay on, relay drain
   (``bench.lag``);
+* ``relay``: partial updates with the relay off, then with it on and a consumer attached, and
+  their ratio (``bench.relay_cost``);
 * ``contexts``: the server's RSS after 1,000 distinct remote @contexts next to the configured
   cache bound (``bench.contexts``);
 * ``evaluate``: the notifier's in-process selection evaluation, µs per entity next to an empty
@@ -16,8 +18,14 @@ Groups (``--only``, comma- or space-separated; all but ``stellio`` by default):
 * ``notify``: notification latency (p50/p99 at 500 updates/s, 100 subscriptions) and HTTP
   fan-out next to a bare aiohttp client's ceiling, through Tansu (``bench.notify``).
 * ``auth``: create and retrieve with bearer-token verification on and off (``bench.auth``).
+* ``temporal``: 1,000,000 attribute instances, a range, an hourly avg, an hourly max over 100
+  entities next to their SQL; storage per instance; history capture cost (``bench.temporal``).
 * ``stellio``: Stellio's load-test scenarios at 1,000 / 10,000 / 100,000 entities beside
   Stellio's published figures and same-run ceilings (``bench.stellio``; ``--stellio-sizes``).
+* ``ngsiv2``: v2 create, retrieve, attribute update and op/update next to their NGSI-LD
+  counterparts on the same server (``bench.ngsiv2``).
+* ``enforce``: the query scenarios with permissions active next to the unrestricted query
+  (``bench.enforce``).
 
 Every measured run first waits for other engineers' robot / pytest runs (``bench.guard``).
 Exit code 0 even when targets are missed: it is a report; misses are printed as MISS.
@@ -38,7 +46,8 @@ from city_os.config import Settings
 
 KINDS = list(TARGETS)
 GROUPS = [
-    "foundation", "query", "validation", "lag", "notify", "contexts", "evaluate", "auth", "stellio",
+    "foundation", "query", "validation", "lag", "notify", "relay", "contexts", "evaluate",
+    "auth", "stellio", "temporal", "ngsiv2", "enforce",
 ]  # fmt: skip
 
 
@@ -145,9 +154,10 @@ def main() -> None:
 
     # --- the API: foundation, query and validation share one server (own tenants)
     api: dict[str, Measured] = {}
-    query_res = validation_res = lag_res = auth_res = stellio_res = None
+    query_res = validation_res = lag_res = auth_res = stellio_res = temporal_res = None
+    ngsiv2_res = None
     uvloop = False
-    if kinds or {"query", "validation", "stellio"} & set(groups):
+    if kinds or {"query", "validation", "stellio", "temporal", "ngsiv2"} & set(groups):
         port = stack.free_port()
         env = stack.server_env(dsn, port, max(1, args.pool // args.workers))
         with stack.running("api", stack.api_commands(args.workers), env, port) as srv:
@@ -164,11 +174,19 @@ def main() -> None:
                 from bench import validation
 
                 validation_res = validation.run(runner, port, srv.pids)
+            if "temporal" in groups:
+                from bench import temporal
+
+                temporal_res = temporal.run(runner, port, srv.pids, dsn)
             if "stellio" in groups:
                 from bench import stellio
 
                 sizes = [int(n) for n in args.stellio_sizes.split(",")]
                 stellio_res = stellio.run(runner, port, srv.pids, dsn, sizes)
+            if "ngsiv2" in groups:
+                from bench import ngsiv2
+
+                ngsiv2_res = ngsiv2.run(runner, port, srv.pids)
     if stellio_res is not None and not args.no_ceilings:
         from bench import stellio
 
@@ -198,6 +216,11 @@ def main() -> None:
         from bench import notify
 
         notify_res = asyncio.run(notify.run(runner, dsn))
+    relay_res = None
+    if "relay" in groups:
+        from bench import relay_cost
+
+        relay_res = asyncio.run(relay_cost.run(runner, dsn))
     contexts_res = None
     if "contexts" in groups:
         from bench import contexts
@@ -213,6 +236,11 @@ def main() -> None:
         from bench import auth
 
         auth_res = auth.run(runner, dsn, args.pool)
+    enforce_res = None
+    if "enforce" in groups:
+        from bench import enforce
+
+        enforce_res = enforce.run(runner, dsn, args.pool)
     runner.pool.shutdown()
 
     from bench.report import print_report
@@ -235,6 +263,10 @@ def main() -> None:
         from bench import notify
 
         notify.print_results(notify_res)
+    if relay_res is not None:
+        from bench import relay_cost
+
+        relay_cost.print_results(relay_res)
     if contexts_res is not None:
         from bench import contexts
 
@@ -247,10 +279,22 @@ def main() -> None:
         from bench import auth
 
         auth.print_results(auth_res)
+    if temporal_res is not None:
+        from bench import temporal
+
+        temporal.print_results(temporal_res)
     if stellio_res is not None:
         from bench import stellio
 
         stellio.print_results(stellio_res)
+    if ngsiv2_res is not None:
+        from bench import ngsiv2
+
+        ngsiv2.print_results(ngsiv2_res)
+    if enforce_res is not None:
+        from bench import enforce
+
+        enforce.print_results(enforce_res)
     loads = runner.loads
     if loads:
         print(

@@ -132,11 +132,14 @@ class Scenario:
     # Prepared raw requests, sent in turn (bench.stellio), answered with ``status``.
     requests: tuple[bytes, ...] = ()
     status: int = 0
+    api: str = "ngsi-ld"  # "v2": the NGSIv2 requests of bench.ngsiv2
 
     @property
     def expected_status(self) -> int:
         if self.status:
             return self.status
+        if self.api == "v2" and self.kind == "batch":
+            return 204  # POST /v2/op/update
         return {"create": 201, "retrieve": 200, "update": 204, "batch": 201, "query": 200}[
             self.kind
         ]
@@ -156,9 +159,13 @@ def request_maker(sc: Scenario) -> Callable[[int], bytes]:
     if sc.requests:
         prepared = sc.requests
         return lambda seq: prepared[seq % len(prepared)]
+    if sc.api == "v2":
+        from bench.ngsiv2 import v2_requests
+
+        return v2_requests(sc)
     if sc.kind == "query":
         get = b"GET " + sc.path.encode() + b" HTTP/1.1\r\n" + _COMMON
-        get += tenant_header(sc.tenant) + b"\r\n"
+        get += tenant_header(sc.tenant, sc.token) + b"\r\n"
         return lambda seq: get
     if sc.kind == "create":
         create = _CREATE + tenant_header(sc.tenant, sc.token)

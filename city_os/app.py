@@ -56,6 +56,7 @@ from city_os.api.keys import (
 )
 from city_os.api.middleware import ERROR_RENDERERS, ErrorRenderer, problem_details, request_metrics
 from city_os.api.ops import KAFKA_REQUIRED, METRICS, NOTIFIER, NOTIFIER_REQUIRED, RELAY
+from city_os.api.rules import route_rules
 from city_os.auth.apikeys import ApiKeys
 from city_os.auth.authenticate import Authenticator, check_exposure
 from city_os.auth.consent import ConsentService
@@ -77,6 +78,7 @@ from city_os.core.streams import StreamHub
 from city_os.core.subscriptions import SubscriptionService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
 from city_os.ngsiv2 import routes as ngsiv2
+from city_os.notifier.access import NotificationAccess
 from city_os.notifier.service import Notifier, NotifierConfig
 from city_os.observability.metrics import (
     Metrics,
@@ -315,6 +317,9 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
         app[OUTBOUND],
         ngsiv2.FACES,
     )
+    access = app[ENTITIES].access
+    if access is not None:  # notifications: only what the subscription's owner may read
+        notifier.intake.access = NotificationAccess(access)
     await notifier.start()
     app[NOTIFIER] = notifier
     app[METRICS].collectors.append(notifier.collect)
@@ -324,6 +329,30 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
         subscriptions.before_read.append(notifier.settle)
     yield
     await notifier.close()
+
+
+async def _notifier_access(app: web.Application) -> AsyncIterator[None]:
+    """``city-os notifier`` with authentication on: the decision's stores and caches, to
+    filter notifications for their subscriptions' owners (the API's ``_access`` does this in
+    an all-in-one process)."""
+    settings = app[SETTINGS]
+    if not settings.auth_enabled:
+        yield
+        return
+    pool = app[POOL]
+    permissions = PermissionService(PermissionRepository(pool), app[TENANTS], settings.database_url)
+    await permissions.start()
+    consents = ConsentService(
+        ConsentRepository(pool),
+        DataSubjectRepository(pool),
+        permissions,
+        app[TENANTS],
+        pool,
+        frozenset(),
+    )
+    app[ENTITIES].access = EntityAccess(pool, permissions, consents)
+    yield
+    await permissions.close()
 
 
 def _outbound(app: web.Application, settings: Settings) -> None:
@@ -359,7 +388,7 @@ def create_notifier_app(settings: Settings) -> web.Application:
     app = _base_app(settings)
     app[NOTIFIER_REQUIRED] = True
     _outbound(app, settings)
-    app.cleanup_ctx.extend([_database, _observability, _contexts, _notifier])
+    app.cleanup_ctx.extend([_database, _notifier_access, _observability, _contexts, _notifier])
     add_routes(app, ops.routes)
     return app
 
@@ -377,7 +406,7 @@ def create_app(settings: Settings) -> web.Application:
     limiter = None
     if settings.rate_limit > 0:
         limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst)
-    app = _base_app(settings, access_guard(authenticator, limiter))
+    app = _base_app(settings, access_guard(authenticator, limiter), route_rules)
     app[AUTHENTICATOR] = authenticator
     try:
         app[ISSUERS] = parse_issuers(settings.oidc_issuers)

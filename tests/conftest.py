@@ -55,8 +55,10 @@ async def _forget_earlier_runs() -> None:
                 "SELECT schema_name FROM cityos.tenants WHERE name LIKE 'test-%'"
             )
         ]
-        for i in range(0, len(schemas), 50):  # a bounded number of locks per transaction
-            chunk = schemas[i : i + 50]
+        # A bounded number of locks per transaction: a tenant schema holds ~40 relations (its
+        # temporal history partitions and their indexes included).
+        for i in range(0, len(schemas), 10):
+            chunk = schemas[i : i + 10]
             async with conn.transaction():
                 await conn.execute(
                     "DROP SCHEMA IF EXISTS " + ", ".join(map(check_identifier, chunk)) + " CASCADE"

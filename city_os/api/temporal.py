@@ -29,6 +29,8 @@ from city_os.api.query import COUNT_HEADER, _body_query, _params_query, paginati
 from city_os.api.temporal_params import filter_of, temporal_options
 from city_os.core.query import Page, _link_depth
 from city_os.errors import BadRequestData, InvalidRequest
+from city_os.temporal.csv_output import to_csv
+from city_os.temporal.render import TemporalOptions
 from city_os.temporal.service import TemporalResult
 
 routes = web.RouteTableDef()
@@ -47,13 +49,28 @@ QUERY_PARAMS = frozenset(
 )  # fmt: skip
 
 
+CSV = "text/csv"
+
+
 def _respond(
-    request: web.Request, ctx: Any, result: TemporalResult, body: Any, **headers: str
+    request: web.Request,
+    ctx: Any,
+    result: TemporalResult,
+    body: Any,
+    opts: TemporalOptions,
+    **headers: str,
 ) -> web.Response:
-    media = negotiate(request, (JSON, JSONLD))
+    media = negotiate(request, (JSON, JSONLD, CSV))
     if result.content_range is not None:
         headers["Content-Range"] = result.content_range
     status = 206 if result.content_range is not None else 200
+    if media == CSV:
+        rows = to_csv(
+            body if isinstance(body, list) else [body],
+            timeproperty=opts.timeproperty,
+            methods=opts.methods,
+        )
+        return web.Response(text=rows, status=status, content_type=CSV, headers=headers)
     return respond(body, ctx, media, status=status, headers=headers)
 
 
@@ -64,7 +81,7 @@ async def retrieve_temporal(request: web.Request) -> web.Response:
     opts = temporal_options(request.query, ctx)
     f = filter_of(request.query, ctx, opts)
     result = await request.app[TEMPORAL].retrieve(ctx, request.match_info["entity_id"], f, opts)
-    return _respond(request, ctx, result, result.bodies[0])
+    return _respond(request, ctx, result, result.bodies[0], opts)
 
 
 def _page(request: web.Request) -> Page:
@@ -85,7 +102,9 @@ def _descending(order_by: Any) -> bool:
     raise BadRequestData(f"orderBy: a temporal query orders by id only, not {order_by!r}")
 
 
-async def _query(request: web.Request, ctx: Any, sel: Any, raw: Any, page: Page) -> web.Response:
+async def _query(
+    request: web.Request, ctx: Any, sel: Any, raw: Any, page: Page, local: bool | None
+) -> web.Response:
     if sel.q is not None and _link_depth(sel.q) > 0:
         raise BadRequestData("q cannot follow relationships in a temporal query")
     opts = temporal_options(raw, ctx, query=True)
@@ -99,9 +118,10 @@ async def _query(request: web.Request, ctx: Any, sel: Any, raw: Any, page: Page)
         offset=page.offset,
         count=page.count,
         descending=_descending(raw.get("orderBy")),
+        local=bool(local),
     )
     headers = {COUNT_HEADER: str(result.total)} if result.total is not None else {}
-    response = _respond(request, ctx, result, result.bodies, **headers)
+    response = _respond(request, ctx, result, result.bodies, opts, **headers)
     for value in pagination_links(request, page, result.more, response.content_type):
         response.headers.add("Link", value)
     return response
@@ -111,8 +131,8 @@ async def _query(request: web.Request, ctx: Any, sel: Any, raw: Any, page: Page)
 async def query_temporal(request: web.Request) -> web.Response:
     check_params(request, QUERY_PARAMS)
     ctx = await read_context(request)
-    sel = _params_query(request, ctx).selection
-    return await _query(request, ctx, sel, request.query, _page(request))
+    query = _params_query(request, ctx)
+    return await _query(request, ctx, query.selection, request.query, _page(request), query.local)
 
 
 @routes.post(PREFIX + "/entityOperations/query")
@@ -125,7 +145,7 @@ async def query_temporal_post(request: web.Request) -> web.Response:
     if temporal_q is not None and not isinstance(temporal_q, dict):
         raise BadRequestData("temporalQ must be an object")
     plain = {k: v for k, v in body.items() if k not in ("temporalQ", "aggrParams")}
-    sel = _body_query(ctx, plain).selection
+    query = _body_query(ctx, plain)
     raw: dict[str, Any] = {**request.query, **(temporal_q or {})}
     for key in ("attrs", "lang", "datasetId", "pick", "omit"):
         if key in body:
@@ -137,7 +157,7 @@ async def query_temporal_post(request: web.Request) -> web.Response:
         raw.update({k: v for k, v in aggr.items() if k in ("aggrMethods", "aggrPeriodDuration")})
     if "aggrMethods" in raw and "options" not in raw and "format" not in raw:
         raw["options"] = "aggregatedValues"  # a Query asking for methods wants them (5.2.21)
-    return await _query(request, ctx, sel, raw, _page(request))
+    return await _query(request, ctx, query.selection, raw, _page(request), query.local)
 
 
 async def _payload(request: web.Request) -> tuple[Any, dict[str, Any]]:

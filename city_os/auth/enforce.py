@@ -36,7 +36,8 @@ from city_os.auth.policy import (
     decide,
     readable,
 )
-from city_os.auth.principal import Principal, subject_key
+from city_os.auth.principal import Principal
+from city_os.auth.subscribers import owner_key
 from city_os.core.request import RequestContext
 from city_os.errors import AccessDenied, NgsiLdError, ResourceNotFound
 from city_os.ngsild.representation import EntityRecord
@@ -58,15 +59,6 @@ def restricted(ctx: RequestContext) -> Principal | None:
 
 def facts_of(record: EntityRecord, subject: tuple[str, str] | None = None) -> EntityFacts:
     return EntityFacts(record.id, tuple(record.types), tuple(record.scopes or ()), subject)
-
-
-def owner_key(principal: Principal) -> str | None:
-    """The assignee the creator's ``own`` grant names: its API key, else its user."""
-    if principal.api_key is not None:
-        return "apikey:" + principal.api_key.key_id
-    if principal.subject is not None and principal.issuer is not None:
-        return subject_key(principal.issuer, principal.subject)
-    return None
 
 
 class EntityAccess:

@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from city_os.auth.subscribers import check_visible, new_owner, visible_to
 from city_os.core.context_registry import ContextRegistry
 from city_os.core.contexts import ContextLoader
 from city_os.core.entities import RequestContext
@@ -32,7 +33,6 @@ from city_os.ngsild.subscription import (
     check_rules,
     merge,
     parse_members,
-    parse_subscription,
     status,
 )
 from city_os.ngsild.subscription_render import render_subscription
@@ -149,10 +149,12 @@ class SubscriptionService:
     # ---------------------------------------------------------------- operations
 
     async def create(self, ctx: RequestContext, body: object, *, face: Doc | None = None) -> str:
+        owner = new_owner(ctx.principal, ctx.tenant)  # access control: None when off
         now = parse_datetime(ctx.now)
-        doc = parse_subscription(body, ctx.terms, now)
+        doc = parse_members(body, ctx.terms, now, update=False)
         if face is not None:
             doc[FACE] = face
+        check_rules(doc)
         check_selection(doc, ctx.terms)
         self._check_endpoint(doc)
         sid = doc.pop("id", None) or ID_PREFIX + str(uuid.uuid4())
@@ -168,6 +170,7 @@ class SubscriptionService:
             modified_at=ctx.now,
             expires_at=doc.get("expiresAt"),
             is_active=doc.get("isActive", True),
+            owner=owner,
         )
         event = self._event("created", ctx, sid, doc)
         if not await self.repo.insert(schema, ctx.tenant, row, event, timers(doc)):
@@ -182,6 +185,7 @@ class SubscriptionService:
         row = await self.repo.get(schema, sid)
         if row is None:
             raise ResourceNotFound(f"subscription {sid} not found")
+        check_visible(ctx.principal, ctx.tenant, sid, row.owner)
         return row
 
     async def query(
@@ -190,8 +194,9 @@ class SubscriptionService:
         """A page (and, with ``count``, the total); True when more follow the page."""
         schema = await self.tenants.schema(ctx.tenant, create=False)
         await self._settle(ctx.tenant, None)
-        rows = await self.repo.page(schema, limit + 1 if limit else 0, offset)
-        total = await self.repo.count(schema) if count else None
+        owner = visible_to(ctx.principal, ctx.tenant)  # only one's own (admins: all)
+        rows = await self.repo.page(schema, limit + 1 if limit else 0, offset, owner)
+        total = await self.repo.count(schema, owner) if count else None
         return rows[:limit], total, len(rows) > limit
 
     def render(self, ctx: RequestContext, row: SubscriptionRow, sys_attrs: bool) -> Doc:
@@ -218,6 +223,7 @@ class SubscriptionService:
             row = await self.repo.get(schema, sid)
             if row is None:
                 raise ResourceNotFound(f"subscription {sid} not found")
+            check_visible(ctx.principal, ctx.tenant, sid, row.owner)
             doc = merge(row.doc, fragment)
             if face is not None:
                 doc[FACE] = face
@@ -252,6 +258,9 @@ class SubscriptionService:
     async def delete(self, ctx: RequestContext, sid: str) -> None:
         self._check_id(sid)
         schema = await self.tenants.schema(ctx.tenant, create=False)
+        if visible_to(ctx.principal, ctx.tenant) is not None:
+            row = await self.repo.get(schema, sid)
+            check_visible(ctx.principal, ctx.tenant, sid, row.owner if row else None)
         event = self._event("deleted", ctx, sid, None)
         if not await self.repo.delete(schema, ctx.tenant, sid, event):
             raise ResourceNotFound(f"subscription {sid} not found")

@@ -358,7 +358,9 @@ def merge(stored: Doc, fragment: Doc) -> Doc:
 
 def check_rules(doc: Doc) -> None:
     """The rules between members (§5.2.12, §5.2.14, §5.8.1.4); raise BadRequestData."""
-    if "entities" not in doc and "watchedAttributes" not in doc:
+    # A subscription of another API face (the NGSIv2 API, member "face") may select every
+    # entity: v2 subscriptions need neither an entity type nor watched attributes.
+    if "entities" not in doc and "watchedAttributes" not in doc and "face" not in doc:
         raise BadRequestData("entities or watchedAttributes: at least one of them is mandatory")
     if "timeInterval" in doc:
         for other in ("throttling", "watchedAttributes"):

@@ -46,6 +46,7 @@ _ORION_ERRORS = {
     422: "Unprocessable",
     429: "TooManyRequests",
     503: "ServiceUnavailable",
+    501: "NotImplemented",
     504: "GatewayTimeout",
 }
 
@@ -163,7 +164,8 @@ def options(request: web.Request) -> set[str]:
     for raw in request.query.getall("options", []):
         out.update(o.strip() for o in raw.split(",") if o.strip())
     known = {
-        "count", "keyValues", "values", "unique", "append", "upsert", "sysAttrs",
+        "count", "keyValues", "values", "unique", "append", "upsert", "sysAttrs", "normalized",
+        "dateCreated", "dateModified",
         "skipForwarding", "forcedUpdate", "flowControl", "overrideMetadata", "noAttrDetail",
     }  # fmt: skip
     unknown = out - known

@@ -2,8 +2,9 @@
 
 Layer: ngsiv2/. NGSI-LD entity ids are URIs; v2 ids are any string without the v2 forbidden
 characters. A v2 id that is already a URI is stored as it is; any other id is stored under the
-prefix ``urn:ngsi-v2:`` and shown without it through v2, so ``Room1`` is ``urn:ngsi-v2:Room1`` in
-NGSI-LD and ``urn:ngsi-ld:Shelter:1`` is the same in both APIs.
+prefix ``urn:ngsiv:`` and shown without it through v2, so ``Room1`` is ``urn:ngsiv:Room1`` in
+NGSI-LD and ``urn:ngsi-ld:Shelter:1`` is the same in both APIs. The prefix has no digits nor
+``-``, so an unanchored v2 ``idPattern`` such as ``.*[1-5]`` cannot match inside it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from city_os.errors import BadRequestData
 from city_os.ngsild.entity import is_uri
 
-V2_ID_PREFIX = "urn:ngsi-v2:"
+V2_ID_PREFIX = "urn:ngsiv:"
 MAX_ID_CHARS = 256
 # Orion: forbidden in any request field (< > " ' = ; ( )); identifiers also exclude white space
 # and the URL delimiters ? / # & (they name URL path segments).
@@ -44,7 +45,7 @@ def v2_id(entity_id: str) -> str:
 
 def id_pattern(pattern: str) -> str:
     """A v2 ``idPattern`` (on v2 ids) as a pattern on stored ids: an anchored pattern may also
-    match after the ``urn:ngsi-v2:`` prefix."""
+    match after the ``urn:ngsiv:`` prefix."""
     if pattern.startswith("^"):
         return "^(?:" + V2_ID_PREFIX + ")?(?:" + pattern[1:] + ")"
     return pattern

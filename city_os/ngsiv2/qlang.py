@@ -57,8 +57,13 @@ def _literal(raw: str) -> str:
         raise BadRequestData("empty value in q")
     if len(text) >= 2 and text[0] == text[-1] == "'":
         return json.dumps(text[1:-1], ensure_ascii=False)
-    if text in ("true", "false") or _NUMBER.match(text) or _DATE.match(text):
+    if text in ("true", "false") or _NUMBER.match(text):
         return text
+    if _DATE.match(text):
+        # Orion compares dates as instants: a date is its midnight, a time without zone is UTC
+        if "T" not in text:
+            return text + "T00:00:00Z"
+        return text if text.endswith("Z") or re.search(r"[+-]\d{2}:?\d{2}$", text) else text + "Z"
     return json.dumps(text, ensure_ascii=False)
 
 

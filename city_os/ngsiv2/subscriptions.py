@@ -18,6 +18,7 @@ GET /v2/subscriptions read. The mapping:
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -43,6 +44,10 @@ _NOTIFICATION = frozenset(
     {*_CHANNELS, "attrs", "exceptAttrs", "attrsFormat", "metadata", "onlyChangedAttrs",
      "covered", "maxFailsLimit", "timeout"}
 )  # fmt: skip
+
+
+def expired(expires: str) -> bool:
+    return datetime.fromisoformat(expires.replace("Z", "+00:00")) <= datetime.now(UTC)
 
 
 def v2_subscription_id(sid: str) -> str:
@@ -87,12 +92,12 @@ def _selectors(entities: Any, watched: list[str]) -> list[dict[str, Any]]:
             if pattern not in (".*", "^.*$", "^.*"):
                 selector["idPattern"] = id_pattern(pattern)
         if "type" not in item:
-            if selector or not watched:
+            if selector:
                 raise BadRequestData(
-                    "subject.entities: an entity without type must select every id and the "
-                    "subscription needs condition.attrs (NGSI-LD subscriptions need one of them)"
+                    "subject.entities: an entity without type must select every id "
+                    "(city-os selects entities by type, or every entity)"
                 )
-            continue
+            return []  # every entity: no NGSI-LD entity selector at all
         selector["type"] = check_v2_name(item["type"], "subject entity type")
         out.append(selector)
     return out
@@ -140,6 +145,7 @@ def _endpoint(notification: dict[str, Any]) -> dict[str, Any]:
         if qos not in (0, 1, 2):
             raise BadRequestData("mqtt.qos must be 0, 1 or 2")
         info.append({"key": "MQTT-QoS", "value": str(qos)})
+        info.append({"key": "MQTT-Envelope", "value": "none"})  # Orion: the bare notification
     endpoint: dict[str, Any] = {"uri": url, "accept": "application/json"}
     if info:
         endpoint["notifierInfo"] = info
@@ -177,7 +183,7 @@ def check_v2(body: Any) -> dict[str, Any]:
     if unknown:
         raise BadRequestData(f"unexpected notification member {', '.join(sorted(unknown))}")
     fmt = notification.get("attrsFormat", "normalized")
-    if fmt not in FORMATS:
+    if not isinstance(fmt, str) or fmt not in FORMATS:
         raise BadRequestData(f"attrsFormat {fmt!r}: use one of {', '.join(sorted(FORMATS))}")
     if "attrs" in notification and "exceptAttrs" in notification:
         raise BadRequestData("notification: attrs and exceptAttrs cannot be used together")
@@ -212,25 +218,30 @@ def to_ngsild(body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     alterations = condition.get("alterationTypes")
     if alterations is not None:
         names = _names(alterations, "condition.alterationTypes")
-        if not names or set(names) - set(_ALTERATIONS):
+        if set(names) - set(_ALTERATIONS):
             raise BadRequestData(f"alterationTypes: use {', '.join(_ALTERATIONS)}")
         out["notificationTrigger"] = list(dict.fromkeys(_ALTERATIONS[a] for a in names))
-    else:
+    if not out.get("notificationTrigger"):  # none or []: Orion's default
         out["notificationTrigger"] = ["entityCreated", "entityUpdated"]
     if isinstance(sub.get("description"), str):
         out["description"] = sub["description"]
     out["notification"] = {"endpoint": _endpoint(sub["notification"])}
-    if "expires" in sub:
-        out["expiresAt"] = utc_datetime(sub["expires"], "expires")
     if sub.get("status", "active") == "inactive":
         out["isActive"] = False
+    if "expires" in sub:
+        expires = utc_datetime(sub["expires"], "expires")
+        if expired(expires):
+            out["isActive"] = False  # Orion accepts a past expiry (NGSI-LD refuses one)
+        else:
+            out["expiresAt"] = expires
     if "throttling" in sub:
         throttling = sub["throttling"]
         if (
             not isinstance(throttling, int | float)
             or isinstance(throttling, bool)
-            or throttling <= 0
+            or throttling < 0
         ):
-            raise BadRequestData("throttling must be a positive number of seconds")
-        out["throttling"] = throttling
+            raise BadRequestData("throttling must be a number of seconds (0: none)")
+        if throttling > 0:
+            out["throttling"] = throttling
     return out, {"name": FACE_NAME, "v2": sub}

@@ -24,10 +24,12 @@ from city_os.ngsiv2.http import TOTAL_COUNT, options, read_v2_json, v2_context, 
 from city_os.ngsiv2.ids import v2_id
 from city_os.ngsiv2.subscriptions import (
     ID_PREFIX,
+    expired,
     ld_subscription_id,
     to_ngsild,
     v2_subscription_id,
 )
+from city_os.ngsiv2.translate import utc_datetime
 from city_os.store.postgres.subscriptions import SubscriptionRow
 
 routes = web.RouteTableDef()
@@ -63,6 +65,8 @@ def _render(row: SubscriptionRow, now: str) -> dict[str, Any]:
     out["status"] = {"active": "active", "paused": "inactive", "expired": "expired"}.get(
         state, state
     )
+    if isinstance(out.get("expires"), str) and expired(utc_datetime(out["expires"], "expires")):
+        out["status"] = "expired"
     delivery = row.delivery
     if delivery is not None:
         note = out["notification"]

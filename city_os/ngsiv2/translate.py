@@ -93,9 +93,8 @@ def utc_datetime(value: Any, what: str) -> str:
 def _ld_value(name: str, kind: str, value: Any, typed: bool) -> dict[str, Any]:
     """The NGSI-LD form of one v2 (attribute or metadata) value of type ``kind``."""
     if value is None:
-        raise BadRequestData(
-            f"attribute {name!r}: null values cannot be stored (NGSI-LD has no null Property)"
-        )
+        # NGSI-LD has no null Property value: "" with the v2 type note "None" stands for it.
+        return {"type": "Property", "value": "", V2_TYPE: _type_note("None")}
     if kind == "Relationship" or (
         not typed and isinstance(value, str) and _REF.match(name) is not None
     ):
@@ -148,6 +147,8 @@ def attr_to_ld(name: str, raw: Any, *, key_values: bool = False) -> dict[str, An
     if kind is None:
         kind = implied_type(value)
     kind = check_v2_name(kind, f"type of attribute {name!r}")
+    if value is None and typed and kind != "None":
+        kind = "None"  # Orion: a null value has type None whatever the type sent
     if kind != "TextUnrestricted":
         check_value_chars(name, value)
     inst = _ld_value(name, kind, value, typed)
@@ -249,6 +250,8 @@ def _value_and_type(inst: Instance, tm: TermCompactor) -> tuple[Any, str]:
     if kind == "ListProperty":
         return inst.get("valueList"), noted or "StructuredValue"
     value = inst.get("value")
+    if noted == "None":
+        return None, "None"
     if isinstance(value, dict) and value.get("@type") in _LD_DATETIME and "@value" in value:
         return value["@value"], noted or "DateTime"
     return value, noted or implied_type(value)
@@ -341,3 +344,23 @@ def unique_rows(rows: list[Any]) -> list[Any]:
         if row not in seen:
             seen.append(row)
     return seen
+
+
+def with_kept_metadata(
+    record: EntityRecord, tm: TermCompactor, body: Any, *, key_values: bool = False
+) -> dict[str, Any]:
+    """The attributes of an update (``attrs_to_ld``), each keeping the metadata its stored
+    attribute has and the request does not name (Orion's default; ``overrideMetadata`` or a
+    replace drops them)."""
+    attrs = attrs_to_ld(body, key_values=key_values)
+    stored = {tm.compact_attr(iri): inst for iri, inst in record.attrs.items() if inst}
+    for name in attrs:
+        if name not in stored:
+            continue
+        old = attr_to_v2(stored[name], tm)["metadata"]
+        raw = {"value": body[name]} if key_values else dict(body[name])
+        kept = {m: v for m, v in old.items() if m not in BUILTIN_METADATA}
+        if kept:
+            raw["metadata"] = {**kept, **(raw.get("metadata") or {})}
+            attrs[name] = attr_to_ld(name, raw)
+    return attrs

@@ -2,7 +2,8 @@
 
 Layer: ngsiv2/ (HTTP). Objects and arrays travel as application/json; numbers, booleans, null
 and strings as text/plain (Orion's rules): on input, ``true``/``false``/``null``, a number, or a
-string (in double quotes or bare); on output a string is written bare.
+string (in double quotes or bare). On output they are JSON unless the client prefers text/plain
+(``Accept: text/plain``); then a string is written bare.
 """
 
 from __future__ import annotations
@@ -49,9 +50,9 @@ def value_response(request: web.Request, value: Any) -> web.Response:
         negotiate(request, (JSON,))
         return web.Response(body=orjson.dumps(value), content_type=JSON)
     try:
-        media = negotiate(request, (TEXT, JSON))
+        media = negotiate(request, (JSON, TEXT))
     except NotAcceptable:
-        raise NotAcceptable("accepted MIME types: text/plain") from None
+        raise NotAcceptable("accepted MIME types: application/json, text/plain") from None
     if media == JSON:
         return web.Response(body=orjson.dumps(value), content_type=JSON)
     text = value if isinstance(value, str) else orjson.dumps(value).decode()

@@ -64,6 +64,7 @@ class Subscription:
     filtered: bool  # idPattern, q, geoQ or scopeQ: the selection filter decides
     view: View
     endpoint: Endpoint
+    owner: dict[str, Any] | None = None  # its creator (auth/subscribers.py); None: auth off
 
     @property
     def key(self) -> tuple[str, str]:
@@ -134,6 +135,7 @@ class Compiler:
             filtered=any(s.pattern for s in selectors)
             or any(x is not None for x in (selection.q, selection.geo, selection.scope)),
             view=self._view(tenant, doc, terms, view_terms, row.notify_context, expanded),
+            owner=row.owner,
             endpoint=Endpoint(
                 uri=endpoint["uri"],
                 timeout=endpoint.get("timeout", self._timeout * 1000) / 1000,

@@ -7,7 +7,9 @@ after every batch: a re-consumed event stores nothing new (its rows exist), so c
 every ``COMMIT_INTERVAL`` seconds, on a rebalance and on shutdown, which bounds re-reading
 after a crash. Fetches wait at most ``fetch_wait`` seconds for data (latency: a change should
 reach its receiver within tens of milliseconds). A lost connection or a failing ``handle``
-restarts the consumer after a back-off, from the last committed offsets.
+restarts the consumer after a back-off, from the last committed offsets. A log that Kafka lost
+and began again (Tansu restarted) is read again from its start (``events.consume.LogWatch``;
+the deliveries already stored make the re-read events store nothing new).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from typing import Any, Literal
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from city_os.events.consume import LogWatch, consumer_settings
 
 log = logging.getLogger(__name__)
 COMMIT_INTERVAL = 0.5  # seconds between offset commits while events flow
@@ -45,6 +49,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # Everything handled so far is durable: hand the partitions over at that point.
         await self._owner.commit()
+        if self._owner.watch is not None:
+            self._owner.watch.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self._owner.assigned = len(assigned)
@@ -57,6 +63,7 @@ class ChangeConsumer:
         self.config = config
         self._handle = handle
         self._consumer: AIOKafkaConsumer | None = None
+        self.watch: LogWatch | None = None
         self._offsets: dict[TopicPartition, int] = {}
         self._last_commit = 0.0
         self._committing: asyncio.Task[None] | None = None
@@ -83,26 +90,30 @@ class ChangeConsumer:
     async def _consume(self) -> None:
         cfg = self.config
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=cfg.bootstrap,
-            group_id=cfg.group_id,
-            client_id="city-os-notifier",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=max(1, int(cfg.fetch_wait * 1000)),
-            max_poll_records=cfg.batch_size,
-            metadata_max_age_ms=5_000,  # a topic created after start is found soon
-            # A replica that died hands its partitions over after this (Kafka's minimum).
-            session_timeout_ms=6_000,
-            heartbeat_interval_ms=2_000,
+            **consumer_settings(
+                cfg.bootstrap,
+                group_id=cfg.group_id,
+                client_id="city-os-notifier",
+                fetch_max_wait_ms=max(1, int(cfg.fetch_wait * 1000)),
+                max_poll_records=cfg.batch_size,
+                # A replica that died hands its partitions over after this (Kafka's minimum).
+                session_timeout_ms=6_000,
+                heartbeat_interval_ms=2_000,
+            )
         )
         consumer.subscribe([cfg.topic], listener=_Rebalance(self))
         self._consumer = consumer
+        self.watch = watch = LogWatch(consumer)
         self._offsets = {}
         await consumer.start()
         self.state, self.error = "up", None
         try:
             while True:
-                batch = await consumer.getmany(timeout_ms=200, max_records=cfg.batch_size)
+                batch = await watch.screen(
+                    await consumer.getmany(timeout_ms=200, max_records=cfg.batch_size)
+                )
+                for tp in watch.begun:  # offsets of the old log must not be committed
+                    self._offsets.pop(tp, None)
                 envelopes: list[dict[str, Any]] = []
                 offsets: dict[TopicPartition, int] = {}
                 for tp, records in batch.items():

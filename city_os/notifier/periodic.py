@@ -15,11 +15,10 @@ import asyncio
 import logging
 import time
 
-from city_os.core.entities import RequestContext
 from city_os.core.query import EntityQuery, Page, QueryService
 from city_os.errors import NgsiLdError
-from city_os.ngsild.entity import now_iso
 from city_os.ngsild.representation import render
+from city_os.notifier.access import context_of
 from city_os.notifier.compile import Subscription
 from city_os.notifier.dispatch import Dispatcher
 from city_os.notifier.index import SubscriptionIndex
@@ -75,7 +74,7 @@ class PeriodicNotifier:
 
     async def _notifications(self, sub: Subscription, source: str) -> list[NewNotification]:
         view = sub.view
-        ctx = RequestContext(tenant=sub.tenant, terms=view.terms, now=now_iso())
+        ctx = context_of(sub, view.terms)  # as its owner: the readable scope applies
         query = EntityQuery(sub.selection, join_level=8)  # q may follow relationships
         out: list[NewNotification] = []
         offset = 0

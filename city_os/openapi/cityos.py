@@ -1,5 +1,6 @@
-"""Declarations of the city-os extension routes (``/cityos/v1/...``), the operations endpoints
-(``/metrics``, ``/health``, ``/ready``) and the documentation itself (``/openapi.json``, ``/docs``).
+"""Declarations of the city-os extension routes (``/cityos/v1/...``, the notification channels
+included), the operations endpoints (``/metrics``, ``/health``, ``/ready``) and the
+documentation itself (``/openapi.json``, ``/docs``).
 
 Layer: openapi/. Operations under ``/cityos/v1`` carry ``x-cityos-extension: true``.
 """
@@ -148,8 +149,7 @@ access.get(
 notifications = Paths("Notification channels", prefix="/cityos/v1", extension=True)
 notifications.get(
     "/webpush/key", "webPushKey", "The VAPID public key browsers subscribe to Web Push with",
-    replies=(ok({"type": "object", "required": ["publicKey"],
-                 "properties": {"publicKey": {"type": "string"}}}, media=(JSON,)),),
+    replies=(ok(ref("WebPushKey"), media=(JSON,)),),
 )  # fmt: skip
 notifications.get(
     "/subscriptions/{subscriptionId}/stream", "subscriptionStream",
@@ -178,4 +178,4 @@ ops.get("/docs", "docs", "The document as a readable page (Swagger UI, served lo
 ops.get("/docs/{asset}", "docsAsset", "A file of the page (script, style sheet, icon)",
         replies=(ok({}, media=("*/*",)),), errors=(404,))  # fmt: skip
 
-TABLES = (schemas, indexes, access, notifications, ops)
+TABLES = (schemas, indexes, access, notifications, ops)  # ops last: the tests replace it

@@ -174,6 +174,14 @@ SCHEMAS: dict[str, Schema] = {
         authenticationOff={"type": "boolean"},
     ),
     "AccessLogEntry": {"type": "object"},
+    "WebPushKey": _object(
+        ["publicKey"],
+        publicKey={
+            "type": "string",
+            "pattern": "^[A-Za-z0-9_-]+$",
+            "description": "the VAPID public key (uncompressed P-256 point, base64url)",
+        },
+    ),
     "Health": _object(["status"], status={"const": "ok"}),
     "Readiness": _object(
         ["status", "components"],

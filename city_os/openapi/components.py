@@ -1,8 +1,9 @@
 """Reusable parts of the document: parameters, headers and error responses (§6.3, §5.5.2).
 
 Layer: openapi/. ``Paths`` declarations name these by key; ``components()`` renders them with
-the schemas of ``ngsild_types`` and ``cityos_types``. A room with parameters of its own adds them
-with ``PARAMETERS.update(...)`` next to its declarations.
+the schemas of ``ngsild_types`` and ``cityos_types``. A room with parameters, headers, schemas or
+error responses of its own adds them with ``register(...)`` next to its declarations (a name
+already taken is refused, so two rooms never silently replace each other's component).
 """
 
 from __future__ import annotations
@@ -176,8 +177,32 @@ SECURITY_SCHEMES: dict[str, Schema] = {
 SECURITY: list[dict[str, list[str]]] = [{}, {"bearer": []}, {"apiKey": []}]
 
 
+SCHEMAS: dict[str, Schema] = {}  # the rooms' own schemas (temporal/, ngsiv2/, …)
+
+
+def register(
+    *,
+    parameters: dict[str, Schema] | None = None,
+    headers: dict[str, Schema] | None = None,
+    schemas: dict[str, Schema] | None = None,
+    responses: dict[str, Schema] | None = None,
+) -> None:
+    """Add a room's components; a name already in use is a ValueError."""
+    taken = {**ngsild_types.SCHEMAS, **cityos_types.SCHEMAS, **SCHEMAS}
+    for kind, table, known, new in (
+        ("parameters", PARAMETERS, PARAMETERS, parameters),
+        ("headers", HEADERS, HEADERS, headers),
+        ("schemas", SCHEMAS, taken, schemas),
+        ("responses", RESPONSES, RESPONSES, responses),
+    ):
+        for name, value in (new or {}).items():
+            if name in known and known[name] != value:
+                raise ValueError(f"components.{kind}.{name} is already defined")
+            table[name] = value
+
+
 def components() -> dict[str, Any]:
-    schemas: dict[str, Schema] = {**ngsild_types.SCHEMAS, **cityos_types.SCHEMAS}
+    schemas: dict[str, Schema] = {**ngsild_types.SCHEMAS, **cityos_types.SCHEMAS, **SCHEMAS}
     schemas["EntityOutputList"] = array(ref("EntityOutput"))
     return {
         "schemas": schemas,

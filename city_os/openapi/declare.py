@@ -8,7 +8,9 @@ Layer: openapi/. A room makes one ``Paths`` table and declares each route in a l
 
 then adds ``paths`` to ``registry.TABLES``. Parameters, schemas and headers are named by their
 component (``components.py``); path parameters come from the path template. Every operation
-answers ProblemDetails for 4XX and 503/504 without saying so.
+answers ProblemDetails for 4XX and 503/504 without saying so. Another API face (NGSIv2) sets
+``face="v2."``: its path parameters and error responses are the components of that prefix
+(``v2.path.entityId``, ``v2.4XX``), its own error bodies instead of ProblemDetails.
 """
 
 from __future__ import annotations
@@ -45,11 +47,14 @@ class Reply:
     schema: Schema | None = None
     media: tuple[str, ...] = JSON_MEDIA
     headers: tuple[str, ...] = ()  # names in components.headers
+    other_media: tuple[tuple[str, Schema], ...] = ()  # media whose body has another schema
 
     def render(self) -> dict[str, Any]:
         out: dict[str, Any] = {"description": self.description}
         if self.schema is not None:
             out["content"] = {m: {"schema": self.schema} for m in self.media}
+        if self.other_media:
+            out.setdefault("content", {}).update({m: {"schema": s} for m, s in self.other_media})
         if self.headers:
             out["headers"] = {h: {"$ref": f"#/components/headers/{h}"} for h in self.headers}
         return out
@@ -62,8 +67,9 @@ def ok(
     status: int = 200,
     media: tuple[str, ...] = JSON_MEDIA,
     headers: tuple[str, ...] = (),
+    other_media: tuple[tuple[str, Schema], ...] = (),
 ) -> Reply:
-    return Reply(status, description, schema, media, headers)
+    return Reply(status, description, schema, media, headers, other_media)
 
 
 def created(description: str = "Created; Location names the new resource") -> Reply:
@@ -88,6 +94,8 @@ class Operation:
     description: str = ""
     extension: bool = False  # a city-os extension, not in ETSI GS CIM 009
     errors: tuple[int, ...] = ()  # 4xx statuses worth naming (all 4XX are ProblemDetails)
+    face: str = ""  # prefix of the path parameter and error response components
+    body_by_media: tuple[tuple[str, Schema], ...] = ()  # a body whose schema differs by media
 
     @property
     def key(self) -> tuple[str, str]:
@@ -97,15 +105,16 @@ class Operation:
         return _PATH_PARAM.findall(self.path)
 
     def render(self) -> dict[str, Any]:
-        params = [{"$ref": f"#/components/parameters/path.{p}"} for p in self.path_params()]
+        face = self.face
+        params = [{"$ref": f"#/components/parameters/{face}path.{p}"} for p in self.path_params()]
         params += [{"$ref": f"#/components/parameters/{p}"} for p in self.params]
         responses = {str(r.status): r.render() for r in self.replies}
         for status in self.errors:
-            responses.setdefault(str(status), {"$ref": f"#/components/responses/{status}"})
-        responses.setdefault("4XX", {"$ref": "#/components/responses/4XX"})
-        responses.setdefault("503", {"$ref": "#/components/responses/503"})
-        if any(p in ("Link", "NGSILD-Tenant") for p in self.params):
-            responses.setdefault("504", {"$ref": "#/components/responses/504"})
+            responses.setdefault(str(status), {"$ref": f"#/components/responses/{face}{status}"})
+        responses.setdefault("4XX", {"$ref": f"#/components/responses/{face}4XX"})
+        responses.setdefault("503", {"$ref": f"#/components/responses/{face}503"})
+        if face or any(p in ("Link", "NGSILD-Tenant") for p in self.params):
+            responses.setdefault("504", {"$ref": f"#/components/responses/{face}504"})
         out: dict[str, Any] = {
             "operationId": self.operation_id,
             "summary": self.summary,
@@ -115,7 +124,10 @@ class Operation:
         }
         if self.description:
             out["description"] = self.description
-        if self.body is not None:
+        if self.body_by_media:
+            content = {m: {"schema": schema} for m, schema in self.body_by_media}
+            out["requestBody"] = {"required": True, "content": content}
+        elif self.body is not None:
             out["requestBody"] = {
                 "required": True,
                 "content": {m: {"schema": self.body} for m in self.body_media},
@@ -133,6 +145,7 @@ class Paths:
     prefix: str = ""
     extension: bool = False
     common: tuple[str, ...] = ("Link", "NGSILD-Tenant")
+    face: str = ""
     operations: list[Operation] = field(default_factory=list)
 
     def add(
@@ -149,6 +162,7 @@ class Paths:
         description: str = "",
         errors: tuple[int, ...] = (),
         common: tuple[str, ...] | None = None,
+        body_by_media: tuple[tuple[str, Schema], ...] = (),
     ) -> Operation:
         operation = Operation(
             method=method,
@@ -163,6 +177,8 @@ class Paths:
             description=description,
             extension=self.extension,
             errors=errors,
+            face=self.face,
+            body_by_media=body_by_media,
         )
         self.operations.append(operation)
         return operation

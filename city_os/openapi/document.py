@@ -103,8 +103,9 @@ def build(
             "title": "city-os",
             "version": version,
             "summary": "NGSI-LD context broker (ETSI GS CIM 009 v1.9.1) with city-os extensions",
-            "description": "Every 4xx answer is a ProblemDetails (§5.5.2). Operations marked "
-            "x-cityos-extension are not part of NGSI-LD.",
+            "description": "Every 4xx answer is a ProblemDetails (§5.5.2), except on the "
+            "NGSIv2 face (/v2, /version, /statistics): Orion's {error, description}. "
+            "Operations marked x-cityos-extension are not part of NGSI-LD.",
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "servers": [{"url": "/"}],

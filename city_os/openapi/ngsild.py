@@ -21,8 +21,8 @@ from city_os.openapi.declare import (
 )
 
 _ENTITY_MEDIA = (*JSON_MEDIA, GEOJSON)
-_ENTITY_OUT = {"oneOf": [ref("EntityOutput"), ref("Feature")]}
-_ENTITIES_OUT = {"oneOf": [ref("EntityOutputList"), ref("FeatureCollection")]}
+_ENTITY_OUT = {"anyOf": [ref("EntityOutput"), ref("Feature")]}
+_ENTITIES_OUT = {"anyOf": [ref("EntityOutputList"), ref("FeatureCollection")]}
 _PAGED = ("NGSILD-Results-Count", "Link")
 _UPDATED = ok(ref("UpdateResult"), "Some attributes were not updated", status=207, media=(JSON,))
 _BATCH_ERRORS = ok(
@@ -174,7 +174,7 @@ discovery = Paths("Discovery", prefix="/ngsi-ld/v1")
 discovery.get(
     "/types", "retrieveEntityTypes", "Available entity types (§5.7.5, §5.7.6)",
     params=("details", "local", "count"),
-    replies=(ok({"oneOf": [ref("EntityTypeList"), array(ref("EntityTypeDetails"))]}),),
+    replies=(ok({"anyOf": [ref("EntityTypeList"), array(ref("EntityTypeDetails"))]}),),
 )  # fmt: skip
 discovery.get(
     "/types/{type}", "retrieveEntityTypeInfo", "Details of an entity type (§5.7.7)",
@@ -183,7 +183,7 @@ discovery.get(
 discovery.get(
     "/attributes", "retrieveAttrTypes", "Available attributes (§5.7.8, §5.7.9)",
     params=("details", "local", "count"),
-    replies=(ok({"oneOf": [ref("AttributeList"), array(ref("AttributeInfo"))]}),),
+    replies=(ok({"anyOf": [ref("AttributeList"), array(ref("AttributeInfo"))]}),),
 )  # fmt: skip
 discovery.get(
     "/attributes/{attrId}", "retrieveAttrTypeInfo", "Details of an attribute (§5.7.10)",
@@ -198,13 +198,13 @@ contexts.post(
 contexts.get(
     "", "listContexts", "List the @contexts served or cached (§5.13.3)",
     params=("details", "kind"),
-    replies=(ok({"oneOf": [array({"type": "string"}), array(ref("LdContextInfo"))]},
+    replies=(ok({"anyOf": [array({"type": "string"}), array(ref("LdContextInfo"))]},
                 media=(JSON,)),),
 )  # fmt: skip
 contexts.get(
     "/{contextId}", "serveContext", "Serve an @context, or its details (§5.13.4)",
     params=("details",),
-    replies=(ok({"oneOf": [ref("LdContextDocument"), ref("LdContextInfo")]}),),
+    replies=(ok({"anyOf": [ref("LdContextDocument"), ref("LdContextInfo")]}),),
     errors=(404,),
 )  # fmt: skip
 contexts.delete(

@@ -43,7 +43,9 @@ def _attribute(kind: str, required: str, value: Schema, **extra: Schema) -> Sche
         "listed ones are sub-attributes",
         "required": ["type", required],
         "properties": properties,
-        "additionalProperties": {"$ref": "#/components/schemas/AttributeOrList"},
+        # A sub-attribute is an attribute too; described one level deep, since a recursive
+        # schema makes generated examples (fuzzing, docs) explode in size and time.
+        "additionalProperties": {"$ref": "#/components/schemas/SubAttribute"},
     }
 
 
@@ -87,7 +89,7 @@ SCHEMAS: dict[str, Schema] = {
     "MultiPolygon": _geometry("MultiPolygon", array(array(_RING))),
     "Geometry": {
         "description": "A GeoJSON geometry (IETF RFC 7946 §3.1)",
-        "oneOf": [ref(n) for n in _GEOMETRIES],
+        "anyOf": [ref(n) for n in _GEOMETRIES],
     },
     "Property": _attribute("Property", "value", _ANY_VALUE, unitCode={"type": "string"}),
     "Relationship": _attribute(
@@ -99,8 +101,14 @@ SCHEMAS: dict[str, Schema] = {
     "JsonProperty": _attribute("JsonProperty", "json", _ANY_VALUE),
     "ListProperty": _attribute("ListProperty", "valueList", {"type": "array"}),
     "ListRelationship": _attribute("ListRelationship", "objectList", {"type": "array"}),
+    "SubAttribute": {
+        "type": "object",
+        "description": "A sub-attribute: an attribute (§4.5.4), with a type among the above",
+        "required": ["type"],
+        "properties": {"type": {"enum": list(_CLAUSE)}},
+    },
     "Attribute": {
-        "oneOf": [ref(n) for n in _CLAUSE],
+        "anyOf": [ref(n) for n in _CLAUSE],
     },
     "AttributeOrList": {
         "description": "An attribute, or several instances of it with distinct datasetIds",

@@ -15,7 +15,7 @@ from datetime import timedelta
 import asyncpg
 from aiohttp import web
 
-from city_os.api.keys import POOL, SETTINGS, TEMPORAL, TENANTS
+from city_os.api.keys import ENTITIES, POOL, SETTINGS, TEMPORAL, TENANTS
 from city_os.store.postgres.temporal import TemporalRepository
 from city_os.temporal.service import TemporalService
 
@@ -55,7 +55,9 @@ async def temporal_context(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: after the database context (needs POOL and TENANTS)."""
     settings = app[SETTINGS]
     repo = TemporalRepository(app[POOL])
-    app[TEMPORAL] = TemporalService(repo, app[TENANTS], settings.temporal_max_instances)
+    app[TEMPORAL] = TemporalService(
+        repo, app[TENANTS], settings.temporal_max_instances, app[ENTITIES]
+    )
     task = asyncio.create_task(_loop(app[TEMPORAL], settings.temporal_maintenance_interval))
     yield
     task.cancel()

@@ -48,15 +48,14 @@ class TemporalQuery:
         return TIME_COLUMNS[self.timeproperty]
 
 
-def parse_duration(raw: str, what: str = "aggrPeriodDuration") -> timedelta:
-    """An ISO 8601 duration (PnYnMnWnDTnHnMnS) as a fixed length; P0D / PT0S are refused."""
+def parse_duration(raw: str, what: str = "aggrPeriodDuration") -> timedelta | None:
+    """An ISO 8601 duration (PnYnMnWnDTnHnMnS) as a fixed length; a zero one (P0D, PT0S) is
+    None: one period over the whole time range (§4.5.19, the default)."""
     m = _DURATION.match(raw) if isinstance(raw, str) else None
     if m is None:
         raise BadRequestData(f"{what} {raw!r} is not an ISO 8601 duration (e.g. PT1H, P1D)")
     seconds = sum(float(v) * unit for v, unit in zip(m.groups(), _UNIT_SECONDS, strict=True) if v)
-    if seconds <= 0:
-        raise BadRequestData(f"{what} {raw!r} must be longer than zero")
-    return timedelta(seconds=seconds)
+    return timedelta(seconds=seconds) if seconds > 0 else None
 
 
 def _time(raw: Any, what: str) -> datetime:

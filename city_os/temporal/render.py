@@ -76,14 +76,14 @@ def instance(row: Row, tm: TermCompactor, opts: TemporalOptions) -> dict[str, An
     inst = row["inst"]
     kind = inst.get("type", "Property")
     if row["deleted_at"] is not None:
-        out: dict[str, Any] = {"type": kind, VALUE_KEY.get(kind, "value"): NULL_URI}
+        out: dict[str, Any] = {"type": kind, VALUE_KEY.get(kind, "value"): deleted_value(kind)}
         if "datasetId" in inst:
             out["datasetId"] = inst["datasetId"]
         out["deletedAt"] = iso(row["deleted_at"])
     else:
         out = render_instance(inst, tm, RenderOptions("normalized", lang=opts.lang))
-    if row["observed_at"] is not None:
-        out["observedAt"] = iso(row["observed_at"])
+        if row["observed_at"] is not None:
+            out["observedAt"] = iso(row["observed_at"])
     out["instanceId"] = INSTANCE_PREFIX + str(row["instance_id"])
     if opts.sys_attrs:
         out["createdAt"] = iso(row["created_at"])
@@ -91,12 +91,21 @@ def instance(row: Row, tm: TermCompactor, opts: TemporalOptions) -> dict[str, An
     return out
 
 
+def deleted_value(kind: str) -> Any:
+    """The NGSI-LD Null of a deleted instance of ``kind`` (§4.5.x)."""
+    return {"@none": NULL_URI} if kind == "LanguageProperty" else NULL_URI
+
+
 def _simple_value(row: Row, tm: TermCompactor, opts: TemporalOptions) -> Any:
-    if row["num"] is not None:
-        return row["num"]
     inst = row["inst"]
     if row["deleted_at"] is not None:
-        return NULL_URI
+        kind = inst.get("type", "Property")
+        member = VALUE_KEY.get(kind, "value")
+        if member in ("value", "object", "valueList", "objectList"):
+            return NULL_URI
+        return {member: deleted_value(kind)}
+    if row["num"] is not None:
+        return row["num"]
     # keyValues form: {"languageMap": …}, {"json": …}, {"vocab": …} stay wrapped (§4.5.9)
     return render_instance(inst, tm, RenderOptions("keyValues", lang=opts.lang))
 
@@ -142,7 +151,7 @@ def render_aggregated(
     for attr, datasets in _grouped(rows).items():
         items = []
         for dataset, rs in datasets.items():
-            item: dict[str, Any] = {"type": rs[0]["kind"] or "Property"}
+            item: dict[str, Any] = {"type": "Property"}  # aggregated values are numbers
             if dataset:
                 item["datasetId"] = dataset
             for method in opts.methods:

@@ -12,14 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from city_os.core.entities import EntityService
 from city_os.core.request import RequestContext
-from city_os.errors import BadRequestData, ResourceNotFound
+from city_os.errors import AlreadyExists, BadRequestData, ResourceNotFound
 from city_os.ngsild.entity import (
     ENTITY_MEMBERS,
     OUTPUT_ONLY_MEMBERS,
     RESERVED_ATTRIBUTE_NAMES,
+    VALUE_KEY,
+    check_datetime,
     check_entity_id,
     expand_attr_name,
+    is_null_encoding,
+    is_uri,
     parse_instance,
     parse_scopes,
     parse_types,
@@ -75,17 +80,74 @@ def parse_temporal_entity(
         if name in RESERVED_ATTRIBUTE_NAMES or name in OUTPUT_ONLY_MEMBERS:
             raise BadRequestData(f"{name!r} is a reserved NGSI-LD member, not an attribute name")
         iri = expand_attr_name(ctx.terms, name)
-        items = (
-            raw
-            if isinstance(raw, list) and raw and all(isinstance(x, dict) for x in raw)
-            else [raw]
-        )
-        attrs[iri] = [parse_instance(name, x, ctx.terms, ctx.now) for x in items]
+        attrs[iri] = [_parse_instance(name, x, ctx) for x in _items(raw)]
+    if "expiresAt" in body:  # 5.5.4: no NGSI-LD Null as a first-level member here
+        check_datetime(body["expiresAt"], "expiresAt")
     return head, attrs
 
 
+DELETED = "__deleted__"  # marks a parsed instance that records a deletion (§4.5.7)
+
+
+def _parse_instance(name: str, raw: Any, ctx: RequestContext) -> dict[str, Any]:
+    """One instance; one whose value is the NGSI-LD Null is a deletion in the history
+    (the deleted-instance representation of §4.5.7 is legal temporal input, ETSI 5611_01)."""
+    if isinstance(raw, dict):
+        kind = raw.get("type", "Property")
+        member = VALUE_KEY.get(kind, "value") if isinstance(kind, str) else "value"
+        if member in raw and is_null_encoding(kind, raw[member]):
+            inst: dict[str, Any] = {"type": kind, member: raw[member], DELETED: True}
+            for key in ("datasetId", "observedAt"):
+                if key in raw:
+                    inst[key] = check_datetime(raw[key], key) if key == "observedAt" else raw[key]
+            return inst
+    return parse_instance(name, raw, ctx.terms, ctx.now)
+
+
+def _items(raw: Any) -> list[Any]:
+    """An attribute of a temporal entity: one instance or an array of instances."""
+    if isinstance(raw, list) and raw and all(isinstance(x, dict) for x in raw):
+        return raw
+    return [raw]
+
+
+def split_latest(
+    body: dict[str, Any], attrs: dict[str, list[dict[str, Any]]], ctx: RequestContext
+) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """The newest instance of each attribute and datasetId (by observedAt, else the last one
+    given) as an entity fragment in the request's own terms, and the other instances (parsed):
+    the fragment goes through the entity API (current state, events, captured history), the
+    others straight into the history."""
+    fragment: dict[str, Any] = {}
+    rest: dict[str, list[dict[str, Any]]] = {}
+    for name, raw in body.items():
+        if name in ENTITY_MEMBERS or name == "expiresAt":
+            if name in ("id", "@id", "type", "@type", "scope"):
+                fragment[name] = raw
+            continue
+        iri = expand_attr_name(ctx.terms, name)
+        parsed = attrs[iri]
+        newest: dict[str, int] = {}
+        for i, inst in enumerate(parsed):
+            if inst.get(DELETED):
+                continue  # a deletion is history only
+            ds = inst.get("datasetId") or ""
+            j = newest.get(ds)
+            if j is None or (inst.get("observedAt") or "~") >= (parsed[j].get("observedAt") or ""):
+                newest[ds] = i
+        raws = _items(raw)
+        keep = sorted(newest.values())
+        if keep:
+            fragment[name] = raws[keep[0]] if len(keep) == 1 else [raws[k] for k in keep]
+        others = [inst for i, inst in enumerate(parsed) if i not in newest.values()]
+        if others:
+            rest[iri] = others
+    return fragment, rest
+
+
 def instance_row(entity_id: str, attr: str, inst: dict[str, Any], now: str) -> dict[str, Any]:
-    stored = {k: v for k, v in inst.items() if k not in ("createdAt", "modifiedAt", "observedAt")}
+    skip = ("createdAt", "modifiedAt", "observedAt", DELETED)
+    stored = {k: v for k, v in inst.items() if k not in skip}
     return {
         "entity_id": entity_id,
         "attr": attr,
@@ -93,11 +155,15 @@ def instance_row(entity_id: str, attr: str, inst: dict[str, Any], now: str) -> d
         "observed_at": inst.get("observedAt"),
         "created_at": now,
         "modified_at": now,
+        "deleted_at": now if inst.get(DELETED) else None,
         "inst": stored,
     }
 
 
 def _instance_uuid(raw: str) -> str:
+    """The uuid of an instanceId: 400 when it is not a URI, 404 when no instance can have it."""
+    if not is_uri(raw):
+        raise BadRequestData(f"instanceId {raw!r} is not a URI")
     value = raw.removeprefix(INSTANCE_PREFIX)
     if (
         len(value) != 36
@@ -118,10 +184,20 @@ def cut(rows: list[Row], cap: int, descending: bool) -> tuple[list[Row], bool]:
 
 
 class TemporalService:
-    def __init__(self, repo: TemporalRepository, tenants: Tenants, max_instances: int) -> None:
+    """``entities``: temporal provision also writes the entity's current state (its newest
+    instances) through the entity API, so both APIs agree; None = temporal store only."""
+
+    def __init__(
+        self,
+        repo: TemporalRepository,
+        tenants: Tenants,
+        max_instances: int,
+        entities: EntityService | None = None,
+    ) -> None:
         self.repo = repo
         self.tenants = tenants
         self.max_instances = max_instances
+        self.entities = entities
 
     async def schema(self, ctx: RequestContext, *, write: bool) -> str:
         return await self.tenants.schema(ctx.tenant, create=write)
@@ -153,10 +229,13 @@ class TemporalService:
         offset: int,
         count: bool,
         descending: bool = False,
+        local: bool = False,
     ) -> TemporalResult:
         typed = any(s.types is not None for s in sel.selectors)
-        if not typed and not sel.attrs and sel.q is None and sel.geo is None:
-            raise BadRequestData("a temporal query needs at least one of type, attrs, q or geoQ")
+        if not (typed or local or sel.attrs or sel.q is not None or sel.geo is not None):
+            raise BadRequestData(
+                "a temporal query needs at least one of type, attrs, q, geoQ or local=true"
+            )
         schema = await self.schema(ctx, write=False)
         # Entities without any instance in the window (or of the attrs asked for) are not
         # part of the result (ETSI 021_13, 021_18_07): selected in SQL when nothing else is
@@ -247,11 +326,32 @@ class TemporalService:
     async def create_or_update(self, ctx: RequestContext, body: object) -> bool:
         """POST /temporal/entities: a new temporal entity (True) or instances added (False)."""
         head, attrs = parse_temporal_entity(body, ctx)
+        assert isinstance(body, dict)
         schema = await self.schema(ctx, write=True)
+        existed = await self.repo.entity(schema, head["id"]) is not None
+        if self.entities is not None:
+            fragment, attrs = split_latest(body, attrs, ctx)
+            await self._write_current(ctx, schema, head["id"], fragment)
         rows = [
             instance_row(head["id"], a, i, ctx.now) for a, insts in attrs.items() for i in insts
         ]
-        return await self.repo.provision(schema, {**head, "now": ctx.now}, rows)
+        await self.repo.provision(schema, {**head, "now": ctx.now}, rows)
+        return not existed
+
+    async def _write_current(
+        self, ctx: RequestContext, schema: str, entity_id: str, fragment: dict[str, Any]
+    ) -> None:
+        """The newest instances as the entity's current state: created, or appended to."""
+        assert self.entities is not None
+        if await self.entities.repo.get(schema, entity_id) is None:
+            try:
+                await self.entities.create(ctx, fragment)
+                return
+            except AlreadyExists:
+                pass  # created meanwhile: append below
+        attrs = {k: v for k, v in fragment.items() if k not in ("id", "@id", "type", "@type")}
+        if attrs:
+            await self.entities.append_attrs(ctx, entity_id, attrs, overwrite=True)
 
     async def add_attrs(self, ctx: RequestContext, entity_id: str, body: object) -> None:
         check_entity_id(entity_id)
@@ -262,6 +362,11 @@ class TemporalService:
         _, attrs = parse_temporal_entity(body, ctx, id_required=False)
         if not attrs:
             raise BadRequestData("no attribute to add")
+        assert isinstance(body, dict)
+        if self.entities is not None and await self.entities.repo.get(schema, entity_id):
+            fragment, attrs = split_latest(body, attrs, ctx)
+            fragment = {k: v for k, v in fragment.items() if k != "scope"}
+            await self.entities.append_attrs(ctx, entity_id, fragment, overwrite=True)
         rows = [instance_row(entity_id, a, i, ctx.now) for a, insts in attrs.items() for i in insts]
         entity = {"id": entity_id, "types": list(head["types"]), "scopes": None, "now": ctx.now}
         await self.repo.provision(schema, entity, rows)
@@ -269,7 +374,14 @@ class TemporalService:
     async def delete_entity(self, ctx: RequestContext, entity_id: str) -> None:
         check_entity_id(entity_id)
         schema = await self.schema(ctx, write=False)
-        if not await self.repo.delete_entity(schema, entity_id):
+        current = False
+        if self.entities is not None:
+            try:
+                await self.entities.delete(ctx, entity_id)
+                current = True
+            except ResourceNotFound:
+                pass
+        if not await self.repo.delete_entity(schema, entity_id) and not current:
             raise ResourceNotFound(f"temporal entity {entity_id} not found")
 
     async def delete_attr(

@@ -104,6 +104,11 @@ CREATE TABLE IF NOT EXISTS {schema}.subscriptions (
     version        bigint NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS subscriptions_created ON {schema}.subscriptions (created_at, id);
+-- Who created it (access control): its principal's snapshot, {"key": assignee key, …}; NULL when
+-- created with authentication off. Notifications carry only what the owner may read.
+ALTER TABLE {schema}.subscriptions ADD COLUMN IF NOT EXISTS owner jsonb;
+CREATE INDEX IF NOT EXISTS subscriptions_owner ON {schema}.subscriptions ((owner->>'key'))
+    WHERE owner IS NOT NULL;
 -- What the notifier recorded about each subscription's notifications (written in batches).
 CREATE TABLE IF NOT EXISTS {schema}.subscription_status (
     id                  text PRIMARY KEY,

@@ -31,10 +31,10 @@ CREATE TABLE IF NOT EXISTS {schema}.attr_instances (
 ) PARTITION BY RANGE (recorded_at);
 -- One entity's attribute over a time range (retrieve, lastN, per-entity buckets); a type's
 -- buckets go through temporal_entities_types and this index with entity_id = ANY(...).
+-- INCLUDE (num, dataset_id): aggregations over observedAt are index-only scans. Other
+-- timeproperties use the (entity_id, attr) prefix and filter.
 CREATE INDEX IF NOT EXISTS attr_instances_observed
-    ON {schema}.attr_instances (entity_id, attr, observed_at) INCLUDE (num);
-CREATE INDEX IF NOT EXISTS attr_instances_modified
-    ON {schema}.attr_instances (entity_id, attr, modified_at);
+    ON {schema}.attr_instances (entity_id, attr, observed_at) INCLUDE (num, dataset_id);
 CREATE TABLE IF NOT EXISTS {schema}.attr_instances_default
     PARTITION OF {schema}.attr_instances DEFAULT;
 

@@ -37,6 +37,7 @@ class SubscriptionRow:
     is_active: bool = True
     version: int = 0
     delivery: DeliveryStatus | None = None
+    owner: dict[str, Any] | None = None  # the creator (auth/subscribers.py); None: auth was off
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,8 @@ def notify_payload(tenant: str, subscription_id: str) -> str:
 
 
 _COLUMNS = """s.id, s.doc, s.context, s.notify_context, s.created_at, s.modified_at, s.expires_at,
-s.is_active, s.version, st.times_sent, st.times_failed, st.last_notification, st.last_success,
-st.last_failure, st.last_failure_reason, st.failing"""
+s.is_active, s.version, s.owner, st.times_sent, st.times_failed, st.last_notification,
+st.last_success, st.last_failure, st.last_failure_reason, st.failing"""
 
 
 def _row(r: asyncpg.Record) -> SubscriptionRow:
@@ -77,6 +78,7 @@ def _row(r: asyncpg.Record) -> SubscriptionRow:
         is_active=r["is_active"],
         version=r["version"],
         delivery=delivery,
+        owner=r["owner"],
     )
 
 
@@ -141,9 +143,9 @@ class SubscriptionRepository:
         async with self._pool.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
                 f"INSERT INTO {schema}.subscriptions (id, doc, context, notify_context,"
-                " created_at, modified_at, expires_at, is_active)"
+                " created_at, modified_at, expires_at, is_active, owner)"
                 " VALUES ($1, $2, $3, $4, $5::text::timestamptz, $5::text::timestamptz,"
-                " $6::text::timestamptz, $7)"
+                " $6::text::timestamptz, $7, $8)"
                 " ON CONFLICT (id) DO NOTHING RETURNING id",
                 row.id,
                 row.doc,
@@ -152,6 +154,7 @@ class SubscriptionRepository:
                 row.created_at,
                 row.expires_at,
                 row.is_active,
+                row.owner,
             )
             if inserted is None:
                 return False
@@ -211,21 +214,32 @@ class SubscriptionRepository:
             )
         return None if row is None else _row(row)
 
-    async def page(self, schema: str, limit: int, offset: int) -> list[SubscriptionRow]:
-        """Subscriptions in creation order (``limit`` 0: all of them)."""
+    async def page(
+        self, schema: str, limit: int, offset: int, owner: str | None = None
+    ) -> list[SubscriptionRow]:
+        """Subscriptions in creation order (``limit`` 0: all of them); ``owner``: only those
+        of that owner key."""
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
                 f"SELECT {_COLUMNS} FROM {schema}.subscriptions s"
                 f" LEFT JOIN {schema}.subscription_status st ON st.id = s.id"
+                " WHERE ($3::text IS NULL OR s.owner->>'key' = $3)"
                 " ORDER BY s.created_at, s.id LIMIT $1 OFFSET $2",
                 limit or None,
                 offset,
+                owner,
             )
         return [_row(r) for r in rows]
 
-    async def count(self, schema: str) -> int:
+    async def count(self, schema: str, owner: str | None = None) -> int:
         async with self._pool.acquire() as conn:
-            return int(await conn.fetchval(f"SELECT count(*) FROM {schema}.subscriptions"))
+            return int(
+                await conn.fetchval(
+                    f"SELECT count(*) FROM {schema}.subscriptions s"
+                    " WHERE ($1::text IS NULL OR s.owner->>'key' = $1)",
+                    owner,
+                )
+            )
 
     async def add_status(self, schema: str, updates: list[dict[str, Any]]) -> None:
         """Add the notifier's counts to the delivery status of several subscriptions at once.

@@ -191,8 +191,14 @@ class TemporalRepository:
         params = SqlParams(2)
         where = _instance_where("$1", f, params)
         tq = f.query
-        t = _time_expr(tq)
+        # The timeproperty itself (instances without it are not aggregated): with observedAt
+        # the scan is index-only (attr_instances_observed), deletions have none.
+        t = f"a.{tq.column}"
+        where += f" AND {t} IS NOT NULL"
+        if tq.timeproperty != "deletedAt":
+            where += " AND a.deleted_at IS NULL" if tq.timeproperty != "observedAt" else ""
         methods = ", ".join(f'{_AGGREGATES[m]} AS "{m}"' for m in tq.aggr_methods)
+        value = ", a.inst" if "distinctCount" in tq.aggr_methods else ""
         origin = f"min({t}) OVER (PARTITION BY a.entity_id, a.attr)"
         if tq.time_at is not None:
             origin = params.add(tq.time_at) + "::timestamptz"
@@ -209,11 +215,9 @@ class TemporalRepository:
             )
         group = "1, 2, 3, 4" if tq.aggr_period is not None else "1, 2, 3"
         sql = f"""
-SELECT i.entity_id, i.attr, i.dataset_id, {start} AS start, {end} AS "end",
-       min(i.inst->>'type') AS kind, {methods}
-FROM (SELECT a.entity_id, a.attr, a.dataset_id, a.num, a.inst, {t} AS t,
-             {origin} AS origin
-      FROM {schema}.attr_instances a WHERE {where} AND a.deleted_at IS NULL) i
+SELECT i.entity_id, i.attr, i.dataset_id, {start} AS start, {end} AS "end", {methods}
+FROM (SELECT a.entity_id, a.attr, a.dataset_id, a.num{value}, {t} AS t, {origin} AS origin
+      FROM {schema}.attr_instances a WHERE {where}) i
 GROUP BY {group} ORDER BY 1, 2, 3, 4"""
         return await self._fetch(sql, ids, *params.args)
 
@@ -281,13 +285,13 @@ GROUP BY {group} ORDER BY 1, 2, 3, 4"""
             return
         await conn.execute(
             f"""INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at,
-                created_at, modified_at, num, inst)
+                created_at, modified_at, deleted_at, num, inst)
             SELECT r.entity_id, r.attr, r.dataset_id, r.observed_at, r.created_at,
-                   r.modified_at, CASE WHEN jsonb_typeof(r.inst->'value') = 'number'
+                   r.modified_at, r.deleted_at, CASE WHEN jsonb_typeof(r.inst->'value') = 'number'
                    THEN (r.inst->>'value')::float8 END, r.inst
             FROM jsonb_to_recordset($1::jsonb) AS r(entity_id text, attr text, dataset_id text,
                 observed_at timestamptz, created_at timestamptz, modified_at timestamptz,
-                inst jsonb)""",
+                deleted_at timestamptz, inst jsonb)""",
             orjson.dumps(rows),
         )
 

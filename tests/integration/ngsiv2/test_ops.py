@@ -63,6 +63,18 @@ async def test_op_update_refuses_bad_input_before_writing(client: Client, servic
     await error(resp, 400, "BadRequest", "actionType")
 
 
+async def test_op_update_refuses_entities_that_are_not_objects(
+    client: Client, service: str
+) -> None:
+    """Found by fuzzing: an item that is not an object was a 500 (before anything was written)."""
+    for action in ("append", "update", "delete"):
+        for item in ([None, None], "Room1", 3):
+            batch = [{"id": "Ok1", "type": "T", "a": {"value": 1}}, item]
+            resp = await update(client, service, action, batch)
+            await error(resp, 400, "BadRequest", "JSON object")
+    assert await get_v2(client, service, "/v2/entities") == []
+
+
 async def test_op_query(client: Client, service: str) -> None:
     for n in (1, 2, 3):
         await create_v2(client, service, room(n))
@@ -119,3 +131,15 @@ async def test_version_and_statistics(client: Client) -> None:
     assert stats["uptime_in_secs"] >= 0
     entry = await (await client.get("/v2")).json()
     assert entry["entities_url"] == "/v2/entities"
+
+
+async def test_registrations_say_why_they_are_missing(client: Client, service: str) -> None:
+    assert await get_v2(client, service, "/v2/registrations") == []
+    body = {
+        "dataProvided": {"entities": [{"id": "Room1", "type": "Room"}], "attrs": ["temperature"]},
+        "provider": {"http": {"url": "http://127.0.0.1:9/v2"}},
+    }
+    resp = await client.post("/v2/registrations", json=body, headers=v2(service))
+    await error(resp, 501, "NotImplemented", "no federation")
+    missing = await client.get("/v2/registrations/abc", headers=v2(service))
+    await error(missing, 404, "NotFound")

@@ -83,3 +83,30 @@ async def test_last_instances_equal_the_entity(client: Client, ops: list[Any]) -
             last[inst.get("datasetId")] = inst
         found = {ds: _strip(i) for ds, i in last.items() if "deletedAt" not in i}
         assert found == expected, (attr, ops)
+
+
+async def test_temporal_provision_writes_the_current_state(client: Client, tenant: str) -> None:
+    """POST /temporal/entities: the newest instance of each attribute becomes the entity's
+    current state; DELETE /temporal/entities/{id} removes both."""
+    h = {"NGSILD-Tenant": tenant}
+    eid = "urn:ngsi-ld:Gauge:provisioned"
+    body = {
+        "id": eid,
+        "type": "Gauge",
+        "level": [
+            {"type": "Property", "value": 5, "observedAt": "2020-01-01T00:02:00Z"},
+            {"type": "Property", "value": 9, "observedAt": "2020-01-01T00:05:00Z"},
+            {"type": "Property", "value": 7, "observedAt": "2020-01-01T00:03:00Z"},
+        ],
+    }
+    r = await client.post(f"{API}/temporal/entities", json=body, headers=h)
+    assert r.status == 201
+    r = await client.get(f"{API}/entities/{eid}", headers=h)
+    assert r.status == 200
+    assert (await r.json())["level"]["value"] == 9
+    status, history, _ = await get(client, tenant, f"/entities/{eid}")
+    assert status == 200 and [i["value"] for i in history["level"]] == [5, 7, 9]
+    assert (await client.delete(f"{API}/temporal/entities/{eid}", headers=h)).status == 204
+    assert (await client.get(f"{API}/entities/{eid}", headers=h)).status == 404
+    status, _, _ = await get(client, tenant, f"/entities/{eid}")
+    assert status == 404

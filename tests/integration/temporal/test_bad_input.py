@@ -50,7 +50,13 @@ async def test_unknown_entity_and_instance_are_404(client: Client, tenant: str) 
         json={"speed": {"type": "Property", "value": 2}},
         headers=h,
     )
-    assert r.status == 404
+    assert r.status == 400  # not a URI
+    r = await client.patch(
+        f"{TEMPORAL}/entities/{EID}/attrs/speed/urn:ngsi-ld:attribute:instance:x",
+        json={"speed": {"type": "Property", "value": 2}},
+        headers=h,
+    )
+    assert r.status == 404  # a URI no instance has
 
 
 async def test_bad_entity_writes_nothing(client: Client, tenant: str) -> None:

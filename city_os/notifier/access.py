@@ -1,0 +1,67 @@
+"""Notifications carry only what the subscription's owner may read, decided at delivery time.
+
+Layer: notifier/. A subscription created with authentication on has an owner
+(``auth/subscribers.py``); each matched change is decided for that owner with ``decide(READ)``
+over the permissions, data subject and consents as they are now (``auth/enforce.py``: the
+tenant's permission cache is kept current by ``NOTIFY cityos_permissions``, entity permissions
+and consents are read at each decision, so a revoked consent stops the very next
+notification). A change of an entity the owner may not read is not notified. Deliveries under
+a consent are written to the citizen's access log (operation ``notification``). Periodic
+notifications run their query as the owner (``context_of``), so the readable scope is in SQL.
+Without an owner (authentication off) nothing is filtered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from city_os.auth.enforce import EntityAccess
+from city_os.auth.policy import Operation
+from city_os.auth.subscribers import owner_principal
+from city_os.core.request import RequestContext
+from city_os.ngsild.entity import now_iso
+from city_os.ngsild.jsonld import TermMap
+from city_os.ngsild.representation import EntityRecord
+from city_os.notifier.compile import Subscription
+from city_os.notifier.match import Change
+
+
+def context_of(sub: Subscription, terms: TermMap, now: str | None = None) -> RequestContext:
+    """The request context the notifier acts in for ``sub``: as its owner, if it has one."""
+    principal = owner_principal(sub.owner, sub.tenant) if sub.owner is not None else None
+    return RequestContext(tenant=sub.tenant, terms=terms, now=now or now_iso(), principal=principal)
+
+
+def _facts(change: Change) -> EntityRecord:
+    """What the decision needs of the changed entity (after the change, else before it)."""
+    if change.record is not None:
+        return change.record
+    scopes = (change.system or {}).get("scopes")
+    return EntityRecord(change.entity_id, list(change.types), {}, scopes, change.time, change.time)
+
+
+class NotificationAccess:
+    def __init__(self, access: EntityAccess) -> None:
+        self._access = access
+
+    async def keep(
+        self, matches: Sequence[tuple[Subscription, Change, str]]
+    ) -> list[tuple[Subscription, Change, str]]:
+        """The matches whose owner may read the changed entity; consent reads are logged."""
+        out = []
+        for match in matches:
+            sub, change, _ = match
+            if sub.owner is None:
+                out.append(match)
+                continue
+            ctx = context_of(sub, sub.view.terms)
+            record = _facts(change)
+            schema = await self._access.permissions.tenants.schema(sub.tenant, create=False)
+            decided = await self._access.decisions(ctx, schema, Operation.READ, [record])
+            read, _ = decided[record.id]
+            if not read:
+                continue
+            if read.via_consent is not None:
+                await self._access.log_reads(ctx, schema, [(record.id, read)], "notification")
+            out.append(match)
+        return out
