@@ -37,6 +37,7 @@ from city_os.ngsiv2.translate import (
     attrs_to_ld,
     entity_to_ld,
     entity_to_v2,
+    with_kept_metadata,
 )
 from city_os.ngsiv2.values import read_value, value_response
 
@@ -128,21 +129,27 @@ async def retrieve_attrs(request: web.Request) -> web.Response:
 
 @routes.post(V2 + "/entities/{entityId}/attrs")
 async def append_attrs(request: web.Request) -> web.Response:
-    """Append (or update) attributes; ``options=append`` refuses existing ones (422)."""
+    """Append (or update) attributes. ``options=append`` (strict) appends the new ones and
+    answers 422 naming those that exist already, which it leaves unchanged (as Orion does)."""
     ctx = await v2_context(request)
     opts = options(request)
-    attrs = attrs_to_ld(await read_v2_json(request), key_values="keyValues" in opts)
+    body = await read_v2_json(request)
+    attrs = attrs_to_ld(body, key_values="keyValues" in opts)
     record = await fetch(request, ctx, request.match_info["entityId"])
+    existing: list[str] = []
     if "append" in opts:
         names = {ctx.terms.compact_attr(i) for i in record.attrs}
         existing = sorted(names & set(attrs))
-        if existing:
-            raise Unprocessable(
-                f"one or more of the attributes in the request already exist: "
-                f"{request.match_info['entityId']} - [ {', '.join(existing)} ]"
-            )
+        attrs = {k: v for k, v in attrs.items() if k not in names}
+    elif "overrideMetadata" not in opts:
+        attrs = with_kept_metadata(record, ctx.terms, body, key_values="keyValues" in opts)
     if attrs:
         await request.app[ENTITIES].append_attrs(ctx, record.id, attrs, overwrite=True)
+    if existing:
+        raise Unprocessable(
+            f"one or more of the attributes in the request already exist: "
+            f"{request.match_info['entityId']} - [ {', '.join(existing)} ]"
+        )
     return web.Response(status=204)
 
 
@@ -163,6 +170,8 @@ async def update_attrs(request: web.Request) -> web.Response:
     entity = request.match_info["entityId"]
     record = await fetch(request, ctx, entity)
     _missing(record, ctx, list(attrs), entity)
+    if "overrideMetadata" not in opts:
+        attrs = with_kept_metadata(record, ctx.terms, body, key_values="keyValues" in opts)
     if attrs:
         await request.app[ENTITIES].update_attrs(ctx, record.id, attrs)
     return web.Response(status=204)

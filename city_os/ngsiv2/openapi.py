@@ -1,9 +1,10 @@
 """The NGSIv2 face in the OpenAPI document: /v2/..., /version and /statistics.
 
-Layer: ngsiv2/ (documentation, no I/O). Declares the routes of entities.py, ops.py and
-subscriptions_api.py with the v2 types of ``openapi_types``; the tables use ``face="v2."``, so
-path parameters and error answers are the v2 components (Orion's ``{"error", "description"}``
-bodies, never ProblemDetails). Operation ids are prefixed ``v2`` (Orion publishes none).
+Layer: ngsiv2/ (documentation, no I/O). Declares the routes of entities.py, ops.py,
+subscriptions_api.py and registrations.py with the v2 types of ``openapi_types``; the tables use
+``face="v2."``, so path parameters and error answers are the v2 components (Orion's
+``{"error", "description"}`` bodies, never ProblemDetails). Operation ids are prefixed ``v2``
+(Orion publishes none).
 """
 
 from __future__ import annotations
@@ -167,24 +168,22 @@ subscriptions.delete(
     replies=(no_content(),), errors=(400, 404),
 )  # fmt: skip
 
-# city-os has no context-source registrations yet (ngsiv2/registrations.py): the list is
-# empty, one registration is never found, a creation is 501 NotImplemented.
 registrations = Paths(
     "NGSIv2 registrations", prefix="/v2/registrations", common=_FIWARE, face="v2."
 )
 registrations.get(
-    "", "v2ListRegistrations", "List registrations (always empty)",
-    params=("v2.options",), replies=(ok(array({"type": "object"}), media=_J, headers=_COUNTED),),
+    "", "v2ListRegistrations", "List registrations: always empty (no federation yet)",
+    params=("v2.limit", "v2.offset", "v2.options"),
+    replies=(ok(array({"type": "object"}), media=_J, headers=_COUNTED),), errors=(400,),
 )  # fmt: skip
 registrations.post(
-    "", "v2CreateRegistration", "Create a registration: 501, no federation yet",
-    body={"type": "object"}, body_media=_J, errors=(501,),
+    "", "v2CreateRegistration", "Create a registration: 501, city-os has no context sources yet",
+    body={"type": "object"}, body_media=_J, replies=(), errors=(400, 501),
 )  # fmt: skip
-registrations.get("/{registrationId}", "v2RetrieveRegistration", "One registration (404)",
-                  errors=(404,))  # fmt: skip
-registrations.delete("/{registrationId}", "v2DeleteRegistration", "Delete one (404)",
-                     errors=(404,))  # fmt: skip
-registrations.patch("/{registrationId}", "v2UpdateRegistration", "Change one (404)",
-                    body={"type": "object"}, body_media=_J, errors=(404,))  # fmt: skip
+for method, op in (("GET", "Retrieve"), ("PATCH", "Update"), ("DELETE", "Delete")):
+    registrations.add(
+        method, "/{registrationId}", f"v2{op}Registration", f"{op} a registration: always 404",
+        errors=(404,),
+    )  # fmt: skip
 
 TABLES = (entities, ops, broker, subscriptions, registrations)

@@ -243,8 +243,8 @@ PARAMETERS: dict[str, Schema] = {
     "v2.path.entityId": _path("entityId", "The v2 entity id"),
     "v2.path.attrName": _path("attrName", "The attribute name"),
     "v2.path.subscriptionId": _path("subscriptionId", "The v2 subscription id"),
-    "v2.path.type": _path("type", "The entity type"),
     "v2.path.registrationId": _path("registrationId", "The v2 registration id"),
+    "v2.path.type": _path("type", "The entity type"),
 }
 HEADERS: dict[str, Schema] = {
     "Fiware-Total-Count": {
@@ -261,8 +261,9 @@ _V2_ERRORS = {
     "411": "ContentLengthRequired",
     "413": "RequestEntityTooLarge",
     "415": "UnsupportedMediaType",
-    "422": "Unprocessable: already exists, or attributes missing (nothing was written)",
-    "501": "NotImplemented: the feature is not available in city-os (named in the body)",
+    "422": "Unprocessable: already exists, or attributes missing (a strict append still adds "
+    "the new attributes, as Orion does)",
+    "501": "NotImplemented: what city-os cannot do yet, and why",
     "503": "ServiceUnavailable: the database cannot be reached",
     "504": "GatewayTimeout: the configured @context could not be fetched",
 }

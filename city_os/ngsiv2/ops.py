@@ -29,14 +29,15 @@ from city_os.ngsiv2.http import (
     write_scope,
 )
 from city_os.ngsiv2.listing import list_response
-from city_os.ngsiv2.translate import entity_to_ld
+from city_os.ngsiv2.translate import entity_to_ld, with_kept_metadata
 
 routes = web.RouteTableDef()
 V2 = "/v2"
 ACTIONS = frozenset({"append", "appendStrict", "update", "replace", "delete"})
 
 
-def _batch(body: Any, key_values: bool) -> tuple[str, list[dict[str, Any]]]:
+def _batch(body: Any, key_values: bool) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+    """(action, NGSI-LD entities, the v2 entities as sent) of an op/update body."""
     if not isinstance(body, dict) or set(body) - {"actionType", "entities"}:
         raise BadRequestData("the payload must be {actionType, entities}")
     action = body.get("actionType")
@@ -47,21 +48,22 @@ def _batch(body: Any, key_values: bool) -> tuple[str, list[dict[str, Any]]]:
     entities = body.get("entities")
     if not isinstance(entities, list) or not entities:
         raise BadRequestData("entities must be a non-empty array")
+    if not all(isinstance(e, dict) for e in entities):
+        raise BadRequestData("each item of entities must be a JSON object")
+    originals = [dict(e) for e in entities]
     if action == "delete":
         # delete takes attribute names only: their values do not matter
         for e in entities:
             if isinstance(e, dict):
                 e.update({k: {"value": 0} for k in list(e) if k not in ("id", "type")})
-    return action, [entity_to_ld(e, key_values=key_values) for e in entities]
+    return action, [entity_to_ld(e, key_values=key_values) for e in entities], originals
 
 
 @routes.post(V2 + "/op/update")
 async def op_update(request: web.Request) -> web.Response:
     ctx = await v2_context(request)
     opts = options(request)
-    body = await read_v2_json(request)
-    raw = [dict(e) for e in body.get("entities", [])] if isinstance(body, dict) else []
-    action, entities = _batch(body, "keyValues" in opts)
+    action, entities, raw = _batch(await read_v2_json(request), "keyValues" in opts)
     service = request.app[ENTITIES]
     scope = write_scope(request)
     if action == "append":
@@ -83,12 +85,14 @@ async def op_update(request: web.Request) -> web.Response:
                 stored = await service.retrieve(ctx, entity["id"])
                 names = {ctx.terms.compact_attr(i) for i in stored.attrs}
                 clash = sorted(names & set(attrs))
-                if clash:
+                fresh = {k: v for k, v in attrs.items() if k not in names}
+                if fresh:
+                    await service.append_attrs(ctx, entity["id"], fresh, overwrite=False)
+                if clash:  # Orion appends the new ones and reports the others
                     raise Unprocessable(
                         f"one or more of the attributes in the request already exist: "
                         f"{original['id']} - [ {', '.join(clash)} ]"
                     ) from None
-                await service.append_attrs(ctx, entity["id"], attrs, overwrite=False)
                 continue
         try:
             stored = await service.retrieve(ctx, entity["id"], type_filter=type_filter)
@@ -104,6 +108,11 @@ async def op_update(request: web.Request) -> web.Response:
             missing = [n for n in attrs if n not in names]
             if missing:
                 raise Unprocessable(f"do not exist: {original['id']} - [ {', '.join(missing)} ]")
+            if "overrideMetadata" not in opts:
+                body_attrs = {k: v for k, v in original.items() if k not in ("id", "type")}
+                attrs = with_kept_metadata(
+                    stored, ctx.terms, body_attrs, key_values="keyValues" in opts
+                )
             await service.update_attrs(ctx, entity["id"], attrs)
         else:  # replace
             payload = {**entity, "type": ctx.terms.compact_type(stored.types[0])}

@@ -145,6 +145,7 @@ def _endpoint(notification: dict[str, Any]) -> dict[str, Any]:
         if qos not in (0, 1, 2):
             raise BadRequestData("mqtt.qos must be 0, 1 or 2")
         info.append({"key": "MQTT-QoS", "value": str(qos)})
+        info.append({"key": "MQTT-Envelope", "value": "none"})  # Orion: the bare notification
     endpoint: dict[str, Any] = {"uri": url, "accept": "application/json"}
     if info:
         endpoint["notifierInfo"] = info
@@ -182,7 +183,7 @@ def check_v2(body: Any) -> dict[str, Any]:
     if unknown:
         raise BadRequestData(f"unexpected notification member {', '.join(sorted(unknown))}")
     fmt = notification.get("attrsFormat", "normalized")
-    if fmt not in FORMATS:
+    if not isinstance(fmt, str) or fmt not in FORMATS:
         raise BadRequestData(f"attrsFormat {fmt!r}: use one of {', '.join(sorted(FORMATS))}")
     if "attrs" in notification and "exceptAttrs" in notification:
         raise BadRequestData("notification: attrs and exceptAttrs cannot be used together")
@@ -217,10 +218,10 @@ def to_ngsild(body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     alterations = condition.get("alterationTypes")
     if alterations is not None:
         names = _names(alterations, "condition.alterationTypes")
-        if not names or set(names) - set(_ALTERATIONS):
+        if set(names) - set(_ALTERATIONS):
             raise BadRequestData(f"alterationTypes: use {', '.join(_ALTERATIONS)}")
         out["notificationTrigger"] = list(dict.fromkeys(_ALTERATIONS[a] for a in names))
-    else:
+    if not out.get("notificationTrigger"):  # none or []: Orion's default
         out["notificationTrigger"] = ["entityCreated", "entityUpdated"]
     if isinstance(sub.get("description"), str):
         out["description"] = sub["description"]

@@ -344,3 +344,23 @@ def unique_rows(rows: list[Any]) -> list[Any]:
         if row not in seen:
             seen.append(row)
     return seen
+
+
+def with_kept_metadata(
+    record: EntityRecord, tm: TermCompactor, body: Any, *, key_values: bool = False
+) -> dict[str, Any]:
+    """The attributes of an update (``attrs_to_ld``), each keeping the metadata its stored
+    attribute has and the request does not name (Orion's default; ``overrideMetadata`` or a
+    replace drops them)."""
+    attrs = attrs_to_ld(body, key_values=key_values)
+    stored = {tm.compact_attr(iri): inst for iri, inst in record.attrs.items() if inst}
+    for name in attrs:
+        if name not in stored:
+            continue
+        old = attr_to_v2(stored[name], tm)["metadata"]
+        raw = {"value": body[name]} if key_values else dict(body[name])
+        kept = {m: v for m, v in old.items() if m not in BUILTIN_METADATA}
+        if kept:
+            raw["metadata"] = {**kept, **(raw.get("metadata") or {})}
+            attrs[name] = attr_to_ld(name, raw)
+    return attrs

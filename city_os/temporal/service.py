@@ -19,8 +19,11 @@ from city_os.ngsild.entity import (
     ENTITY_MEMBERS,
     OUTPUT_ONLY_MEMBERS,
     RESERVED_ATTRIBUTE_NAMES,
+    VALUE_KEY,
+    check_datetime,
     check_entity_id,
     expand_attr_name,
+    is_null_encoding,
     is_uri,
     parse_instance,
     parse_scopes,
@@ -77,8 +80,28 @@ def parse_temporal_entity(
         if name in RESERVED_ATTRIBUTE_NAMES or name in OUTPUT_ONLY_MEMBERS:
             raise BadRequestData(f"{name!r} is a reserved NGSI-LD member, not an attribute name")
         iri = expand_attr_name(ctx.terms, name)
-        attrs[iri] = [parse_instance(name, x, ctx.terms, ctx.now) for x in _items(raw)]
+        attrs[iri] = [_parse_instance(name, x, ctx) for x in _items(raw)]
+    if "expiresAt" in body:  # 5.5.4: no NGSI-LD Null as a first-level member here
+        check_datetime(body["expiresAt"], "expiresAt")
     return head, attrs
+
+
+DELETED = "__deleted__"  # marks a parsed instance that records a deletion (§4.5.7)
+
+
+def _parse_instance(name: str, raw: Any, ctx: RequestContext) -> dict[str, Any]:
+    """One instance; one whose value is the NGSI-LD Null is a deletion in the history
+    (the deleted-instance representation of §4.5.7 is legal temporal input, ETSI 5611_01)."""
+    if isinstance(raw, dict):
+        kind = raw.get("type", "Property")
+        member = VALUE_KEY.get(kind, "value") if isinstance(kind, str) else "value"
+        if member in raw and is_null_encoding(kind, raw[member]):
+            inst: dict[str, Any] = {"type": kind, member: raw[member], DELETED: True}
+            for key in ("datasetId", "observedAt"):
+                if key in raw:
+                    inst[key] = check_datetime(raw[key], key) if key == "observedAt" else raw[key]
+            return inst
+    return parse_instance(name, raw, ctx.terms, ctx.now)
 
 
 def _items(raw: Any) -> list[Any]:
@@ -106,13 +129,16 @@ def split_latest(
         parsed = attrs[iri]
         newest: dict[str, int] = {}
         for i, inst in enumerate(parsed):
+            if inst.get(DELETED):
+                continue  # a deletion is history only
             ds = inst.get("datasetId") or ""
             j = newest.get(ds)
             if j is None or (inst.get("observedAt") or "~") >= (parsed[j].get("observedAt") or ""):
                 newest[ds] = i
         raws = _items(raw)
         keep = sorted(newest.values())
-        fragment[name] = raws[keep[0]] if len(keep) == 1 else [raws[k] for k in keep]
+        if keep:
+            fragment[name] = raws[keep[0]] if len(keep) == 1 else [raws[k] for k in keep]
         others = [inst for i, inst in enumerate(parsed) if i not in newest.values()]
         if others:
             rest[iri] = others
@@ -120,7 +146,8 @@ def split_latest(
 
 
 def instance_row(entity_id: str, attr: str, inst: dict[str, Any], now: str) -> dict[str, Any]:
-    stored = {k: v for k, v in inst.items() if k not in ("createdAt", "modifiedAt", "observedAt")}
+    skip = ("createdAt", "modifiedAt", "observedAt", DELETED)
+    stored = {k: v for k, v in inst.items() if k not in skip}
     return {
         "entity_id": entity_id,
         "attr": attr,
@@ -128,6 +155,7 @@ def instance_row(entity_id: str, attr: str, inst: dict[str, Any], now: str) -> d
         "observed_at": inst.get("observedAt"),
         "created_at": now,
         "modified_at": now,
+        "deleted_at": now if inst.get(DELETED) else None,
         "inst": stored,
     }
 

@@ -33,6 +33,9 @@ from city_os.notifier.channels import Outcome as ChannelOutcome
 SCHEMES: Final = frozenset({"mqtt", "mqtts"})
 KEY_VERSION: Final = "MQTT-Version"
 KEY_QOS: Final = "MQTT-QoS"
+# notifierInfo MQTT-Envelope "none": publish the notification body as it is, without the spec's
+# {metadata, body} envelope (NGSIv2 subscriptions: Orion publishes the bare notification).
+KEY_ENVELOPE: Final = "MQTT-Envelope"
 VERSIONS: Final = {"mqtt3.1.1": aiomqtt.ProtocolVersion.V311, "mqtt5.0": aiomqtt.ProtocolVersion.V5}
 DEFAULT_VERSION: Final = "mqtt5.0"
 _TOPIC_FORBIDDEN: Final = frozenset("+#\x00")
@@ -242,7 +245,10 @@ class MqttChannel:
         headers = dict(delivery.headers)
         content_type = headers.pop("Content-Type", "application/json")
         link = headers.pop("Link", None)
-        payload = message(orjson.loads(delivery.body), content_type, link, headers)
+        if dict(delivery.endpoint.notifier_info).get(KEY_ENVELOPE) == "none":
+            payload = delivery.body
+        else:
+            payload = message(orjson.loads(delivery.body), content_type, link, headers)
         result = await self._connections.publish(target, payload, delivery.endpoint.timeout)
         if result.outcome == "delivered":
             return ChannelOutcome(True)

@@ -285,13 +285,13 @@ GROUP BY {group} ORDER BY 1, 2, 3, 4"""
             return
         await conn.execute(
             f"""INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at,
-                created_at, modified_at, num, inst)
+                created_at, modified_at, deleted_at, num, inst)
             SELECT r.entity_id, r.attr, r.dataset_id, r.observed_at, r.created_at,
-                   r.modified_at, CASE WHEN jsonb_typeof(r.inst->'value') = 'number'
+                   r.modified_at, r.deleted_at, CASE WHEN jsonb_typeof(r.inst->'value') = 'number'
                    THEN (r.inst->>'value')::float8 END, r.inst
             FROM jsonb_to_recordset($1::jsonb) AS r(entity_id text, attr text, dataset_id text,
                 observed_at timestamptz, created_at timestamptz, modified_at timestamptz,
-                inst jsonb)""",
+                deleted_at timestamptz, inst jsonb)""",
             orjson.dumps(rows),
         )
 

@@ -3,11 +3,14 @@ relay, HTTP receivers), for writes through either API."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiomqtt
 import orjson
 from aiohttp import web
 
@@ -128,6 +131,17 @@ async def test_subscription_resource(client: Client, service: str) -> None:
     )
 
 
+async def test_an_attrs_format_that_is_not_a_string_is_refused(
+    client: Client, service: str
+) -> None:
+    """Found by fuzzing: an object as attrsFormat was a 500."""
+    for fmt in ({}, [], 1):
+        body = v2_sub("http://127.0.0.1:9/n", attrsFormat=fmt)
+        resp = await client.post("/v2/subscriptions", json=body, headers=v2(service))
+        await error(resp, 400, "BadRequest", "attrsFormat")
+    assert await get_v2(client, service, "/v2/subscriptions") == []
+
+
 async def test_notifications_across_apis(service: str) -> None:
     async with stack() as client, sink() as s:
         await post_sub(client, service, v2_sub(s.url("normalized"), metadata=["accuracy"]))
@@ -184,3 +198,35 @@ async def test_notifications_across_apis(service: str) -> None:
         assert resp.status == 204, await resp.text()
         kv = orjson.loads((await s.wait("kv", 2))[1].body)
         assert kv["data"] == [{"id": "Room1", "type": "Room", "temperature": 30}]
+
+
+async def test_mqtt_notification_is_the_bare_v2_notification(service: str) -> None:
+    topic = f"city-os/test/v2/{uuid.uuid4().hex}"
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+    async with aiomqtt.Client("127.0.0.1", 1883) as mqtt, stack() as client:
+        await mqtt.subscribe(topic, qos=1)
+
+        async def pump() -> None:
+            async for msg in mqtt.messages:
+                assert isinstance(msg.payload, bytes)
+                await received.put(msg.payload)
+
+        task = asyncio.create_task(pump())
+        try:
+            body = {
+                "subject": {
+                    "entities": [{"idPattern": ".*"}],
+                    "condition": {"alterationTypes": []},
+                },
+                "notification": {
+                    "mqtt": {"url": "mqtt://127.0.0.1:1883", "topic": topic, "qos": 1},
+                    "attrsFormat": "keyValues",
+                },
+            }
+            sid = await post_sub(client, service, body)
+            await create_v2(client, service, {"id": "Car1", "type": "Car", "speed": {"value": 5}})
+            payload = await asyncio.wait_for(received.get(), 30)
+        finally:
+            task.cancel()
+    note = orjson.loads(payload)
+    assert note == {"subscriptionId": sid, "data": [{"id": "Car1", "type": "Car", "speed": 5}]}
