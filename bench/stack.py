@@ -125,7 +125,7 @@ def running(
     procs = start(commands, env)
     try:
         # Every worker must be up: with reuse_port, poll until each pid has the port bound.
-        wait_http(port, "/ngsi-ld/v1/entities/urn:x:ready", procs, timeout=30)
+        wait_http(port, "/ngsi-ld/v1/entities/urn:x:ready", procs, timeout=120)  # loaded machines
         if len(procs) > 1:
             time.sleep(1.0)
         yield Server(name, port, procs)
