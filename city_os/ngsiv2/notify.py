@@ -7,7 +7,8 @@ Layer: ngsiv2/ (pure; plugged into notifier/render.py as the "ngsiv2" face). The
 ``Fiware-ServicePath``, ``Ngsiv2-AttrsFormat`` and a ``Fiware-Correlator``. ``httpCustom`` /
 ``mqttCustom`` add their ``headers`` and may replace the body by a ``payload`` text or a ``json``
 template; ``${id}``, ``${type}``, ``${service}``, ``${servicePath}`` and ``${<attribute>}`` are
-substituted (a missing attribute is the empty string, as in Orion).
+substituted (a missing attribute is the empty string, as in Orion) and a ``payload`` is
+percent-decoded (v2 forbids ``"`` ``(`` … in it, so clients send ``%22`` ``%28``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -141,7 +143,9 @@ def render(
             headers.setdefault("Content-Type", "text/plain")
             if "Content-Type" not in (custom.get("headers") or {}):
                 headers["Content-Type"] = "text/plain"
-            return nid, headers, _substitute(str(custom["payload"]), values).encode()
+            # v2 forbids " ' ( ) … in payloads, so clients percent-encode them; Orion decodes
+            text = unquote(_substitute(str(custom["payload"]), values))
+            return nid, headers, text.encode()
         if "json" in custom:
             return nid, headers, orjson.dumps(_json_template(custom["json"], values))
     return nid, headers, orjson.dumps(body)

@@ -156,7 +156,7 @@ async def test_notifications_across_apis(service: str) -> None:
             "method": "PUT",
             "qs": {"source": "city-os"},
             "headers": {"X-Room": "${id}"},
-            "payload": "room ${id} is at ${temperature} degrees",
+            "payload": "room %22${id}%22 is at ${temperature} degrees",
         }
         await post_sub(client, service, {**v2_sub(""), "notification": {"httpCustom": custom}})
         ld_sid = await subscribe(client, service, {
@@ -185,7 +185,7 @@ async def test_notifications_across_apis(service: str) -> None:
         assert put.method == "PUT"
         assert put.query == {"source": "city-os"}
         assert put.headers["X-Room"] == "Room1"
-        assert put.body == b"room Room1 is at 23.5 degrees"
+        assert put.body == b'room "Room1" is at 23.5 degrees'
         ld_note = orjson.loads((await s.wait("ngsild", 1))[0].body)
         assert ld_note["data"][0]["id"] == "urn:ngsiv:Room1"  # NGSI-LD subscription, v2 write
 
