@@ -40,8 +40,9 @@ async def cluster(
     """(API + relay, notifier processes, topic, group)."""
     topic, group = f"test-rep-{uuid.uuid4().hex[:10]}", f"test-{uuid.uuid4().hex[:10]}"
     await create_topic(tansu.bootstrap, topic, PARTITIONS)
+    # 10 writes in flight plus the relay: a pool of 8 ran dry at load average 15 (503s)
     settings = settings_for_tests(
-        kafka_bootstrap=tansu.bootstrap, kafka_topic=topic, relay_poll_interval=0.2
+        kafka_bootstrap=tansu.bootstrap, kafka_topic=topic, relay_poll_interval=0.2, db_pool_max=16
     )
     processes = [
         await start_notifier(tansu.bootstrap, topic, group, **env) for _ in range(replicas)
