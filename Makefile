@@ -45,7 +45,8 @@ fmt: bootstrap
 	$(BIN)/ruff format city_os tests
 
 # The long fuzzing run: every operation of /openapi.json, valid and invalid requests, boundary
-# cases, random seeds (CITYOS_FUZZ_EXAMPLES per operation; `make test` runs 2).
+# cases, random seeds (CITYOS_FUZZ_EXAMPLES per operation; `make test` runs 1). Another test
+# session on the same CITYOS_TEST_DATABASE_URL drops the run's tenant at its start: run it alone.
 fuzz: bootstrap
 	CITYOS_FUZZ_EXAMPLES="$${CITYOS_FUZZ_EXAMPLES:-200}" CITYOS_FUZZ_NEGATIVE=1 CITYOS_FUZZ_COVERAGE=1 \
 		CITYOS_FUZZ_RANDOM=1 $(BIN)/pytest tests/integration/fuzz -o timeout=3600 -p no:cacheprovider

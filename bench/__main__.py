@@ -9,10 +9,14 @@ Groups (``--only``, comma- or space-separated; all but ``stellio`` by default):
 * ``validation``: creates with a JSON Schema inactive and active (``bench.validation``);
 * ``lag``: change events through Tansu, foundation writes with the relay on, relay drain
   (``bench.lag``);
+* ``relay``: partial updates with the relay off, then with it on and a consumer attached, and
+  their ratio (``bench.relay_cost``);
 * ``contexts``: the server's RSS after 1,000 distinct remote @contexts next to the configured
   cache bound (``bench.contexts``);
 * ``evaluate``: the notifier's in-process selection evaluation, µs per entity next to an empty
   call and a hand-written check (``bench.evaluate``; no server).
+* ``notify``: notification latency (p50/p99 at 500 updates/s, 100 subscriptions) and HTTP
+  fan-out next to a bare aiohttp client's ceiling, through Tansu (``bench.notify``).
 * ``auth``: create and retrieve with bearer-token verification on and off (``bench.auth``).
 * ``temporal``: 1,000,000 attribute instances, a range, an hourly avg, an hourly max over 100
   entities next to their SQL; storage per instance; history capture cost (``bench.temporal``).
@@ -20,6 +24,8 @@ Groups (``--only``, comma- or space-separated; all but ``stellio`` by default):
   Stellio's published figures and same-run ceilings (``bench.stellio``; ``--stellio-sizes``).
 * ``ngsiv2``: v2 create, retrieve, attribute update and op/update next to their NGSI-LD
   counterparts on the same server (``bench.ngsiv2``).
+* ``enforce``: the query scenarios with permissions active next to the unrestricted query
+  (``bench.enforce``).
 
 Every measured run first waits for other engineers' robot / pytest runs (``bench.guard``).
 Exit code 0 even when targets are missed: it is a report; misses are printed as MISS.
@@ -40,8 +46,8 @@ from city_os.config import Settings
 
 KINDS = list(TARGETS)
 GROUPS = [
-    "foundation", "query", "validation", "lag", "contexts", "evaluate", "auth", "stellio",
-    "temporal", "ngsiv2",
+    "foundation", "query", "validation", "lag", "notify", "relay", "contexts", "evaluate",
+    "auth", "stellio", "temporal", "ngsiv2", "enforce",
 ]  # fmt: skip
 
 
@@ -205,6 +211,16 @@ def main() -> None:
         from bench import lag
 
         lag_res = asyncio.run(lag.run(runner, dsn))
+    notify_res = None
+    if "notify" in groups:
+        from bench import notify
+
+        notify_res = asyncio.run(notify.run(runner, dsn))
+    relay_res = None
+    if "relay" in groups:
+        from bench import relay_cost
+
+        relay_res = asyncio.run(relay_cost.run(runner, dsn))
     contexts_res = None
     if "contexts" in groups:
         from bench import contexts
@@ -220,6 +236,11 @@ def main() -> None:
         from bench import auth
 
         auth_res = auth.run(runner, dsn, args.pool)
+    enforce_res = None
+    if "enforce" in groups:
+        from bench import enforce
+
+        enforce_res = enforce.run(runner, dsn, args.pool)
     runner.pool.shutdown()
 
     from bench.report import print_report
@@ -238,6 +259,14 @@ def main() -> None:
         from bench import lag
 
         lag.print_results(lag_res)
+    if notify_res is not None:
+        from bench import notify
+
+        notify.print_results(notify_res)
+    if relay_res is not None:
+        from bench import relay_cost
+
+        relay_cost.print_results(relay_res)
     if contexts_res is not None:
         from bench import contexts
 
@@ -262,6 +291,10 @@ def main() -> None:
         from bench import ngsiv2
 
         ngsiv2.print_results(ngsiv2_res)
+    if enforce_res is not None:
+        from bench import enforce
+
+        enforce.print_results(enforce_res)
     loads = runner.loads
     if loads:
         print(

@@ -125,8 +125,8 @@ def running(
     procs = start(commands, env)
     try:
         # Every worker must be up: with reuse_port, poll until each pid has the port bound.
-        # a loaded 2-core machine took more than 30 s to import and boot the server
-        wait_http(port, "/ngsi-ld/v1/entities/urn:x:ready", procs, timeout=90)
+        # generous: start-up takes 20 s and more when the 2 cores are shared with test suites
+        wait_http(port, "/ngsi-ld/v1/entities/urn:x:ready", procs, timeout=120)
         if len(procs) > 1:
             time.sleep(1.0)
         yield Server(name, port, procs)

@@ -165,7 +165,7 @@ def request_maker(sc: Scenario) -> Callable[[int], bytes]:
         return v2_requests(sc)
     if sc.kind == "query":
         get = b"GET " + sc.path.encode() + b" HTTP/1.1\r\n" + _COMMON
-        get += tenant_header(sc.tenant) + b"\r\n"
+        get += tenant_header(sc.tenant, sc.token) + b"\r\n"
         return lambda seq: get
     if sc.kind == "create":
         create = _CREATE + tenant_header(sc.tenant, sc.token)

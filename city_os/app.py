@@ -259,6 +259,7 @@ async def _subscriptions(app: web.Application) -> AsyncIterator[None]:
     hub = StreamHub(StreamStore(app[POOL]), settings.database_url)
     await hub.start()
     app[STREAMS] = hub
+    app[METRICS].collectors.append(hub.collect)
     yield
     await hub.close()
 

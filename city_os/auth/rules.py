@@ -7,7 +7,9 @@ The middleware (``api/rules.py``) applies the tenant rules before the handler ru
 say where their decision is taken:
 
 * ``Open``: anyone (probes, public documents, answers that are always 400);
-* ``Tenant``: a right on the tenant itself (steward, reader, operator), checked here;
+* ``Tenant``: a right on the tenant itself (steward, reader, operator), checked here — also
+  the coarse rule of the faces that do not decide per entity yet (the temporal API, NGSIv2:
+  a tenant role that reads, or writes), so they are closed rather than open;
 * ``Entity``: an operation on entities, decided in core/ where the entity is known
   (``auth/enforce.py``: per entity, readable scope in SQL for queries and discovery);
 * ``Owned``: a subscription, visible and changeable by its owner (and tenant admins);
@@ -22,11 +24,12 @@ from enum import StrEnum
 from typing import Final
 
 from city_os.auth.policy import Decision, Operation, TenantOperation, may
-from city_os.auth.principal import Principal
+from city_os.auth.principal import Principal, Role
 
 
 class TenantRight(StrEnum):
     READ = "read"  # any tenant role (reader, writer, steward, admin)
+    WRITE = "write"  # a tenant role that writes entities (writer, admin)
     STEWARD = "steward"  # schemas, value indexes, hosted @contexts
     OPERATE = "operate"  # the platform operator
 
@@ -64,6 +67,9 @@ _SCHEMAS = "/cityos/v1/schemas"
 _SUBS = "/ngsi-ld/v1/subscriptions"
 READ, CREATE, UPDATE, DELETE = Operation.READ, Operation.CREATE, Operation.UPDATE, Operation.DELETE
 STEWARD, READER = Tenant(TenantRight.STEWARD), Tenant(TenantRight.READ)
+WRITER = Tenant(TenantRight.WRITE)
+_T = "/ngsi-ld/v1/temporal/entities"
+_V2 = "/v2/entities"
 
 RULES: Final[dict[tuple[str, str], Rule]] = {
     # entities (§5.6): decided per entity in core/
@@ -142,6 +148,56 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/cityos/v1/me/consents/{consentId}"): Service("auth/consent.py: citizens"),
     ("DELETE", "/cityos/v1/me/consents/{consentId}"): Service("auth/consent.py: citizens"),
     ("GET", "/cityos/v1/me/accessLog"): Service("auth/consent.py: citizens"),
+    # the temporal API (§5.6.11-5.6.20): a tenant role until it decides per entity
+    ("POST", _T): WRITER,
+    ("GET", _T): READER,
+    ("GET", _T + "/{entity_id}"): READER,
+    ("DELETE", _T + "/{entity_id}"): WRITER,
+    ("POST", _T + "/{entity_id}/attrs"): WRITER,
+    ("DELETE", _T + "/{entity_id}/attrs/{attr}"): WRITER,
+    ("DELETE", _T + "/{entity_id}/attrs/{attr}/{instance_id}"): WRITER,
+    ("PATCH", _T + "/{entity_id}/attrs/{attr}/{instance_id}"): WRITER,
+    ("POST", "/ngsi-ld/v1/temporal/entityOperations/query"): READER,
+    # NGSIv2 (a second face on the same core): a tenant role until it decides per entity
+    ("GET", "/v2"): Open("the NGSIv2 entry point"),
+    ("GET", "/version"): Open("the broker's version (Orion's /version)"),
+    ("GET", "/statistics"): Tenant(TenantRight.OPERATE),
+    ("POST", _V2): WRITER,
+    ("GET", _V2): READER,
+    ("PATCH", _V2): Open("no entity id: always 400"),
+    ("PUT", _V2): Open("no entity id: always 400"),
+    ("GET", _V2 + "/{entityId}"): READER,
+    ("DELETE", _V2 + "/{entityId}"): WRITER,
+    ("GET", _V2 + "/{entityId}/attrs"): READER,
+    ("POST", _V2 + "/{entityId}/attrs"): WRITER,
+    ("PATCH", _V2 + "/{entityId}/attrs"): WRITER,
+    ("PUT", _V2 + "/{entityId}/attrs"): WRITER,
+    ("GET", _V2 + "/{entityId}/attrs/{attrName}"): READER,
+    ("PUT", _V2 + "/{entityId}/attrs/{attrName}"): WRITER,
+    ("DELETE", _V2 + "/{entityId}/attrs/{attrName}"): WRITER,
+    ("GET", _V2 + "/{entityId}/attrs/{attrName}/value"): READER,
+    ("PUT", _V2 + "/{entityId}/attrs/{attrName}/value"): WRITER,
+    ("GET", "/v2/types"): READER,
+    ("GET", "/v2/types/{type}"): READER,
+    ("POST", "/v2/op/query"): READER,
+    ("POST", "/v2/op/update"): WRITER,
+    ("POST", "/v2/subscriptions"): READER,
+    ("GET", "/v2/subscriptions"): READER,
+    ("GET", "/v2/subscriptions/{subscriptionId}"): READER,
+    ("PATCH", "/v2/subscriptions/{subscriptionId}"): READER,
+    ("DELETE", "/v2/subscriptions/{subscriptionId}"): READER,
+    ("POST", "/v2/registrations"): WRITER,
+    ("GET", "/v2/registrations"): READER,
+    ("GET", "/v2/registrations/{registrationId}"): READER,
+    ("PATCH", "/v2/registrations/{registrationId}"): WRITER,
+    ("DELETE", "/v2/registrations/{registrationId}"): WRITER,
+    # push and streams
+    ("GET", "/cityos/v1/webpush/key"): Open("the VAPID public key (RFC 8292): public"),
+    ("GET", "/cityos/v1/subscriptions/{subscriptionId}/stream"): Owned(READ),
+    # the API's documentation
+    ("GET", "/openapi.json"): Open("the OpenAPI document"),
+    ("GET", "/docs"): Open("the API documentation page"),
+    ("GET", "/docs/{asset}"): Open("the documentation page's assets"),
     # operations
     ("GET", "/metrics"): Tenant(TenantRight.OPERATE),
     ("GET", "/health"): Open("liveness probe"),
@@ -160,4 +216,9 @@ def allowed(principal: Principal, tenant: str, rule: Tenant) -> Decision:
         if principal.unrestricted or principal.roles_in(tenant):
             return Decision(True, "a tenant role")
         return Decision(False, f"reading this in tenant {tenant!r} needs a tenant role")
+    if rule.right is TenantRight.WRITE:
+        roles = principal.roles_in(tenant)
+        if principal.unrestricted or Role.WRITER in roles or Role.ADMIN in roles:
+            return Decision(True, "a tenant role that writes")
+        return Decision(False, f"changing this in tenant {tenant!r} needs the role writer")
     return may(principal, tenant, _TENANT_OPERATIONS[rule.right])

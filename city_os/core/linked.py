@@ -8,6 +8,7 @@ is decided by the pure ``ngsild.linked.links``.
 
 from __future__ import annotations
 
+from city_os.auth.policy import Operation
 from city_os.core.entities import EntityService, RequestContext
 from city_os.ngsild.linked import Join, links
 from city_os.ngsild.representation import EntityRecord, RenderOptions
@@ -30,7 +31,11 @@ async def linked_entities(
         if missing:
             schema = schema or await entities.schema(ctx, write=False)
             found = await entities.repo.get_many(schema, missing)
-            known.update((i, s.record) for i, s in found.items())
+            hidden = {}  # access control: linked entities the caller may not read stay out
+            if entities.access is not None:
+                records = [s.record for s in found.values()]
+                hidden = await entities.access.refusals(ctx, schema, Operation.READ, records)
+            known.update((i, s.record) for i, s in found.items() if i not in hidden)
         visited: set[tuple[str, RenderOptions]] = set()
         frontier = []
         for target, child in wanted:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from city_os.observability.metrics import Metrics
 from city_os.store.postgres.listen import ChannelListener
 from city_os.store.postgres.streams import CHANNEL, StreamEvent, StreamStore
 
@@ -59,6 +60,10 @@ class StreamHub:
 
     def connections(self) -> int:
         return sum(len(v) for v in self._listeners.values())
+
+    async def collect(self, metrics: Metrics) -> None:
+        """Scrape-time gauge: open connections."""
+        metrics.stream_connections.set(self.connections())
 
     async def _notified(self, payload: str) -> None:
         seq, tenant, sid = orjson.loads(payload)

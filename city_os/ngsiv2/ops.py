@@ -36,7 +36,8 @@ V2 = "/v2"
 ACTIONS = frozenset({"append", "appendStrict", "update", "replace", "delete"})
 
 
-def _batch(body: Any, key_values: bool) -> tuple[str, list[dict[str, Any]]]:
+def _batch(body: Any, key_values: bool) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+    """(action, NGSI-LD entities, the v2 entities as sent) of an op/update body."""
     if not isinstance(body, dict) or set(body) - {"actionType", "entities"}:
         raise BadRequestData("the payload must be {actionType, entities}")
     action = body.get("actionType")
@@ -47,21 +48,22 @@ def _batch(body: Any, key_values: bool) -> tuple[str, list[dict[str, Any]]]:
     entities = body.get("entities")
     if not isinstance(entities, list) or not entities:
         raise BadRequestData("entities must be a non-empty array")
+    if not all(isinstance(e, dict) for e in entities):
+        raise BadRequestData("each item of entities must be a JSON object")
+    originals = [dict(e) for e in entities]
     if action == "delete":
         # delete takes attribute names only: their values do not matter
         for e in entities:
             if isinstance(e, dict):
                 e.update({k: {"value": 0} for k in list(e) if k not in ("id", "type")})
-    return action, [entity_to_ld(e, key_values=key_values) for e in entities]
+    return action, [entity_to_ld(e, key_values=key_values) for e in entities], originals
 
 
 @routes.post(V2 + "/op/update")
 async def op_update(request: web.Request) -> web.Response:
     ctx = await v2_context(request)
     opts = options(request)
-    body = await read_v2_json(request)
-    raw = [dict(e) for e in body.get("entities", [])] if isinstance(body, dict) else []
-    action, entities = _batch(body, "keyValues" in opts)
+    action, entities, raw = _batch(await read_v2_json(request), "keyValues" in opts)
     service = request.app[ENTITIES]
     scope = write_scope(request)
     if action == "append":

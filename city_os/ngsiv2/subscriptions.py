@@ -183,7 +183,7 @@ def check_v2(body: Any) -> dict[str, Any]:
     if unknown:
         raise BadRequestData(f"unexpected notification member {', '.join(sorted(unknown))}")
     fmt = notification.get("attrsFormat", "normalized")
-    if fmt not in FORMATS:
+    if not isinstance(fmt, str) or fmt not in FORMATS:
         raise BadRequestData(f"attrsFormat {fmt!r}: use one of {', '.join(sorted(FORMATS))}")
     if "attrs" in notification and "exceptAttrs" in notification:
         raise BadRequestData("notification: attrs and exceptAttrs cannot be used together")

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 
 from city_os.notifier.batch import GroupWriter
 from city_os.notifier.channels import Channel, Delivery, Endpoint, Outcome, scheme_of
-from city_os.notifier.channels.endpoints import kind_of
+from city_os.notifier.channels.endpoints import kind_of, shown
 from city_os.notifier.compile import Subscription
 from city_os.notifier.status import StatusRecorder
 from city_os.observability.metrics import Metrics
@@ -258,7 +258,7 @@ class Dispatcher:
         log.info(
             "notification %s to %s: %s; retry in %.2f s",
             d.notification_id,
-            q.uri,
+            shown(q.uri),
             outcome.reason,
             delay,
         )
@@ -271,7 +271,9 @@ class Dispatcher:
         q.blocked_until = max(q.blocked_until, asyncio.get_running_loop().time() + seconds)
 
     def _give_up(self, q: _Queue, d: Delivery, reason: str, channel: str) -> None:
-        log.warning("notification %s to %s failed for good: %s", d.notification_id, q.uri, reason)
+        log.warning(
+            "notification %s to %s failed for good: %s", d.notification_id, shown(q.uri), reason
+        )
         self._status.gave_up((d.tenant, d.subscription_id), datetime.now(UTC), reason)
         self._done(q, d, "failed", channel)
 
@@ -308,7 +310,7 @@ class Dispatcher:
             if len(rows) < self._config.refill and q.loaded >= q.spilled_max:
                 q.spilled = False
         except Exception:
-            log.exception("reading back the notifications of %s failed", q.uri)
+            log.exception("reading back the notifications of %s failed", shown(q.uri))
         finally:
             q.refilling = False
         self._pump(q)

@@ -17,13 +17,13 @@ import time
 from collections import Counter
 from typing import Any
 
-from city_os.core.entities import EntityService, RequestContext
+from city_os.core.entities import EntityService
 from city_os.core.linked import linked_entities
 from city_os.errors import NgsiLdError
 from city_os.events.model import SUBSCRIPTION_EVENT_PREFIX
 from city_os.ngsild.entity import now_iso
 from city_os.ngsild.representation import EntityRecord
-from city_os.notifier.access import NotificationAccess
+from city_os.notifier.access import NotificationAccess, context_of
 from city_os.notifier.compile import Subscription
 from city_os.notifier.dispatch import Dispatcher
 from city_os.notifier.index import SubscriptionIndex
@@ -156,7 +156,7 @@ class Intake:
         linked = None
         if view.join is not None and shown.record is not None:
             record = notified_record(view, shown, now)
-            ctx = RequestContext(tenant=sub.tenant, terms=view.terms, now=now)
+            ctx = context_of(sub, view.terms, now)  # linked entities: what the owner may read
             linked = await linked_entities(self._entities, ctx, [record], view.opts, view.join)
         data = entities(view, shown, linked, now)
         records = [notified_record(view, shown, now), *(linked or {}).values()]

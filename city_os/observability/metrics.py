@@ -159,6 +159,11 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.stream_connections = Gauge(
+            "cityos_stream_connections",
+            "Open live-stream (Server-Sent Events) connections of this API process",
+            registry=r,
+        )
         self.context_cache_bytes = Gauge(
             "cityos_context_cache_bytes",
             "Bytes the remote @context cache holds (documents' JSON, term maps estimated), "

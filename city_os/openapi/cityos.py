@@ -1,6 +1,6 @@
-"""Declarations of the city-os extension routes (``/cityos/v1/...``, Web Push set-up included),
-the operations endpoints (``/metrics``, ``/health``, ``/ready``) and the documentation itself
-(``/openapi.json``, ``/docs``).
+"""Declarations of the city-os extension routes (``/cityos/v1/...``, the notification channels
+included), the operations endpoints (``/metrics``, ``/health``, ``/ready``) and the
+documentation itself (``/openapi.json``, ``/docs``).
 
 Layer: openapi/. Operations under ``/cityos/v1`` carry ``x-cityos-extension: true``.
 """

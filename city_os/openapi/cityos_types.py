@@ -33,6 +33,12 @@ SCHEMAS: dict[str, Schema] = {
             "@context": ref("LdContext"),
         },
         "additionalProperties": False,
+        "examples": [
+            {
+                "type": "https://city-os.jp/ns/FuzzPoint",
+                "schema": {"type": "object", "properties": {"level": {"type": "number"}}},
+            }
+        ],
     },
     "SchemaVersionInfo": _object(
         ["type", "typeIri", "version", "active", "createdAt"],
@@ -88,6 +94,7 @@ SCHEMAS: dict[str, Schema] = {
             "@context": ref("LdContext"),
         },
         "additionalProperties": False,
+        "examples": [{"attribute": "https://uri.etsi.org/ngsi-ld/default-context/level"}],
     },
     "ValueIndex": _object(
         ["attribute", "attributeIri", "kind", "status", "createdAt"],

@@ -47,11 +47,14 @@ class Reply:
     schema: Schema | None = None
     media: tuple[str, ...] = JSON_MEDIA
     headers: tuple[str, ...] = ()  # names in components.headers
+    other_media: tuple[tuple[str, Schema], ...] = ()  # media whose body has another schema
 
     def render(self) -> dict[str, Any]:
         out: dict[str, Any] = {"description": self.description}
         if self.schema is not None:
             out["content"] = {m: {"schema": self.schema} for m in self.media}
+        if self.other_media:
+            out.setdefault("content", {}).update({m: {"schema": s} for m, s in self.other_media})
         if self.headers:
             out["headers"] = {h: {"$ref": f"#/components/headers/{h}"} for h in self.headers}
         return out
@@ -64,8 +67,9 @@ def ok(
     status: int = 200,
     media: tuple[str, ...] = JSON_MEDIA,
     headers: tuple[str, ...] = (),
+    other_media: tuple[tuple[str, Schema], ...] = (),
 ) -> Reply:
-    return Reply(status, description, schema, media, headers)
+    return Reply(status, description, schema, media, headers, other_media)
 
 
 def created(description: str = "Created; Location names the new resource") -> Reply:

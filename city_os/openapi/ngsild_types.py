@@ -109,6 +109,7 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Attribute": {
         "anyOf": [ref(n) for n in _CLAUSE],
+        "examples": [{"type": "Property", "value": 7, "observedAt": "2026-12-01T09:00:00Z"}],
     },
     "AttributeOrList": {
         "description": "An attribute, or several instances of it with distinct datasetIds",
@@ -128,12 +129,29 @@ SCHEMAS: dict[str, Schema] = {
             "operationSpace": ref("GeoProperty"),
         },
         "additionalProperties": ref("AttributeOrList"),
+        "examples": [
+            {
+                "id": "urn:ngsi-ld:WaterObserved:saga-001",
+                "type": "WaterObserved",
+                "flow": {
+                    "type": "Property",
+                    "value": 12.5,
+                    "unitCode": "MQS",
+                    "observedAt": "2026-11-26T10:00:00Z",
+                },
+                "location": {
+                    "type": "GeoProperty",
+                    "value": {"type": "Point", "coordinates": [130.2988, 33.2494]},
+                },
+            }
+        ],
     },
     "EntityFragment": {
         "type": "object",
         "description": "Attributes of an Entity, to append, update or merge (§5.4)",
         "properties": {"@context": ref("LdContext"), "type": ref("EntityType")},
         "additionalProperties": ref("AttributeOrList"),
+        "examples": [{"flow": {"type": "Property", "value": 14.0, "unitCode": "MQS"}}],
     },
     "EntityOutput": {
         "type": "object",
@@ -180,6 +198,7 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Query": {
         "type": "object",
+        "examples": [{"type": "Query", "entities": [{"type": "WaterObserved"}], "q": "flow>10"}],
         "description": "A Query (§5.2.23), the body of POST /entityOperations/query",
         "required": ["type"],
         "properties": {
@@ -231,7 +250,11 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["success", "errors"],
         "properties": {"success": _NAMES, "errors": array(ref("BatchEntityError"))},
     },
-    "EntityIdList": {**array(_URI), "description": "Ids of entities (batch delete)"},
+    "EntityIdList": {
+        **array(_URI),
+        "description": "Ids of entities (batch delete)",
+        "examples": [["urn:ngsi-ld:FuzzPoint:2", "urn:ngsi-ld:WaterObserved:none"]],
+    },
     "Endpoint": {
         "type": "object",
         "description": "§5.2.15",
@@ -265,6 +288,14 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Subscription": {
         "type": "object",
+        "examples": [
+            {
+                "type": "Subscription",
+                "entities": [{"type": "WaterObserved"}],
+                "watchedAttributes": ["flow"],
+                "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}},
+            }
+        ],
         "description": "§5.2.12",
         "required": ["type", "notification"],
         "properties": {

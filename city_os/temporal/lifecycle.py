@@ -33,7 +33,11 @@ async def maintain_once(service: TemporalService) -> int:
             if not capture:  # a tenant migration re-creates the triggers enabled
                 await service.repo.apply_capture(schema, capture)
             dropped += await service.repo.maintain(schema, retention)
-        except (asyncpg.UndefinedFunctionError, asyncpg.InvalidSchemaNameError) as exc:
+        except (
+            asyncpg.UndefinedFunctionError,
+            asyncpg.UndefinedTableError,
+            asyncpg.InvalidSchemaNameError,
+        ) as exc:
             # A tenant whose schema went away meanwhile (or is not migrated yet): the others
             # are still maintained.
             log.warning("temporal maintenance skipped tenant %r: %s", tenant, exc)

@@ -212,6 +212,17 @@ _QUERY = (
     "id", "type", "idPattern", "q", "csf", "georel", "geometry", "coordinates", "geoproperty",
     "scopeQ", "local", "limit", "offset", "count", "expandValues", "via", "orderBy",
 )  # fmt: skip
+_CSV = (
+    (
+        "text/csv",
+        {
+            "type": "string",
+            "description": "One row per instance (entityId,attribute,datasetId,time,value) or, "
+            "aggregated, per period and method (entityId,attribute,datasetId,method,start,end,"
+            "value), after a header row",
+        },
+    ),
+)
 _ONE = ref("TemporalEntityOutput")
 _MANY = array(ref("TemporalEntityOutput"))
 _PAGED = ("NGSILD-Results-Count", "Link")
@@ -221,8 +232,9 @@ temporal = Paths("Temporal", prefix="/ngsi-ld/v1/temporal")
 temporal.get(
     "/entities", "queryTemporal", "Query the temporal evolution of entities (§5.7.4)",
     params=(*_QUERY, *_TEMPORAL),
-    replies=(ok(_MANY, "The page of temporal entities", headers=_PAGED),
-             ok(_MANY, _CUT, status=206, headers=(*_PAGED, "Content-Range"))),
+    replies=(ok(_MANY, "The page of temporal entities", headers=_PAGED, other_media=_CSV),
+             ok(_MANY, _CUT, status=206, headers=(*_PAGED, "Content-Range"),
+                other_media=_CSV)),
     errors=(400, 403, 406),
 )  # fmt: skip
 temporal.post(
@@ -230,8 +242,9 @@ temporal.post(
     "Query the temporal evolution of entities with a Query body (§5.7.4, §6.24)",
     params=("limit", "offset", "count", "temporalOptions", "temporalFormat"),
     body=ref("TemporalEntityQuery"),
-    replies=(ok(_MANY, "The page of temporal entities", headers=_PAGED),
-             ok(_MANY, _CUT, status=206, headers=(*_PAGED, "Content-Range"))),
+    replies=(ok(_MANY, "The page of temporal entities", headers=_PAGED, other_media=_CSV),
+             ok(_MANY, _CUT, status=206, headers=(*_PAGED, "Content-Range"),
+                other_media=_CSV)),
     errors=(400, 403, 406),
 )  # fmt: skip
 temporal.post(
@@ -243,8 +256,8 @@ temporal.post(
 temporal.get(
     "/entities/{entity_id}", "retrieveTemporal", "The temporal representation (§5.7.3)",
     params=("typeFilter", *_TEMPORAL),
-    replies=(ok(_ONE, "The temporal entity"),
-             ok(_ONE, _CUT, status=206, headers=("Content-Range",))),
+    replies=(ok(_ONE, "The temporal entity", other_media=_CSV),
+             ok(_ONE, _CUT, status=206, headers=("Content-Range",), other_media=_CSV)),
     errors=(400, 404, 406),
 )  # fmt: skip
 temporal.delete(

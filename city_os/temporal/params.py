@@ -108,7 +108,7 @@ def parse_temporal(
     end = raw.get("endTimeAt")
     if timerel in ("", None):
         timerel = None
-    if timerel is not None and timerel not in TIMERELS:
+    if timerel is not None and (not isinstance(timerel, str) or timerel not in TIMERELS):
         raise BadRequestData(f"timerel must be before, after or between, not {timerel!r}")
     if timerel is None and require_timerel:
         raise BadRequestData("a temporal query needs timerel and timeAt")
@@ -130,7 +130,7 @@ def parse_temporal(
     elif end not in (None, ""):
         raise BadRequestData("endTimeAt needs timerel=between")
     prop = raw.get("timeproperty") or "observedAt"
-    if prop not in TIME_COLUMNS:
+    if not isinstance(prop, str) or prop not in TIME_COLUMNS:
         raise BadRequestData(
             f"timeproperty must be observedAt, createdAt, modifiedAt or deletedAt, not {prop!r}"
         )

@@ -16,23 +16,22 @@ from city_os.core.entities import EntityService
 from city_os.core.request import RequestContext
 from city_os.errors import AlreadyExists, BadRequestData, ResourceNotFound
 from city_os.ngsild.entity import (
-    ENTITY_MEMBERS,
-    OUTPUT_ONLY_MEMBERS,
-    RESERVED_ATTRIBUTE_NAMES,
     check_entity_id,
     expand_attr_name,
-    is_uri,
     parse_instance,
-    parse_scopes,
-    parse_types,
 )
 from city_os.ngsild.query.entity_selection import Names, Selection
 from city_os.ngsild.query.evaluate import compile_selection
 from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.db import Tenants
 from city_os.store.postgres.temporal import InstanceFilter, TemporalRepository
+from city_os.temporal.parse import (
+    instance_row,
+    instance_uuid,
+    parse_temporal_entity,
+    split_latest,
+)
 from city_os.temporal.render import (
-    INSTANCE_PREFIX,
     Row,
     TemporalOptions,
     iso,
@@ -52,98 +51,6 @@ class TemporalResult:
 
 def names(ctx: RequestContext) -> Names:
     return Names(type=ctx.terms.expand_type, attr=lambda term: expand_attr_name(ctx.terms, term))
-
-
-def parse_temporal_entity(
-    body: object, ctx: RequestContext, *, id_required: bool = True
-) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
-    """A temporal entity (§5.2.37): entity members and, per attribute IRI, its instances (an
-    instance or an array of instances, several per datasetId allowed)."""
-    if not isinstance(body, dict):
-        raise BadRequestData("a temporal entity must be a JSON object")
-    head: dict[str, Any] = {"id": None, "types": [], "scopes": None}
-    if id_required:
-        head["id"] = check_entity_id(body.get("id", body.get("@id")))
-        raw_type = body.get("type", body.get("@type"))
-        if raw_type is None:
-            raise BadRequestData("entity type is missing")
-        head["types"] = parse_types(ctx.terms, raw_type, ctx.limits)
-    if "scope" in body:
-        head["scopes"] = parse_scopes(body["scope"])
-    attrs: dict[str, list[dict[str, Any]]] = {}
-    for name, raw in body.items():
-        if name in ENTITY_MEMBERS or name == "expiresAt":
-            continue
-        if name in RESERVED_ATTRIBUTE_NAMES or name in OUTPUT_ONLY_MEMBERS:
-            raise BadRequestData(f"{name!r} is a reserved NGSI-LD member, not an attribute name")
-        iri = expand_attr_name(ctx.terms, name)
-        attrs[iri] = [parse_instance(name, x, ctx.terms, ctx.now) for x in _items(raw)]
-    return head, attrs
-
-
-def _items(raw: Any) -> list[Any]:
-    """An attribute of a temporal entity: one instance or an array of instances."""
-    if isinstance(raw, list) and raw and all(isinstance(x, dict) for x in raw):
-        return raw
-    return [raw]
-
-
-def split_latest(
-    body: dict[str, Any], attrs: dict[str, list[dict[str, Any]]], ctx: RequestContext
-) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
-    """The newest instance of each attribute and datasetId (by observedAt, else the last one
-    given) as an entity fragment in the request's own terms, and the other instances (parsed):
-    the fragment goes through the entity API (current state, events, captured history), the
-    others straight into the history."""
-    fragment: dict[str, Any] = {}
-    rest: dict[str, list[dict[str, Any]]] = {}
-    for name, raw in body.items():
-        if name in ENTITY_MEMBERS or name == "expiresAt":
-            if name in ("id", "@id", "type", "@type", "scope"):
-                fragment[name] = raw
-            continue
-        iri = expand_attr_name(ctx.terms, name)
-        parsed = attrs[iri]
-        newest: dict[str, int] = {}
-        for i, inst in enumerate(parsed):
-            ds = inst.get("datasetId") or ""
-            j = newest.get(ds)
-            if j is None or (inst.get("observedAt") or "~") >= (parsed[j].get("observedAt") or ""):
-                newest[ds] = i
-        raws = _items(raw)
-        keep = sorted(newest.values())
-        fragment[name] = raws[keep[0]] if len(keep) == 1 else [raws[k] for k in keep]
-        others = [inst for i, inst in enumerate(parsed) if i not in newest.values()]
-        if others:
-            rest[iri] = others
-    return fragment, rest
-
-
-def instance_row(entity_id: str, attr: str, inst: dict[str, Any], now: str) -> dict[str, Any]:
-    stored = {k: v for k, v in inst.items() if k not in ("createdAt", "modifiedAt", "observedAt")}
-    return {
-        "entity_id": entity_id,
-        "attr": attr,
-        "dataset_id": inst.get("datasetId") or "",
-        "observed_at": inst.get("observedAt"),
-        "created_at": now,
-        "modified_at": now,
-        "inst": stored,
-    }
-
-
-def _instance_uuid(raw: str) -> str:
-    """The uuid of an instanceId: 400 when it is not a URI, 404 when no instance can have it."""
-    if not is_uri(raw):
-        raise BadRequestData(f"instanceId {raw!r} is not a URI")
-    value = raw.removeprefix(INSTANCE_PREFIX)
-    if (
-        len(value) != 36
-        or value.count("-") != 4
-        or not all(c in "0123456789abcdefABCDEF-" for c in value)
-    ):
-        raise ResourceNotFound(f"attribute instance {raw} not found")
-    return value
 
 
 def cut(rows: list[Row], cap: int, descending: bool) -> tuple[list[Row], bool]:
@@ -382,7 +289,7 @@ class TemporalService:
             raw = raw[0]
         inst = parse_instance(attr, raw, ctx.terms, ctx.now)
         row = instance_row(entity_id, iri, inst, ctx.now)
-        uuid = _instance_uuid(instance_id)
+        uuid = instance_uuid(instance_id)
         if not await self.repo.modify_instance(schema, entity_id, iri, uuid, row):
             raise ResourceNotFound(f"attribute instance {instance_id} of {attr} not found")
 
@@ -392,7 +299,7 @@ class TemporalService:
         check_entity_id(entity_id)
         schema = await self.schema(ctx, write=False)
         iri = expand_attr_name(ctx.terms, attr)
-        uuid = _instance_uuid(instance_id)
+        uuid = instance_uuid(instance_id)
         if not await self.repo.delete_instance(schema, entity_id, iri, uuid):
             raise ResourceNotFound(f"attribute instance {instance_id} of {attr} not found")
 

@@ -13,7 +13,7 @@ from city_os.config import SETTINGS, Settings
 README = Path(__file__).resolve().parents[2] / "README.md"
 FIELDS = [f.name for f in fields(Settings)]
 # Read by scripts/ and tests/ only, not by the broker; documented in the README all the same.
-SCRIPT_ONLY = {"CITYOS_TEST_DATABASE_URL", "CITYOS_DEV_KAFKA_PORT"}
+SCRIPT_ONLY = {"CITYOS_TEST_DATABASE_URL", "CITYOS_DEV_KAFKA_PORT", "CITYOS_DEV_RUN_DIR"}
 
 
 @pytest.fixture(scope="module")

@@ -98,6 +98,7 @@ RETURNING {_ROW}""",
         """Record finished deliveries: (seq, state, attempts); state sent | failed | dropped."""
         if not done:
             return
+        done = sorted(done)  # one order for concurrent finishes of overlapping rows
         async with self._pool.acquire() as conn:
             await conn.execute(
                 """
@@ -112,9 +113,13 @@ WHERE n.seq = d.seq""",
 
     async def renew(self) -> None:
         """Extend the leases of every row this replica is delivering."""
+        # SKIP LOCKED: a row locked now is being finished (or taken over); waiting for it in
+        # another order than finish() locks rows deadlocked under load.
         await self._pool.execute(
-            "UPDATE cityos.notifications SET lease_until = now() + make_interval(secs => $2)"
-            " WHERE owner = $1 AND state = 'pending'",
+            """
+UPDATE cityos.notifications SET lease_until = now() + make_interval(secs => $2)
+WHERE seq IN (SELECT seq FROM cityos.notifications WHERE owner = $1 AND state = 'pending'
+              FOR UPDATE SKIP LOCKED)""",
             self.owner,
             self._lease,
         )
@@ -122,8 +127,10 @@ WHERE n.seq = d.seq""",
     async def release(self) -> None:
         """On shutdown: let another replica take over the unfinished rows right away."""
         await self._pool.execute(
-            "UPDATE cityos.notifications SET lease_until = now()"
-            " WHERE owner = $1 AND state = 'pending'",
+            """
+UPDATE cityos.notifications SET lease_until = now()
+WHERE seq IN (SELECT seq FROM cityos.notifications WHERE owner = $1 AND state = 'pending'
+              FOR UPDATE SKIP LOCKED)""",
             self.owner,
         )
 

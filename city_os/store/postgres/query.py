@@ -107,7 +107,14 @@ def where_clause(
     if sel.q is not None:
         table = f"{schema}.entities"
         parts.append(
-            q_to_sql(sel.q, names.attr, params=params, entities_table=table, numbers=numbers)[0]
+            q_to_sql(
+                sel.q,
+                names.attr,
+                params=params,
+                entities_table=table,
+                numbers=numbers,
+                values_table=f"{schema}.attr_values",
+            )[0]
         )
     if sel.geo is not None:
         parts.append(geo_to_sql(sel.geo, names.attr, params=params, geo_table=f"{schema}.geo")[0])

@@ -69,6 +69,7 @@ from city_os.ngsild.query.ast import (
     ValueList,
 )
 from city_os.ngsild.query.entity_selection import Expand
+from city_os.store.postgres.query_values import values_condition
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?")
 
@@ -161,17 +162,20 @@ def q_to_sql(
     alias: str = "e",
     entities_table: str | None = None,
     numbers: frozenset[str] = frozenset(),
+    values_table: str | None = None,
 ) -> tuple[str, list[Any]]:
     """Condition for ``q``. ``expand`` maps a term to its IRI (attribute and sub-attribute
     names; keys inside ``[...]`` are not expanded). ``entities_table`` (``schema.entities``)
     is needed only for linked-entity paths (``rel{attr}==v``). ``numbers``: IRIs of the
     attributes with value indexes, whose number comparisons are written so that the indexes
-    serve them (``_QBuilder.number_bound``).
+    serve them (``_QBuilder.number_bound``). ``values_table`` (``schema.attr_values``): the
+    terms it answers become probes of it (``query_values``).
 
     Returns the fragment and ``params.args`` (all arguments so far, if ``params`` is shared).
     """
     params = params if params is not None else SqlParams()
     builder = _QBuilder(expand, params, entities_table, numbers)
+    builder.values_table = check_identifier(values_table) if values_table else None
     return builder.expr(expr, check_identifier(alias)), params.args
 
 
@@ -198,6 +202,7 @@ class _QBuilder:
         self.entities_table = entities_table
         self.numbers = numbers
         self.aliases = 0
+        self.values_table: str | None = None
 
     def expr(self, expr: QExpr, alias: str) -> str:
         if isinstance(expr, And):
@@ -212,6 +217,8 @@ class _QBuilder:
         if isinstance(expr, Pattern):
             return self.path_exists(self.pattern_path(expr), alias, indexable=False)
         bound = self.number_bound(expr, alias)
+        if bound is None and self.values_table is not None:
+            bound = values_condition(expr, self.expand, alias, self.values_table, sql_string)
         if bound is not None:
             return bound
         if targets.mentions_time(expr.value):

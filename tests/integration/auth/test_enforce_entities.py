@@ -194,3 +194,30 @@ async def test_batch_per_entity(secured: Client, issuer: LocalIssuer, tenant: st
     resp = await secured.post(f"{ops}/delete", json=[hidden["id"]], headers=outsider)
     body = await resp.json()
     assert [e["error"]["status"] for e in body["errors"]] == [404]
+
+
+async def test_linked_entities_only_readable(
+    secured: Client, issuer: LocalIssuer, tenant: str
+) -> None:
+    admin = as_user(issuer, tenant, "admin")
+    await grant(
+        secured,
+        admin,
+        {"assignee": {"kind": "public"}, "action": "read", "target": {"types": ["AED"]}},
+    )
+    hidden = {"id": "urn:ngsi-ld:Building:l1", "type": "Building"}
+    aed = {
+        "id": "urn:ngsi-ld:AED:l2",
+        "type": "AED",
+        "inBuilding": {"type": "Relationship", "object": hidden["id"]},
+    }
+    for body in (hidden, aed):
+        assert (await secured.post(ENTITIES, json=body, headers=admin)).status == 201
+    one = f"{ENTITIES}/{aed['id']}"
+    params = {"join": "inline", "joinLevel": "1"}
+    staff = await (await secured.get(one, params=params, headers=admin)).json()
+    assert staff["inBuilding"]["entity"]["id"] == hidden["id"]
+    anonymous = await secured.get(one, params=params, headers={"NGSILD-Tenant": tenant})
+    body = await anonymous.json()
+    assert anonymous.status == 200, body
+    assert "entity" not in body["inBuilding"]

@@ -54,6 +54,7 @@ def concrete(path: str) -> str:
 # Who is allowed by a tenant right, by principal name (roles in the tested tenant).
 ALLOWED = {
     TenantRight.READ: {"reader", "writer", "steward", "admin"},
+    TenantRight.WRITE: {"writer", "admin"},
     TenantRight.STEWARD: {"steward", "admin"},
     TenantRight.OPERATE: {"operator"},
 }
@@ -110,7 +111,10 @@ async def test_role_route_matrix(
             else:
                 assert resp.status == expected, (method, path, name, resp.status)
                 body = await resp.json()
-                assert body["type"].endswith(("Unauthorized", "AccessDenied")), body
+                if "error" in body:  # the NGSIv2 face renders its own error shape
+                    assert body["error"] in ("Unauthorized", "Forbidden", "AccessDenied"), body
+                else:
+                    assert body["type"].endswith(("Unauthorized", "AccessDenied")), body
                 if expected == 401:
                     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
             checked += 1
@@ -125,9 +129,8 @@ async def open_app() -> Client:  # type: ignore[misc]
 
 async def test_nothing_refused_with_authentication_off(open_app: Client, tenant: str) -> None:
     for (method, path), rule in sorted(RULES.items()):
-        if isinstance(rule, Tenant) and rule.right is not TenantRight.OPERATE:
+        if isinstance(rule, Tenant):
             resp = await open_app.request(
                 method, concrete(path), json={}, headers={"NGSILD-Tenant": tenant}
             )
             assert resp.status not in (401, 403), (method, path)
-    assert (await open_app.get("/metrics")).status == 200

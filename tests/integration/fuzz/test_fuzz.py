@@ -2,11 +2,12 @@
 
 For each operation, schemathesis generates requests from the document (valid ones, and with
 ``CITYOS_FUZZ_NEGATIVE`` also invalid ones) against a real broker on PostgreSQL. Each response
-must: not be a 5xx; have a status, content type, headers and body the document declares; and,
-when it is an error, leave the tenant's rows (entities, geometries, subscriptions, permissions,
-data subjects, schemas, indexes, keys, consents, @contexts and the outbox) exactly as before.
+must: not be a 5xx (but a 501 the operation documents); have a status, content type, headers
+and body the document declares; and, when it is an error, leave the tenant's rows (entities,
+geometries, subscriptions, permissions, data subjects, schemas, indexes, keys, consents,
+@contexts and the outbox) exactly as before.
 
-``make test`` runs ``CITYOS_FUZZ_EXAMPLES`` (default 2: about a minute on 2 cores) examples per
+``make test`` runs ``CITYOS_FUZZ_EXAMPLES`` (default 1: about a minute on 2 cores) examples per
 operation; ``make fuzz`` runs many more (see the Makefile). ``CITYOS_FUZZ_TRACE=FILE`` appends one
 line per request (time, method, path, status) to FILE.
 """
@@ -24,7 +25,6 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
@@ -37,12 +37,11 @@ from city_os.openapi.document import build
 from tests.conftest import test_settings as settings_for_tests
 from tests.integration.fuzz.broker import ThreadBroker
 
-EXAMPLES = int(os.environ.get("CITYOS_FUZZ_EXAMPLES", "2"))
+EXAMPLES = int(os.environ.get("CITYOS_FUZZ_EXAMPLES", "1"))
 MODES = [GenerationMode.POSITIVE]
 if os.environ.get("CITYOS_FUZZ_NEGATIVE"):
     MODES.append(GenerationMode.NEGATIVE)
 CHECKS = [
-    not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_headers_conformance,
@@ -114,7 +113,8 @@ def _aim(case: schemathesis.Case) -> None:
 )
 def test_operation(case: schemathesis.Case, broker: ThreadBroker) -> None:
     _aim(case)
-    before = broker.state(TENANT)
+    reads = case.method in ("GET", "HEAD")  # reads write nothing: spare two snapshots
+    before = None if reads else broker.state(TENANT)
     started = time.perf_counter()
     response = case.call(base_url=broker.url, timeout=30)
     if os.environ.get("CITYOS_FUZZ_TRACE"):
@@ -125,8 +125,15 @@ def test_operation(case: schemathesis.Case, broker: ThreadBroker) -> None:
                 f"{case.headers} {str(case.body)[:150]}",
                 file=trace,
             )
+    # No 5xx, except a 501 the operation documents (NGSIv2 registrations: Orion's answer for a
+    # feature the broker does not have); 503 and 504 are documented but mean a broken test.
+    documented = case.operation.definition.raw["responses"]
+    status = response.status_code
+    assert status < 500 or (status == 501 and "501" in documented), (
+        f"{case.method} {case.formatted_path} answered {status}: {response.text[:300]}"
+    )
     case.validate_response(response, checks=CHECKS)
-    if response.status_code >= 400:
+    if before is not None and response.status_code >= 400:
         after = broker.state(TENANT)
         changed = {t: (before[t], after[t]) for t in before if before[t] != after[t]}
         assert not changed, (

@@ -63,6 +63,18 @@ async def test_op_update_refuses_bad_input_before_writing(client: Client, servic
     await error(resp, 400, "BadRequest", "actionType")
 
 
+async def test_op_update_refuses_entities_that_are_not_objects(
+    client: Client, service: str
+) -> None:
+    """Found by fuzzing: an item that is not an object was a 500 (before anything was written)."""
+    for action in ("append", "update", "delete"):
+        for item in ([None, None], "Room1", 3):
+            batch = [{"id": "Ok1", "type": "T", "a": {"value": 1}}, item]
+            resp = await update(client, service, action, batch)
+            await error(resp, 400, "BadRequest", "JSON object")
+    assert await get_v2(client, service, "/v2/entities") == []
+
+
 async def test_op_query(client: Client, service: str) -> None:
     for n in (1, 2, 3):
         await create_v2(client, service, room(n))

@@ -131,6 +131,17 @@ async def test_subscription_resource(client: Client, service: str) -> None:
     )
 
 
+async def test_an_attrs_format_that_is_not_a_string_is_refused(
+    client: Client, service: str
+) -> None:
+    """Found by fuzzing: an object as attrsFormat was a 500."""
+    for fmt in ({}, [], 1):
+        body = v2_sub("http://127.0.0.1:9/n", attrsFormat=fmt)
+        resp = await client.post("/v2/subscriptions", json=body, headers=v2(service))
+        await error(resp, 400, "BadRequest", "attrsFormat")
+    assert await get_v2(client, service, "/v2/subscriptions") == []
+
+
 async def test_notifications_across_apis(service: str) -> None:
     async with stack() as client, sink() as s:
         await post_sub(client, service, v2_sub(s.url("normalized"), metadata=["accuracy"]))

@@ -73,6 +73,8 @@ async def test_a_page_on_another_api_process_receives_the_notifications_and_resu
             assert live.headers["Content-Type"].startswith("text/event-stream")
             await write(client, "POST", "/entities", tenant, shelter(1), status=201)
             (first,) = await events(live, 1)
+            scraped = await (await page.get("/metrics")).text()
+            assert "cityos_stream_connections 1.0" in scraped
         assert first["event"] == "notification"
         assert first["data"]["subscriptionId"] == sid
         assert first["data"]["data"][0]["id"] == "urn:ngsi-ld:Shelter:1"

@@ -67,3 +67,28 @@ async def test_bad_entity_writes_nothing(client: Client, tenant: str) -> None:
     await create(client, tenant, vehicle("urn:ngsi-ld:Vehicle:other", [1.0]))
     status, _, _ = await get(client, tenant, f"/entities/{EID}")
     assert status == 404
+
+
+@pytest.mark.parametrize(
+    ("temporal_q", "named"),
+    [
+        ({"timerel": {}, "timeAt": "2020-01-01T00:00:00Z"}, "timerel"),
+        ({"timerel": ["after"], "timeAt": "2020-01-01T00:00:00Z"}, "timerel"),
+        ({"timeproperty": {"a": 1}}, "timeproperty"),
+        ({"timeproperty": ["observedAt"]}, "timeproperty"),
+    ],
+)
+async def test_temporal_q_members_of_the_wrong_type_are_400(
+    client: Client, tenant: str, temporal_q: dict[str, object], named: str
+) -> None:
+    """Found by fuzzing: an object or array where temporalQ has a string was a 500."""
+    await create(client, tenant, vehicle(EID, [1.0]))
+    r = await client.post(
+        f"{TEMPORAL}/entityOperations/query",
+        json={"type": "Query", "entities": [{"type": "Vehicle"}], "temporalQ": temporal_q},
+        headers={"NGSILD-Tenant": tenant},
+    )
+    body = await r.json()
+    assert r.status == 400, body
+    assert body["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+    assert named in body["detail"]

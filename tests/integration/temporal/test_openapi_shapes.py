@@ -51,6 +51,10 @@ async def test_temporal_responses_conform(client: Client, tenant: str) -> None:
         assert r.status == 200, (params, await r.text())
         body = await conforms(doc, "GET", ONE, r)
         assert "speed" in body, params
+    r = await client.get(f"{TEMPORAL}/entities/{EID}", headers={**h, "Accept": "text/csv"})
+    assert r.status == 200
+    rows = await conforms(doc, "GET", ONE, r)
+    assert rows.startswith("entityId,attribute,datasetId,time,value")
     r = await client.get(MANY, params={"type": "Vehicle", "count": "true", **span}, headers=h)
     assert r.status == 200
     [entity] = await conforms(doc, "GET", MANY, r)

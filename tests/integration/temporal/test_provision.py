@@ -63,3 +63,27 @@ async def test_tenants_are_separate(client: Client, tenant: str) -> None:
     _, theirs, _ = await get(client, other, f"/entities/{EID}")
     assert [i["value"] for i in mine["speed"]] == [1.0]
     assert [i["value"] for i in theirs["speed"]] == [7.0, 8.0]
+
+
+async def test_deletions_and_new_types_in_an_upsert(client: Client, tenant: str) -> None:
+    """§5.6.11.4: an upsert unions the types; an instance whose value is the NGSI-LD Null is a
+    deletion in the history (§4.5.7); a Null first-level member is refused (§5.5.4)."""
+    h = {"NGSILD-Tenant": tenant}
+    await create(client, tenant, vehicle(EID, [1.0]))
+    second = {
+        "id": EID, "type": ["Vehicle", "Truck"],
+        "speed": [{"type": "Property", "value": "urn:ngsi-ld:null",
+                   "observedAt": "2020-08-02T00:00:00Z"}],
+    }  # fmt: skip
+    r = await client.post(f"{TEMPORAL}/entities", json=second, headers=h)
+    assert r.status == 204
+    _, body, _ = await get(client, tenant, f"/entities/{EID}")
+    assert body["type"] == ["Vehicle", "Truck"] or sorted(body["type"]) == ["Truck", "Vehicle"]
+    assert [("deletedAt" in i, i["value"]) for i in body["speed"]] == [
+        (False, 1.0), (True, "urn:ngsi-ld:null"),
+    ]  # fmt: skip
+    bad = {**vehicle("urn:ngsi-ld:Vehicle:2", [1.0]), "expiresAt": "urn:ngsi-ld:null"}
+    r = await client.post(f"{TEMPORAL}/entities", json=bad, headers=h)
+    assert r.status == 400
+    status, _, _ = await get(client, tenant, "/entities/urn:ngsi-ld:Vehicle:2")
+    assert status == 404

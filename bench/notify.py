@@ -1,0 +1,341 @@
+"""Notification latency and fan-out (issue #9): write → outbox → relay → Kafka → notifier → HTTP.
+
+Layer: bench/. Runs a throwaway Tansu and ``city-os serve`` with the relay and the notifier
+inside (default settings, ``CITYOS_OUTBOUND_ALLOW=loopback``); the receiver is an aiohttp app in
+the bench process that only stamps each arrival (bodies are parsed after the run), the writer
+runs in the client process.
+
+1. Latency: 1,000 AirQualityObserved entities, 100 subscriptions (each on 10 of them by id,
+   watching ``temperature``, keyValues, an endpoint URL of its own), partial updates of
+   ``temperature`` paced at ``RATE``/s for ``SECONDS`` s, each with a unique value. Latency of a
+   notification = its arrival − the client's receipt of the write's 204. Lost = answered writes
+   whose notification did not arrive within ``TIMEOUT`` s. Target: p99 ≤ 50 ms, none lost.
+2. Fan-out: ``FANOUT_SUBS`` subscriptions on every AirQualityObserved watching ``pm25``, each with
+   its own endpoint, then ``FANOUT_WRITES`` partial updates of ``pm25`` as fast as they go:
+   notifications per second delivered (first → last arrival), next to the ceiling of the same
+   run: a bare aiohttp client (in the client process) posting as many notification bodies to the
+   same receiver with the notifier's concurrency per endpoint. Target: ≥ 3,000/s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+import orjson
+from aiohttp import web
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from bench import guard, stack
+from bench.lag import _post_batches
+from bench.loadgen import Conn
+from bench.runner import Runner
+from bench.workload import ENTITY_TYPE, PREFIX, entity_id
+from city_os.config import Settings
+from city_os.devstack import start_tansu
+
+RATE = 500.0  # updates per second (latency)
+SECONDS = 8.0
+ENTITIES = 1000
+SUBSCRIPTIONS = 100
+FANOUT_SUBS = 20
+FANOUT_WRITES = 1500
+CONNECTIONS = 16
+PARTITIONS = 4
+TIMEOUT = 60.0
+P99_TARGET_MS = 50.0
+FANOUT_TARGET = 3000.0
+
+
+class Sink:
+    """The receiver: (arrival time, query string, body) of every POST, answered 204."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[float, str, bytes]] = []
+        self.runner: web.AppRunner | None = None
+        self.port = stack.free_port()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.got.append((time.time(), request.query_string, body))
+        return web.Response(status=204)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/n", self._handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port, backlog=1024).start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    async def wait_for(self, n: int, within: float = TIMEOUT) -> bool:
+        deadline = time.monotonic() + within
+        while len(self.got) < n:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+
+# ------------------------------------------------------------------ writers (client process)
+
+
+async def _paced(port: int, attr: str, n: int, rate: float) -> list[tuple[int, int, float]]:
+    """``n`` PATCHes of ``attr`` (value = sequence number) over the 1,000 entities, at ``rate``/s
+    (0: as fast as they go); (seq, status, wall time of the response) of each."""
+    loop = asyncio.get_running_loop()
+    conns: list[Conn] = []
+    for _ in range(CONNECTIONS):
+        transport, proto = await loop.create_connection(Conn, "127.0.0.1", port)
+        proto.transport = transport
+        conns.append(proto)
+    head = b"Host: bench\r\nContent-Type: application/json\r\n"
+    done: list[tuple[int, int, float]] = []
+    counter = 0
+    clock = time.perf_counter
+    t0 = clock() + 0.1
+
+    async def worker(conn: Conn) -> None:
+        nonlocal counter
+        while counter < n:
+            seq = counter
+            counter += 1
+            eid = entity_id("nb-", seq % ENTITIES)
+            body = b'{"value":' + str(seq).encode() + b"}"
+            data = f"PATCH {PREFIX}/entities/{eid}/attrs/{attr} HTTP/1.1\r\n".encode()
+            data += head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+            if rate:
+                delay = t0 + seq / rate - clock()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            try:
+                status = await conn.request(data)
+            except (ConnectionError, OSError):
+                status = 0
+            done.append((seq, status, time.time()))
+
+    await asyncio.gather(*(worker(c) for c in conns))
+    for c in conns:
+        c.transport.close()
+    return done
+
+
+def paced(port: int, attr: str, n: int, rate: float) -> list[tuple[int, int, float]]:
+    import uvloop
+
+    return uvloop.run(_paced(port, attr, n, rate))
+
+
+async def _bare(port: int, body: bytes, endpoints: int, n: int, per_endpoint: int) -> float:
+    """The ceiling: ``n`` POSTs of ``body`` spread over ``endpoints`` URLs, ``per_endpoint`` in
+    flight on each (the notifier's concurrency); returns the client's wall seconds."""
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    headers = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=connector) as http:
+        remaining = [n // endpoints + (1 if e < n % endpoints else 0) for e in range(endpoints)]
+
+        async def lane(e: int) -> None:
+            url = f"http://127.0.0.1:{port}/n?s=bare{e}"
+            while remaining[e] > 0:
+                remaining[e] -= 1
+                async with http.post(url, data=body, headers=headers) as resp:
+                    await resp.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(lane(e) for e in range(endpoints) for _ in range(per_endpoint)))
+        return time.perf_counter() - started
+
+
+def bare(port: int, body: bytes, endpoints: int, n: int, per_endpoint: int) -> float:
+    import uvloop
+
+    return uvloop.run(_bare(port, body, endpoints, n, per_endpoint))
+
+
+# ------------------------------------------------------------------------------- results
+
+
+def _pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))] if values else float("nan")
+
+
+@dataclass
+class NotifyResults:
+    writes: int = 0
+    write_errors: int = 0
+    write_seconds: float = 0.0
+    latency: list[float] = field(default_factory=list)  # seconds
+    lost: int = 0
+    duplicates: int = 0
+    load1: float = 0.0
+    fanout_expected: int = 0
+    fanout_received: int = 0
+    fanout_seconds: float = 0.0
+    fanout_load1: float = 0.0
+    ceiling_sent: int = 0
+    ceiling_seconds: float = 0.0
+
+
+def _latency(
+    res: NotifyResults, done: list[tuple[int, int, float]], got: list[tuple[float, str, bytes]]
+) -> None:
+    answered = {seq: t for seq, status, t in done if status == 204}
+    res.writes, res.write_errors = len(done), len(done) - len(answered)
+    times = [t for _, _, t in done]
+    res.write_seconds = max(times) - min(times) if times else 0.0
+    seen: set[int] = set()
+    for arrived, _, body in got:
+        for entity in orjson.loads(body)["data"]:
+            seq = entity.get("temperature")
+            if not isinstance(seq, int) or seq not in answered:
+                continue
+            if seq in seen:
+                res.duplicates += 1
+                continue
+            seen.add(seq)
+            res.latency.append(arrived - answered[seq])
+    res.lost = len(answered.keys() - seen)
+
+
+# ------------------------------------------------------------------------------------- run
+
+
+async def _subscribe(http: aiohttp.ClientSession, port: int, body: dict[str, object]) -> None:
+    url = f"http://127.0.0.1:{port}{PREFIX}/subscriptions"
+    async with http.post(
+        url, data=orjson.dumps(body), headers={"Content-Type": "application/json"}
+    ) as resp:
+        if resp.status != 201:
+            raise SystemExit(f"notify: subscription {resp.status} {await resp.text()}")
+
+
+async def _indexed(http: aiohttp.ClientSession, port: int, n: int) -> None:
+    """Wait until the notifier has joined its group and indexes ``n`` subscriptions."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        async with http.get(f"http://127.0.0.1:{port}/ready") as resp:
+            notifier = (await resp.json())["components"].get("notifier", {})
+        detail = notifier.get("detail", "")
+        words = detail.replace(",", "").split()
+        if notifier.get("status") == "up" and len(words) >= 3 and int(words[2]) >= n:
+            return
+        await asyncio.sleep(0.1)
+    raise SystemExit(f"notify: the notifier did not index {n} subscriptions ({detail})")
+
+
+async def run(runner: Runner, dsn: str) -> NotifyResults:
+    res = NotifyResults()
+    topic = Settings().kafka_topic
+    tansu = await start_tansu(stack.free_port())
+    sink = Sink()
+    await sink.start()
+    try:
+        admin = AIOKafkaAdminClient(bootstrap_servers=tansu.bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+        finally:
+            await admin.close()
+        port = stack.free_port()
+        env = stack.server_env(dsn, port, runner.args.pool)
+        env.update(
+            CITYOS_KAFKA_BOOTSTRAP=tansu.bootstrap,
+            CITYOS_RELAY_ENABLED="true",
+            CITYOS_NOTIFIER_ENABLED="true",
+            CITYOS_OUTBOUND_ALLOW="loopback",
+        )
+        with stack.running("api+relay+notifier", stack.api_commands(1), env, port):
+            async with aiohttp.ClientSession() as http:
+                await _post_batches(port, "nb-", ENTITIES)
+                for k in range(SUBSCRIPTIONS):
+                    ids = range(k * ENTITIES // SUBSCRIPTIONS, (k + 1) * ENTITIES // SUBSCRIPTIONS)
+                    await _subscribe(http, port, {
+                        "type": "Subscription",
+                        "entities": [{"id": entity_id("nb-", i), "type": ENTITY_TYPE} for i in ids],
+                        "watchedAttributes": ["temperature"],
+                        "notification": {
+                            "format": "keyValues", "attributes": ["temperature"],
+                            "endpoint": {"uri": f"http://127.0.0.1:{sink.port}/n?s=l{k}"},
+                        },
+                    })  # fmt: skip
+                await _indexed(http, port, SUBSCRIPTIONS)
+                res.load1 = await asyncio.to_thread(guard.wait_quiet, "notify latency")
+                sink.got.clear()
+                n = int(RATE * SECONDS)
+                done = await asyncio.wrap_future(
+                    runner.pool.submit(paced, port, "temperature", n, RATE)
+                )
+                await sink.wait_for(sum(1 for _, s, _ in done if s == 204))
+                _latency(res, done, sink.got)
+
+                for k in range(FANOUT_SUBS):
+                    await _subscribe(http, port, {
+                        "type": "Subscription",
+                        "entities": [{"type": ENTITY_TYPE}],
+                        "watchedAttributes": ["pm25"],
+                        "notification": {
+                            "format": "keyValues", "attributes": ["pm25"],
+                            "endpoint": {"uri": f"http://127.0.0.1:{sink.port}/n?s=f{k}"},
+                        },
+                    })  # fmt: skip
+                await _indexed(http, port, SUBSCRIPTIONS + FANOUT_SUBS)
+                res.fanout_load1 = await asyncio.to_thread(guard.wait_quiet, "notify fan-out")
+                sink.got.clear()
+                done = await asyncio.wrap_future(
+                    runner.pool.submit(paced, port, "pm25", FANOUT_WRITES, 0.0)
+                )
+                res.fanout_expected = FANOUT_SUBS * sum(1 for _, s, _ in done if s == 204)
+                await sink.wait_for(res.fanout_expected, TIMEOUT * 2)
+                arrivals = [t for t, _, _ in sink.got]
+                res.fanout_received = len(arrivals)
+                if len(arrivals) > 1:
+                    res.fanout_seconds = max(arrivals) - min(arrivals)
+                sample = sink.got[0][2] if sink.got else b"{}"
+        # the ceiling: the same receiver, no broker running
+        sink.got.clear()
+        per_endpoint = Settings().notifier_concurrency
+        n = res.fanout_expected or FANOUT_SUBS * FANOUT_WRITES
+        await asyncio.wrap_future(
+            runner.pool.submit(bare, sink.port, sample, FANOUT_SUBS, n, per_endpoint)
+        )
+        await sink.wait_for(n)  # (stragglers of the notifier are not counted)
+        arrivals = [t for t, q, _ in sink.got if q.startswith("s=bare")]
+        res.ceiling_sent = len(arrivals)
+        res.ceiling_seconds = max(arrivals) - min(arrivals) if len(arrivals) > 1 else 0.0
+    finally:
+        await sink.stop()
+        await tansu.stop()
+    return res
+
+
+def print_results(res: NotifyResults) -> None:
+    ms = 1000.0
+    rate = res.writes / res.write_seconds if res.write_seconds else 0.0
+    p99 = _pct(res.latency, 0.99) * ms
+    verdict = "PASS" if p99 <= P99_TARGET_MS and res.lost == 0 else "MISS"
+    print(
+        f"\nNotifications through Tansu (relay and notifier inside city-os serve; load1 "
+        f"{res.load1:.2f}):\n"
+        f"  latency: {res.writes} partial updates at {rate:.0f}/s achieved (target {RATE:.0f}/s,"
+        f" {res.write_errors} errors), {SUBSCRIPTIONS} subscriptions, one match per update\n"
+        f"    write's 204 → arrival  p50 {_pct(res.latency, 0.5) * ms:6.1f} ms  p99 {p99:6.1f} ms"
+        f"  max {max(res.latency, default=float('nan')) * ms:6.1f} ms  lost {res.lost}"
+        f"  duplicates {res.duplicates}  target p99 ≤ {P99_TARGET_MS:.0f} ms, 0 lost  {verdict}"
+    )
+    fan = res.fanout_received / res.fanout_seconds if res.fanout_seconds else 0.0
+    ceiling = res.ceiling_sent / res.ceiling_seconds if res.ceiling_seconds else 0.0
+    verdict = "PASS" if fan >= FANOUT_TARGET else "MISS"
+    print(
+        f"  fan-out: {FANOUT_SUBS} subscriptions × {FANOUT_WRITES} updates: "
+        f"{res.fanout_received}/{res.fanout_expected} delivered, {fan:,.0f} notifications/s "
+        f"(first → last arrival; load1 {res.fanout_load1:.2f})  target ≥ {FANOUT_TARGET:,.0f}/s "
+        f"{verdict}\n"
+        f"    ceiling: a bare aiohttp client posting {res.ceiling_sent} bodies to the same "
+        f"receiver: {ceiling:,.0f}/s"
+    )

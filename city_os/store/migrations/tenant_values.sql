@@ -1,0 +1,72 @@
+-- Attribute values of one tenant (issue #12; appended to tenant.sql by db.tenant_ddl, so
+-- {schema} is the tenant's generated schema name). One row per number or string a q term can
+-- reach in an entity's attribute (cityos.q_values, migration 0014), kept by statement-level
+-- triggers on {schema}.entities in the same statement as every entity write. The q compiler
+-- (store/postgres/query_values.py) turns order comparisons on numbers and equalities on strings
+-- into EXISTS probes of this table, which the planner can start from (a range or value through
+-- attr_values_num / attr_values_txt) or check entity by entity (attr_values_entity), with
+-- statistics on the values instead of a fixed guess for a jsonpath.
+DO $$
+BEGIN
+    IF to_regclass('{schema}.attr_values') IS NULL THEN
+        CREATE TABLE {schema}.attr_values (
+            entity_id text NOT NULL,       -- no FK: the triggers keep it consistent
+            attr      text NOT NULL,       -- expanded attribute IRI
+            num       numeric,             -- a number the attribute's q terms reach, or
+            txt       text                 -- a string (at most 512 bytes)
+        );
+        -- An existing tenant: its entities' values, once.
+        INSERT INTO {schema}.attr_values (entity_id, attr, num, txt)
+        SELECT e.id, v.attr, v.num, v.txt
+        FROM {schema}.entities e CROSS JOIN LATERAL cityos.q_values(e.attrs) AS v;
+    END IF;
+END $$;
+CREATE INDEX IF NOT EXISTS attr_values_num ON {schema}.attr_values (attr, num) INCLUDE (entity_id)
+    WHERE num IS NOT NULL;
+CREATE INDEX IF NOT EXISTS attr_values_txt ON {schema}.attr_values (attr, txt) INCLUDE (entity_id)
+    WHERE txt IS NOT NULL;
+CREATE INDEX IF NOT EXISTS attr_values_entity ON {schema}.attr_values (entity_id, attr)
+    INCLUDE (num);
+
+CREATE OR REPLACE FUNCTION {schema}.attr_values_added() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {schema}.attr_values (entity_id, attr, num, txt)
+    SELECT n.id, v.attr, v.num, v.txt FROM added n CROSS JOIN LATERAL cityos.q_values(n.attrs) v;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER entities_values_added AFTER INSERT ON {schema}.entities
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT
+    EXECUTE FUNCTION {schema}.attr_values_added();
+
+-- An update re-derives only the attributes whose instances changed (a partial update: one).
+CREATE OR REPLACE FUNCTION {schema}.attr_values_changed() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM {schema}.attr_values v USING old_rows o JOIN new_rows n ON n.id = o.id
+    WHERE v.entity_id = o.id AND o.attrs IS DISTINCT FROM n.attrs
+      AND (o.attrs -> v.attr) IS DISTINCT FROM (n.attrs -> v.attr);
+    INSERT INTO {schema}.attr_values (entity_id, attr, num, txt)
+    SELECT n.id, v.attr, v.num, v.txt
+    FROM new_rows n JOIN old_rows o ON o.id = n.id
+    CROSS JOIN LATERAL (
+        SELECT jsonb_object_agg(a.key, a.value) AS attrs FROM jsonb_each(n.attrs) a
+        WHERE (o.attrs -> a.key) IS DISTINCT FROM a.value
+    ) c
+    CROSS JOIN LATERAL cityos.q_values(c.attrs) v
+    WHERE o.attrs IS DISTINCT FROM n.attrs;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER entities_values_changed AFTER UPDATE ON {schema}.entities
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION {schema}.attr_values_changed();
+
+CREATE OR REPLACE FUNCTION {schema}.attr_values_gone() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM {schema}.attr_values v USING gone g WHERE v.entity_id = g.id;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER entities_values_gone AFTER DELETE ON {schema}.entities
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT
+    EXECUTE FUNCTION {schema}.attr_values_gone();
