@@ -25,6 +25,10 @@ CREATE INDEX IF NOT EXISTS attr_values_num ON {schema}.attr_values (attr, num) I
     WHERE num IS NOT NULL;
 CREATE INDEX IF NOT EXISTS attr_values_txt ON {schema}.attr_values (attr, txt) INCLUDE (entity_id)
     WHERE txt IS NOT NULL;
+-- A string value mostly implies its attribute: without these statistics the planner multiplies
+-- the two selectivities and underestimates an equality by the number of attributes.
+CREATE STATISTICS IF NOT EXISTS {schema}.attr_values_attr_txt (mcv, dependencies)
+    ON attr, txt FROM {schema}.attr_values;
 CREATE INDEX IF NOT EXISTS attr_values_entity ON {schema}.attr_values (entity_id, attr)
     INCLUDE (num);
 

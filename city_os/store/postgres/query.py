@@ -217,9 +217,12 @@ class QueryRepository:
             f"(SELECT {_COLUMNS} {where} AND e.types = {types}::text[]"
             f" ORDER BY e.id LIMIT {first})"
             " UNION ALL "
-            # OFFSET 0 fences the few multi-typed rows off from a walk of the primary key.
-            f"(SELECT * FROM (SELECT {_COLUMNS} {where} AND cardinality(e.types) > 1"
-            f" AND e.types && {types}::text[] OFFSET 0) m ORDER BY m.id LIMIT {first})"
+            # OFFSET 0 fences the few multi-typed rows off from a walk of the primary key; the
+            # rest of the selection filters them outside the fence (a probe per row, not a
+            # hash of every entity the rest matches).
+            f"(SELECT * FROM (SELECT {_COLUMNS} FROM {schema}.entities e WHERE {_LIVE}"
+            f" AND cardinality(e.types) > 1 AND e.types && {types}::text[] OFFSET 0) e"
+            f" WHERE ({rest}) ORDER BY e.id LIMIT {first})"
             f") u ORDER BY u.id LIMIT {page} OFFSET {skip}"
         )
         return await self._fetch(sql, *args, *params.args)
