@@ -101,7 +101,9 @@ CREATE OR REPLACE FUNCTION {schema}.temporal_rows(eid text, attrs jsonb, deleted
 $$;
 
 CREATE OR REPLACE FUNCTION {schema}.temporal_capture_insert() RETURNS trigger
-    LANGUAGE plpgsql AS $$
+    -- no JIT: transition tables are estimated at 1,000 rows and the joins and set-returning
+    -- functions inside at billions, which made JIT compile each statement for seconds
+    LANGUAGE plpgsql SET jit = off AS $$
 BEGIN
     INSERT INTO {schema}.temporal_entities AS t (id, types, scopes, created_at, modified_at)
     SELECT n.id, n.types, n.scopes, n.created_at, n.modified_at FROM fresh n
@@ -116,7 +118,9 @@ END $$;
 -- Instances that are new or changed (any member, modifiedAt included) are recorded; those
 -- that disappeared are recorded as deleted (deletedAt = the entity's modifiedAt).
 CREATE OR REPLACE FUNCTION {schema}.temporal_capture_update() RETURNS trigger
-    LANGUAGE plpgsql AS $$
+    -- no JIT: transition tables are estimated at 1,000 rows and the joins and set-returning
+    -- functions inside at billions, which made JIT compile each statement for seconds
+    LANGUAGE plpgsql SET jit = off AS $$
 BEGIN
     UPDATE {schema}.temporal_entities t
     SET types = n.types, scopes = n.scopes, modified_at = n.modified_at, deleted_at = NULL
@@ -145,7 +149,9 @@ END $$;
 
 -- A deleted entity (delete, purge, expiry): its live instances are recorded as deleted.
 CREATE OR REPLACE FUNCTION {schema}.temporal_capture_delete() RETURNS trigger
-    LANGUAGE plpgsql AS $$
+    -- no JIT: transition tables are estimated at 1,000 rows and the joins and set-returning
+    -- functions inside at billions, which made JIT compile each statement for seconds
+    LANGUAGE plpgsql SET jit = off AS $$
 BEGIN
     UPDATE {schema}.temporal_entities t SET deleted_at = now()
     FROM stale o WHERE t.id = o.id;

@@ -33,7 +33,9 @@ CREATE INDEX IF NOT EXISTS attr_values_entity ON {schema}.attr_values (entity_id
     INCLUDE (num);
 
 CREATE OR REPLACE FUNCTION {schema}.attr_values_added() RETURNS trigger
-    LANGUAGE plpgsql AS $$
+    -- no JIT: transition tables are estimated at 1,000 rows and the joins and set-returning
+    -- functions inside at billions, which made JIT compile each statement for seconds
+    LANGUAGE plpgsql SET jit = off AS $$
 BEGIN
     INSERT INTO {schema}.attr_values (entity_id, attr, num, txt)
     SELECT n.id, v.attr, v.num, v.txt FROM added n CROSS JOIN LATERAL cityos.q_values(n.attrs) v;
@@ -45,7 +47,9 @@ CREATE OR REPLACE TRIGGER entities_values_added AFTER INSERT ON {schema}.entitie
 
 -- An update re-derives only the attributes whose instances changed (a partial update: one).
 CREATE OR REPLACE FUNCTION {schema}.attr_values_changed() RETURNS trigger
-    LANGUAGE plpgsql AS $$
+    -- no JIT: transition tables are estimated at 1,000 rows and the joins and set-returning
+    -- functions inside at billions, which made JIT compile each statement for seconds
+    LANGUAGE plpgsql SET jit = off AS $$
 BEGIN
     DELETE FROM {schema}.attr_values v USING old_rows o JOIN new_rows n ON n.id = o.id
     WHERE v.entity_id = o.id AND o.attrs IS DISTINCT FROM n.attrs
@@ -66,7 +70,9 @@ CREATE OR REPLACE TRIGGER entities_values_changed AFTER UPDATE ON {schema}.entit
     EXECUTE FUNCTION {schema}.attr_values_changed();
 
 CREATE OR REPLACE FUNCTION {schema}.attr_values_gone() RETURNS trigger
-    LANGUAGE plpgsql AS $$
+    -- no JIT: transition tables are estimated at 1,000 rows and the joins and set-returning
+    -- functions inside at billions, which made JIT compile each statement for seconds
+    LANGUAGE plpgsql SET jit = off AS $$
 BEGIN
     DELETE FROM {schema}.attr_values v USING gone g WHERE v.entity_id = g.id;
     RETURN NULL;
