@@ -91,8 +91,10 @@ CREATE OR REPLACE FUNCTION {schema}.temporal_rows(eid text, attrs jsonb, deleted
     LANGUAGE sql STABLE AS $$
     SELECT eid, a.key, coalesce(i.value->>'datasetId', ''),
            (i.value->>'observedAt')::timestamptz,
-           coalesce((i.value->>'createdAt')::timestamptz, deleted),
-           coalesce(deleted, (i.value->>'modifiedAt')::timestamptz),
+           -- an instance without system members (written by SQL, or by an older version):
+           -- recorded now
+           coalesce((i.value->>'createdAt')::timestamptz, deleted, now()),
+           coalesce(deleted, (i.value->>'modifiedAt')::timestamptz, now()),
            deleted,
            CASE WHEN jsonb_typeof(i.value->'value') = 'number'
                 THEN (i.value->>'value')::double precision END,

@@ -182,6 +182,7 @@ class FakeRepo:
 @dataclass
 class FakeService:
     repo: FakeRepo
+    access: None = None  # access control off
 
     async def schema(self, ctx: RequestContext, *, write: bool) -> str:
         return "t"
