@@ -23,8 +23,8 @@ def without_null_members(value: dict[str, Any]) -> dict[str, Any]:
     """The geometry without its JSON-null optional members (``"bbox": null``).
 
     IETF RFC 7946 defines an optional member (bbox, §5; foreign members, §6.1) as present with
-    a value or absent, and gives null no meaning; clients generated from the ETSI OpenAPI
-    document send unset optional members as null. Read as absent (docs/interoperability.md).
+    a value or absent, and gives null no meaning; clients that serialize unset optional fields
+    as null send it. Read as absent (docs/interoperability.md).
     A null ``type`` or ``coordinates`` is kept, so that check_geometry refuses it.
     """
     if None not in value.values():

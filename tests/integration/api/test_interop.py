@@ -174,10 +174,11 @@ POINT = {"type": "Point", "coordinates": [130.3, 33.25]}
 async def test_null_members_of_a_geojson_geometry_are_absent(client: Client, tenant: str) -> None:
     """A GeoProperty value is a GeoJSON geometry (§4.7, IETF RFC 7946). RFC 7946 defines bbox
     (§5) and foreign members (§6.1) as optional members: present with a value, or absent; a JSON
-    null gives them no meaning, and clients generated from the ETSI OpenAPI document send unset
-    optional members as null. So ``"bbox": null`` is read as no bbox, in the normalized and the
-    concise form, on create, append and batch upsert, and nothing null is stored. A null type
-    or coordinates, a null inside coordinates and a bbox that is not 4 or 6 numbers stay 400."""
+    null gives them no meaning, and clients that serialize unset optional fields as null
+    (pydantic's model_dump() without exclude_none) send them. So ``"bbox": null`` is read as no
+    bbox, in the normalized and the concise form, on create, append and batch upsert, and
+    nothing null is stored. A null type or coordinates, a null inside coordinates and a bbox
+    that is not 4 or 6 numbers stay 400."""
     geo = {**POINT, "bbox": None, "crs": None}
     body = sensor(1, location={"type": "GeoProperty", "value": geo}, area=geo)
     resp = await client.post(f"{API}/entities", json=body, headers=hdr(tenant))
