@@ -87,7 +87,11 @@ async def retrieve_entity(request: web.Request) -> web.Response:
     check_projection(opts, join)
     service = request.app[ENTITIES]
     record = await service.retrieve(
-        ctx, request.match_info["entityId"], type_filter=request.query.get("type")
+        ctx,
+        request.match_info["entityId"],
+        type_filter=request.query.get("type"),
+        attrs=opts.attrs,
+        local=request.query.get("local") == "true" or None,
     )
     linked = await linked_entities(service, ctx, [record], opts, join) if join else None
     return entity_response(request, ctx, record, opts, join, linked)

@@ -111,19 +111,29 @@ class SourceClient:
         return session
 
     def headers(
-        self, target: Target, *, context: Any, via: str | None, body: bool, accept: str = JSON
+        self,
+        target: Target,
+        *,
+        context: Any,
+        via: str | None,
+        body: bool,
+        inline_context: bool = False,
+        accept: str = JSON,
     ) -> dict[str, str]:
+        """``inline_context``: the body carries its own @context (sent as JSON-LD, no Link)."""
         headers = {"Accept": accept}
         for key, value in target.info:
             if key.lower() not in _RESERVED_HEADERS and key.isascii() and "\n" not in value:
                 headers[key] = value
         if target.tenant:
             headers["NGSILD-Tenant"] = target.tenant
-        link = link_header(context)
+        link = None if inline_context else link_header(context)
         if link is not None:
             headers["Link"] = link
-        if body:
+        if body and link is not None:
             headers["Content-Type"] = JSON
+        elif body:
+            headers["Content-Type"] = JSONLD if inline_context else JSON
         if via:
             headers["Via"] = via
         return headers
@@ -144,7 +154,10 @@ class SourceClient:
         url = target.endpoint.rstrip("/") + API + path
         seconds = target.timeout if target.timeout else self.default_timeout
         data = orjson.dumps(body) if body is not None else None
-        headers = self.headers(target, context=context, via=via, body=data is not None)
+        inline = isinstance(body, dict) and "@context" in body
+        headers = self.headers(
+            target, context=context, via=via, body=data is not None, inline_context=inline
+        )
         started = time.perf_counter()
         try:
             async with self._slots:
