@@ -100,52 +100,71 @@ def _part(body: dict[str, Any], names: dict[str, str], held: frozenset[str] | No
     }
 
 
-async def forward_write(
+@dataclass
+class WritePlan:
+    """The sources one write goes to, found before anything is written."""
+
+    sources: list[Source]
+    names: dict[str, str]  # compact attribute name in the body → IRI
+    result: Forwarded
+
+
+async def plan_write(
     federation: Federation,
     ctx: RequestContext,
+    operation: str,
+    entity_id: str,
+    *,
+    body: Any = None,
+    types: Iterable[str] | None = None,
+    attr: str | None = None,
+) -> WritePlan:
+    """The sources of the write (``attr``: the one attribute, IRI, an attribute-level
+    operation names); ``result.owned``/``all_owned`` say what must not be written locally."""
+    names = _attr_names(ctx, body)
+    attrs = [attr] if attr else list(names.values())
+    kinds = list(types) if types else None
+    found = await federation.sources(ctx, operation, attrs=attrs, entity_id=entity_id, types=kinds)
+    plan = WritePlan([s for s in found if s.origin != "auxiliary"], names, Forwarded())
+    for source in plan.sources:
+        _own(plan.result, source)
+    return plan
+
+
+async def send_write(
+    federation: Federation,
+    ctx: RequestContext,
+    plan: WritePlan,
     operation: str,
     method: str,
     entity_id: str,
     *,
     path: str = "",
     body: Any = None,
-    types: Iterable[str] | None = None,
-    attr: str | None = None,
 ) -> Forwarded:
-    """Send the write to the matching sources; ``path`` is below /entities/{id} (or the
-    create's /entities when ``operation`` is createEntity); ``attr``: the one attribute (IRI)
-    an attribute-level operation names."""
-    names = _attr_names(ctx, body)
-    attrs = [attr] if attr else list(names.values())
-    kinds = list(types) if types else None
-    sources = await federation.sources(
-        ctx, operation, attrs=attrs, entity_id=entity_id, types=kinds
-    )
-    sources = [s for s in sources if s.origin != "auxiliary"]
-    out = Forwarded()
-    if not sources:
+    """Send the write to the planned sources; ``path`` is below /entities/{id} (the create
+    goes to /entities)."""
+    out = plan.result
+    if not plan.sources:
         return out
     url = (
         "/entities"
         if operation == "createEntity"
         else "/entities/" + quote(entity_id, safe=":") + path
     )
-    calls = []
-    for source in sources:
-        part = _part(body, names, source.attrs) if isinstance(body, dict) else body
-        calls.append(
-            federation.client.call(
-                source.target(),
-                method,
-                url,
-                operation=operation,
-                params=_params(ctx),
-                body=part,
-                context=ctx.context,
-                via=federation.via(ctx),
-            )
+    calls = [
+        federation.client.call(
+            source.target(),
+            method,
+            url,
+            operation=operation,
+            params=_params(ctx),
+            body=_part(body, plan.names, source.attrs) if isinstance(body, dict) else body,
+            context=ctx.context,
+            via=federation.via(ctx),
         )
-        _own(out, source)
+        for source in plan.sources
+    ]
     out.answers = list(await asyncio.gather(*calls))
     return out
 
