@@ -19,6 +19,7 @@ from city_os.api import (
     apikeys,
     batch,
     contexts,
+    csource,
     discovery,
     docs,
     entities,
@@ -77,6 +78,7 @@ from city_os.core.query import QueryService
 from city_os.core.streams import StreamHub
 from city_os.core.subscriptions import SubscriptionService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
+from city_os.federation.lifecycle import federation_context
 from city_os.ngsiv2 import routes as ngsiv2
 from city_os.notifier.access import NotificationAccess
 from city_os.notifier.service import Notifier, NotifierConfig
@@ -423,6 +425,7 @@ def create_app(settings: Settings) -> web.Application:
             _contexts,
             _schemas,
             _subscriptions,
+            federation_context(OUTBOUND),
             _background,
             _relay,
             _notifier,
@@ -439,6 +442,7 @@ def create_app(settings: Settings) -> web.Application:
         indexes.routes,
         discovery.routes,
         subscriptions.routes,
+        csource.routes,
         push.routes,
         streams.routes,
         temporal.routes,

@@ -19,7 +19,8 @@ registration written with one @context is matched and rendered under any other.
 - ``properties``: the additional members, context-source properties (§5.2.9 "CSourcePropertyName"),
   expanded attribute IRI → the attribute as the client wrote it; ``csf`` evaluates on them.
 - ``management`` (§5.2.34): ``local_only``, ``cache_duration``, ``timeout``, ``cooldown``
-  (numbers as given; ``timeout`` and ``cooldown`` in milliseconds). The ``status`` members
+  (``cacheDuration`` an ISO 8601 duration; ``timeout`` and ``cooldown`` numbers, in
+  milliseconds). The ``status`` members
   (§5.2.9, Table 5.2.9-1) are read-only: the broker's record of its calls to the source.
 
 Helpers for the index and distributed operations: ``covers(entity_id, types, attrs)`` — does a
@@ -183,7 +184,7 @@ class Management:
     """§5.2.34 RegistrationManagementInfo."""
 
     local_only: bool | None = None
-    cache_duration: float | None = None
+    cache_duration: str | None = None  # ISO 8601 duration
     timeout: float | None = None  # milliseconds
     cooldown: float | None = None
 
