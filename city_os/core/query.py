@@ -354,6 +354,7 @@ def selection_of(ctx: RequestContext, sel: Selection) -> dict[str, object]:
     return {
         "entity_id": ids[0] if len(ids) == 1 else None,
         "types": types or None,
+        "geometry": sel.geo,
     }
 
 

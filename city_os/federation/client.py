@@ -151,7 +151,10 @@ class SourceClient:
         via: str | None = None,
     ) -> SourceAnswer:
         """``method`` ``endpoint + /ngsi-ld/v1 + path``; never raises."""
-        url = target.endpoint.rstrip("/") + API + path
+        base = target.endpoint.rstrip("/")
+        if base.endswith(API):  # an endpoint registered with the API root already in it
+            base = base[: -len(API)]
+        url = base + API + path
         seconds = target.timeout if target.timeout else self.default_timeout
         data = orjson.dumps(body) if body is not None else None
         inline = isinstance(body, dict) and "@context" in body

@@ -20,16 +20,17 @@ counted once.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from city_os.core.request import RequestContext
 from city_os.errors import NgsiLdError, ResourceNotFound
-from city_os.federation.client import SourceAnswer, SourceClient, Target
+from city_os.federation.client import SourceAnswer, SourceClient, Target, link_header
+from city_os.federation.index import RegistrationIndex
 from city_os.federation.merge import Fragment, Origin, group_by_id, merge_entity
 from city_os.federation.model import Registration
 from city_os.federation.via import Hops, LoopDetected
@@ -47,12 +48,6 @@ _NOT_FORWARDED = frozenset(
     }
 )  # fmt: skip
 MAX_SOURCE_PAGE = 1000
-
-
-class RegistrationIndex(Protocol):
-    def matching(self, tenant: str, operation: str, **selection: Any) -> Any:
-        """Registrations of ``tenant`` serving ``operation`` that match the selection (a list,
-        or an awaitable of one)."""
 
 
 @dataclass(frozen=True)
@@ -100,11 +95,15 @@ class Federation:
         if local:
             return []
         wanted = frozenset(attrs)
+        csf = dict(ctx.params).get("csf")
         found = self.index.matching(
-            ctx.tenant, operation, attrs=sorted(wanted) or None, **selection
+            ctx.tenant,
+            operation,
+            attrs=sorted(wanted) or None,
+            csf=csf,
+            terms=ctx.terms,
+            **selection,
         )
-        if inspect.isawaitable(found):
-            found = await found
         registrations: Sequence[Registration] = found
         if not registrations:
             return []
@@ -252,8 +251,13 @@ class Federation:
         ) and any(i.entities for i in source.registration.information)
         if ids and registered and all_named and "id" not in names:
             params.append(("id", ",".join(sorted(registered))))
+        forwardable = link_header(ctx.context) is not None
         if source.attrs is not None:
-            params.append(("attrs", ",".join(ctx.terms.compact_attr(a) for a in source.attrs)))
+            # sorted: the same request asks a source the same way every time
+            shown = sorted(ctx.terms.compact_attr(a) if forwardable else a for a in source.attrs)
+            params.append(("attrs", ",".join(shown)))
+        if not forwardable:  # the source cannot know the client's terms: send full IRIs
+            params = [(k, _expand_types(ctx, v) if k == "type" else v) for k, v in params]
         return params
 
     def _fragments(
@@ -309,6 +313,14 @@ def _with_source_times(instance: dict[str, Any], raw: Any) -> dict[str, Any]:
             if isinstance(raw.get(member), str):
                 kept[member] = raw[member]
     return kept
+
+
+_TYPE_NAME = re.compile(r"[^|;,()\s]+")
+
+
+def _expand_types(ctx: RequestContext, selection: str) -> str:
+    """A type selection (``A|B``, ``(A;B)``, ``A,B``) with every name expanded."""
+    return _TYPE_NAME.sub(lambda m: ctx.terms.expand_type(m.group(0)), selection)
 
 
 def _remote_count(answer: SourceAnswer, found: int) -> int:
