@@ -159,6 +159,7 @@ async def request_context(request: web.Request, context: Any) -> RequestContext:
         principal=principal_of(request),
         via=request.headers.get("Via"),
         params=tuple(request.query.items()),
+        headers=tuple(request.headers.items()),
     )
     request[WARNINGS] = ctx.warnings  # NGSILD-Warning values, sent by api/federation.py
     return ctx

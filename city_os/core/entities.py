@@ -139,7 +139,6 @@ class EntityService:
         return await self.federation.retrieve(
             ctx,
             entity_id,
-            type_filter,
             lambda: self.retrieve_local(ctx, entity_id, type_filter=type_filter),
             attrs=attrs or (),
             types=wanted,

@@ -37,6 +37,7 @@ from city_os.ngsild.query.ast import (
     ValueList,
 )
 from city_os.ngsild.query.entity_selection import EntitySelector, Expand, Names, Selection
+from city_os.ngsild.query.evaluate import compile_selection
 from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.query import OrderKey, QueryRepository
 
@@ -253,11 +254,14 @@ class QueryService:
         assert self.federation is not None
         window = page.offset + page.limit
 
-        async def local(_: int) -> tuple[list[EntityRecord], int | None, bool]:
+        async def local() -> tuple[list[EntityRecord], int | None, bool]:
             found = await self.local_query(ctx, query, replace(page, limit=window, offset=0))
             return found.records, found.total, found.more
 
         sel = query.selection
+        aggregate = None  # splitEntities: the filters apply to the merged entities (§5.7.2.4)
+        if ("splitEntities", "true") in ctx.params:
+            aggregate = compile_selection(Selection(q=sel.q, scope=sel.scope), names(ctx)).matches
         merged = await self.federation.query(
             ctx,
             selection_of(ctx, sel),
@@ -266,6 +270,8 @@ class QueryService:
             attrs=sel.attrs,
             local_only=query.local,
             count=page.count,
+            ordered=page.order_by is not None,
+            aggregate=aggregate,
         )
         if merged is None:
             return None

@@ -29,4 +29,5 @@ class RequestContext:
     # the client sent them (forwarded to context sources), and NGSILD-Warning values to answer.
     via: str | None = None
     params: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()  # of the request (contextSourceInfo copies some)
     warnings: list[str] = field(default_factory=list)

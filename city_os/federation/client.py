@@ -31,11 +31,22 @@ API = "/ngsi-ld/v1"
 JSON = "application/json"
 JSONLD = "application/ld+json"
 CONTEXT_REL = 'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
-MAX_ANSWER_BYTES = 64 * 1024 * 1024  # a source answering more than this is cut off (error)
+# A source answering more than this is not read further: the part fails like an invalid one.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+# warn-codes of NGSILD-Warning (§6.3.17, Table 6.3.17-1)
+INVALID_PAYLOAD = 111  # data arrived in time, but not valid
+DISCONNECTED = 112  # no answer: timeout, connection refused or reset, refused by policy
+ERROR_ANSWER = 299  # an error status from the endpoint
 # contextSourceInfo keys that would break or spoof the forwarded request as headers.
+# (§4.3.6.5: tenant information is not part of contextSourceInfo; binding information is
+# ignored.)
 _RESERVED_HEADERS = frozenset(
-    {"host", "content-length", "content-type", "transfer-encoding", "connection", "via", "link"}
-)
+    {
+        "host", "content-length", "content-type", "transfer-encoding", "connection", "via",
+        "link", "ngsild-tenant", "accept", "te", "upgrade", "keep-alive", "expect",
+    }
+)  # fmt: skip
+FROM_REQUEST = "urn:ngsi-ld:request"  # contextSourceInfo value: copy the triggering header
 
 
 @dataclass(frozen=True)
@@ -61,15 +72,16 @@ class SourceAnswer:
     headers: dict[str, str] = field(default_factory=dict)
     error: str | None = None  # why the answer is not usable (None: a 2xx)
     timed_out: bool = False
+    code: int = DISCONNECTED  # warn-code when ``error`` is set
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
     def warning(self) -> str:
-        """The ``NGSILD-Warning`` text reporting this source (RFC 7234 warn-code 199)."""
+        """The ``NGSILD-Warning`` value reporting this source (warn-code, agent, text)."""
         why = (self.error or "").replace('"', "'")
-        return f'199 {self.target.source} "{self.target.registration}: {why}"'
+        return f'{self.code} {self.target.source} "{self.target.registration}: {why}"'
 
 
 def link_header(context: Any) -> str | None:
@@ -119,11 +131,20 @@ class SourceClient:
         body: bool,
         inline_context: bool = False,
         accept: str = JSON,
+        incoming: Sequence[tuple[str, str]] = (),
     ) -> dict[str, str]:
-        """``inline_context``: the body carries its own @context (sent as JSON-LD, no Link)."""
+        """``inline_context``: the body carries its own @context (sent as JSON-LD, no Link);
+        ``incoming``: the headers of the request that triggered this one."""
         headers = {"Accept": accept}
         for key, value in target.info:
-            if key.lower() not in _RESERVED_HEADERS and key.isascii() and "\n" not in value:
+            if key.lower() in _RESERVED_HEADERS or not key.isascii():
+                continue
+            if value == FROM_REQUEST:
+                copied = [v for k, v in incoming if k.lower() == key.lower()]
+                if not copied:
+                    continue
+                value = copied[0]
+            if "\n" not in value and "\r" not in value:
                 headers[key] = value
         if target.tenant:
             headers["NGSILD-Tenant"] = target.tenant
@@ -149,6 +170,7 @@ class SourceClient:
         body: Any = None,
         context: Any = None,
         via: str | None = None,
+        incoming: Sequence[tuple[str, str]] = (),
     ) -> SourceAnswer:
         """``method`` ``endpoint + /ngsi-ld/v1 + path``; never raises."""
         base = target.endpoint.rstrip("/")
@@ -159,7 +181,12 @@ class SourceClient:
         data = orjson.dumps(body) if body is not None else None
         inline = isinstance(body, dict) and "@context" in body
         headers = self.headers(
-            target, context=context, via=via, body=data is not None, inline_context=inline
+            target,
+            context=context,
+            via=via,
+            body=data is not None,
+            inline_context=inline,
+            incoming=incoming,
         )
         started = time.perf_counter()
         try:
@@ -173,7 +200,7 @@ class SourceClient:
                     timeout=aiohttp.ClientTimeout(total=seconds),
                     allow_redirects=False,
                 ) as response:
-                    raw = await response.content.read(MAX_ANSWER_BYTES + 1)
+                    raw = await _read(response, MAX_ANSWER_BYTES)
                     answer = _answer(target, response.status, dict(response.headers), raw)
         except TimeoutError:
             answer = SourceAnswer(
@@ -201,17 +228,31 @@ class SourceClient:
         await asyncio.sleep(0)  # let the connectors' transports finish closing
 
 
+async def _read(response: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The whole body, or ``cap + 1`` bytes of it when it is larger (not read further)."""
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(256 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > cap:
+            break
+    return b"".join(chunks)
+
+
 def _answer(target: Target, status: int, headers: dict[str, str], raw: bytes) -> SourceAnswer:
     if len(raw) > MAX_ANSWER_BYTES:
-        return SourceAnswer(target, status, error="answer larger than 64 MiB")
+        why = f"answer larger than {MAX_ANSWER_BYTES // (1024 * 1024)} MiB"
+        return SourceAnswer(target, status, error=why, code=INVALID_PAYLOAD)
     body: Any = None
     if raw:
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            body = None
+            if 200 <= status < 300:
+                why = "the answer is not JSON"
+                return SourceAnswer(target, status, error=why, code=INVALID_PAYLOAD)
     if 200 <= status < 300:
         return SourceAnswer(target, status, body, headers)
     detail = body.get("detail") if isinstance(body, dict) else None
     why = f"HTTP {status}" + (f": {detail}" if isinstance(detail, str) else "")
-    return SourceAnswer(target, status, body, headers, error=why[:300])
+    return SourceAnswer(target, status, body, headers, error=why[:300], code=ERROR_ANSWER)

@@ -24,7 +24,8 @@ from urllib.parse import quote
 
 from city_os.core.request import RequestContext
 from city_os.federation.client import SourceAnswer
-from city_os.federation.distributed import Federation, Source
+from city_os.federation.distributed import Federation, target
+from city_os.federation.distributed_request import Source
 from city_os.ngsild.entity import ENTITY_MEMBERS, expand_attr_name
 
 _BODY_MEMBERS = frozenset({*ENTITY_MEMBERS, "@context"})
@@ -154,7 +155,7 @@ async def send_write(
     )
     calls = [
         federation.client.call(
-            source.target(),
+            target(source.registration),
             method,
             url,
             operation=operation,
@@ -162,6 +163,7 @@ async def send_write(
             body=_part(body, plan.names, source.attrs) if isinstance(body, dict) else body,
             context=ctx.context,
             via=federation.via(ctx),
+            incoming=ctx.headers,
         )
         for source in plan.sources
     ]

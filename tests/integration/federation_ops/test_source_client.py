@@ -119,7 +119,7 @@ async def test_timeout_and_error_status_are_answers_not_exceptions(
         await client.close()
     assert hung.timed_out and hung.status is None and hung.error == "no answer within 0.3 s"
     assert broken.status == 500 and broken.error == "HTTP 500: disk full"
-    assert broken.warning() == f'199 127.0.0.1:{server.port} "urn:reg:broken: HTTP 500: disk full"'
+    assert broken.warning() == f'299 127.0.0.1:{server.port} "urn:reg:broken: HTTP 500: disk full"'
     rendered = (await metrics.render()).decode()
     assert 'kind="timeout"' in rendered and 'kind="status"' in rendered
 
