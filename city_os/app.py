@@ -36,6 +36,7 @@ from city_os.api import (
     subscriptions,
     temporal,
 )
+from city_os.api.federation import add_warnings
 from city_os.api.guard import access_guard
 from city_os.api.keys import (
     API_KEYS,
@@ -78,6 +79,7 @@ from city_os.core.query import QueryService
 from city_os.core.streams import StreamHub
 from city_os.core.subscriptions import SubscriptionService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
+from city_os.federation.distributed_app import distributed_context
 from city_os.federation.lifecycle import federation_context
 from city_os.ngsiv2 import routes as ngsiv2
 from city_os.notifier.access import NotificationAccess
@@ -436,12 +438,14 @@ def create_app(settings: Settings) -> web.Application:
             _schemas,
             _subscriptions,
             federation_context(OUTBOUND),
+            distributed_context(OUTBOUND),
             _background,
             _relay,
             _notifier,
         ]
     )
     app.on_startup.append(_tune_collector)
+    app.on_response_prepare.append(add_warnings)  # NGSILD-Warning of distributed operations
     tables = (
         apikeys.routes,
         entities.routes,
