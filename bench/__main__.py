@@ -13,6 +13,8 @@ Groups (``--only``, comma- or space-separated; all but ``stellio`` by default):
   their ratio (``bench.relay_cost``);
 * ``contexts``: the server's RSS after 1,000 distinct remote @contexts next to the configured
   cache bound (``bench.contexts``);
+* ``health``: ``/health``'s slowest poll while each of the most expensive accepted requests
+  runs, its own time (run-queue waits off) next to the idle broker's (``bench.health``);
 * ``evaluate``: the notifier's in-process selection evaluation, µs per entity next to an empty
   call and a hand-written check (``bench.evaluate``; no server).
 * ``notify``: notification latency (p50/p99 at 500 updates/s, 100 subscriptions) and HTTP
@@ -46,7 +48,7 @@ from city_os.config import Settings
 
 KINDS = list(TARGETS)
 GROUPS = [
-    "foundation", "query", "validation", "lag", "notify", "relay", "contexts", "evaluate",
+    "foundation", "query", "validation", "lag", "notify", "relay", "contexts", "health", "evaluate",
     "auth", "stellio", "temporal", "ngsiv2", "enforce",
 ]  # fmt: skip
 
@@ -226,6 +228,11 @@ def main() -> None:
         from bench import contexts
 
         contexts_res = contexts.run(dsn)
+    health_res = None
+    if "health" in groups:
+        from bench import health
+
+        health_res = health.run(dsn)
     evaluate_res = None
     if "evaluate" in groups:
         from bench import evaluate
@@ -271,6 +278,10 @@ def main() -> None:
         from bench import contexts
 
         contexts.print_results(contexts_res)
+    if health_res is not None:
+        from bench import health
+
+        health.print_results(health_res)
     if evaluate_res is not None:
         from bench import evaluate
 

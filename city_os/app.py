@@ -372,16 +372,23 @@ def _base_app(settings: Settings, *middlewares: Middleware) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[STARTED] = time.monotonic()
-    app.cleanup_ctx.append(_loop_stall)
     return app
 
 
-async def _loop_stall(app: web.Application) -> AsyncIterator[None]:
-    """The event-loop stall probe of every process (``cityos_event_loop_stall_seconds``)."""
+def _probe_stalls(app: web.Application) -> None:
+    """The event-loop stall probe (``cityos_event_loop_stall_seconds``), started by the last
+    start-up handler: the start-up work itself (migrations, the collector's freeze) is not
+    serving, and would otherwise be the worst stall of every process."""
     probe = LoopStallProbe(app[METRICS].registry)
-    probe.start()
-    yield
-    await probe.stop()
+
+    async def start(app: web.Application) -> None:
+        probe.start()
+
+    async def stop(app: web.Application) -> None:
+        await probe.stop()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
 
 
 def create_relay_app(settings: Settings) -> web.Application:
@@ -390,6 +397,7 @@ def create_relay_app(settings: Settings) -> web.Application:
     app[KAFKA_REQUIRED] = True
     app.cleanup_ctx.extend([_database, _observability, _relay])
     add_routes(app, ops.routes)
+    _probe_stalls(app)
     return app
 
 
@@ -400,6 +408,7 @@ def create_notifier_app(settings: Settings) -> web.Application:
     _outbound(app, settings)
     app.cleanup_ctx.extend([_database, _notifier_access, _observability, _contexts, _notifier])
     add_routes(app, ops.routes)
+    _probe_stalls(app)
     return app
 
 
@@ -439,6 +448,7 @@ def create_app(settings: Settings) -> web.Application:
         ]
     )
     app.on_startup.append(_tune_collector)
+    _probe_stalls(app)
     tables = (
         apikeys.routes,
         entities.routes,
