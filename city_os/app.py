@@ -19,6 +19,7 @@ from city_os.api import (
     apikeys,
     batch,
     contexts,
+    csource,
     discovery,
     docs,
     entities,
@@ -35,6 +36,7 @@ from city_os.api import (
     subscriptions,
     temporal,
 )
+from city_os.api.federation import add_warnings
 from city_os.api.guard import access_guard
 from city_os.api.keys import (
     API_KEYS,
@@ -77,10 +79,12 @@ from city_os.core.query import QueryService
 from city_os.core.streams import StreamHub
 from city_os.core.subscriptions import SubscriptionService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
+from city_os.federation.distributed_app import distributed_context
+from city_os.federation.lifecycle import federation_context
 from city_os.ngsiv2 import routes as ngsiv2
 from city_os.notifier.access import NotificationAccess
 from city_os.notifier.service import Notifier, NotifierConfig
-from city_os.observability.loop_stall import LoopStallProbe
+from city_os.observability.loop_stall import install as install_probe
 from city_os.observability.metrics import (
     Metrics,
     context_cache_collector,
@@ -376,19 +380,8 @@ def _base_app(settings: Settings, *middlewares: Middleware) -> web.Application:
 
 
 def _probe_stalls(app: web.Application) -> None:
-    """The event-loop stall probe (``cityos_event_loop_stall_seconds``), started by the last
-    start-up handler: the start-up work itself (migrations, the collector's freeze) is not
-    serving, and would otherwise be the worst stall of every process."""
-    probe = LoopStallProbe(app[METRICS].registry)
-
-    async def start(app: web.Application) -> None:
-        probe.start()
-
-    async def stop(app: web.Application) -> None:
-        await probe.stop()
-
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
+    """The event-loop stall probe, started by the last start-up handler (see loop_stall)."""
+    install_probe(app, app[METRICS].registry)
 
 
 def create_relay_app(settings: Settings) -> web.Application:
@@ -442,6 +435,8 @@ def create_app(settings: Settings) -> web.Application:
             _contexts,
             _schemas,
             _subscriptions,
+            federation_context(OUTBOUND),
+            distributed_context(OUTBOUND),
             _background,
             _relay,
             _notifier,
@@ -449,6 +444,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.on_startup.append(_tune_collector)
     _probe_stalls(app)
+    app.on_response_prepare.append(add_warnings)  # NGSILD-Warning of distributed operations
     tables = (
         apikeys.routes,
         entities.routes,
@@ -459,6 +455,7 @@ def create_app(settings: Settings) -> web.Application:
         indexes.routes,
         discovery.routes,
         subscriptions.routes,
+        csource.routes,
         push.routes,
         streams.routes,
         temporal.routes,
