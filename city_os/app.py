@@ -84,7 +84,7 @@ from city_os.federation.lifecycle import federation_context
 from city_os.ngsiv2 import routes as ngsiv2
 from city_os.notifier.access import NotificationAccess
 from city_os.notifier.service import Notifier, NotifierConfig
-from city_os.observability.loop_stall import LoopStallProbe
+from city_os.observability.loop_stall import install as install_probe
 from city_os.observability.metrics import (
     Metrics,
     context_cache_collector,
@@ -376,16 +376,12 @@ def _base_app(settings: Settings, *middlewares: Middleware) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[STARTED] = time.monotonic()
-    app.cleanup_ctx.append(_loop_stall)
     return app
 
 
-async def _loop_stall(app: web.Application) -> AsyncIterator[None]:
-    """The event-loop stall probe of every process (``cityos_event_loop_stall_seconds``)."""
-    probe = LoopStallProbe(app[METRICS].registry)
-    probe.start()
-    yield
-    await probe.stop()
+def _probe_stalls(app: web.Application) -> None:
+    """The event-loop stall probe, started by the last start-up handler (see loop_stall)."""
+    install_probe(app, app[METRICS].registry)
 
 
 def create_relay_app(settings: Settings) -> web.Application:
@@ -394,6 +390,7 @@ def create_relay_app(settings: Settings) -> web.Application:
     app[KAFKA_REQUIRED] = True
     app.cleanup_ctx.extend([_database, _observability, _relay])
     add_routes(app, ops.routes)
+    _probe_stalls(app)
     return app
 
 
@@ -404,6 +401,7 @@ def create_notifier_app(settings: Settings) -> web.Application:
     _outbound(app, settings)
     app.cleanup_ctx.extend([_database, _notifier_access, _observability, _contexts, _notifier])
     add_routes(app, ops.routes)
+    _probe_stalls(app)
     return app
 
 
@@ -445,6 +443,7 @@ def create_app(settings: Settings) -> web.Application:
         ]
     )
     app.on_startup.append(_tune_collector)
+    _probe_stalls(app)
     app.on_response_prepare.append(add_warnings)  # NGSILD-Warning of distributed operations
     tables = (
         apikeys.routes,
