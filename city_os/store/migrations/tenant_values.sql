@@ -10,15 +10,25 @@ DO $$
 BEGIN
     IF to_regclass('{schema}.attr_values') IS NULL THEN
         CREATE TABLE {schema}.attr_values (
-            entity_id text NOT NULL,       -- no FK: the triggers keep it consistent
-            attr      text NOT NULL,       -- expanded attribute IRI
-            num       numeric,             -- a number the attribute's q terms reach, or
-            txt       text                 -- a string (at most 512 bytes)
+            entity_id text NOT NULL,              -- no FK: the triggers keep it consistent
+            attr      text COLLATE "C" NOT NULL,  -- expanded attribute IRI
+            num       numeric,                    -- a number the attribute's q terms reach, or
+            txt       text COLLATE "C"            -- a string (at most 512 bytes)
         );
         -- An existing tenant: its entities' values, once.
         INSERT INTO {schema}.attr_values (entity_id, attr, num, txt)
         SELECT e.id, v.attr, v.num, v.txt
         FROM {schema}.entities e CROSS JOIN LATERAL cityos.q_values(e.attrs) AS v;
+    END IF;
+    -- attr and txt are only compared for equality or order with literals: bytewise ("C")
+    -- comparisons instead of the locale's make each btree insert and probe several times
+    -- cheaper (IRIs share a long prefix). entity_id keeps the default collation: it is
+    -- joined and merged with entities.id.
+    IF (SELECT collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation
+        WHERE a.attrelid = '{schema}.attr_values'::regclass AND a.attname = 'attr') <> 'C' THEN
+        DROP STATISTICS IF EXISTS {schema}.attr_values_attr_txt;
+        ALTER TABLE {schema}.attr_values ALTER COLUMN attr TYPE text COLLATE "C",
+                                        ALTER COLUMN txt TYPE text COLLATE "C";
     END IF;
 END $$;
 CREATE INDEX IF NOT EXISTS attr_values_num ON {schema}.attr_values (attr, num) INCLUDE (entity_id)
