@@ -105,7 +105,10 @@ async def _api(runner: Runner, dsn: str, res: FullResults) -> None:
                     if kind == "update":
                         sink.got.clear()
                     sc = _scenario(kind, created)
-                    m = await asyncio.to_thread(runner.http, port, sc, srv.pids, f"full-{kind}")
+                    prof = srv.pids[0] if runner.args.profile else None
+                    m = await asyncio.to_thread(
+                        runner.http, port, sc, srv.pids, f"full-{kind}", prof
+                    )
                     res.api[kind] = m
                     if kind == "create":
                         created = max(1, m.result.ops - runner.args.concurrency)
@@ -174,6 +177,11 @@ def print_results(res: FullResults) -> None:
             f" other {c.get('other', 0):.2f}; outbox backlog after {backlog}, empty "
             f"{seconds:.1f} s later"
         )
+    for kind in KINDS:
+        if res.api[kind].profile:  # --profile: py-spy hot spots of the server
+            print(f"    hot spots during {kind} (py-spy):")
+            for line in res.api[kind].profile:
+                print(f"      {line}")
     print(
         f"  notifications received from the partial updates: {res.notified} "
         f"(updates sent {res.updates}, warm-up included)"
