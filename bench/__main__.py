@@ -11,6 +11,9 @@ Groups (``--only``, comma- or space-separated; all but ``stellio`` by default):
   (``bench.lag``);
 * ``relay``: partial updates with the relay off, then with it on and a consumer attached, and
   their ratio (``bench.relay_cost``);
+* ``full``: create, retrieve, partial update and batch create with everything on (relay,
+  notifier with 100 subscriptions, history capture, an active JSON Schema) beside same-run
+  ceilings (``bench.full``).
 * ``contexts``: the server's RSS after 1,000 distinct remote @contexts next to the configured
   cache bound (``bench.contexts``);
 * ``health``: ``/health``'s slowest poll while each of the most expensive accepted requests
@@ -98,6 +101,7 @@ TABLE = [
     Group("lag", "lag", lambda m, c: asyncio.run(m.run(c.runner, c.dsn))),
     Group("notify", "notify", lambda m, c: asyncio.run(m.run(c.runner, c.dsn))),
     Group("relay", "relay_cost", lambda m, c: asyncio.run(m.run(c.runner, c.dsn))),
+    Group("full", "full", lambda m, c: m.run(c.runner, c.dsn)),
     Group("contexts", "contexts", lambda m, c: m.run(c.dsn)),
     Group("health", "health", lambda m, c: m.run(c.dsn)),
     Group("evaluate", "evaluate", _evaluate, needs_db=False,
