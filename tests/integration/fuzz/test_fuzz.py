@@ -4,8 +4,9 @@ For each operation, schemathesis generates requests from the document (valid one
 ``CITYOS_FUZZ_NEGATIVE`` also invalid ones) against a real broker on PostgreSQL. Each response
 must: not be a 5xx (but a 501 the operation documents); have a status, content type, headers
 and body the document declares; and, when it is an error, leave the tenant's rows (entities,
-geometries, subscriptions, permissions, data subjects, schemas, indexes, keys, consents,
-@contexts and the outbox) exactly as before.
+geometries, history, context source registrations, subscriptions, permissions, data subjects,
+schemas, indexes, keys, consents, @contexts and the outbox) exactly as before. The operations
+are those of the document, so a route a room adds is fuzzed as soon as it is declared.
 
 ``make test`` runs ``CITYOS_FUZZ_EXAMPLES`` (default 1: about a minute on 2 cores) examples per
 operation; ``make fuzz`` runs many more (see the Makefile). ``CITYOS_FUZZ_TRACE=FILE`` appends one
@@ -86,6 +87,9 @@ def broker() -> Iterator[ThreadBroker]:
     running.start()
     try:
         _seed(running.url)
+        seeded = running.state(TENANT)  # the digests see the seeded rows, history included
+        assert seeded["entities"].startswith("3:"), seeded
+        assert not seeded["attr_instances"].startswith(("absent", "0:")), seeded
         yield running
     finally:
         running.stop()
