@@ -50,6 +50,9 @@ CHECKS = [
 ]
 TENANT = "test-fuzz-" + uuid.uuid4().hex[:8]
 SEEDED = [f"urn:ngsi-ld:FuzzPoint:{i}" for i in range(3)]
+SEEDED_ATTRS = ("level", "owner", "location")
+# (entity, attribute) -> the instanceId of its seeded history instance (temporal paths)
+INSTANCES: dict[tuple[str, str], str] = {}
 LINK = (
     "<https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld>; "
     'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
@@ -79,6 +82,14 @@ def _seed(url: str) -> None:
             timeout=10,
         )
         assert resp.status_code == 201, resp.text
+        resp = requests.get(
+            url + "/ngsi-ld/v1/temporal/entities/" + entity_id,
+            headers={"NGSILD-Tenant": TENANT, "Link": LINK},
+            timeout=10,
+        )
+        assert resp.status_code == 200, resp.text
+        for attr in SEEDED_ATTRS:
+            INSTANCES[(entity_id, attr)] = resp.json()[attr][0]["instanceId"]
 
 
 @pytest.fixture(scope="module")
@@ -98,15 +109,25 @@ def broker() -> Iterator[ThreadBroker]:
 def _aim(case: schemathesis.Case) -> None:
     """Every request goes to the test's tenant; three in four drop a generated Link header;
     half of those naming an entity name a seeded one, so updates and deletes meet an entity
-    that exists (others meet a 404)."""
+    that exists (others meet a 404); of those, two in three naming an attribute name one of
+    the entity's, and half of those naming an instance name its seeded history instance."""
     digest = hashlib.sha256(repr((case.body, case.query, case.headers)).encode()).digest()
     headers = {**(case.headers or {}), "NGSILD-Tenant": TENANT}
     if digest[2] % 4:  # a random Link header is refused before anything else is looked at
         headers.pop("Link", None)
     case.headers = headers
     params = case.path_parameters or {}
-    if "entityId" in params and digest[0] % 2 == 0:
-        params["entityId"] = SEEDED[digest[1] % len(SEEDED)]
+    entity = SEEDED[digest[1] % len(SEEDED)]
+    aimed = False
+    for key in ("entityId", "entity_id"):
+        if key in params and digest[0] % 2 == 0:
+            params[key], aimed = entity, True
+    attr = SEEDED_ATTRS[digest[3] % len(SEEDED_ATTRS)]
+    for key in ("attrId", "attr"):
+        if aimed and key in params and digest[4] % 3:
+            params[key] = attr
+            if "instance_id" in params and digest[5] % 2 == 0:
+                params["instance_id"] = INSTANCES[(entity, attr)]
 
 
 @schema.parametrize()
