@@ -63,7 +63,9 @@ PARAMETERS: dict[str, Schema] = {
     "attrs": _csv("attrs", "Attribute names to select"),
     "pick": _csv("pick", "Members to keep in the representation (§4.21)"),
     "omit": _csv("omit", "Members to leave out of the representation (§4.21)"),
-    "q": _query("q", "Query language expression (§4.9)"),
+    "q": _query(
+        "q", "Query language expression (§4.9); blanks between tokens are ignored (flow > 10)"
+    ),
     "csf": _query("csf", "Context source filter (§4.8)"),
     "georel": _query("georel", "Geo-relationship (§4.10): near;maxDistance==…, within, …"),
     "geometry": _query("geometry", "Reference geometry type: Point, Polygon, …"),
