@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
@@ -64,6 +65,7 @@ from city_os.auth.enforce import EntityAccess
 from city_os.auth.issuers import Issuer, parse_issuers
 from city_os.auth.network import OutboundPolicy, outbound_session
 from city_os.auth.oidc import KeyStore, TokenVerifier
+from city_os.auth.owners import OwnerRights
 from city_os.auth.permissions import PermissionService
 from city_os.auth.ratelimit import RateLimiter
 from city_os.config import Settings
@@ -90,6 +92,7 @@ from city_os.registry.active import ActiveSchemas
 from city_os.registry.service import SchemaRegistry
 from city_os.runtime import tune_collector
 from city_os.store.postgres.auth_consent import ConsentRepository, DataSubjectRepository
+from city_os.store.postgres.auth_identities import IdentityRepository
 from city_os.store.postgres.auth_keys import ApiKeyRepository
 from city_os.store.postgres.auth_log import LogPartitions
 from city_os.store.postgres.auth_permissions import PermissionRepository
@@ -184,7 +187,11 @@ async def _access(app: web.Application) -> AsyncIterator[None]:
         citizen_issuers,
     )
     if settings.auth_enabled:  # off: no hook at all, every path exactly as before
-        app[ENTITIES].access = EntityAccess(app[POOL], app[PERMISSIONS], app[CONSENTS])
+        access = app[ENTITIES].access = EntityAccess(app[POOL], app[PERMISSIONS], app[CONSENTS])
+        access.owners = _owners(app[POOL], settings)
+        tokens = app[AUTHENTICATOR].tokens
+        if tokens is not None:  # subscriptions' notifications follow their owner's roles
+            tokens.on_verified = access.owners.seen
     partitions = LogPartitions(app[POOL], settings.access_log_retention_days)
     tasks = [asyncio.create_task(keys.run()), asyncio.create_task(_maintain(partitions))]
     yield
@@ -319,7 +326,7 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
     )
     access = app[ENTITIES].access
     if access is not None:  # notifications: only what the subscription's owner may read
-        notifier.intake.access = NotificationAccess(access)
+        notifier.intake.access = notifier.periodic.access = NotificationAccess(access)
     await notifier.start()
     app[NOTIFIER] = notifier
     app[METRICS].collectors.append(notifier.collect)
@@ -350,9 +357,15 @@ async def _notifier_access(app: web.Application) -> AsyncIterator[None]:
         pool,
         frozenset(),
     )
-    app[ENTITIES].access = EntityAccess(pool, permissions, consents)
+    access = app[ENTITIES].access = EntityAccess(pool, permissions, consents)
+    access.owners = _owners(pool, settings)
     yield
     await permissions.close()
+
+
+def _owners(pool: asyncpg.Pool, settings: Settings) -> OwnerRights:
+    grace = settings.owner_roles_grace_hours * 3600
+    return OwnerRights(IdentityRepository(pool), ApiKeyRepository(pool), grace)
 
 
 def _outbound(app: web.Application, settings: Settings) -> None:

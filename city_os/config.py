@@ -83,6 +83,7 @@ class Settings:
     rate_limit_burst: int = 100
     outbound_allow: str = ""  # "loopback", "private", CIDRs; "" = public addresses only
     access_log_retention_days: int = 400
+    owner_roles_grace_hours: float = 168.0
     ngsiv2_context: str = ""  # @context URL of the NGSIv2 API; "" = the NGSI-LD core context
 
     @functools.cached_property
@@ -212,6 +213,8 @@ SETTINGS: dict[str, str] = {
     "outbound_allow": "non-public addresses outbound requests (remote @contexts, notifications) "
     "may reach anyway: comma-separated `loopback`, `private` or CIDRs; empty = public only",
     "access_log_retention_days": "days the citizens' access log (and the audit log) is kept",
+    "owner_roles_grace_hours": "hours after the expiry of a subscription owner's latest token "
+    "during which that token's roles and groups still decide its notifications",
     "ngsiv2_context": "@context URL that expands and compacts the types and attribute names of "
     "the NGSIv2 API (/v2); empty = the NGSI-LD core context",
 }

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from city_os.auth.consent import ConsentService
+from city_os.auth.owners import OwnerRights
 from city_os.auth.permissions import PermissionService
 from city_os.auth.policy import (
     Consent,
@@ -68,6 +69,7 @@ class EntityAccess:
         self._pool = pool
         self.permissions = permissions
         self.consents = consents
+        self.owners: OwnerRights | None = None  # subscription owners' current rights
 
     # -- one entity ------------------------------------------------------------------------
 
