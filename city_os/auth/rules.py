@@ -66,6 +66,7 @@ _E = "/ngsi-ld/v1/entities"
 _OPS = "/ngsi-ld/v1/entityOperations"
 _SCHEMAS = "/cityos/v1/schemas"
 _SUBS = "/ngsi-ld/v1/subscriptions"
+_CSR = "/ngsi-ld/v1/csourceRegistrations"
 READ, CREATE, UPDATE, DELETE = Operation.READ, Operation.CREATE, Operation.UPDATE, Operation.DELETE
 STEWARD, READER = Tenant(TenantRight.STEWARD), Tenant(TenantRight.READ)
 WRITER = Tenant(TenantRight.WRITE)
@@ -130,6 +131,13 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("PATCH", _SUBS + "/{subscriptionId}"): Owned(UPDATE),
     ("DELETE", _SUBS + "/{subscriptionId}"): Owned(DELETE),
     ("GET", "/ngsi-ld/v1/info/sourceIdentity"): Open("the broker's identity (§5.15)"),
+    # context source registrations (§5.9, §5.10): a tenant's federation set-up; data
+    # stewards register sources, any tenant role discovers them
+    ("POST", _CSR): STEWARD,
+    ("GET", _CSR): READER,
+    ("GET", _CSR + "/{registrationId}"): READER,
+    ("PATCH", _CSR + "/{registrationId}"): STEWARD,
+    ("DELETE", _CSR + "/{registrationId}"): STEWARD,
     # access control's own resources
     ("POST", "/cityos/v1/apikeys"): Service("auth/apikeys.py: tenant admins"),
     ("GET", "/cityos/v1/apikeys"): Service("auth/apikeys.py: tenant admins"),
