@@ -18,6 +18,7 @@ from aiohttp.typedefs import Middleware
 
 from city_os.api import (
     apikeys,
+    audit,
     batch,
     contexts,
     csource,
@@ -41,6 +42,7 @@ from city_os.api.federation import add_warnings
 from city_os.api.guard import access_guard
 from city_os.api.keys import (
     API_KEYS,
+    AUDIT,
     CONSENTS,
     CONTEXT_REGISTRY,
     CONTEXTS,
@@ -61,6 +63,7 @@ from city_os.api.middleware import ERROR_RENDERERS, ErrorRenderer, problem_detai
 from city_os.api.ops import KAFKA_REQUIRED, METRICS, NOTIFIER, NOTIFIER_REQUIRED, RELAY
 from city_os.api.rules import route_rules
 from city_os.auth.apikeys import ApiKeys
+from city_os.auth.audit import AuditService, RefusalTrail
 from city_os.auth.authenticate import Authenticator, check_exposure
 from city_os.auth.consent import ConsentService
 from city_os.auth.enforce import EntityAccess
@@ -191,20 +194,30 @@ async def _access(app: web.Application) -> AsyncIterator[None]:
         app[POOL],
         citizen_issuers,
     )
+    access = None
     if settings.auth_enabled:  # off: no hook at all, every path exactly as before
         access = app[ENTITIES].access = EntityAccess(app[POOL], app[PERMISSIONS], app[CONSENTS])
         access.owners = _owners(app[POOL], settings)
         tokens = app[AUTHENTICATOR].tokens
         if tokens is not None:  # subscriptions' notifications follow their owner's roles
             tokens.on_verified = access.owners.seen
+    trail = RefusalTrail(app[POOL])
+    app[AUDIT] = AuditService(app[POOL], trail)
+    if access is not None:
+        access.trail = trail
     partitions = LogPartitions(app[POOL], settings.access_log_retention_days)
-    tasks = [asyncio.create_task(keys.run()), asyncio.create_task(_maintain(partitions))]
+    tasks = [
+        asyncio.create_task(keys.run()),
+        asyncio.create_task(_maintain(partitions)),
+        asyncio.create_task(trail.run()),
+    ]
     yield
     for task in tasks:
         task.cancel()
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await trail.close()
     await keys.close()
     await app[PERMISSIONS].close()
 
@@ -433,7 +446,8 @@ def create_app(settings: Settings) -> web.Application:
     limiter = None
     if settings.rate_limit > 0:
         limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst)
-    app = _base_app(settings, access_guard(authenticator, limiter), route_rules)
+    guard = access_guard(authenticator, limiter, audit.note_refusal)
+    app = _base_app(settings, guard, route_rules)
     app[AUTHENTICATOR] = authenticator
     try:
         app[ISSUERS] = parse_issuers(settings.oidc_issuers)
@@ -461,6 +475,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(add_warnings)  # NGSILD-Warning of distributed operations
     tables = (
         apikeys.routes,
+        audit.routes,
         entities.routes,
         query.routes,
         batch.routes,

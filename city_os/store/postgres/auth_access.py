@@ -3,8 +3,10 @@
 Layer: store/. ``grants`` reads, for some entity ids, their data subjects and the entity
 permissions targeting them (primary-key and ``permissions_entity`` index lookups, one round
 trip); ``grant_owner`` writes the ``own`` entity permission of an entity's creator on the
-connection of the create's statement or transaction, so an entity is never stored without it.
-The automatic grant is not written to the audit log: the ``created`` event names its actor.
+connection of the create's statement or transaction, so an entity is never stored without it,
+and records each grant in the audit log (``permission.created``, ``automatic``) in the same
+transaction: one statement for the grants and one for their audit entries, however many
+entities a batch creates.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from city_os.auth.policy import Action, Permission
+from city_os.store.postgres.auth_log import audit_many
 from city_os.store.postgres.auth_permissions import _COLUMNS, _permission
 from city_os.store.postgres.query_sql import check_identifier
 
@@ -50,18 +53,38 @@ async def grants(pool: asyncpg.Pool, schema: str, ids: Sequence[str]) -> Grants:
 
 
 async def grant_owner(
-    conn: asyncpg.Connection, schema: str, ids: Sequence[str], assignee: str, actor: str
+    conn: asyncpg.Connection,
+    schema: str,
+    tenant: str,
+    ids: Sequence[str],
+    assignee: str,
+    actor: str,
 ) -> None:
-    """``own`` on each of ``ids`` for ``assignee`` (call it in the creating transaction)."""
+    """``own`` on each of ``ids`` for ``assignee``, audited (call it in the creating
+    transaction)."""
     if not ids:
         return
     s = check_identifier(schema)
-    await conn.execute(
+    rows = await conn.fetch(
         f"INSERT INTO {s}.permissions (id, assignee, action, entity_id, created_by)"
         " SELECT 'urn:cityos:Permission:' || md5(random()::text || e), $1, $2, e, $3"
-        " FROM unnest($4::text[]) AS e",
+        " FROM unnest($4::text[]) AS e RETURNING id, entity_id",
         assignee,
         int(Action.OWN),
         actor,
         list(ids),
+    )
+    detail = {"assignee": assignee, "action": "own", "types": None, "scopes": None}
+    await audit_many(
+        conn,
+        [
+            (
+                tenant,
+                actor,
+                "permission.created",
+                r["id"],
+                {**detail, "entityId": r["entity_id"], "automatic": True},
+            )
+            for r in rows
+        ],
     )
