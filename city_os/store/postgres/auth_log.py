@@ -141,6 +141,21 @@ async def audit(
     )
 
 
+# (log, month) partitions this process made sure of. The current and the next months are never
+# dropped (retention is months long), so once ensured a month stays.
+_ENSURED: set[tuple[str, date]] = set()
+
+
+async def ensure_partition(conn: asyncpg.Connection, log: str, at: datetime) -> None:
+    """Make sure the month of ``at`` has its partition, so an insert into it needs no savepoint
+    (a statement inside someone else's transaction: the creator's grant)."""
+    month = _month(at.date())
+    if (log, month) in _ENSURED:
+        return
+    await conn.execute(_partition_ddl(log, month))
+    _ENSURED.add((log, month))
+
+
 async def _insert_with_partition(
     conn: asyncpg.Connection, log: str, at: datetime, sql: str, *args: Any
 ) -> None:
