@@ -150,6 +150,7 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("PUT", "/cityos/v1/dataSubjects/{entityId}"): Service("auth/consent.py: entity writers"),
     ("GET", "/cityos/v1/dataSubjects/{entityId}"): Service("auth/consent.py: entity writers"),
     ("DELETE", "/cityos/v1/dataSubjects/{entityId}"): Service("auth/consent.py: writers"),
+    ("GET", "/cityos/v1/audit"): Service("auth/audit.py: tenant admins"),
     ("GET", "/cityos/v1/me"): Open("who am I: anyone"),
     ("GET", "/cityos/v1/me/entities"): Service("auth/consent.py: citizens"),
     ("GET", "/cityos/v1/me/consents"): Service("auth/consent.py: citizens"),

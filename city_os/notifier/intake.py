@@ -176,7 +176,11 @@ class Intake:
         if data is None:
             if view.join is not None and shown.record is not None:
                 record = notified_record(view, shown, now)
-                ctx = context_of(sub, view.terms, now)  # linked entities: what the owner reads
+                # linked entities: what the owner may read (its rights now)
+                if self.access is not None:
+                    ctx = await self.access.context(sub, view.terms, now)
+                else:
+                    ctx = context_of(sub, view.terms, now)
                 linked = await linked_entities(self._entities, ctx, [record], view.opts, view.join)
             data = entities(view, shown, linked, now)
             if key is not None:
