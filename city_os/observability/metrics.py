@@ -177,6 +177,22 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.source_latency = Histogram(
+            "cityos_source_request_duration_seconds",
+            "Requests forwarded to context sources (distributed operations), by source "
+            "(host:port of the registration's endpoint) and operation",
+            ["source", "operation"],
+            buckets=HTTP_BUCKETS,
+            registry=r,
+        )
+        self.source_failures = Counter(
+            "cityos_source_failures_total",
+            "Forwarded requests without a usable answer, by source and kind: timeout, "
+            "error (connection refused, reset, refused by the network policy) or status "
+            "(an HTTP error status)",
+            ["source", "kind"],
+            registry=r,
+        )
         self._http: dict[tuple[str, str, int], _Child] = {}
         self._written: dict[tuple[str, str], Any] = {}
         # Refreshers run before each scrape (outbox backlog, pool usage); set by the app.
