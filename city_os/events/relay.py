@@ -277,11 +277,7 @@ class OutboxRelay:
                 return None
             if not self.active:  # what the relays before this one had acknowledged
                 await self._acked.take_over(state.offsets, self._producer)
-            self._set_active(True)
-            # Marking rows published need not wait for the WAL flush: if that commit is lost in
-            # a crash the rows are published again (at least once; consumers de-duplicate), and
-            # the writers' own commits no longer queue behind the relay's fsyncs.
-            await conn.execute("SET LOCAL synchronous_commit = off")
+            self._set_active(True)  # (the turn set synchronous_commit off: replay.py)
             if state.replay_after is None:
                 rows = await conn.fetch(replay.SELECT_BATCH, size)
             else:  # republishing the retained window (Kafka lost its log), batch by batch

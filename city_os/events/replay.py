@@ -3,9 +3,10 @@
 Layer: events/ (the relay's SQL; tables of migration 0070_relay_state.sql). Every statement runs
 inside a relay batch's transaction, under the relay lock, so relays taking turns share one state:
 
-- ``turn``: take the relay lock, and read in the same round trip what a relay becoming active
-  needs — the highest offsets Kafka acknowledged (so a relay restarted while Kafka lost its log
-  still notices: the first acknowledgement comes back at or below them) and the cursor of a
+- ``turn``: take the relay lock (and commit without waiting for the WAL flush), and read in
+  the same round trip what a relay becoming active needs — the highest offsets Kafka
+  acknowledged (so a relay restarted while Kafka lost its log still notices: the topic is
+  missing, or the first acknowledgement comes back at or below them) and the cursor of a
   republication under way;
 - ``mark``: mark a batch published and store its highest acknowledged offsets, one statement;
 - ``start_replay``: Kafka lost its log — forget the offsets and republish the retained window
@@ -25,8 +26,12 @@ from dataclasses import dataclass
 import asyncpg
 import orjson
 
+# Marking rows published need not wait for the WAL flush (set here, in the same round trip):
+# if that commit is lost in a crash the rows are published again (at least once; consumers
+# de-duplicate), and the writers' own commits no longer queue behind the relay's fsyncs.
 _TURN = """
 SELECT pg_try_advisory_xact_lock($1) AS locked,
+       set_config('synchronous_commit', 'off', true) AS commit_mode,
        (SELECT after_seq FROM cityos.relay_replay WHERE topic = $2) AS replay_after,
        (SELECT json_object_agg(partition, acked) FROM cityos.relay_offsets
         WHERE topic = $2)::text AS offsets"""
