@@ -72,9 +72,10 @@ class Intake:
         matches = await self._throttled(matches)
         rows = []
         shared: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        now = now_iso()  # one notifiedAt per batch
         for sub, change, why in matches:
             try:
-                rows.append(await self._render(sub, change, why, shared))
+                rows.append(await self._render(sub, change, why, shared, now))
             except Exception:
                 log.exception(
                     "cannot render the notification of %s for %s", change.event_id, sub.id
@@ -164,10 +165,10 @@ class Intake:
         change: Change,
         why: str,
         shared: dict[tuple[Any, ...], list[dict[str, Any]]],
+        now: str,
     ) -> NewNotification:
         view = sub.view
         shown = notified(sub, change, why)
-        now = now_iso()
         linked = None
         # The entities of a change look the same to every subscription with the same view of
         # them (terms, format, projection): rendered once per batch (fan-out).
@@ -185,8 +186,10 @@ class Intake:
             data = entities(view, shown, linked, now)
             if key is not None:
                 shared[key] = data
-        records = [notified_record(view, shown, now), *(linked or {}).values()]
-        nid, headers, body = notification(view, sub.id, data, records, why, change.event_id)
+        records = []  # the entities as records: for another API face and GeoJSON only
+        if view.face is not None or view.accept == "application/geo+json":
+            records = [notified_record(view, shown, now), *(linked or {}).values()]
+        nid, headers, body = notification(view, sub.id, data, records, why, change.event_id, now)
         return NewNotification(
             notification_id=nid,
             tenant=sub.tenant,
