@@ -79,6 +79,8 @@ BEGIN
         IF (to_date(right(r.relname, 6), 'YYYYMM') + interval '1 month')::timestamp
                AT TIME ZONE 'UTC' <= horizon THEN
             EXECUTE format('DROP TABLE {schema}.%I', r.relname);
+            -- the hourly rollups of that partition's instances (tenant_temporal_rollups.sql)
+            DELETE FROM {schema}.attr_rollups WHERE month = to_date(right(r.relname, 6), 'YYYYMM');
             dropped := dropped + 1;
         END IF;
     END LOOP;
