@@ -8,8 +8,8 @@ say where their decision is taken:
 
 * ``Open``: anyone (probes, public documents, answers that are always 400);
 * ``Tenant``: a right on the tenant itself (steward, reader, operator), checked here — also
-  the coarse rule of the faces that do not decide per entity yet (the temporal API, NGSIv2:
-  a tenant role that reads, or writes), so they are closed rather than open;
+  the coarse rule of the faces that do not decide per entity yet (NGSIv2: a tenant role
+  that reads, or writes), so they are closed rather than open;
 * ``Entity``: an operation on entities, decided in core/ where the entity is known
   (``auth/enforce.py``: per entity, readable scope in SQL for queries and discovery);
 * ``Owned``: a subscription, visible and changeable by its owner (and tenant admins);
@@ -148,16 +148,16 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/cityos/v1/me/consents/{consentId}"): Service("auth/consent.py: citizens"),
     ("DELETE", "/cityos/v1/me/consents/{consentId}"): Service("auth/consent.py: citizens"),
     ("GET", "/cityos/v1/me/accessLog"): Service("auth/consent.py: citizens"),
-    # the temporal API (§5.6.11-5.6.20): a tenant role until it decides per entity
-    ("POST", _T): WRITER,
-    ("GET", _T): READER,
-    ("GET", _T + "/{entity_id}"): READER,
-    ("DELETE", _T + "/{entity_id}"): WRITER,
-    ("POST", _T + "/{entity_id}/attrs"): WRITER,
-    ("DELETE", _T + "/{entity_id}/attrs/{attr}"): WRITER,
-    ("DELETE", _T + "/{entity_id}/attrs/{attr}/{instance_id}"): WRITER,
-    ("PATCH", _T + "/{entity_id}/attrs/{attr}/{instance_id}"): WRITER,
-    ("POST", "/ngsi-ld/v1/temporal/entityOperations/query"): READER,
+    # the temporal API (§5.6.11-5.6.20): decided per entity in temporal/access.py
+    ("POST", _T): Entity(CREATE),
+    ("GET", _T): Entity(READ),
+    ("GET", _T + "/{entity_id}"): Entity(READ),
+    ("DELETE", _T + "/{entity_id}"): Entity(DELETE),
+    ("POST", _T + "/{entity_id}/attrs"): Entity(UPDATE),
+    ("DELETE", _T + "/{entity_id}/attrs/{attr}"): Entity(UPDATE),
+    ("DELETE", _T + "/{entity_id}/attrs/{attr}/{instance_id}"): Entity(UPDATE),
+    ("PATCH", _T + "/{entity_id}/attrs/{attr}/{instance_id}"): Entity(UPDATE),
+    ("POST", "/ngsi-ld/v1/temporal/entityOperations/query"): Entity(READ),
     # NGSIv2 (a second face on the same core): a tenant role until it decides per entity
     ("GET", "/v2"): Open("the NGSIv2 entry point"),
     ("GET", "/version"): Open("the broker's version (Orion's /version)"),

@@ -14,8 +14,10 @@ from typing import Any
 import asyncpg
 import orjson
 
+from city_os.auth.policy import ReadableScope
 from city_os.ngsild.query.entity_selection import Names, Selection
 from city_os.store.postgres import temporal_rollups as rollups
+from city_os.store.postgres.auth_scope_sql import readable_to_sql
 from city_os.store.postgres.query_sql import (
     SqlParams,
 )
@@ -55,11 +57,21 @@ class TemporalRepository:
         count: bool,
         within: InstanceFilter | None = None,
         descending: bool = False,
+        visible: ReadableScope | None = None,
+        tenant: str = "",
     ) -> tuple[list[asyncpg.Record], int | None]:
         """Temporal entities in id order (``limit`` None: all of them) and their count;
-        ``within``: only those with an instance passing that filter."""
+        ``within``: only those with an instance passing that filter; ``visible``: only those
+        the caller may read (auth_scope_sql, the entity query's condition)."""
         params = SqlParams()
         where = selection_where(sel, names, params, schema)
+        if visible is not None:
+            where += (
+                " AND "
+                + readable_to_sql(visible, schema=schema, tenant=tenant, params=params, alias="e")[
+                    0
+                ]
+            )
         if within is not None:
             inner = _instance_where("e.id", within, params)
             where += f" AND EXISTS (SELECT 1 FROM {schema}.attr_instances a WHERE {inner})"
