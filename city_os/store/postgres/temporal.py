@@ -221,8 +221,29 @@ GROUP BY {group} ORDER BY 1, 2, 3, 4"""
                     entity["id"],
                     list(replace_attrs),
                 )
+            elif not created:
+                await self._replace_same_instant(conn, schema, rows)
             await self._insert(conn, schema, rows)
         return bool(created)
+
+    async def _replace_same_instant(
+        self, conn: asyncpg.Connection, schema: str, rows: list[dict[str, Any]]
+    ) -> None:
+        """An update of a temporal entity (§5.6.11) gives the instance of an attribute (and
+        dataset) at an observedAt: one stored at that same instant is replaced, not kept
+        beside it (ETSI 008_01_01)."""
+        timed = [r for r in rows if r["observed_at"] is not None and r["deleted_at"] is None]
+        if not timed:
+            return
+        await conn.execute(
+            f"""DELETE FROM {schema}.attr_instances a
+            USING jsonb_to_recordset($1::jsonb) AS r(entity_id text, attr text, dataset_id text,
+                                                      observed_at timestamptz)
+            WHERE a.entity_id = r.entity_id AND a.attr = r.attr
+              AND a.dataset_id = r.dataset_id AND a.observed_at = r.observed_at
+              AND a.deleted_at IS NULL""",
+            orjson.dumps(timed),
+        )
 
     async def _insert(
         self, conn: asyncpg.Connection, schema: str, rows: list[dict[str, Any]]
