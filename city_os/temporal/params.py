@@ -17,6 +17,8 @@ from city_os.errors import BadRequestData
 from city_os.ngsild.entity import check_datetime, parse_datetime
 
 TIMERELS = frozenset({"before", "after", "between"})
+# The Scope's history is kept as the instances of this attribute (§4.5.6, §4.18).
+SCOPE_IRI = "https://uri.etsi.org/ngsi-ld/scope"
 # timeproperty → the attr_instances column it is stored in (fixed names, never request text).
 TIME_COLUMNS = {
     "observedAt": "observed_at",

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from city_os.ngsild.entity import NULL_URI, VALUE_KEY
 from city_os.ngsild.representation import RenderOptions, TermCompactor, render_instance
 from city_os.store.postgres.entity_sql import _iso
+from city_os.temporal.params import SCOPE_IRI
 
 Row = Mapping[str, Any]
 TemporalFormat = Literal["normalized", "temporalValues", "aggregated"]
@@ -81,7 +82,7 @@ def instance(row: Row, tm: TermCompactor, opts: TemporalOptions) -> dict[str, An
         if row["observed_at"] is not None:
             out["observedAt"] = iso(row["observed_at"])
     elif row["deleted_at"] is not None:
-        out = {"type": kind, VALUE_KEY.get(kind, "value"): deleted_value(kind)}
+        out = {"type": kind, VALUE_KEY.get(kind, "value"): deleted_value(kind, row["attr"])}
         if "datasetId" in inst:
             out["datasetId"] = inst["datasetId"]
         out["deletedAt"] = iso(row["deleted_at"])
@@ -96,8 +97,11 @@ def instance(row: Row, tm: TermCompactor, opts: TemporalOptions) -> dict[str, An
     return out
 
 
-def deleted_value(kind: str) -> Any:
-    """The NGSI-LD Null of a deleted instance of ``kind`` (§4.5.x)."""
+def deleted_value(kind: str, attr: str = "") -> Any:
+    """The NGSI-LD Null of a deleted instance of ``kind`` (§4.5.x); a removed scope has no
+    scopes left, [] (ETSI 020_19)."""
+    if attr == SCOPE_IRI:
+        return []
     return {"@none": NULL_URI} if kind == "LanguageProperty" else NULL_URI
 
 
@@ -106,6 +110,8 @@ def _simple_value(row: Row, tm: TermCompactor, opts: TemporalOptions) -> Any:
     if row["deleted_at"] is not None:
         kind = inst.get("type", "Property")
         member = VALUE_KEY.get(kind, "value")
+        if row["attr"] == SCOPE_IRI:
+            return []
         if member in ("value", "object", "valueList", "objectList"):
             return NULL_URI
         return {member: deleted_value(kind)}

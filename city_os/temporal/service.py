@@ -28,6 +28,7 @@ from city_os.store.postgres.db import Tenants
 from city_os.store.postgres.temporal import InstanceFilter, TemporalRepository
 from city_os.temporal.access import TemporalAccess
 from city_os.temporal.parse import (
+    SCOPE_IRI,
     instance_row,
     instance_uuid,
     parse_temporal_entity,
@@ -120,6 +121,8 @@ class TemporalService:
                 "a temporal query needs at least one of type, attrs, q, geoQ or local=true"
             )
         schema = await self.schema(ctx, write=False)
+        if sel.scope is not None:  # only instances observed under a matching scope (§4.18)
+            f = replace(f, scope=sel.scope)
         # Entities without any instance in the window (or of the attrs asked for) are not
         # part of the result (ETSI 021_13, 021_18_07): selected in SQL when nothing else is
         # evaluated in process.
@@ -229,7 +232,10 @@ class TemporalService:
         rows = [
             instance_row(head["id"], a, i, ctx.now) for a, insts in attrs.items() for i in insts
         ]
-        await self.repo.provision(schema, {**head, "now": ctx.now}, rows)
+        scoped = [instance_row(head["id"], SCOPE_IRI, i, ctx.now) for i in head["scope_instances"]]
+        await self.repo.provision(
+            schema, {**head, "now": ctx.now}, rows + scoped, scope_given=bool(scoped)
+        )
         return not existed
 
     async def _write_current(

@@ -106,6 +106,21 @@ CREATE OR REPLACE FUNCTION {schema}.temporal_rows(eid text, attrs jsonb, deleted
     FROM jsonb_each(attrs) a, jsonb_array_elements(a.value) i
 $$;
 
+-- The Scope as a temporal Property (§4.5.6, §4.18): one instance per change of an entity's
+-- scopes through the Core API, observedAt a copy of modifiedAt; a removal is a deletion record
+-- (its value the scopes it ends).
+CREATE OR REPLACE FUNCTION {schema}.temporal_scope_row(eid text, scopes text[], at timestamptz,
+                                                     created timestamptz, removed boolean)
+    RETURNS TABLE (entity_id text, attr text, dataset_id text, observed_at timestamptz,
+                   created_at timestamptz, modified_at timestamptz, deleted_at timestamptz,
+                   num double precision, inst jsonb)
+    LANGUAGE sql IMMUTABLE AS $$
+    SELECT eid, 'https://uri.etsi.org/ngsi-ld/scope', '',
+           CASE WHEN removed THEN NULL ELSE at END, coalesce(created, at), at,
+           CASE WHEN removed THEN at END, NULL::double precision,
+           jsonb_build_object('type', 'Property', 'value', to_jsonb(scopes))
+$$;
+
 CREATE OR REPLACE FUNCTION {schema}.temporal_capture_insert() RETURNS trigger
     -- no JIT: transition tables are estimated at 1,000 rows and the joins and set-returning
     -- functions inside at billions, which made JIT compile each statement for seconds
@@ -117,7 +132,11 @@ BEGIN
         modified_at = EXCLUDED.modified_at, deleted_at = NULL;
     INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at, created_at,
                                          modified_at, deleted_at, num, inst)
-    SELECT r.* FROM fresh n, {schema}.temporal_rows(n.id, n.attrs, NULL) r;
+    SELECT r.* FROM fresh n, {schema}.temporal_rows(n.id, n.attrs, NULL) r
+    UNION ALL
+    SELECT r.* FROM fresh n,
+        {schema}.temporal_scope_row(n.id, n.scopes, n.modified_at, n.created_at, false) r
+    WHERE n.scopes IS NOT NULL;
     RETURN NULL;
 END $$;
 
@@ -158,6 +177,12 @@ BEGIN
     WHERE NOT EXISTS (
         SELECT 1 FROM jsonb_array_elements(c.now_attrs->r.attr) x
         WHERE coalesce(x->>'datasetId', '') = r.dataset_id);
+    INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at, created_at,
+                                         modified_at, deleted_at, num, inst)
+    SELECT r.* FROM fresh n JOIN stale o ON o.id = n.id,
+        LATERAL {schema}.temporal_scope_row(n.id, coalesce(n.scopes, o.scopes), n.modified_at,
+                                            NULL, n.scopes IS NULL) r
+    WHERE n.scopes IS DISTINCT FROM o.scopes;
     RETURN NULL;
 END $$;
 
@@ -171,7 +196,10 @@ BEGIN
     FROM stale o WHERE t.id = o.id;
     INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at, created_at,
                                          modified_at, deleted_at, num, inst)
-    SELECT r.* FROM stale o, {schema}.temporal_rows(o.id, o.attrs, now()) r;
+    SELECT r.* FROM stale o, {schema}.temporal_rows(o.id, o.attrs, now()) r
+    UNION ALL
+    SELECT r.* FROM stale o, {schema}.temporal_scope_row(o.id, o.scopes, now(), NULL, true) r
+    WHERE o.scopes IS NOT NULL;
     RETURN NULL;
 END $$;
 

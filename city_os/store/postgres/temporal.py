@@ -28,6 +28,7 @@ from city_os.store.postgres.temporal_sql import InstanceFilter as InstanceFilter
 from city_os.store.postgres.temporal_sql import _instance_where as _instance_where
 from city_os.store.postgres.temporal_sql import _time_expr as _time_expr
 from city_os.store.postgres.temporal_sql import selection_where as selection_where
+from city_os.temporal.params import SCOPE_IRI
 
 
 class TemporalRepository:
@@ -64,7 +65,8 @@ class TemporalRepository:
         ``within``: only those with an instance passing that filter; ``visible``: only those
         the caller may read (auth_scope_sql, the entity query's condition)."""
         params = SqlParams()
-        where = selection_where(sel, names, params, schema)
+        tq = within.query if within is not None else None
+        where = selection_where(sel, names, params, schema, tq)
         if visible is not None:
             where += (
                 " AND "
@@ -73,7 +75,7 @@ class TemporalRepository:
                 ]
             )
         if within is not None:
-            inner = _instance_where("e.id", within, params)
+            inner = _instance_where("e.id", within, params, schema)
             where += f" AND EXISTS (SELECT 1 FROM {schema}.attr_instances a WHERE {inner})"
         order = "id DESC" if descending else "id"
         sql = f"SELECT {_ENTITY_COLUMNS} FROM {schema}.temporal_entities e WHERE {where}"
@@ -97,7 +99,7 @@ class TemporalRepository:
         """Instances of ``ids`` in time order (newest first with lastN), at most ``cap`` + 1
         per entity (one more than ``cap`` tells the page is cut). Column t is the instant."""
         params = SqlParams(2)
-        where = _instance_where("$1", f, params)
+        where = _instance_where("$1", f, params, schema)
         tq = f.query
         t = _time_expr(tq)
         inner = f"SELECT {_INSTANCE_COLUMNS}, {t} AS t FROM {schema}.attr_instances a WHERE {where}"
@@ -128,19 +130,21 @@ class TemporalRepository:
         hourly rollups when they give the same answer (temporal_rollups.usable), unless
         ``exact``."""
         tq = f.query
-        if not exact and rollups.usable(tq):
+        if not exact and f.scope is None and rollups.usable(tq):
             params = SqlParams(2)
             sql = rollups.rollup_sql(schema, "$1", f.attrs, f.datasets, tq, params)
             rows = await self._fetch(sql, ids, *params.args)
             if not any(r[rollups.WILD] for r in rows):
                 return rows
         params = SqlParams(2)
-        where = _instance_where("$1", f, params)
+        where = _instance_where("$1", f, params, schema)
         # The timeproperty itself (instances without it are not aggregated); deletion records
         # only with deletedAt. With observedAt the scan is index-only
         # (attr_instances_observed_live).
         t = f"a.{tq.column}"
         where += f" AND {t} IS NOT NULL"
+        if not f.attrs:  # the scope's history is not a value to aggregate
+            where += f" AND a.attr <> '{SCOPE_IRI}'"
         if tq.timeproperty != "deletedAt":
             where += " AND a.deleted_at IS NULL"
         methods = ", ".join(f'{_AGGREGATES[m]} AS "{m}"' for m in tq.aggr_methods)
@@ -170,7 +174,7 @@ GROUP BY {group} ORDER BY 1, 2, 3, 4"""
     async def attributes(self, schema: str, entity_id: str, f: InstanceFilter) -> list[str]:
         """The attributes of one entity that have instances passing ``f``."""
         params = SqlParams(2)
-        where = _instance_where("$1", f, params)
+        where = _instance_where("$1", f, params, schema)
         rows = await self._fetch(
             f"SELECT DISTINCT a.attr FROM {schema}.attr_instances a WHERE {where}",
             [entity_id],
@@ -196,9 +200,12 @@ GROUP BY {group} ORDER BY 1, 2, 3, 4"""
         rows: list[dict[str, Any]],
         *,
         replace_attrs: tuple[str, ...] = (),
+        scope_given: bool = False,
     ) -> bool:
         """Create or update a temporal entity and add instances, in one transaction; returns
-        whether the entity is new. ``entity``: id, types, scopes, now (ISO)."""
+        whether the entity is new. ``entity``: id, types, scopes, now (ISO). ``scope_given``:
+        ``rows`` hold the scope's own instances, which take the place of the one the capture
+        trigger recorded (at ``now``) when the current state was written."""
         async with self._pool.acquire() as conn, conn.transaction():
             created = await conn.fetchval(
                 f"""INSERT INTO {schema}.temporal_entities AS t
@@ -223,6 +230,14 @@ GROUP BY {group} ORDER BY 1, 2, 3, 4"""
                 )
             elif not created:
                 await self._replace_same_instant(conn, schema, rows)
+            if scope_given:
+                await conn.execute(
+                    f"DELETE FROM {schema}.attr_instances WHERE entity_id = $1 AND attr = $2"
+                    " AND modified_at = $3::text::timestamptz AND deleted_at IS NULL",
+                    entity["id"],
+                    SCOPE_IRI,
+                    entity["now"],
+                )
             await self._insert(conn, schema, rows)
         return bool(created)
 

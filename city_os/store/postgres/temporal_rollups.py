@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from city_os.store.postgres.query_sql import SqlParams
-from city_os.temporal.params import TemporalQuery
+from city_os.temporal.params import SCOPE_IRI, TemporalQuery
 
 WILD = "_wild"  # result column: a period holds a number the partials left out
 ROLLED_UP = frozenset({"totalCount", "sum", "avg", "min", "max", "stddev", "sumsq"})
@@ -67,6 +67,8 @@ def rollup_sql(
     where = [f"r.entity_id = ANY({ids_param}::text[])"]
     if attrs:
         where.append(f"r.attr = ANY({params.add(list(attrs))}::text[])")
+    else:  # the scope's history is not a value to aggregate
+        where.append(f"r.attr <> '{SCOPE_IRI}'")
     if datasets is not None:
         where.append(f"r.dataset_id = ANY({params.add(list(datasets))}::text[])")
     at = params.add(tq.time_at) + "::timestamptz"
