@@ -18,6 +18,8 @@ from city_os.core.indexes import ValueIndexService
 from city_os.core.query import QueryService
 from city_os.core.streams import StreamHub
 from city_os.core.subscriptions import SubscriptionService
+from city_os.federation.index import RegistrationIndex
+from city_os.federation.registrations import RegistrationService
 from city_os.registry.service import SchemaRegistry
 from city_os.store.postgres.db import Tenants
 from city_os.temporal.service import TemporalService
@@ -35,6 +37,9 @@ DISCOVERY = web.AppKey("discovery", DiscoveryService)
 SUBSCRIPTIONS = web.AppKey("subscriptions", SubscriptionService)
 STREAMS = web.AppKey("streams", StreamHub)
 TEMPORAL = web.AppKey("temporal", TemporalService)
+REGISTRATIONS = web.AppKey("registrations", RegistrationService)
+# The per-replica index of context source registrations (federation/index.py).
+REGISTRATION_INDEX = web.AppKey("registration_index", RegistrationIndex)
 STARTED = web.AppKey("started", float)  # time.monotonic() at start-up
 API_KEYS = web.AppKey("api_keys", ApiKeys)
 CONSENTS = web.AppKey("consents", ConsentService)

@@ -1,0 +1,146 @@
+"""Context source registrations on PostgreSQL: one tenant schema's ``csource_registrations``.
+
+Layer: store/. Every change is one transaction: the registration row, its outbox row (the
+``jp.city-os.registration.*`` event, through the same outbox as entities and subscriptions)
+and a NOTIFY on ``CHANNEL`` with the tenant and id, so every replica's registration index
+(federation/index.py) re-reads that one registration as soon as the change is visible (and the
+outbox relay wakes up). Updates are optimistic: they only touch a row still at the version the
+caller read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+
+from city_os.store.postgres.entities import NOTIFY_CHANNEL, _iso
+
+CHANNEL = "cityos_registrations"
+
+
+@dataclass(frozen=True)
+class RegistrationRow:
+    """A registration as stored; ``doc`` is ``Registration.to_doc()`` (names expanded)."""
+
+    id: str
+    doc: dict[str, Any]
+    context: Any  # the @context it was written with (None: core only)
+    created_at: str
+    modified_at: str
+    expires_at: str | None = None
+    version: int = 0
+
+
+def notify_payload(tenant: str, registration_id: str) -> str:
+    return orjson.dumps({"tenant": tenant, "id": registration_id}).decode()
+
+
+_COLUMNS = "id, doc, context, created_at, modified_at, expires_at, version"
+_OUTBOX = """INSERT INTO cityos.outbox (event_id, tenant, entity_id, event_type, payload)
+VALUES ($1::uuid, $2, $3, $4, $5::json)"""
+
+
+def _row(r: asyncpg.Record) -> RegistrationRow:
+    return RegistrationRow(
+        id=r["id"],
+        doc=r["doc"],
+        context=r["context"],
+        created_at=_iso(r["created_at"]) or "",
+        modified_at=_iso(r["modified_at"]) or "",
+        expires_at=_iso(r["expires_at"]),
+        version=r["version"],
+    )
+
+
+class RegistrationRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def _side_effects(
+        self, conn: asyncpg.Connection, tenant: str, rid: str, event: dict[str, Any]
+    ) -> None:
+        await conn.execute(
+            _OUTBOX,
+            event["event_id"],
+            event["tenant"],
+            event["entity_id"],
+            event["event_type"],
+            orjson.dumps(event["payload"]).decode(),
+        )
+        await conn.execute(
+            "SELECT pg_notify($1, $2), pg_notify($3, '')",
+            CHANNEL,
+            notify_payload(tenant, rid),
+            NOTIFY_CHANNEL,
+        )
+
+    async def insert(
+        self, schema: str, tenant: str, row: RegistrationRow, event: dict[str, Any]
+    ) -> bool:
+        """Store a new registration; False when one with its id exists (nothing written)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                f"INSERT INTO {schema}.csource_registrations (id, doc, context, created_at,"
+                " modified_at, expires_at) VALUES ($1, $2, $3, $4::text::timestamptz,"
+                " $4::text::timestamptz, $5::text::timestamptz)"
+                " ON CONFLICT (id) DO NOTHING RETURNING id",
+                row.id,
+                row.doc,
+                row.context,
+                row.created_at,
+                row.expires_at,
+            )
+            if inserted is None:
+                return False
+            await self._side_effects(conn, tenant, row.id, event)
+        return True
+
+    async def update(
+        self, schema: str, tenant: str, row: RegistrationRow, event: dict[str, Any]
+    ) -> bool:
+        """Write a new state of a registration still at ``row.version``; False otherwise."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            updated = await conn.fetchval(
+                f"UPDATE {schema}.csource_registrations SET doc = $2, context = $3,"
+                " modified_at = $4::text::timestamptz, expires_at = $5::text::timestamptz,"
+                " version = version + 1 WHERE id = $1 AND version = $6 RETURNING id",
+                row.id,
+                row.doc,
+                row.context,
+                row.modified_at,
+                row.expires_at,
+                row.version,
+            )
+            if updated is None:
+                return False
+            await self._side_effects(conn, tenant, row.id, event)
+        return True
+
+    async def delete(self, schema: str, tenant: str, rid: str, event: dict[str, Any]) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            deleted = await conn.fetchval(
+                f"DELETE FROM {schema}.csource_registrations WHERE id = $1 RETURNING id", rid
+            )
+            if deleted is None:
+                return False
+            await self._side_effects(conn, tenant, rid, event)
+        return True
+
+    async def get(self, schema: str, rid: str) -> RegistrationRow | None:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_COLUMNS} FROM {schema}.csource_registrations WHERE id = $1", rid
+            )
+        return None if row is None else _row(row)
+
+    async def all(self, schema: str) -> list[RegistrationRow]:
+        """Every registration of the tenant, in creation order (registrations are few: the
+        query of §5.10.2 and the index filter them in process, with one evaluator)."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM {schema}.csource_registrations ORDER BY created_at, id"
+            )
+        return [_row(r) for r in rows]
