@@ -106,6 +106,30 @@ CREATE OR REPLACE FUNCTION {schema}.temporal_rows(eid text, attrs jsonb, deleted
     FROM jsonb_each(attrs) a, jsonb_array_elements(a.value) i
 $$;
 
+-- The start of the aggregation period holding ``t`` for a period with months or years
+-- (calendar arithmetic in UTC; date_bin takes fixed lengths only): origin + k·p, the largest
+-- such instant not after t.
+CREATE OR REPLACE FUNCTION {schema}.temporal_bin(p interval, t timestamptz, origin timestamptz)
+    RETURNS timestamptz LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    o timestamp := origin AT TIME ZONE 'UTC';
+    u timestamp := t AT TIME ZONE 'UTC';
+    k bigint := floor(extract(epoch FROM u - o) / extract(epoch FROM p));
+BEGIN
+    WHILE o + k * p > u LOOP
+        k := k - 1;
+    END LOOP;
+    WHILE o + (k + 1) * p <= u LOOP
+        k := k + 1;
+    END LOOP;
+    RETURN (o + k * p) AT TIME ZONE 'UTC';
+END $$;
+
+-- The end of that period: its start plus p, in UTC.
+CREATE OR REPLACE FUNCTION {schema}.temporal_bin_end(p interval, start timestamptz)
+    RETURNS timestamptz LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+$$ SELECT ((start AT TIME ZONE 'UTC') + p) AT TIME ZONE 'UTC' $$;
+
 -- The Scope as a temporal Property (§4.5.6, §4.18): one instance per change of an entity's
 -- scopes through the Core API, observedAt a copy of modifiedAt; a removal is a deletion record
 -- (its value the scopes it ends).

@@ -152,7 +152,11 @@ class TemporalRepository:
         origin = f"min({t}) OVER (PARTITION BY a.entity_id, a.attr)"
         if tq.time_at is not None:
             origin = params.add(tq.time_at) + "::timestamptz"
-        if tq.aggr_period is not None:
+        if tq.aggr_calendar is not None:  # months or years: calendar arithmetic
+            period = params.add(tq.aggr_calendar) + "::text"
+            start = f"{schema}.temporal_bin({period}::interval, i.t, i.origin)"
+            end = f"{schema}.temporal_bin_end({period}::interval, {start})"
+        elif tq.aggr_period is not None:
             period = params.add(tq.aggr_period)
             start = f"date_bin({period}::interval, i.t, i.origin)"
             end = f"{start} + {period}::interval"
@@ -163,7 +167,8 @@ class TemporalRepository:
                 if tq.end_time_at is not None
                 else "max(i.t)"
             )
-        group = "1, 2, 3, 4" if tq.aggr_period is not None else "1, 2, 3"
+        periodic = tq.aggr_period is not None or tq.aggr_calendar is not None
+        group = "1, 2, 3, 4" if periodic else "1, 2, 3"
         sql = f"""
 SELECT i.entity_id, i.attr, i.dataset_id, {start} AS start, {end} AS "end", {methods}
 FROM (SELECT a.entity_id, a.attr, a.dataset_id, a.num{value}, {t} AS t, {origin} AS origin

@@ -49,7 +49,7 @@ def usable(tq: TemporalQuery) -> bool:
     if not set(tq.aggr_methods) <= ROLLED_UP:
         return False
     if tq.aggr_period is not None and tq.aggr_period % _HOUR != timedelta(0):
-        return False
+        return False  # (with months, the fixed part too must be whole hours)
     return _on_hour(tq.time_at) and _on_hour(tq.end_time_at)
 
 
@@ -78,7 +78,13 @@ def rollup_sql(
         where.append(f"r.hour >= {at}")
         if tq.timerel == "between":
             where.append(f"r.hour < {params.add(tq.end_time_at)}::timestamptz")
-    if tq.aggr_period is not None:
+    if tq.aggr_calendar is not None:  # months or years: calendar arithmetic, as the exact path
+        period = params.add(tq.aggr_calendar) + "::text::interval"
+        bucket = f"{schema}.temporal_bin({period}, r.hour, {at})"
+        end = f"{schema}.temporal_bin_end({period}, i.start)"
+        start, group = "i.start", "1, 2, 3, 4"
+        key = "r.entity_id, r.attr, r.dataset_id, " + bucket
+    elif tq.aggr_period is not None:
         period = params.add(tq.aggr_period) + "::interval"
         bucket = f"date_bin({period}, r.hour, {at})"
         start, end, group = "i.start", f"i.start + {period}", "1, 2, 3, 4"
