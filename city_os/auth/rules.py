@@ -158,16 +158,16 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/cityos/v1/me/consents/{consentId}"): Service("auth/consent.py: citizens"),
     ("DELETE", "/cityos/v1/me/consents/{consentId}"): Service("auth/consent.py: citizens"),
     ("GET", "/cityos/v1/me/accessLog"): Service("auth/consent.py: citizens"),
-    # the temporal API (§5.6.11-5.6.20): a tenant role until it decides per entity
-    ("POST", _T): WRITER,
-    ("GET", _T): READER,
-    ("GET", _T + "/{entity_id}"): READER,
-    ("DELETE", _T + "/{entity_id}"): WRITER,
-    ("POST", _T + "/{entity_id}/attrs"): WRITER,
-    ("DELETE", _T + "/{entity_id}/attrs/{attr}"): WRITER,
-    ("DELETE", _T + "/{entity_id}/attrs/{attr}/{instance_id}"): WRITER,
-    ("PATCH", _T + "/{entity_id}/attrs/{attr}/{instance_id}"): WRITER,
-    ("POST", "/ngsi-ld/v1/temporal/entityOperations/query"): READER,
+    # the temporal API (§5.6.11-5.6.20): decided per entity in temporal/access.py
+    ("POST", _T): Entity(CREATE),
+    ("GET", _T): Entity(READ),
+    ("GET", _T + "/{entity_id}"): Entity(READ),
+    ("DELETE", _T + "/{entity_id}"): Entity(DELETE),
+    ("POST", _T + "/{entity_id}/attrs"): Entity(UPDATE),
+    ("DELETE", _T + "/{entity_id}/attrs/{attr}"): Entity(UPDATE),
+    ("DELETE", _T + "/{entity_id}/attrs/{attr}/{instance_id}"): Entity(UPDATE),
+    ("PATCH", _T + "/{entity_id}/attrs/{attr}/{instance_id}"): Entity(UPDATE),
+    ("POST", "/ngsi-ld/v1/temporal/entityOperations/query"): Entity(READ),
     # NGSIv2 (a second face on the same core): decided per entity in core/ like NGSI-LD (the
     # request context carries the principal; Fiware-Service is the tenant), subscriptions owned
     ("GET", "/v2"): Open("the NGSIv2 entry point"),
