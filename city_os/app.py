@@ -37,6 +37,7 @@ from city_os.api import (
     subscriptions,
     temporal,
 )
+from city_os.api.federation import add_warnings
 from city_os.api.guard import access_guard
 from city_os.api.keys import (
     API_KEYS,
@@ -80,10 +81,12 @@ from city_os.core.query import QueryService
 from city_os.core.streams import StreamHub
 from city_os.core.subscriptions import SubscriptionService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
+from city_os.federation.distributed_app import distributed_context
 from city_os.federation.lifecycle import csource_subscription_service, federation_context
 from city_os.ngsiv2 import routes as ngsiv2
 from city_os.notifier.access import NotificationAccess
 from city_os.notifier.service import Notifier, NotifierConfig
+from city_os.observability.loop_stall import LoopStallProbe
 from city_os.observability.metrics import (
     Metrics,
     context_cache_collector,
@@ -380,7 +383,16 @@ def _base_app(settings: Settings, *middlewares: Middleware) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[STARTED] = time.monotonic()
+    app.cleanup_ctx.append(_loop_stall)
     return app
+
+
+async def _loop_stall(app: web.Application) -> AsyncIterator[None]:
+    """The event-loop stall probe of every process (``cityos_event_loop_stall_seconds``)."""
+    probe = LoopStallProbe(app[METRICS].registry)
+    probe.start()
+    yield
+    await probe.stop()
 
 
 def create_relay_app(settings: Settings) -> web.Application:
@@ -433,12 +445,14 @@ def create_app(settings: Settings) -> web.Application:
             _schemas,
             _subscriptions,
             federation_context(OUTBOUND),
+            distributed_context(OUTBOUND),
             _background,
             _relay,
             _notifier,
         ]
     )
     app.on_startup.append(_tune_collector)
+    app.on_response_prepare.append(add_warnings)  # NGSILD-Warning of distributed operations
     tables = (
         apikeys.routes,
         entities.routes,

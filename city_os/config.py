@@ -82,6 +82,9 @@ class Settings:
     rate_limit: float = 0.0  # requests per second per client; 0 = no limit
     rate_limit_burst: int = 100
     outbound_allow: str = ""  # "loopback", "private", CIDRs; "" = public addresses only
+    federation_timeout: float = 5.0  # seconds; a registration's management.timeout overrides
+    federation_concurrency: int = 32
+    federation_connections_per_host: int = 8
     access_log_retention_days: int = 400
     ngsiv2_context: str = ""  # @context URL of the NGSIv2 API; "" = the NGSI-LD core context
 
@@ -211,6 +214,12 @@ SETTINGS: dict[str, str] = {
     "rate_limit_burst": "requests a client may send at once before the rate applies",
     "outbound_allow": "non-public addresses outbound requests (remote @contexts, notifications) "
     "may reach anyway: comma-separated `loopback`, `private` or CIDRs; empty = public only",
+    "federation_timeout": "seconds a context source may take to answer a forwarded request "
+    "when its registration sets no management.timeout (then the answer goes on without it, "
+    "reported in NGSILD-Warning)",
+    "federation_concurrency": "most requests to context sources in flight at once, per process",
+    "federation_connections_per_host": "most connections to one context source host (each host "
+    "has its own pool, so a hanging source holds up only itself)",
     "access_log_retention_days": "days the citizens' access log (and the audit log) is kept",
     "ngsiv2_context": "@context URL that expands and compacts the types and attribute names of "
     "the NGSIv2 API (/v2); empty = the NGSI-LD core context",

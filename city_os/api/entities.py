@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from city_os.api.federation import federated_write, written
 from city_os.api.http import (
     GEOJSON,
     JSON,
@@ -28,6 +29,7 @@ from city_os.api.output import entity_response, render_options
 from city_os.core.entities import RequestContext
 from city_os.core.linked import linked_entities
 from city_os.errors import BadRequestData, InvalidRequest
+from city_os.ngsild.entity import expand_attr_name
 from city_os.ngsild.linked import check_projection, parse_join
 from city_os.ngsild.merge import Outcome
 
@@ -64,10 +66,14 @@ def _outcome_response(ctx: RequestContext, outcome: Outcome) -> web.Response:
 @routes.post(PREFIX + "/entities")
 async def create_entity(request: web.Request) -> web.Response:
     ctx, payload = await _payload(request)
-    entity_id = await request.app[ENTITIES].create(ctx, payload)
-    return web.Response(
-        status=201, headers={"Location": f"{PREFIX}/entities/{quote(entity_id, safe=':/')}"}
+    raw_id = payload.get("id", payload.get("@id"))
+    entity_id = raw_id if isinstance(raw_id, str) else ""
+    service = request.app[ENTITIES]
+    _, fw = await federated_write(
+        request, ctx, "createEntity", "POST", entity_id, payload, lambda b: service.create(ctx, b)
     )
+    location = f"{PREFIX}/entities/{quote(entity_id, safe=':/')}"
+    return written(fw, web.Response(status=201, headers={"Location": location}))
 
 
 @routes.put(PREFIX + "/entities")
@@ -87,7 +93,11 @@ async def retrieve_entity(request: web.Request) -> web.Response:
     check_projection(opts, join)
     service = request.app[ENTITIES]
     record = await service.retrieve(
-        ctx, request.match_info["entityId"], type_filter=request.query.get("type")
+        ctx,
+        request.match_info["entityId"],
+        type_filter=request.query.get("type"),
+        attrs=opts.attrs,
+        local=request.query.get("local") == "true" or None,
     )
     linked = await linked_entities(service, ctx, [record], opts, join) if join else None
     return entity_response(request, ctx, record, opts, join, linked)
@@ -96,65 +106,124 @@ async def retrieve_entity(request: web.Request) -> web.Response:
 @routes.put(PREFIX + "/entities/{entityId}")
 async def replace_entity(request: web.Request) -> web.Response:
     ctx, payload = await _payload(request)
-    await request.app[ENTITIES].replace(ctx, request.match_info["entityId"], payload)
-    return web.Response(status=204)
+    entity_id, service = request.match_info["entityId"], request.app[ENTITIES]
+    _, fw = await federated_write(
+        request,
+        ctx,
+        "replaceEntity",
+        "PUT",
+        entity_id,
+        payload,
+        lambda b: service.replace(ctx, entity_id, b),
+    )
+    return written(fw, web.Response(status=204))
 
 
 @routes.patch(PREFIX + "/entities/{entityId}")
 async def merge_entity(request: web.Request) -> web.Response:
     ctx, payload = await _payload(request, merge_patch=True)
-    await request.app[ENTITIES].merge(ctx, request.match_info["entityId"], payload)
-    return web.Response(status=204)
+    entity_id, service = request.match_info["entityId"], request.app[ENTITIES]
+    _, fw = await federated_write(
+        request,
+        ctx,
+        "mergeEntity",
+        "PATCH",
+        entity_id,
+        payload,
+        lambda b: service.merge(ctx, entity_id, b),
+    )
+    return written(fw, web.Response(status=204))
 
 
 @routes.delete(PREFIX + "/entities/{entityId}")
 async def delete_entity(request: web.Request) -> web.Response:
     ctx = await read_context(request)
-    await request.app[ENTITIES].delete(
-        ctx, request.match_info["entityId"], type_filter=request.query.get("type")
+    entity_id, service = request.match_info["entityId"], request.app[ENTITIES]
+    _, fw = await federated_write(
+        request,
+        ctx,
+        "deleteEntity",
+        "DELETE",
+        entity_id,
+        None,
+        lambda _: service.delete(ctx, entity_id, type_filter=request.query.get("type")),
     )
-    return web.Response(status=204)
+    return written(fw, web.Response(status=204))
 
 
 @routes.post(PREFIX + "/entities/{entityId}/attrs")
 async def append_attrs(request: web.Request) -> web.Response:
     ctx, payload = await _payload(request)
     overwrite = "noOverwrite" not in option_set(request)
-    outcome = await request.app[ENTITIES].append_attrs(
+    entity_id, service = request.match_info["entityId"], request.app[ENTITIES]
+    outcome, fw = await federated_write(
+        request,
         ctx,
-        request.match_info["entityId"],
+        "appendAttrs",
+        "POST",
+        entity_id,
         payload,
-        overwrite=overwrite,
-        type_filter=request.query.get("type"),
+        lambda b: service.append_attrs(
+            ctx, entity_id, b, overwrite=overwrite, type_filter=request.query.get("type")
+        ),
+        path="/attrs",
     )
-    return _outcome_response(ctx, outcome)
+    return written(fw, _outcome_response(ctx, outcome or Outcome()))
 
 
 @routes.patch(PREFIX + "/entities/{entityId}/attrs")
 async def update_attrs(request: web.Request) -> web.Response:
     ctx, payload = await _payload(request)
-    outcome = await request.app[ENTITIES].update_attrs(
-        ctx, request.match_info["entityId"], payload, type_filter=request.query.get("type")
+    entity_id, service = request.match_info["entityId"], request.app[ENTITIES]
+    outcome, fw = await federated_write(
+        request,
+        ctx,
+        "updateAttrs",
+        "PATCH",
+        entity_id,
+        payload,
+        lambda b: service.update_attrs(ctx, entity_id, b, type_filter=request.query.get("type")),
+        path="/attrs",
     )
-    return _outcome_response(ctx, outcome)
+    return written(fw, _outcome_response(ctx, outcome or Outcome()))
 
 
 @routes.patch(PREFIX + "/entities/{entityId}/attrs/{attrId}")
 async def partial_update(request: web.Request) -> web.Response:
     ctx, payload = await _payload(request)
-    info = request.match_info
-    await request.app[ENTITIES].partial_update(
-        ctx, info["entityId"], info["attrId"], payload, type_filter=request.query.get("type")
+    info, service = request.match_info, request.app[ENTITIES]
+    _, fw = await federated_write(
+        request,
+        ctx,
+        "updateAttrs",
+        "PATCH",
+        info["entityId"],
+        payload,
+        lambda b: service.partial_update(
+            ctx, info["entityId"], info["attrId"], b, type_filter=request.query.get("type")
+        ),
+        path="/attrs/" + quote(info["attrId"], safe=":"),
+        attr=expand_attr_name(ctx.terms, info["attrId"]),
     )
-    return web.Response(status=204)
+    return written(fw, web.Response(status=204))
 
 
 @routes.put(PREFIX + "/entities/{entityId}/attrs/{attrId}")
 async def replace_attr(request: web.Request) -> web.Response:
     ctx, payload = await _payload(request)
-    info = request.match_info
-    await request.app[ENTITIES].replace_attr(ctx, info["entityId"], info["attrId"], payload)
-    return web.Response(status=204)
+    info, service = request.match_info, request.app[ENTITIES]
+    _, fw = await federated_write(
+        request,
+        ctx,
+        "replaceAttrs",
+        "PUT",
+        info["entityId"],
+        payload,
+        lambda b: service.replace_attr(ctx, info["entityId"], info["attrId"], b),
+        path="/attrs/" + quote(info["attrId"], safe=":"),
+        attr=expand_attr_name(ctx.terms, info["attrId"]),
+    )
+    return written(fw, web.Response(status=204))
 
 
 @routes.delete(PREFIX + "/entities/{entityId}/attrs/{attrId}")
@@ -164,12 +233,23 @@ async def delete_attr(request: web.Request) -> web.Response:
     delete_all = request.query.get("deleteAll", "false").lower()
     if delete_all not in ("true", "false"):
         raise BadRequestData("deleteAll must be true or false")
-    await request.app[ENTITIES].delete_attr(
+    service = request.app[ENTITIES]
+    _, fw = await federated_write(
+        request,
         ctx,
+        "deleteAttrs",
+        "DELETE",
         info["entityId"],
-        info["attrId"],
-        request.query.get("datasetId"),
-        delete_all == "true",
-        type_filter=request.query.get("type"),
+        None,
+        lambda _: service.delete_attr(
+            ctx,
+            info["entityId"],
+            info["attrId"],
+            request.query.get("datasetId"),
+            delete_all == "true",
+            type_filter=request.query.get("type"),
+        ),
+        path="/attrs/" + quote(info["attrId"], safe=":"),
+        attr=expand_attr_name(ctx.terms, info["attrId"]),
     )
-    return web.Response(status=204)
+    return written(fw, web.Response(status=204))

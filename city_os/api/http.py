@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from city_os.api.federation import WARNINGS
 from city_os.api.guard import principal_of
 from city_os.api.keys import CONTEXTS, SETTINGS
 from city_os.core.entities import RequestContext
@@ -147,7 +148,7 @@ def body_context(request: web.Request, payload: Any) -> Any:
 
 async def request_context(request: web.Request, context: Any) -> RequestContext:
     terms = await request.app[CONTEXTS].term_map(context)
-    return RequestContext(
+    ctx = RequestContext(
         tenant=tenant_of(request),
         terms=terms,
         now=now_iso(),
@@ -156,7 +157,12 @@ async def request_context(request: web.Request, context: Any) -> RequestContext:
         heavy=(request.content_length or 0) >= HEAVY_BODY,
         actor=principal_of(request).actor,
         principal=principal_of(request),
+        via=request.headers.get("Via"),
+        params=tuple(request.query.items()),
+        headers=tuple(request.headers.items()),
     )
+    request[WARNINGS] = ctx.warnings  # NGSILD-Warning values, sent by api/federation.py
+    return ctx
 
 
 async def read_context(request: web.Request) -> RequestContext:

@@ -44,6 +44,7 @@ from city_os.core.query import (
     selector,
 )
 from city_os.errors import BadRequestData
+from city_os.federation.distributed_request import body_params
 from city_os.ngsild.entity import expand_attr_name
 from city_os.ngsild.limits import check_count
 from city_os.ngsild.linked import Join, check_projection, parse_join, parse_level
@@ -313,7 +314,7 @@ QUERY_PARAMS = frozenset(
         "coordinates", "geoproperty", "geometryProperty", "lang", "scopeQ", "datasetId", "local",
         "options", "format", "limit", "offset", "count", "orderBy", "collation", "orderFrom",
         "orderGeometry", "join", "joinLevel", "containedBy", "expandValues", "entityMap",
-        "contextSourceIdentity", "via",
+        "contextSourceIdentity", "via", "splitEntities",
     }
 )  # fmt: skip
 PURGE_PARAMS = frozenset(
@@ -346,6 +347,7 @@ async def query_entities_post(request: web.Request) -> web.Response:
     ctx = await request_context(request, body_context(request, body))
     opts = _body_options(ctx, render_options(request, ctx), body)
     query, page = _body_query(ctx, body), page_params(request, body)
+    ctx = replace(ctx, params=body_params(body) + ctx.params)  # forwarded to context sources
     join = parse_join(body.get("join"), body.get("joinLevel"), ctx.limits.join_level)
     check_projection(opts, join)
     result = await request.app[QUERIES].query(ctx, query, page)

@@ -47,6 +47,7 @@ from city_os.store.postgres.entities import EntityRepository, Stored, Write
 
 if TYPE_CHECKING:
     from city_os.auth.enforce import EntityAccess
+    from city_os.federation.distributed import Federation
 
 __all__ = ["MAX_RETRIES", "BatchResult", "Change", "EntityService", "RequestContext"]
 
@@ -60,6 +61,7 @@ class EntityService:
         self.validators: list[Callable[[str, str, EntityRecord], Awaitable[None]]] = []
         self.batch = BatchOperations(self)
         self.access: EntityAccess | None = None  # access control (auth/enforce.py)
+        self.federation: Federation | None = None  # distributed operations (federation/)
 
     # -------------------------------------------------- batch (core/batch.py)
 
@@ -120,6 +122,30 @@ class EntityService:
         return await self.tenants.schema(ctx.tenant, create=write)
 
     async def retrieve(
+        self,
+        ctx: RequestContext,
+        entity_id: str,
+        *,
+        type_filter: str | None = None,
+        attrs: frozenset[str] | None = None,
+        local: bool | None = None,
+    ) -> EntityRecord:
+        """The entity; with federation installed, merged with the sources registered for it
+        (``attrs``: the attributes asked for, IRIs; ``local``: the ``local`` parameter)."""
+        if self.federation is None:
+            return await self.retrieve_local(ctx, entity_id, type_filter=type_filter)
+        check_entity_id(entity_id)
+        wanted = parse_types(ctx.terms, type_filter.split(",")) if type_filter else None
+        return await self.federation.retrieve(
+            ctx,
+            entity_id,
+            lambda: self.retrieve_local(ctx, entity_id, type_filter=type_filter),
+            attrs=attrs or (),
+            types=wanted,
+            local_only=local,
+        )
+
+    async def retrieve_local(
         self, ctx: RequestContext, entity_id: str, *, type_filter: str | None = None
     ) -> EntityRecord:
         check_entity_id(entity_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from city_os.auth.policy import Operation
 from city_os.core.entities import EntityService, RequestContext
@@ -28,14 +29,20 @@ from city_os.ngsild.query.ast import (
     Range,
     ScopeExpr,
     Text,
+    TypeAnd,
     TypeExpr,
+    TypeName,
     Uri,
     Value,
     ValueList,
 )
 from city_os.ngsild.query.entity_selection import EntitySelector, Expand, Names, Selection
+from city_os.ngsild.query.evaluate import compile_selection
 from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.query import OrderKey, QueryRepository
+
+if TYPE_CHECKING:
+    from city_os.federation.distributed import Federation
 
 # Entity members that are never attributes (`attrs=id` is a client error, §4.5.1).
 NOT_ATTRIBUTES = frozenset({"id", "type", "scope", "@id", "@type", *SYSTEM_MEMBERS, "expiresAt"})
@@ -231,8 +238,50 @@ class QueryService:
     def __init__(self, entities: EntityService, repo: QueryRepository) -> None:
         self.entities = entities
         self.repo = repo
+        self.federation: Federation | None = None  # distributed query hook (federation/)
 
     async def query(self, ctx: RequestContext, query: EntityQuery, page: Page) -> QueryResult:
+        if self.federation is not None and not query.all_types:
+            result = await self._distributed(ctx, query, page)
+            if result is not None:
+                return result
+        return await self.local_query(ctx, query, page)
+
+    async def _distributed(
+        self, ctx: RequestContext, query: EntityQuery, page: Page
+    ) -> QueryResult | None:
+        """Local matches merged with the sources' (None: no source matches)."""
+        assert self.federation is not None
+        window = page.offset + page.limit
+
+        async def local() -> tuple[list[EntityRecord], int | None, bool]:
+            found = await self.local_query(ctx, query, replace(page, limit=window, offset=0))
+            return found.records, found.total, found.more
+
+        sel = query.selection
+        aggregate = None  # splitEntities: the filters apply to the merged entities (§5.7.2.4)
+        if ("splitEntities", "true") in ctx.params:
+            aggregate = compile_selection(Selection(q=sel.q, scope=sel.scope), names(ctx)).matches
+        merged = await self.federation.query(
+            ctx,
+            selection_of(ctx, sel),
+            window,
+            local,
+            attrs=sel.attrs,
+            local_only=query.local,
+            count=page.count,
+            ordered=page.order_by is not None,
+            aggregate=aggregate,
+        )
+        if merged is None:
+            return None
+        records, total, more = merged
+        page_records = records[page.offset : window]
+        if query.datasets is not None:
+            page_records = [_only_datasets(r, query.datasets) for r in page_records]
+        return QueryResult(page_records, total, more=more or len(records) > window)
+
+    async def local_query(self, ctx: RequestContext, query: EntityQuery, page: Page) -> QueryResult:
         sel = query.selection
         q_names = _q_names(sel.q) if sel.q is not None else []
         if sel.q is not None and _link_depth(sel.q) > query.join_level:
@@ -300,6 +349,29 @@ class QueryService:
             await self.entities.delete_many(ctx, schema, ids, "purged")
             return
         await self.entities.purge_attributes(ctx, ids, keep=keep, drop=drop)
+
+
+def selection_of(ctx: RequestContext, sel: Selection) -> dict[str, object]:
+    """What the registration index matches a query on: entity ids and types (IRIs)."""
+    ids = [i for s in sel.selectors for i in s.ids]
+    types: list[str] = []
+    for s in sel.selectors:
+        types.extend(ctx.terms.expand_type(n) for n in _type_names(s.types))
+    return {
+        "entity_id": ids[0] if len(ids) == 1 else None,
+        "types": types or None,
+        "geometry": sel.geo,
+    }
+
+
+def _type_names(expr: TypeExpr | None) -> list[str]:
+    if expr is None:
+        return []
+    if isinstance(expr, TypeName):
+        return [expr.name]
+    if isinstance(expr, TypeAnd):
+        return [n.name for n in expr.names]
+    return [n for term in expr.terms for n in _type_names(term)]
 
 
 def _only_datasets(record: EntityRecord, datasets: frozenset[str]) -> EntityRecord:

@@ -5,7 +5,7 @@ Layer: core/. Built by the API layer (``api.http.request_context``) or by comman
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from city_os.ngsild.jsonld import TermMap
@@ -25,3 +25,9 @@ class RequestContext:
     heavy: bool = False  # a large body: its pure-Python parsing runs off the event loop
     actor: dict[str, str] | None = None  # CloudEvents attributes naming who acts (auth/)
     principal: Principal | None = None  # who acts; None: an internal caller (everything allowed)
+    # Distributed operations (federation/): the Via header received, the query parameters as
+    # the client sent them (forwarded to context sources), and NGSILD-Warning values to answer.
+    via: str | None = None
+    params: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()  # of the request (contextSourceInfo copies some)
+    warnings: list[str] = field(default_factory=list)

@@ -154,8 +154,9 @@ class Metrics:
         )
         self.subscriptions = Gauge(
             "cityos_subscriptions",
-            "Subscriptions in this notifier's index by status: active, paused, expired, "
-            "unusable (their @context cannot be resolved now)",
+            "Subscriptions in this notifier's index by status: active, failed (active, but "
+            "their last notification failed), paused, expired, unusable (their @context cannot "
+            "be resolved now)",
             ["status"],
             registry=r,
         )
@@ -174,6 +175,22 @@ class Metrics:
             "cityos_context_cache_entries",
             "Entries of the remote @context cache by kind (document, term_map)",
             ["kind"],
+            registry=r,
+        )
+        self.source_latency = Histogram(
+            "cityos_source_request_duration_seconds",
+            "Requests forwarded to context sources (distributed operations), by source "
+            "(host:port of the registration's endpoint) and operation",
+            ["source", "operation"],
+            buckets=HTTP_BUCKETS,
+            registry=r,
+        )
+        self.source_failures = Counter(
+            "cityos_source_failures_total",
+            "Forwarded requests without a usable answer, by source and kind: timeout, "
+            "error (connection refused, reset, refused by the network policy) or status "
+            "(an HTTP error status)",
+            ["source", "kind"],
             registry=r,
         )
         self._http: dict[tuple[str, str, int], _Child] = {}

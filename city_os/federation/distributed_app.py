@@ -1,0 +1,50 @@
+"""Start-up of distributed operations inside an app: the source client and the hooks.
+
+Layer: federation/ (wiring, like federation/lifecycle.py; no request handling). After the
+registration index exists, ``distributed_context`` creates the outbound client (network policy,
+per-host pools, timeouts and concurrency from CITYOS_FEDERATION_*), the ``Federation`` named by
+this broker's public origin (its identity in ``Via``), and installs it in the entity and query
+services and under ``FEDERATION`` for the API's forwarded writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+
+from city_os.api.federation import FEDERATION
+from city_os.api.keys import ENTITIES, QUERIES, REGISTRATION_INDEX, SETTINGS
+from city_os.api.ops import METRICS
+from city_os.auth.network import OutboundPolicy
+from city_os.federation.client import SourceClient
+from city_os.federation.distributed import Federation
+from city_os.federation.via import identity
+
+Context = Callable[[web.Application], AsyncIterator[None]]
+
+
+def distributed_context(outbound: web.AppKey[Any]) -> Context:
+    """cleanup_ctx: after ``federation_context``."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        policy = app.get(outbound) or OutboundPolicy()
+        client = SourceClient(
+            policy,
+            app.get(METRICS),
+            timeout=settings.federation_timeout,
+            per_host=settings.federation_connections_per_host,
+            parallelism=settings.federation_concurrency,
+        )
+        federation = Federation(app[REGISTRATION_INDEX], client, identity(settings.base_url))
+        app[FEDERATION] = federation
+        app[ENTITIES].federation = federation
+        app[QUERIES].federation = federation
+        yield
+        app[ENTITIES].federation = None
+        app[QUERIES].federation = None
+        await client.close()
+
+    return context
