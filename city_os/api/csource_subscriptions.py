@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import orjson
 from aiohttp import web
 
 from city_os.api.http import (
@@ -17,6 +18,7 @@ from city_os.api.http import (
     body_context,
     check_params,
     negotiate,
+    read_body,
     read_context,
     read_json,
     request_context,
@@ -64,7 +66,7 @@ async def query_csource_subscriptions(request: web.Request) -> web.Response:
     body = [_render(request, ctx, row, sys_attrs) for row in rows]
     headers = {COUNT_HEADER: str(total)} if total is not None else {}
     response = respond(body, ctx, media, headers=headers)
-    for link in pagination_links(request, page, more, media):
+    for link in pagination_links(request, page, more, JSONLD):  # as in §5.5.9 (041_03)
         response.headers.add("Link", link)
     return response
 
@@ -79,8 +81,19 @@ async def retrieve_csource_subscription(request: web.Request) -> web.Response:
     return respond(_render(request, ctx, row, sys_attrs), ctx, media)
 
 
+async def _untyped_body(request: web.Request) -> None:
+    """A body sent without any Content-Type that is not JSON at all is an InvalidRequest
+    (the first thing wrong with it); a JSON one goes on to the media type check (415)."""
+    if request.headers.get("Content-Type") is None and request.can_read_body:
+        try:
+            orjson.loads(await read_body(request))
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+
+
 @routes.patch(PATH + "/{subscriptionId}")
 async def update_csource_subscription(request: web.Request) -> web.Response:
+    await _untyped_body(request)
     payload = await read_json(request)
     if not isinstance(payload, dict):
         raise InvalidRequest("the payload must be a JSON object (a Subscription fragment)")

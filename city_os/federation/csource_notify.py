@@ -9,8 +9,8 @@ of the discovery query) and renders the notifications:
 * a registration change event (federation/events.py) with the registration before and after:
   ``newlyMatching`` (selected now, not before), ``updated`` (both), ``noLongerMatching``
   (before only; a deleted registration);
-* the creation of a csourceSubscription: one ``newlyMatching`` notification of every
-  registration it selects then (none when nothing matches);
+* the creation or an update of a csourceSubscription: one ``newlyMatching`` notification of
+  every registration it selects then (none when nothing matches);
 * a period of a subscription with ``timeInterval``: every registration it selects.
 
 ``data`` holds the registrations compacted with the subscription's terms, each with only the
@@ -120,7 +120,7 @@ def _notification(
     nid = notification_id(sub.tenant, sub.id, source)
     body: Doc = {
         "id": nid,
-        "type": "Notification",
+        "type": "ContextSourceNotification",
         "subscriptionId": sub.id,
         "notifiedAt": now_iso(),
         "data": data,
@@ -200,7 +200,8 @@ class CSourceNotifier:
         return [relevant(sub, r, now) for r in regs if selects(sub, r, now)]
 
     async def subscribed(self, sub: Subscription, source: str) -> list[NewNotification]:
-        """The initial notification of a new csourceSubscription (none if nothing matches)."""
+        """The notification of a new or updated csourceSubscription: what it selects now
+        (none if nothing matches)."""
         if not is_csource(sub) or sub.periodic or not sub.live(datetime.now(UTC).timestamp()):
             return []
         docs = await self._selected(sub)

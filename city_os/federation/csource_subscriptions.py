@@ -23,6 +23,8 @@ _TEMPORAL_MEMBERS = frozenset({"timerel", "timeAt", "endTimeAt", "timeproperty"}
 
 def temporal_member(body: dict[str, Any], update: bool) -> Doc:
     """Pop ``temporalQ`` from a body; return what to store (a fragment may remove it)."""
+    if "type" in body and body["type"] is None:
+        raise BadRequestData('type: cannot be null (it is "Subscription")')
     if "temporalQ" not in body:
         return {}
     raw = body.pop("temporalQ")
@@ -48,6 +50,9 @@ def adjust_rendering(doc: Doc, rendered: Doc) -> Doc:
     if "notificationTrigger" not in doc:
         out.pop("notificationTrigger", None)
     out.pop("jsonldContext", None)
+    notification = out.get("notification")
+    if isinstance(notification, dict) and notification.get("timesFailed") == 0:
+        out["notification"] = {k: v for k, v in notification.items() if k != "timesFailed"}
     if "temporalQ" in doc:
         out["temporalQ"] = doc["temporalQ"]
     return out

@@ -124,7 +124,7 @@ class Intake:
         return changes, tenants
 
     async def _csource_subscribed(self, envelope: dict[str, Any], kind: str, data: Any) -> None:
-        if self.csource is None or not kind.endswith(".created"):
+        if self.csource is None or kind.endswith(".deleted"):
             return
         sub = self._index.get((data.get("tenant", ""), data.get("subscriptionId")))
         if sub is not None:

@@ -113,7 +113,7 @@ async def test_notifications_of_registration_changes(tansu: TansuProcess, tenant
             client, tenant, subscription(r.to("s"), id=f"urn:sub:{uuid.uuid4().hex}")
         )
         first = (await r.wait_of("s", 1))[0]  # initially: what matches now
-        assert first["type"] == "Notification" and first["subscriptionId"] == sid
+        assert first["type"] == "ContextSourceNotification" and first["subscriptionId"] == sid
         assert first["triggerReason"] == "newlyMatching"
         assert [d["id"] for d in first["data"]] == [rid]
         # only the matching RegistrationInfo, in the subscription's terms
@@ -148,8 +148,31 @@ async def test_notifications_of_registration_changes(tansu: TansuProcess, tenant
         fifth = (await r.wait_of("s", 5))[4]
         assert fifth["triggerReason"] == "noLongerMatching" and fifth["data"][0]["id"] == other
         assert len({b["id"] for b in r.of("s")}) == 5
+        # an update of the subscription: what it selects now, newlyMatching
+        resp = await client.patch(
+            f"{SUBS}/{sid}", json={"entities": [{"type": "Vehicle"}], "@context": CONTEXT},
+            headers=ld(tenant),
+        )  # fmt: skip
+        assert resp.status == 204, await resp.text()
+        sixth = (await r.wait_of("s", 6))[5]
+        assert sixth["triggerReason"] == "newlyMatching"
+        assert len(sixth["data"]) == 2 and rid in {d["id"] for d in sixth["data"]}
         # the delivery status is the notifier's, as for entity subscriptions
         got = await (await client.get(f"{SUBS}/{sid}", headers={"NGSILD-Tenant": tenant})).json()
         assert got["notification"]["timesSent"] >= 1
         assert got["notification"]["status"] == "ok"
         assert ENDPOINT  # the default endpoint of the registrations above
+
+
+async def test_bad_updates(client: Client, tenant: str) -> None:
+    sid = await subscribe(client, tenant, subscription())
+    resp = await client.patch(
+        f"{SUBS}/{sid}", json={"type": None, "@context": CONTEXT}, headers=ld(tenant)
+    )
+    assert "type" in (await problem(resp, 400, "BadRequestData"))["detail"]
+    # a body without any Content-Type: not JSON is InvalidRequest, JSON is 415
+    untyped = {"headers": {"NGSILD-Tenant": tenant}, "skip_auto_headers": ["Content-Type"]}
+    resp = await client.patch(f"{SUBS}/{sid}", data=b'{"a":,}', **untyped)
+    await problem(resp, 400, "InvalidRequest")
+    resp = await client.patch(f"{SUBS}/{sid}", data=b"{}", **untyped)
+    await problem(resp, 415, "UnsupportedMediaType")
