@@ -17,6 +17,7 @@ import time
 
 from city_os.core.query import EntityQuery, Page, QueryService
 from city_os.errors import NgsiLdError
+from city_os.federation.csource_notify import CSourceNotifier, is_csource
 from city_os.ngsild.representation import render
 from city_os.notifier.access import NOBODY, NotificationAccess, context_of
 from city_os.notifier.compile import Subscription
@@ -45,6 +46,7 @@ class PeriodicNotifier:
         self._dispatcher = dispatcher
         self._poll = poll
         self.access: NotificationAccess | None = None  # set when authentication is on
+        self.csource: CSourceNotifier | None = None  # csourceSubscriptions (set by the Notifier)
 
     async def run(self) -> None:
         while True:
@@ -74,6 +76,8 @@ class PeriodicNotifier:
         return stored
 
     async def _notifications(self, sub: Subscription, source: str) -> list[NewNotification]:
+        if self.csource is not None and is_csource(sub):  # registrations, not entities
+            return await self.csource.periodic(sub, source)
         view = sub.view
         # as its owner, with its rights now: the readable scope applies
         if self.access is not None:
