@@ -179,7 +179,8 @@ class SourceClient:
         url = base + API + path
         seconds = target.timeout if target.timeout else self.default_timeout
         data = orjson.dumps(body) if body is not None else None
-        inline = isinstance(body, dict) and "@context" in body
+        items = body if isinstance(body, list) else [body]
+        inline = bool(items) and all(isinstance(i, dict) and "@context" in i for i in items)
         headers = self.headers(
             target,
             context=context,
