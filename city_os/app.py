@@ -23,6 +23,7 @@ from city_os.api import (
     discovery,
     docs,
     entities,
+    entitymaps,
     indexes,
     info,
     me,
@@ -455,6 +456,7 @@ def create_app(settings: Settings) -> web.Application:
         permissions.routes,
         subjects.routes,
         ops.routes,
+        entitymaps.routes,
         *ngsiv2.TABLES,
         docs.routes,
     )

@@ -19,11 +19,13 @@ from aiohttp import web
 from city_os.core.request import RequestContext
 from city_os.errors import AlreadyExists, ResourceNotFound
 from city_os.federation.distributed import Federation
+from city_os.federation.entitymap import EntityMapService
 from city_os.federation.forward import Forwarded, plan_write, send_write
 
 WARNING_HEADER = "NGSILD-Warning"
 WARNINGS = web.RequestKey("warnings", list[str])
 FEDERATION = web.AppKey("federation", Federation)
+ENTITY_MAPS = web.AppKey("entity_maps", EntityMapService)
 T = TypeVar("T")
 
 
