@@ -15,7 +15,7 @@ from urllib.parse import quote
 import orjson
 from aiohttp import web
 
-from city_os.api.federation import ENTITY_MAPS
+from city_os.api.federation import ENTITY_MAPS, FEDERATION, written
 from city_os.api.http import (
     GEOJSON,
     JSON,
@@ -42,12 +42,14 @@ from city_os.core.query import (
     attribute_names,
     entity_query,
     expand_values,
+    selection_of,
     selector,
 )
 from city_os.errors import BadRequestData
 from city_os.federation.distributed_request import body_params
 from city_os.federation.entitymap import HEADER as MAP_HEADER
 from city_os.federation.entitymap import map_id_of
+from city_os.federation.forward import forward_purge
 from city_os.ngsild.entity import expand_attr_name
 from city_os.ngsild.limits import check_count
 from city_os.ngsild.linked import Join, check_projection, parse_join, parse_level
@@ -388,4 +390,8 @@ async def purge_entities(request: web.Request) -> web.Response:
         keep=frozenset(attribute_names(ctx, keep)) if keep else None,
         drop=frozenset(attribute_names(ctx, drop)) if drop else None,
     )
+    federation = request.app.get(FEDERATION)
+    if federation is not None:  # and at the sources of the selected entities (§5.6.21)
+        fw = await forward_purge(federation, ctx, selection_of(ctx, query.selection)["types"])
+        return written(fw, web.Response(status=204))
     return web.Response(status=204)

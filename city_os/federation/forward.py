@@ -137,6 +137,7 @@ class WritePlan:
     sources: list[Source]
     names: dict[str, str]  # compact attribute name in the body → IRI
     result: Forwarded
+    attr: str | None = None  # the one attribute an attribute-level operation names
 
     @property
     def local_part(self) -> bool:
@@ -145,6 +146,8 @@ class WritePlan:
         if fw.all_owned or fw.all_blocked:
             return False
         gone = fw.owned | fw.blocked_attrs
+        if self.attr is not None:
+            return self.attr not in gone
         return not self.names or any(iri not in gone for iri in self.names.values())
 
 
@@ -180,7 +183,9 @@ async def plan_write(
     attrs = [attr] if attr else list(names.values())
     kinds = list(types) if types else None
     found = await federation.sources(ctx, operation, attrs=attrs, entity_id=entity_id, types=kinds)
-    plan = WritePlan([s for s in found if s.origin != "auxiliary"], names, Forwarded(entity_id))
+    plan = WritePlan(
+        [s for s in found if s.origin != "auxiliary"], names, Forwarded(entity_id), attr
+    )
     for source in plan.sources:
         _own(plan.result, source)
     serving = {s.registration.id for s in plan.sources}
@@ -269,3 +274,30 @@ def _own(out: Forwarded, source: Source) -> None:
 
 def _params(ctx: RequestContext) -> list[tuple[str, str]]:
     return [(k, v) for k, v in ctx.params if k in ("type", "datasetId", "deleteAll", "options")]
+
+
+async def forward_purge(
+    federation: Federation, ctx: RequestContext, types: list[str] | None
+) -> Forwarded:
+    """A purge (DELETE /entities?…, §5.6.21) sent on to the sources that take deletes of
+    the selected entities, with the client's selection (its query parameters)."""
+    out = Forwarded("")
+    if ("local", "true") in ctx.params:
+        return out
+    sources = await federation.sources(ctx, ("deleteEntity", "deleteBatch"), types=types)
+    calls = [
+        federation.client.call(
+            target(source.registration),
+            "DELETE",
+            "/entities",
+            operation="purgeEntities",
+            params=[(k, v) for k, v in ctx.params if k not in ("local", "csf")],
+            context=ctx.context,
+            via=federation.via(ctx),
+            incoming=ctx.headers,
+        )
+        for source in sources
+        if source.origin != "auxiliary"
+    ]
+    out.answers = list(await asyncio.gather(*calls))
+    return out

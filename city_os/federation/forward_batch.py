@@ -115,7 +115,7 @@ async def federated_batch(
         if fw.all_owned or (redirect and operation == "deleteBatch"):
             continue
         owned_all = bool(names) and all(iri in fw.owned for iri in names.values())
-        if owned_all and (operation != "createBatch" or redirect):
+        if owned_all:  # every attribute went to its owner: nothing of it stays here
             continue
         local_bodies.append(fw.strip(own, body) if isinstance(body, dict) else body)
         local_contexts.append(own)
