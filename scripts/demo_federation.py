@@ -33,10 +33,15 @@ PG = os.environ.get("CITYOS_DEMO_PG", "postgresql://postgres@127.0.0.1:5432")
 API = "/ngsi-ld/v1"
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
 HAZARDS = {
-    "洪水": "hazardFlood", "崖崩れ、土石流及び地滑り": "hazardLandslide", "高潮": "hazardStormSurge",
-    "地震": "hazardEarthquake", "津波": "hazardTsunami", "大規模な火事": "hazardLargeFire",
-    "内水氾濫": "hazardInlandFlooding", "火山現象": "hazardVolcano",
-}  # fmt: skip
+    "洪水": "hazardFlood",
+    "崖崩れ、土石流及び地滑り": "hazardLandslide",
+    "高潮": "hazardStormSurge",
+    "地震": "hazardEarthquake",
+    "津波": "hazardTsunami",
+    "大規模な火事": "hazardLargeFire",
+    "内水氾濫": "hazardInlandFlooding",
+    "火山現象": "hazardVolcano",
+}
 # A point on the Saga City – Ogi City border (near the Kase river, 嘉瀬川).
 BORDER = (130.2445, 33.2700)
 
@@ -55,7 +60,8 @@ class City:
 
     @property
     def attribution(self) -> str:
-        return f"出典：国土地理院『指定緊急避難場所データ』『指定避難所データ』（佐賀県{self.label}分）を加工して作成"
+        data = "『指定緊急避難場所データ』『指定避難所データ』"
+        return f"出典：国土地理院{data}（佐賀県{self.label}分）を加工して作成"
 
 
 PREFECTURE = City("pref", "佐賀県", "410004", "", 1041)
@@ -103,7 +109,7 @@ def _entities(city: City) -> list[dict[str, Any]]:
                             "type": "Point",
                             "coordinates": [float(row["経度"]), float(row["緯度"])],
                         },
-                    },  # fmt: skip
+                    },
                 }
                 entity.update({k: {"type": "Property", "value": v} for k, v in attrs.items()})
                 out.append(entity)
