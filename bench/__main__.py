@@ -26,6 +26,8 @@ Groups (``--only``, comma- or space-separated; all but ``stellio`` by default):
   counterparts on the same server (``bench.ngsiv2``).
 * ``enforce``: the query scenarios with permissions active next to the unrestricted query
   (``bench.enforce``).
+* ``federation``: a query fanned out to 3 context sources of 10,000 entities each next to the
+  same query on one broker holding all 30,000 (``bench.federation``).
 
 Every measured run first waits for other engineers' robot / pytest runs (``bench.guard``).
 Exit code 0 even when targets are missed: it is a report; misses are printed as MISS.
@@ -47,7 +49,7 @@ from city_os.config import Settings
 KINDS = list(TARGETS)
 GROUPS = [
     "foundation", "query", "validation", "lag", "notify", "relay", "contexts", "evaluate",
-    "auth", "stellio", "temporal", "ngsiv2", "enforce",
+    "auth", "stellio", "temporal", "ngsiv2", "enforce", "federation",
 ]  # fmt: skip
 
 
@@ -241,6 +243,11 @@ def main() -> None:
         from bench import enforce
 
         enforce_res = enforce.run(runner, dsn, args.pool)
+    federation_res = None
+    if "federation" in groups:
+        from bench import federation
+
+        federation_res = federation.run(dsn)
     runner.pool.shutdown()
 
     from bench.report import print_report
@@ -251,6 +258,10 @@ def main() -> None:
         from bench import query
 
         query.print_results(query_res)
+    if federation_res is not None:
+        from bench import federation
+
+        federation.print_results(federation_res)
     if validation_res is not None:
         from bench import validation
 
