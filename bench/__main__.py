@@ -37,8 +37,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from bench import guard, stack
 from bench.report import LABELS, TARGETS
@@ -47,10 +51,69 @@ from bench.workload import Scenario
 from city_os.config import Settings
 
 KINDS = list(TARGETS)
-GROUPS = [
-    "foundation", "query", "validation", "lag", "notify", "relay", "contexts", "evaluate",
-    "auth", "stellio", "temporal", "ngsiv2", "enforce", "federation",
+
+
+@dataclass
+class Ctx:
+    """What a group's run gets: the runner, the arguments, the database and, for the groups on
+    the shared API server, its port and process ids."""
+
+    runner: Runner
+    args: argparse.Namespace
+    dsn: str
+    port: int = 0
+    pids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Group:
+    """One bench group: ``bench.<module>``'s ``run`` called through ``run(module, ctx)``, its
+    result printed by ``show(module, result)``. ``on_api`` groups share one ``city-os serve``
+    (own tenants or prefixes); ``after`` runs once that server is stopped (same-run ceilings)."""
+
+    name: str
+    module: str
+    run: Callable[[Any, Ctx], object]
+    on_api: bool = False
+    needs_db: bool = True
+    show: Callable[[Any, Any], None] = lambda m, res: m.print_results(res)
+    after: Callable[[Any, Ctx, Any], None] | None = None
+
+
+def _evaluate(m: Any, c: Ctx) -> object:
+    load = guard.wait_quiet("evaluate")
+    return (m.run(), load)
+
+
+def _stellio_ceiling(m: Any, c: Ctx, res: Any) -> None:
+    if not c.args.no_ceilings:
+        res.http = m.run_http_ceiling(c.runner, 1000)
+
+
+# In the order the report prints them; the groups on the API server run first.
+TABLE = [
+    Group("query", "query", lambda m, c: m.run(c.runner, c.port, c.pids, c.dsn, c.args.explain),
+          on_api=True),
+    Group("validation", "validation", lambda m, c: m.run(c.runner, c.port, c.pids), on_api=True),
+    Group("lag", "lag", lambda m, c: asyncio.run(m.run(c.runner, c.dsn))),
+    Group("notify", "notify", lambda m, c: asyncio.run(m.run(c.runner, c.dsn))),
+    Group("relay", "relay_cost", lambda m, c: asyncio.run(m.run(c.runner, c.dsn))),
+    Group("contexts", "contexts", lambda m, c: m.run(c.dsn)),
+    Group("evaluate", "evaluate", _evaluate, needs_db=False,
+          show=lambda m, res: m.print_results(*res)),
+    Group("auth", "auth", lambda m, c: m.run(c.runner, c.dsn, c.args.pool)),
+    Group("temporal", "temporal", lambda m, c: m.run(c.runner, c.port, c.pids, c.dsn),
+          on_api=True),
+    Group("stellio", "stellio",
+          lambda m, c: m.run(c.runner, c.port, c.pids, c.dsn,
+                             [int(n) for n in c.args.stellio_sizes.split(",")]),
+          on_api=True, after=_stellio_ceiling),
+    Group("ngsiv2", "ngsiv2", lambda m, c: m.run(c.runner, c.port, c.pids), on_api=True),
+    Group("enforce", "enforce", lambda m, c: m.run(c.runner, c.dsn, c.args.pool)),
+    Group("federation", "federation", lambda m, c: m.run(c.dsn)),
 ]  # fmt: skip
+GROUPS = ["foundation", *(g.name for g in TABLE)]
+DEFAULT_OFF = {"stellio"}  # on request (a few minutes)
 
 
 def _scenarios(kinds: list[str], prefix: str, run: object) -> dict[str, Measured]:
@@ -107,7 +170,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only",
         nargs="+",
-        default=[g for g in GROUPS if g != "stellio"],  # stellio: on request (a few minutes)
+        default=[g for g in GROUPS if g not in DEFAULT_OFF],
         metavar="GROUP",
         help=f"any of {', '.join(GROUPS)} (or single foundation scenarios: {', '.join(KINDS)})",
     )
@@ -135,12 +198,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = _parser().parse_args()
-    kinds, groups = _selection(args.only)
+    kinds, names = _selection(args.only)
+    groups = [g for g in TABLE if g.name in names]
     guard.enabled = not args.no_wait
 
     started = time.monotonic()
     dsn = ""
-    if kinds or set(groups) - {"evaluate"}:  # the in-process group needs no database
+    if kinds or any(g.needs_db for g in groups):
         base = Settings.from_env().database_url
         dsn = stack.run_sync(stack.recreate_database(base))
         assert isinstance(dsn, str)
@@ -153,13 +217,15 @@ def main() -> None:
         f"database {dsn or 'none'}, "
         f"load average {guard.load1():.2f} at start"
     )
+    modules = {g.name: importlib.import_module(f"bench.{g.module}") for g in groups}
+    results: dict[str, object] = {}
+    ctx = Ctx(runner, args, dsn)
 
-    # --- the API: foundation, query and validation share one server (own tenants)
+    # --- the API: foundation and the on_api groups share one server (own tenants)
     api: dict[str, Measured] = {}
-    query_res = validation_res = lag_res = auth_res = stellio_res = temporal_res = None
-    ngsiv2_res = None
     uvloop = False
-    if kinds or {"query", "validation", "stellio", "temporal", "ngsiv2"} & set(groups):
+    on_api = [g for g in groups if g.on_api]
+    if kinds or on_api:
         port = stack.free_port()
         env = stack.server_env(dsn, port, max(1, args.pool // args.workers))
         with stack.running("api", stack.api_commands(args.workers), env, port) as srv:
@@ -168,31 +234,13 @@ def main() -> None:
             api = _scenarios(
                 kinds, "a", lambda sc: runner.http(port, sc, srv.pids, f"api-{sc.kind}", prof)
             )
-            if "query" in groups:
-                from bench import query
-
-                query_res = query.run(runner, port, srv.pids, dsn, args.explain)
-            if "validation" in groups:
-                from bench import validation
-
-                validation_res = validation.run(runner, port, srv.pids)
-            if "temporal" in groups:
-                from bench import temporal
-
-                temporal_res = temporal.run(runner, port, srv.pids, dsn)
-            if "stellio" in groups:
-                from bench import stellio
-
-                sizes = [int(n) for n in args.stellio_sizes.split(",")]
-                stellio_res = stellio.run(runner, port, srv.pids, dsn, sizes)
-            if "ngsiv2" in groups:
-                from bench import ngsiv2
-
-                ngsiv2_res = ngsiv2.run(runner, port, srv.pids)
-    if stellio_res is not None and not args.no_ceilings:
-        from bench import stellio
-
-        stellio_res.http = stellio.run_http_ceiling(runner, 1000)
+            ctx.port, ctx.pids = port, srv.pids
+            for g in on_api:
+                results[g.name] = g.run(modules[g.name], ctx)
+        ctx.port, ctx.pids = 0, []
+        for g in on_api:
+            if g.after is not None:
+                g.after(modules[g.name], ctx, results[g.name])
 
     http: dict[str, Measured] = {}
     db: dict[str, Measured] = {}
@@ -209,103 +257,18 @@ def main() -> None:
             client = runner.http(port, Scenario("create", prefix="n"), srv.pids, "null")
         db = _scenarios(kinds, "d", lambda sc: runner.db(dsn, sc, f"db-{sc.kind}"))
 
-    if "lag" in groups:
-        from bench import lag
-
-        lag_res = asyncio.run(lag.run(runner, dsn))
-    notify_res = None
-    if "notify" in groups:
-        from bench import notify
-
-        notify_res = asyncio.run(notify.run(runner, dsn))
-    relay_res = None
-    if "relay" in groups:
-        from bench import relay_cost
-
-        relay_res = asyncio.run(relay_cost.run(runner, dsn))
-    contexts_res = None
-    if "contexts" in groups:
-        from bench import contexts
-
-        contexts_res = contexts.run(dsn)
-    evaluate_res = None
-    if "evaluate" in groups:
-        from bench import evaluate
-
-        load = guard.wait_quiet("evaluate")
-        evaluate_res = (evaluate.run(), load)
-    if "auth" in groups:
-        from bench import auth
-
-        auth_res = auth.run(runner, dsn, args.pool)
-    enforce_res = None
-    if "enforce" in groups:
-        from bench import enforce
-
-        enforce_res = enforce.run(runner, dsn, args.pool)
-    federation_res = None
-    if "federation" in groups:
-        from bench import federation
-
-        federation_res = federation.run(dsn)
+    for g in groups:
+        if not g.on_api:
+            results[g.name] = g.run(modules[g.name], ctx)
     runner.pool.shutdown()
 
     from bench.report import print_report
 
     if kinds:
         print_report(kinds, api, http, db, client, args, uvloop, TARGETS, LABELS)
-    if query_res is not None:
-        from bench import query
-
-        query.print_results(query_res)
-    if federation_res is not None:
-        from bench import federation
-
-        federation.print_results(federation_res)
-    if validation_res is not None:
-        from bench import validation
-
-        validation.print_results(validation_res)
-    if lag_res is not None:
-        from bench import lag
-
-        lag.print_results(lag_res)
-    if notify_res is not None:
-        from bench import notify
-
-        notify.print_results(notify_res)
-    if relay_res is not None:
-        from bench import relay_cost
-
-        relay_cost.print_results(relay_res)
-    if contexts_res is not None:
-        from bench import contexts
-
-        contexts.print_results(contexts_res)
-    if evaluate_res is not None:
-        from bench import evaluate
-
-        evaluate.print_results(*evaluate_res)
-    if auth_res is not None:
-        from bench import auth
-
-        auth.print_results(auth_res)
-    if temporal_res is not None:
-        from bench import temporal
-
-        temporal.print_results(temporal_res)
-    if stellio_res is not None:
-        from bench import stellio
-
-        stellio.print_results(stellio_res)
-    if ngsiv2_res is not None:
-        from bench import ngsiv2
-
-        ngsiv2.print_results(ngsiv2_res)
-    if enforce_res is not None:
-        from bench import enforce
-
-        enforce.print_results(enforce_res)
+    for g in groups:
+        if results.get(g.name) is not None:
+            g.show(modules[g.name], results[g.name])
     loads = runner.loads
     if loads:
         print(

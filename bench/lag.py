@@ -25,19 +25,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench import guard, stack
-from bench.loadgen import Conn
+from bench.kafka import Tap, empty_outbox, kafka_env, tansu_topic
+from bench.loadgen import Answer, Paced, paced_patches, pct, post_batches
 from bench.report import LABELS, TARGETS
 from bench.runner import Measured, Runner
-from bench.workload import PREFIX, Scenario, batch_json, entity_id
+from bench.workload import Scenario
 from city_os.config import Settings
-from city_os.devstack import start_tansu
 from city_os.events.consume import ChangeEvent
 from city_os.events.relay import outbox_backlog
 
@@ -46,112 +43,10 @@ SECONDS = 8.0
 CONNECTIONS = 16
 LAG_ENTITIES = 1000
 BACKLOG = 20_000
-PARTITIONS = 4
 WRITE_KINDS = ("create", "update", "batch")
-TIMEOUT = 120.0
-
-
-class Tap:
-    """Kafka consumer without a group: keeps (receive time, key, value) of matching keys."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.topic = topic
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
-        )
-        self.match = b"\x00"  # key substring of the records to keep
-        self.kept: list[tuple[float, bytes, bytes]] = []
-        self.seen = 0
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self.consumer.start()
-        parts = [TopicPartition(self.topic, p) for p in range(PARTITIONS)]
-        self.consumer.assign(parts)
-        await self.consumer.seek_to_end(*parts)
-        for tp in parts:  # resolve "end" now, before any write
-            await self.consumer.position(tp)
-        self.task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            batch = await self.consumer.getmany(timeout_ms=100)
-            now = time.time()
-            for records in batch.values():
-                self.seen += len(records)
-                for r in records:
-                    if r.key is not None and self.match in r.key:
-                        self.kept.append((now, r.key, r.value or b""))
-
-    def follow(self, match: bytes) -> None:
-        self.match, self.kept = match, []
-
-    async def wait_for(self, n: int, within: float = TIMEOUT) -> bool:
-        deadline = time.monotonic() + within
-        while len(self.kept) < n:
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.05)
-        return True
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-        await self.consumer.stop()
-
-
-# ------------------------------------------------------------------ paced writer (client process)
-
-
-async def _paced(port: int, prefix: str, n: int) -> list[tuple[int, int, float]]:
-    loop = asyncio.get_running_loop()
-    conns: list[Conn] = []
-    for _ in range(CONNECTIONS):
-        transport, proto = await loop.create_connection(Conn, "127.0.0.1", port)
-        proto.transport = transport
-        conns.append(proto)
-    head = b"Host: bench\r\nContent-Type: application/json\r\n"
-    done: list[tuple[int, int, float]] = []  # (seq, status, wall time of the response)
-    counter = 0
-    clock = time.perf_counter
-    t0 = clock() + 0.1
-
-    async def worker(conn: Conn) -> None:
-        nonlocal counter
-        while counter < n:
-            seq = counter
-            counter += 1
-            eid = entity_id(prefix, seq % LAG_ENTITIES)
-            body = b'{"value":' + str(seq).encode() + b"}"
-            data = f"PATCH {PREFIX}/entities/{eid}/attrs/temperature HTTP/1.1\r\n".encode()
-            data += head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
-            delay = t0 + seq / RATE - clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            try:
-                status = await conn.request(data)
-            except (ConnectionError, OSError):
-                status = 0
-            done.append((seq, status, time.time()))
-
-    await asyncio.gather(*(worker(c) for c in conns))
-    for c in conns:
-        c.transport.close()
-    return done
-
-
-def paced_patches(port: int, prefix: str, n: int) -> list[tuple[int, int, float]]:
-    import uvloop
-
-    return uvloop.run(_paced(port, prefix, n))
 
 
 # ----------------------------------------------------------------------------------- results
-
-
-def _pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * p))] if values else float("nan")
 
 
 @dataclass
@@ -172,7 +67,7 @@ class LagResults:
     drain_load1: float = 0.0
 
 
-def _lag(res: LagResults, done: list[tuple[int, int, float]], kept: list[Any]) -> None:
+def _lag(res: LagResults, done: list[Answer], kept: list[Any]) -> None:
     answered = {seq: t for seq, status, t in done if status == 204}
     res.writes, res.write_errors = len(done), len(done) - len(answered)
     times = [t for _, _, t in done]
@@ -190,80 +85,55 @@ def _lag(res: LagResults, done: list[tuple[int, int, float]], kept: list[Any]) -
 # --------------------------------------------------------------------------------------- run
 
 
-async def _post_batches(port: int, prefix: str, total: int, size: int = 1000) -> None:
-    url = f"http://127.0.0.1:{port}{PREFIX}/entityOperations/create"
-    async with aiohttp.ClientSession() as http:
-        for first in range(0, total, size):
-            body = batch_json(prefix, first, size)
-            headers = {"Content-Type": "application/json"}
-            async with http.post(url, data=body, headers=headers) as resp:
-                if resp.status != 201:
-                    raise SystemExit(f"lag: batch create {resp.status} {await resp.text()}")
-
-
-async def _empty_outbox(pool: asyncpg.Pool, within: float = TIMEOUT) -> tuple[int, float]:
-    """(events waiting now, seconds until none are left)."""
-    started = time.monotonic()
-    first = (await outbox_backlog(pool)).events
-    while (await outbox_backlog(pool)).events and time.monotonic() - started < within:  # noqa: ASYNC110 (polling PostgreSQL)
-        await asyncio.sleep(0.05)
-    return first, time.monotonic() - started
-
-
-def _kafka_env(dsn: str, port: int, pool_max: int, bootstrap: str) -> dict[str, str]:
-    env = stack.server_env(dsn, port, pool_max)
-    env.update(CITYOS_KAFKA_BOOTSTRAP=bootstrap, CITYOS_RELAY_ENABLED="true")
-    return env
-
-
 async def run(runner: Runner, dsn: str) -> LagResults:
     res = LagResults()
     topic = Settings().kafka_topic
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     assert pool is not None
     await pool.execute("TRUNCATE cityos.outbox")  # earlier scenarios' events: not ours to relay
-    tansu = await start_tansu(stack.free_port())
-    tap = Tap(tansu.bootstrap, topic)
     try:
-        admin = AIOKafkaAdminClient(bootstrap_servers=tansu.bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-        finally:
-            await admin.close()
-        port = stack.free_port()
-        workers = runner.args.workers
-        env = _kafka_env(dsn, port, max(1, runner.args.pool // workers), tansu.bootstrap)
-        with stack.running("api+relay", stack.api_commands(workers), env, port) as srv:
-            await tap.start()
-            tap.follow(b":lag-")
-            await _post_batches(port, "lag-", LAG_ENTITIES)
-            if not await tap.wait_for(LAG_ENTITIES, 60):
-                raise SystemExit(f"lag: only {len(tap.kept)} of {LAG_ENTITIES} events arrived")
-            tap.follow(tap.match)
-            res.load1 = await asyncio.to_thread(guard.wait_quiet, "lag")
-            n = int(RATE * SECONDS)
-            future = runner.pool.submit(paced_patches, port, "lag-", n)
-            done = await asyncio.wrap_future(future)
-            await tap.wait_for(n, 30)
-            _lag(res, done, tap.kept)
-            tap.follow(b"\x00")
-            created = LAG_ENTITIES
-            for kind in WRITE_KINDS:
-                # Updates go to the entities the create run made (kc-0 … kc-{sent-1}).
-                sc = Scenario(kind, prefix=f"k{kind[0]}-", seed_prefix="kc-", existing=created)
-                m = await asyncio.to_thread(runner.http, port, sc, srv.pids, f"relay-{kind}")
-                res.writes_relay_on[kind] = m
-                if kind == "create":
-                    # ids below ops - concurrency surely exist (the last in flight may not)
-                    created = max(1, m.result.ops - runner.args.concurrency)
-                res.backlog_after[kind] = await _empty_outbox(pool)
-        await _drain(runner, dsn, pool, tansu.bootstrap, tap, res)
+        async with tansu_topic() as bootstrap:
+            tap = Tap(bootstrap, topic)
+            try:
+                await _measure(runner, dsn, pool, bootstrap, tap, res)
+                await _drain(runner, dsn, pool, bootstrap, tap, res)
+            finally:
+                await tap.stop()
     finally:
-        await tap.stop()
         await pool.close()
-        await tansu.stop()
     return res
+
+
+async def _measure(
+    runner: Runner, dsn: str, pool: asyncpg.Pool, bootstrap: str, tap: Tap, res: LagResults
+) -> None:
+    port = stack.free_port()
+    workers = runner.args.workers
+    env = kafka_env(dsn, port, max(1, runner.args.pool // workers), bootstrap)
+    with stack.running("api+relay", stack.api_commands(workers), env, port) as srv:
+        await tap.start()
+        tap.follow(b":lag-")
+        await post_batches(port, "lag-", LAG_ENTITIES)
+        if not await tap.wait_for(LAG_ENTITIES, 60):
+            raise SystemExit(f"lag: only {len(tap.kept)} of {LAG_ENTITIES} events arrived")
+        tap.follow(tap.match)
+        res.load1 = await asyncio.to_thread(guard.wait_quiet, "lag")
+        n = int(RATE * SECONDS)
+        plan = Paced("lag-", "temperature", n, RATE, LAG_ENTITIES, CONNECTIONS)
+        done = await asyncio.wrap_future(runner.pool.submit(paced_patches, port, plan))
+        await tap.wait_for(n, 30)
+        _lag(res, done, tap.kept)
+        tap.follow(b"\x00")
+        created = LAG_ENTITIES
+        for kind in WRITE_KINDS:
+            # Updates go to the entities the create run made (kc-0 … kc-{sent-1}).
+            sc = Scenario(kind, prefix=f"k{kind[0]}-", seed_prefix="kc-", existing=created)
+            m = await asyncio.to_thread(runner.http, port, sc, srv.pids, f"relay-{kind}")
+            res.writes_relay_on[kind] = m
+            if kind == "create":
+                # ids below ops - concurrency surely exist (the last in flight may not)
+                created = max(1, m.result.ops - runner.args.concurrency)
+            res.backlog_after[kind] = await empty_outbox(pool)
 
 
 async def _drain(
@@ -272,16 +142,16 @@ async def _drain(
     port = stack.free_port()
     api = [[str(stack.BIN / "city-os"), "api"]]  # no relay: the events stay in the outbox
     with stack.running("api", api, stack.server_env(dsn, port, runner.args.pool), port):
-        await _post_batches(port, "drain-", BACKLOG)
+        await post_batches(port, "drain-", BACKLOG)
     res.drain_events = (await outbox_backlog(pool)).events
     tap.follow(b":drain-")
     res.drain_load1 = await asyncio.to_thread(guard.wait_quiet, "relay drain")
-    env = _kafka_env(dsn, stack.free_port(), 4, bootstrap)
+    env = kafka_env(dsn, stack.free_port(), 4, bootstrap)
     cpu0 = stack.cpu_snapshot()
     started = time.time()
     procs = stack.start([[str(stack.BIN / "city-os"), "relay"]], env)
     try:
-        _, _ = await _empty_outbox(pool)
+        _, _ = await empty_outbox(pool)
         res.drain_wall = time.time() - started
         cpu1 = stack.cpu_snapshot()
         await tap.wait_for(BACKLOG, 60)
@@ -310,7 +180,7 @@ def print_results(res: LagResults) -> None:
         ("lag from the event's time", res.lag_event_time),
     ):
         print(
-            f"  {name:<26} p50 {_pct(lags, 0.5) * ms:7.1f} ms  p99 {_pct(lags, 0.99) * ms:7.1f} ms"
+            f"  {name:<26} p50 {pct(lags, 0.5) * ms:7.1f} ms  p99 {pct(lags, 0.99) * ms:7.1f} ms"
             f"  max {max(lags, default=float('nan')) * ms:7.1f} ms"
         )
     print("  foundation write targets with the relay on (publishing concurrently):")

@@ -5,6 +5,10 @@ the server or the ceilings. A request costs a bytes concatenation, one write and
 aiohttp's client costs several times more CPU per request, which on two cores would be taken from
 the server under test. The client reports its own CPU time so the table can show it is not the
 bottleneck.
+
+Also here, shared by the notify, lag and relay groups: ``paced_patches`` (the open-loop writer of
+``PATCH …/attrs/<attr>`` with a unique value per write, in the client process) and
+``post_batches`` (seeding entities over HTTP from the bench process).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
 
-from bench.workload import Scenario, request_maker
+import aiohttp
+
+from bench.workload import PREFIX, Scenario, batch_json, entity_id, request_maker
 
 
 @dataclass
@@ -178,3 +184,87 @@ def run_load(
 def client_process() -> ProcessPoolExecutor:
     """The one process the load client runs in (spawned: no state inherited from the bench)."""
     return ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+
+
+# ------------------------------------------------------- paced partial updates (client process)
+
+
+def pct(values: list[float], p: float) -> float:
+    """The ``p`` quantile (0…1) of ``values`` (NaN when empty)."""
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))] if values else float("nan")
+
+
+@dataclass(frozen=True)
+class Paced:
+    """``n`` PATCHes of ``attr`` (value = the write's sequence number) over ``entities`` existing
+    entities ``entity_id(prefix, 0 … entities-1)``, at ``rate``/s (0: as fast as they go), open
+    loop over ``connections`` keep-alive connections."""
+
+    prefix: str
+    attr: str
+    n: int
+    rate: float
+    entities: int = 1000
+    connections: int = 16
+
+
+# (sequence number, status, wall time of the response) of one paced write
+Answer = tuple[int, int, float]
+
+
+async def _paced(port: int, plan: Paced) -> list[Answer]:
+    loop = asyncio.get_running_loop()
+    conns: list[Conn] = []
+    for _ in range(plan.connections):
+        transport, proto = await loop.create_connection(Conn, "127.0.0.1", port)
+        proto.transport = transport
+        conns.append(proto)
+    head = b"Host: bench\r\nContent-Type: application/json\r\n"
+    done: list[Answer] = []
+    counter = 0
+    clock = time.perf_counter
+    t0 = clock() + 0.1
+
+    async def worker(conn: Conn) -> None:
+        nonlocal counter
+        while counter < plan.n:
+            seq = counter
+            counter += 1
+            eid = entity_id(plan.prefix, seq % plan.entities)
+            body = b'{"value":' + str(seq).encode() + b"}"
+            data = f"PATCH {PREFIX}/entities/{eid}/attrs/{plan.attr} HTTP/1.1\r\n".encode()
+            data += head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+            if plan.rate:
+                delay = t0 + seq / plan.rate - clock()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            try:
+                status = await conn.request(data)
+            except (ConnectionError, OSError):
+                status = 0
+            done.append((seq, status, time.time()))
+
+    await asyncio.gather(*(worker(c) for c in conns))
+    for c in conns:
+        c.transport.close()
+    return done
+
+
+def paced_patches(port: int, plan: Paced) -> list[Answer]:
+    """Run ``plan`` against ``127.0.0.1:port`` (call it in the client process)."""
+    import uvloop
+
+    return uvloop.run(_paced(port, plan))
+
+
+async def post_batches(port: int, prefix: str, total: int, size: int = 1000) -> None:
+    """Seed ``total`` entities ``entity_id(prefix, 0 … total-1)`` by batch create."""
+    url = f"http://127.0.0.1:{port}{PREFIX}/entityOperations/create"
+    headers = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as http:
+        for first in range(0, total, size):
+            body = batch_json(prefix, first, min(size, total - first))
+            async with http.post(url, data=body, headers=headers) as resp:
+                if resp.status != 201:
+                    raise SystemExit(f"bench: batch create {resp.status} {await resp.text()}")

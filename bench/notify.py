@@ -26,15 +26,13 @@ from dataclasses import dataclass, field
 import aiohttp
 import orjson
 from aiohttp import web
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench import guard, stack
-from bench.lag import _post_batches
-from bench.loadgen import Conn
+from bench.kafka import tansu_topic
+from bench.loadgen import Answer, Paced, paced_patches, pct, post_batches
 from bench.runner import Runner
 from bench.workload import ENTITY_TYPE, PREFIX, entity_id
 from city_os.config import Settings
-from city_os.devstack import start_tansu
 
 RATE = 500.0  # updates per second (latency)
 SECONDS = 8.0
@@ -82,53 +80,7 @@ class Sink:
         return True
 
 
-# ------------------------------------------------------------------ writers (client process)
-
-
-async def _paced(port: int, attr: str, n: int, rate: float) -> list[tuple[int, int, float]]:
-    """``n`` PATCHes of ``attr`` (value = sequence number) over the 1,000 entities, at ``rate``/s
-    (0: as fast as they go); (seq, status, wall time of the response) of each."""
-    loop = asyncio.get_running_loop()
-    conns: list[Conn] = []
-    for _ in range(CONNECTIONS):
-        transport, proto = await loop.create_connection(Conn, "127.0.0.1", port)
-        proto.transport = transport
-        conns.append(proto)
-    head = b"Host: bench\r\nContent-Type: application/json\r\n"
-    done: list[tuple[int, int, float]] = []
-    counter = 0
-    clock = time.perf_counter
-    t0 = clock() + 0.1
-
-    async def worker(conn: Conn) -> None:
-        nonlocal counter
-        while counter < n:
-            seq = counter
-            counter += 1
-            eid = entity_id("nb-", seq % ENTITIES)
-            body = b'{"value":' + str(seq).encode() + b"}"
-            data = f"PATCH {PREFIX}/entities/{eid}/attrs/{attr} HTTP/1.1\r\n".encode()
-            data += head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
-            if rate:
-                delay = t0 + seq / rate - clock()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            try:
-                status = await conn.request(data)
-            except (ConnectionError, OSError):
-                status = 0
-            done.append((seq, status, time.time()))
-
-    await asyncio.gather(*(worker(c) for c in conns))
-    for c in conns:
-        c.transport.close()
-    return done
-
-
-def paced(port: int, attr: str, n: int, rate: float) -> list[tuple[int, int, float]]:
-    import uvloop
-
-    return uvloop.run(_paced(port, attr, n, rate))
+# ------------------------------------------------------------------ ceiling (client process)
 
 
 async def _bare(port: int, body: bytes, endpoints: int, n: int, per_endpoint: int) -> float:
@@ -160,11 +112,6 @@ def bare(port: int, body: bytes, endpoints: int, n: int, per_endpoint: int) -> f
 # ------------------------------------------------------------------------------- results
 
 
-def _pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * p))] if values else float("nan")
-
-
 @dataclass
 class NotifyResults:
     writes: int = 0
@@ -180,11 +127,10 @@ class NotifyResults:
     fanout_load1: float = 0.0
     ceiling_sent: int = 0
     ceiling_seconds: float = 0.0
+    sample: bytes = b"{}"  # a notification body the notifier sent (the ceiling posts it)
 
 
-def _latency(
-    res: NotifyResults, done: list[tuple[int, int, float]], got: list[tuple[float, str, bytes]]
-) -> None:
+def _latency(res: NotifyResults, done: list[Answer], got: list[tuple[float, str, bytes]]) -> None:
     answered = {seq: t for seq, status, t in done if status == 204}
     res.writes, res.write_errors = len(done), len(done) - len(answered)
     times = [t for _, _, t in done]
@@ -231,78 +177,17 @@ async def _indexed(http: aiohttp.ClientSession, port: int, n: int) -> None:
 
 async def run(runner: Runner, dsn: str) -> NotifyResults:
     res = NotifyResults()
-    topic = Settings().kafka_topic
-    tansu = await start_tansu(stack.free_port())
     sink = Sink()
     await sink.start()
     try:
-        admin = AIOKafkaAdminClient(bootstrap_servers=tansu.bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-        finally:
-            await admin.close()
-        port = stack.free_port()
-        env = stack.server_env(dsn, port, runner.args.pool)
-        env.update(
-            CITYOS_KAFKA_BOOTSTRAP=tansu.bootstrap,
-            CITYOS_RELAY_ENABLED="true",
-            CITYOS_NOTIFIER_ENABLED="true",
-            CITYOS_OUTBOUND_ALLOW="loopback",
-        )
-        with stack.running("api+relay+notifier", stack.api_commands(1), env, port):
-            async with aiohttp.ClientSession() as http:
-                await _post_batches(port, "nb-", ENTITIES)
-                for k in range(SUBSCRIPTIONS):
-                    ids = range(k * ENTITIES // SUBSCRIPTIONS, (k + 1) * ENTITIES // SUBSCRIPTIONS)
-                    await _subscribe(http, port, {
-                        "type": "Subscription",
-                        "entities": [{"id": entity_id("nb-", i), "type": ENTITY_TYPE} for i in ids],
-                        "watchedAttributes": ["temperature"],
-                        "notification": {
-                            "format": "keyValues", "attributes": ["temperature"],
-                            "endpoint": {"uri": f"http://127.0.0.1:{sink.port}/n?s=l{k}"},
-                        },
-                    })  # fmt: skip
-                await _indexed(http, port, SUBSCRIPTIONS)
-                res.load1 = await asyncio.to_thread(guard.wait_quiet, "notify latency")
-                sink.got.clear()
-                n = int(RATE * SECONDS)
-                done = await asyncio.wrap_future(
-                    runner.pool.submit(paced, port, "temperature", n, RATE)
-                )
-                await sink.wait_for(sum(1 for _, s, _ in done if s == 204))
-                _latency(res, done, sink.got)
-
-                for k in range(FANOUT_SUBS):
-                    await _subscribe(http, port, {
-                        "type": "Subscription",
-                        "entities": [{"type": ENTITY_TYPE}],
-                        "watchedAttributes": ["pm25"],
-                        "notification": {
-                            "format": "keyValues", "attributes": ["pm25"],
-                            "endpoint": {"uri": f"http://127.0.0.1:{sink.port}/n?s=f{k}"},
-                        },
-                    })  # fmt: skip
-                await _indexed(http, port, SUBSCRIPTIONS + FANOUT_SUBS)
-                res.fanout_load1 = await asyncio.to_thread(guard.wait_quiet, "notify fan-out")
-                sink.got.clear()
-                done = await asyncio.wrap_future(
-                    runner.pool.submit(paced, port, "pm25", FANOUT_WRITES, 0.0)
-                )
-                res.fanout_expected = FANOUT_SUBS * sum(1 for _, s, _ in done if s == 204)
-                await sink.wait_for(res.fanout_expected, TIMEOUT * 2)
-                arrivals = [t for t, _, _ in sink.got]
-                res.fanout_received = len(arrivals)
-                if len(arrivals) > 1:
-                    res.fanout_seconds = max(arrivals) - min(arrivals)
-                sample = sink.got[0][2] if sink.got else b"{}"
+        async with tansu_topic(PARTITIONS) as bootstrap:
+            await _through_broker(runner, dsn, bootstrap, sink, res)
         # the ceiling: the same receiver, no broker running
         sink.got.clear()
         per_endpoint = Settings().notifier_concurrency
         n = res.fanout_expected or FANOUT_SUBS * FANOUT_WRITES
         await asyncio.wrap_future(
-            runner.pool.submit(bare, sink.port, sample, FANOUT_SUBS, n, per_endpoint)
+            runner.pool.submit(bare, sink.port, res.sample, FANOUT_SUBS, n, per_endpoint)
         )
         await sink.wait_for(n)  # (stragglers of the notifier are not counted)
         arrivals = [t for t, q, _ in sink.got if q.startswith("s=bare")]
@@ -310,21 +195,78 @@ async def run(runner: Runner, dsn: str) -> NotifyResults:
         res.ceiling_seconds = max(arrivals) - min(arrivals) if len(arrivals) > 1 else 0.0
     finally:
         await sink.stop()
-        await tansu.stop()
     return res
+
+
+async def _through_broker(
+    runner: Runner, dsn: str, bootstrap: str, sink: Sink, res: NotifyResults
+) -> None:
+    port = stack.free_port()
+    env = stack.server_env(dsn, port, runner.args.pool)
+    env.update(
+        CITYOS_KAFKA_BOOTSTRAP=bootstrap,
+        CITYOS_RELAY_ENABLED="true",
+        CITYOS_NOTIFIER_ENABLED="true",
+        CITYOS_OUTBOUND_ALLOW="loopback",
+    )
+    with stack.running("api+relay+notifier", stack.api_commands(1), env, port):
+        async with aiohttp.ClientSession() as http:
+            await post_batches(port, "nb-", ENTITIES)
+            for k in range(SUBSCRIPTIONS):
+                ids = range(k * ENTITIES // SUBSCRIPTIONS, (k + 1) * ENTITIES // SUBSCRIPTIONS)
+                await _subscribe(http, port, {
+                    "type": "Subscription",
+                    "entities": [{"id": entity_id("nb-", i), "type": ENTITY_TYPE} for i in ids],
+                    "watchedAttributes": ["temperature"],
+                    "notification": {
+                        "format": "keyValues", "attributes": ["temperature"],
+                        "endpoint": {"uri": f"http://127.0.0.1:{sink.port}/n?s=l{k}"},
+                    },
+                })  # fmt: skip
+            await _indexed(http, port, SUBSCRIPTIONS)
+            res.load1 = await asyncio.to_thread(guard.wait_quiet, "notify latency")
+            sink.got.clear()
+            n = int(RATE * SECONDS)
+            plan = Paced("nb-", "temperature", n, RATE, ENTITIES, CONNECTIONS)
+            done = await asyncio.wrap_future(runner.pool.submit(paced_patches, port, plan))
+            await sink.wait_for(sum(1 for _, s, _ in done if s == 204))
+            _latency(res, done, sink.got)
+
+            for k in range(FANOUT_SUBS):
+                await _subscribe(http, port, {
+                    "type": "Subscription",
+                    "entities": [{"type": ENTITY_TYPE}],
+                    "watchedAttributes": ["pm25"],
+                    "notification": {
+                        "format": "keyValues", "attributes": ["pm25"],
+                        "endpoint": {"uri": f"http://127.0.0.1:{sink.port}/n?s=f{k}"},
+                    },
+                })  # fmt: skip
+            await _indexed(http, port, SUBSCRIPTIONS + FANOUT_SUBS)
+            res.fanout_load1 = await asyncio.to_thread(guard.wait_quiet, "notify fan-out")
+            sink.got.clear()
+            plan = Paced("nb-", "pm25", FANOUT_WRITES, 0.0, ENTITIES, CONNECTIONS)
+            done = await asyncio.wrap_future(runner.pool.submit(paced_patches, port, plan))
+            res.fanout_expected = FANOUT_SUBS * sum(1 for _, s, _ in done if s == 204)
+            await sink.wait_for(res.fanout_expected, TIMEOUT * 2)
+            arrivals = [t for t, _, _ in sink.got]
+            res.fanout_received = len(arrivals)
+            if len(arrivals) > 1:
+                res.fanout_seconds = max(arrivals) - min(arrivals)
+            res.sample = sink.got[0][2] if sink.got else b"{}"
 
 
 def print_results(res: NotifyResults) -> None:
     ms = 1000.0
     rate = res.writes / res.write_seconds if res.write_seconds else 0.0
-    p99 = _pct(res.latency, 0.99) * ms
+    p99 = pct(res.latency, 0.99) * ms
     verdict = "PASS" if p99 <= P99_TARGET_MS and res.lost == 0 else "MISS"
     print(
         f"\nNotifications through Tansu (relay and notifier inside city-os serve; load1 "
         f"{res.load1:.2f}):\n"
         f"  latency: {res.writes} partial updates at {rate:.0f}/s achieved (target {RATE:.0f}/s,"
         f" {res.write_errors} errors), {SUBSCRIPTIONS} subscriptions, one match per update\n"
-        f"    write's 204 → arrival  p50 {_pct(res.latency, 0.5) * ms:6.1f} ms  p99 {p99:6.1f} ms"
+        f"    write's 204 → arrival  p50 {pct(res.latency, 0.5) * ms:6.1f} ms  p99 {p99:6.1f} ms"
         f"  max {max(res.latency, default=float('nan')) * ms:6.1f} ms  lost {res.lost}"
         f"  duplicates {res.duplicates}  target p99 ≤ {P99_TARGET_MS:.0f} ms, 0 lost  {verdict}"
     )

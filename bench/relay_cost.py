@@ -6,7 +6,7 @@ existing entities, the foundation scenario) runs twice in one run, on one databa
 
 1. ``city-os serve`` without Kafka (relay off: the events stay in the outbox), then
 2. ``city-os serve`` with the relay on, publishing to a throwaway Tansu, and a consumer without a
-   group reading every record (``lag.Tap``), after the outbox backlog of run 1 was drained.
+   group reading every record (``bench.kafka.Tap``), after the outbox backlog of run 1 was drained.
 
 Printed: both rates, their ratio (target ≥ 0.8: the relay may cost a fifth, not 4×), the CPU
 split, and the outbox backlog the relay-on run left. Cause and fix of the earlier 4×: docs/bench.md.
@@ -18,15 +18,14 @@ import asyncio
 from dataclasses import dataclass, field
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench import stack
-from bench.lag import PARTITIONS, Tap, _empty_outbox, _kafka_env, _post_batches
+from bench.kafka import Tap, empty_outbox, kafka_env, tansu_topic
+from bench.loadgen import post_batches
 from bench.report import LABELS
 from bench.runner import Measured, Runner
 from bench.workload import Scenario
 from city_os.config import Settings
-from city_os.devstack import start_tansu
 
 ENTITIES = 5000
 PREFIX = "rc-"
@@ -56,31 +55,25 @@ async def run(runner: Runner, dsn: str) -> RelayCost:
         port = stack.free_port()
         env = stack.server_env(dsn, port, pool_max)
         with stack.running("api (relay off)", stack.api_commands(workers), env, port) as srv:
-            await _post_batches(port, PREFIX, ENTITIES)
+            await post_batches(port, PREFIX, ENTITIES)
             res.off = await asyncio.to_thread(runner.http, port, _scenario(), srv.pids, "rc-off")
-        topic = Settings().kafka_topic
-        tansu = await start_tansu(stack.free_port())
-        tap = Tap(tansu.bootstrap, topic)
-        try:
-            admin = AIOKafkaAdminClient(bootstrap_servers=tansu.bootstrap)
-            await admin.start()
+        async with tansu_topic() as bootstrap:
+            tap = Tap(bootstrap, Settings().kafka_topic)
             try:
-                await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+                port = stack.free_port()
+                env = kafka_env(dsn, port, pool_max, bootstrap)
+                with stack.running("api+relay", stack.api_commands(workers), env, port) as srv:
+                    await tap.start()
+                    tap.follow(PREFIX.encode())
+                    await empty_outbox(pool)  # run 1's events: published before measuring
+                    before = tap.seen
+                    res.on = await asyncio.to_thread(
+                        runner.http, port, _scenario(), srv.pids, "rc-on"
+                    )
+                    res.backlog_after = await empty_outbox(pool)
+                    res.consumed = tap.seen - before
             finally:
-                await admin.close()
-            port = stack.free_port()
-            env = _kafka_env(dsn, port, pool_max, tansu.bootstrap)
-            with stack.running("api+relay", stack.api_commands(workers), env, port) as srv:
-                await tap.start()
-                tap.follow(PREFIX.encode())
-                await _empty_outbox(pool)  # run 1's events: published before measuring
-                before = tap.seen
-                res.on = await asyncio.to_thread(runner.http, port, _scenario(), srv.pids, "rc-on")
-                res.backlog_after = await _empty_outbox(pool)
-                res.consumed = tap.seen - before
-        finally:
-            await tap.stop()
-            await tansu.stop()
+                await tap.stop()
     finally:
         await pool.close()
     return res

@@ -85,6 +85,7 @@ from city_os.federation.lifecycle import federation_context
 from city_os.ngsiv2 import routes as ngsiv2
 from city_os.notifier.access import NotificationAccess
 from city_os.notifier.service import Notifier, NotifierConfig
+from city_os.observability.loop_stall import LoopStallProbe
 from city_os.observability.metrics import (
     Metrics,
     context_cache_collector,
@@ -376,7 +377,16 @@ def _base_app(settings: Settings, *middlewares: Middleware) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[STARTED] = time.monotonic()
+    app.cleanup_ctx.append(_loop_stall)
     return app
+
+
+async def _loop_stall(app: web.Application) -> AsyncIterator[None]:
+    """The event-loop stall probe of every process (``cityos_event_loop_stall_seconds``)."""
+    probe = LoopStallProbe(app[METRICS].registry)
+    probe.start()
+    yield
+    await probe.stop()
 
 
 def create_relay_app(settings: Settings) -> web.Application:

@@ -50,6 +50,9 @@ QUERY_PARAMS = frozenset(
     }
 )  # fmt: skip
 _LINK_SAFE = ":/.*-_~!$'()+;=@[]"
+# At least one of them (§5.10.2.3: "neither Entity types nor Attribute names" is a 400; ids,
+# idPatterns and the filters also select).
+_SELECTORS = ("type", "attrs", "id", "idPattern", "q", "csf", "georel", "scopeQ", "timerel")
 
 
 def _sys_attrs(request: web.Request) -> bool:
@@ -76,8 +79,10 @@ def registration_filter(request: web.Request, ctx: RequestContext) -> Registrati
     query = request.query
     types = _types(ctx, query.get("type"))
     attrs = csv_param(request, "attrs")
-    if types is None and attrs is None:
-        raise BadRequestData("type or attrs: a registration query needs one of them (§5.10.2)")
+    if not any(query.get(p) for p in _SELECTORS):
+        raise BadRequestData(
+            "a registration query needs a selection: one of " + ", ".join(_SELECTORS) + " (§5.10.2)"
+        )
     ids = [check_entity_id(i, "id") for i in csv_param(request, "id") or ()]
     q, csf, scope = query.get("q"), query.get("csf"), query.get("scopeQ")
     geo = parse_geoq(
@@ -113,8 +118,10 @@ def registration_filter(request: web.Request, ctx: RequestContext) -> Registrati
     )
 
 
-def _links(request: web.Request, page: Page, more: bool, media: str) -> list[str]:
-    """prev/next links: the query's other parameters in their order, then limit and offset."""
+def _links(request: web.Request, page: Page, more: bool) -> list[str]:
+    """prev/next links: the query's other parameters in their order, then limit and offset;
+    typed application/ld+json, as the examples of §5.5.9 (and the ETSI suite, 037_11) have
+    them whatever the response's own media type."""
 
     def link(offset: int, rel: str) -> str:
         params = [(k, v) for k, v in request.query.items() if k not in ("offset", "limit")]
@@ -122,7 +129,7 @@ def _links(request: web.Request, page: Page, more: bool, media: str) -> list[str
         text = "&".join(
             f"{quote(k, safe=_LINK_SAFE)}={quote(v, safe=_LINK_SAFE)}" for k, v in params
         )
-        return f'<{request.path.rstrip("/")}?{text}>; rel="{rel}"; type="{media}"'
+        return f'<{request.path.rstrip("/")}?{text}>; rel="{rel}"; type="{JSONLD}"'
 
     links = []
     if page.limit and page.offset > 0:
@@ -156,7 +163,7 @@ async def query_registrations(request: web.Request) -> web.Response:
     body = [service.render(ctx, reg, sys_attrs) for reg in found]
     headers = {COUNT_HEADER: str(total)} if total is not None else {}
     response = respond(body, ctx, media, headers=headers)
-    for link in _links(request, page, more, media):
+    for link in _links(request, page, more):
         response.headers.add("Link", link)
     return response
 

@@ -8,8 +8,9 @@ say where their decision is taken:
 
 * ``Open``: anyone (probes, public documents, answers that are always 400);
 * ``Tenant``: a right on the tenant itself (steward, reader, operator), checked here — also
-  the coarse rule of the faces that do not decide per entity yet (the temporal API, NGSIv2:
-  a tenant role that reads, or writes), so they are closed rather than open;
+  the coarse rule of a face that does not decide per entity (yet): a tenant role that reads,
+  or writes, so it is closed rather than open. The tenant is the request's: ``NGSILD-Tenant``,
+  or ``Fiware-Service`` on the NGSIv2 face (``api/rules.py``);
 * ``Entity``: an operation on entities, decided in core/ where the entity is known
   (``auth/enforce.py``: per entity, readable scope in SQL for queries and discovery);
 * ``Owned``: a subscription, visible and changeable by its owner (and tenant admins);
@@ -171,34 +172,36 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("DELETE", _T + "/{entity_id}/attrs/{attr}/{instance_id}"): WRITER,
     ("PATCH", _T + "/{entity_id}/attrs/{attr}/{instance_id}"): WRITER,
     ("POST", "/ngsi-ld/v1/temporal/entityOperations/query"): READER,
-    # NGSIv2 (a second face on the same core): a tenant role until it decides per entity
+    # NGSIv2 (a second face on the same core): decided per entity in core/ like NGSI-LD (the
+    # request context carries the principal; Fiware-Service is the tenant), subscriptions owned
     ("GET", "/v2"): Open("the NGSIv2 entry point"),
     ("GET", "/version"): Open("the broker's version (Orion's /version)"),
     ("GET", "/statistics"): Tenant(TenantRight.OPERATE),
-    ("POST", _V2): WRITER,
-    ("GET", _V2): READER,
+    ("POST", _V2): Entity(CREATE),
+    ("GET", _V2): Entity(READ),
     ("PATCH", _V2): Open("no entity id: always 400"),
     ("PUT", _V2): Open("no entity id: always 400"),
-    ("GET", _V2 + "/{entityId}"): READER,
-    ("DELETE", _V2 + "/{entityId}"): WRITER,
-    ("GET", _V2 + "/{entityId}/attrs"): READER,
-    ("POST", _V2 + "/{entityId}/attrs"): WRITER,
-    ("PATCH", _V2 + "/{entityId}/attrs"): WRITER,
-    ("PUT", _V2 + "/{entityId}/attrs"): WRITER,
-    ("GET", _V2 + "/{entityId}/attrs/{attrName}"): READER,
-    ("PUT", _V2 + "/{entityId}/attrs/{attrName}"): WRITER,
-    ("DELETE", _V2 + "/{entityId}/attrs/{attrName}"): WRITER,
-    ("GET", _V2 + "/{entityId}/attrs/{attrName}/value"): READER,
-    ("PUT", _V2 + "/{entityId}/attrs/{attrName}/value"): WRITER,
-    ("GET", "/v2/types"): READER,
-    ("GET", "/v2/types/{type}"): READER,
-    ("POST", "/v2/op/query"): READER,
-    ("POST", "/v2/op/update"): WRITER,
-    ("POST", "/v2/subscriptions"): READER,
-    ("GET", "/v2/subscriptions"): READER,
-    ("GET", "/v2/subscriptions/{subscriptionId}"): READER,
-    ("PATCH", "/v2/subscriptions/{subscriptionId}"): READER,
-    ("DELETE", "/v2/subscriptions/{subscriptionId}"): READER,
+    ("GET", _V2 + "/{entityId}"): Entity(READ),
+    ("DELETE", _V2 + "/{entityId}"): Entity(DELETE),
+    ("GET", _V2 + "/{entityId}/attrs"): Entity(READ),
+    ("POST", _V2 + "/{entityId}/attrs"): Entity(UPDATE),
+    ("PATCH", _V2 + "/{entityId}/attrs"): Entity(UPDATE),
+    ("PUT", _V2 + "/{entityId}/attrs"): Entity(UPDATE),
+    ("GET", _V2 + "/{entityId}/attrs/{attrName}"): Entity(READ),
+    ("PUT", _V2 + "/{entityId}/attrs/{attrName}"): Entity(UPDATE),
+    ("DELETE", _V2 + "/{entityId}/attrs/{attrName}"): Entity(UPDATE),
+    ("GET", _V2 + "/{entityId}/attrs/{attrName}/value"): Entity(READ),
+    ("PUT", _V2 + "/{entityId}/attrs/{attrName}/value"): Entity(UPDATE),
+    ("GET", "/v2/types"): Entity(READ),
+    ("GET", "/v2/types/{type}"): Entity(READ),
+    ("POST", "/v2/op/query"): Entity(READ),
+    ("POST", "/v2/op/update"): Entity(UPDATE),
+    ("POST", "/v2/subscriptions"): Owned(CREATE),
+    ("GET", "/v2/subscriptions"): Owned(READ),
+    ("GET", "/v2/subscriptions/{subscriptionId}"): Owned(READ),
+    ("PATCH", "/v2/subscriptions/{subscriptionId}"): Owned(UPDATE),
+    ("DELETE", "/v2/subscriptions/{subscriptionId}"): Owned(DELETE),
+    # registrations list nothing and creation is 501 (docs/ngsiv2.md): a tenant role
     ("POST", "/v2/registrations"): WRITER,
     ("GET", "/v2/registrations"): READER,
     ("GET", "/v2/registrations/{registrationId}"): READER,

@@ -102,6 +102,22 @@ def _fragment_parser(allow_null: bool) -> Callable[[Any, RequestContext], Parsed
     return parse
 
 
+def not_overwritten(ctx: RequestContext, outcome: merge.Outcome) -> BadRequestData:
+    """The error of an entity that noOverwrite wrote in part or not at all: its detail names both
+    lists, and it carries them as the UpdateResult members (§5.2.18) ``updated``/``notUpdated``."""
+    updated = [ctx.terms.compact_attr(i) for i in outcome.updated]
+    skipped = [ctx.terms.compact_attr(i) for i, _ in outcome.not_updated]
+    written = ", ".join(updated) if updated else "none"
+    return BadRequestData(
+        f"attributes not updated (noOverwrite): {', '.join(skipped)}; written: {written}",
+        updated=updated,
+        notUpdated=[
+            {"attributeName": ctx.terms.compact_attr(i), "reason": reason}
+            for i, reason in outcome.not_updated
+        ],
+    )
+
+
 def _busy(entity_id: str) -> ServiceUnavailable:
     return ServiceUnavailable(f"entity {entity_id} is changing too often to write it; try again")
 
@@ -323,12 +339,15 @@ class BatchOperations:
     ) -> BatchResult:
         """Batch update / merge: apply a change to each existing entity (§5.6.9, §5.6.20).
 
-        ``partial`` collects entities the change wrote only in part (e.g. noOverwrite): they are
-        reported as errors after the write.
+        ``partial`` collects entities the change wrote only in part (noOverwrite): each is
+        reported under ``errors`` with what was and was not written (the UpdateResult members of
+        §5.2.18 in its ProblemDetails), and stays under ``success`` when something of it was
+        committed (docs/interoperability.md).
         """
         result = BatchResult()
         schema = await self._service.schema(ctx, write=False)
         pending: dict[str, ParsedEntity] = {}
+        unchanged: set[str] = set()
         slicer = Slicer()
         parse = _fragment_parser(allow_null)
         for body, fragment in await off_loop(ctx, _parse_entries, ctx, bodies, contexts, parse):
@@ -346,7 +365,7 @@ class BatchOperations:
                 break
             existing = await self._service.repo.get_many(schema, list(pending))
             writes = BatchWrites()
-            unchanged: set[str] = set()
+            unchanged = set()
             refused = await self._refused(
                 ctx, schema, Operation.UPDATE, [s.record for s in existing.values()]
             )
@@ -374,8 +393,9 @@ class BatchOperations:
                 break
         result.errors.extend((entity_id, _busy(entity_id)) for entity_id in pending)
         for entity_id, problem in (partial or {}).items():
-            if entity_id in result.success:  # stored in part: reported as an error all the same
-                result.success.remove(entity_id)
+            if entity_id in result.success:  # committed: its not-updated attributes are errors
+                if entity_id in unchanged:  # nothing of it written
+                    result.success.remove(entity_id)
                 result.errors.append((entity_id, problem))
         return result
 
@@ -390,10 +410,7 @@ class BatchOperations:
                 attrs = copy_attrs(stored.record.attrs)
                 outcome = merge.append(attrs, copy_attrs(fragment.attrs), overwrite=overwrite)
                 if outcome.not_updated:
-                    names = ", ".join(ctx.terms.compact_attr(i) for i, _ in outcome.not_updated)
-                    partial[stored.record.id] = BadRequestData(
-                        f"attributes not updated (noOverwrite): {names}"
-                    )
+                    partial[stored.record.id] = not_overwritten(ctx, outcome)
                 types = list(dict.fromkeys([*stored.record.types, *fragment.types]))
                 if not outcome.updated and types == stored.record.types:
                     return None

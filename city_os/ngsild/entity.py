@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import orjson
 
 from city_os.errors import BadRequestData, InvalidRequest
-from city_os.ngsild.geometry import GEO_TYPES, check_geometry
+from city_os.ngsild.geometry import GEO_TYPES, check_geometry, without_null_members
 from city_os.ngsild.limits import DEFAULT_LIMITS, Limits, check_count
 
 Instance = dict[str, Any]
@@ -374,7 +374,7 @@ def parse_instance(
         if kind in GEO_TYPES and "coordinates" in raw:
             return {
                 "type": "GeoProperty",
-                "value": check_geometry(name, raw),
+                "value": check_geometry(name, without_null_members(raw)),
                 "createdAt": now,
                 "modifiedAt": now,
             }
@@ -392,6 +392,8 @@ def parse_instance(
         raise BadRequestData(f"attribute {name!r} of type {kind} needs a {value_key!r} member")
     inst: Instance = {"type": kind}
     value = raw[value_key]
+    if kind == "GeoProperty" and isinstance(value, dict):
+        value = without_null_members(value)  # "bbox": null is an absent bbox (RFC 7946 §5)
     if value is None:
         raise BadRequestData(
             f'attribute {name!r}: {value_key} is JSON null (use "{NULL_URI}" to delete)'

@@ -16,6 +16,22 @@ GEO_TYPES = frozenset(
 )
 
 
+_REQUIRED = frozenset({"type", "coordinates"})
+
+
+def without_null_members(value: dict[str, Any]) -> dict[str, Any]:
+    """The geometry without its JSON-null optional members (``"bbox": null``).
+
+    IETF RFC 7946 defines an optional member (bbox, §5; foreign members, §6.1) as present with
+    a value or absent, and gives null no meaning; clients that serialize unset optional fields
+    as null send it. Read as absent (docs/interoperability.md).
+    A null ``type`` or ``coordinates`` is kept, so that check_geometry refuses it.
+    """
+    if None not in value.values():
+        return value
+    return {k: v for k, v in value.items() if v is not None or k in _REQUIRED}
+
+
 def check_geometry(name: str, value: object) -> dict[str, Any]:
     """A GeoJSON geometry with valid positions (§4.7); raises BadRequestData otherwise."""
     if not isinstance(value, dict):
@@ -33,6 +49,13 @@ def check_geometry(name: str, value: object) -> dict[str, Any]:
         "MultiPolygon": 3,
     }[kind]
     _check_positions(name, coords, depth)
+    bbox = value.get("bbox")
+    if bbox is not None and (
+        not isinstance(bbox, list)
+        or len(bbox) not in (4, 6)
+        or not set(map(type, bbox)) <= _NUMBERS
+    ):
+        raise BadRequestData(f"GeoProperty {name!r}: bbox must be an array of 4 or 6 numbers")
     if kind == "LineString" and len(coords) < 2:
         raise BadRequestData(f"GeoProperty {name!r}: a LineString needs two positions or more")
     if kind in ("Polygon", "MultiPolygon"):

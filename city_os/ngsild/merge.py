@@ -86,8 +86,13 @@ def update_existing(current: Attrs, fragment: Attrs) -> Outcome:
     return out
 
 
-def merge_instance(old: Instance, patch: Instance, now: str) -> Instance:
-    """Merge a fragment into one instance: value members replace, sub-attributes merge."""
+def merge_instance(
+    old: Instance, patch: Instance, now: str, *, merge_values: bool = True
+) -> Instance:
+    """Merge a fragment into one instance: members replace, sub-attributes merge, and a JSON
+    object ``value`` is merge-patched (RFC 7396) only with ``merge_values`` — Merge Entity
+    (§5.6.17, §5.6.20); Partial Attribute Update (§5.6.4) replaces it (docs/interoperability.md).
+    """
     merged = dict(old)
     if (
         patch.get("type")
@@ -103,7 +108,13 @@ def merge_instance(old: Instance, patch: Instance, now: str) -> Instance:
         if key in ATTRIBUTE_MEMBERS:
             if value is None:
                 merged.pop(key, None)
-            elif key == "value" and isinstance(value, dict) and isinstance(old.get(key), dict):
+            elif (
+                merge_values
+                and key == "value"
+                and merged.get("type", "Property") == "Property"  # a geometry is replaced whole
+                and isinstance(value, dict)
+                and isinstance(old.get(key), dict)
+            ):
                 merged[key] = json_merge_patch(old[key], value)
             else:
                 merged[key] = value
@@ -111,7 +122,7 @@ def merge_instance(old: Instance, patch: Instance, now: str) -> Instance:
             if _is_null(value):
                 merged.pop(key, None)
             else:
-                merged[key] = merge_instance(old[key], value, now)
+                merged[key] = merge_instance(old[key], value, now, merge_values=merge_values)
         elif isinstance(value, dict) and _is_null(value):
             merged.pop(key, None)
         else:
@@ -154,7 +165,7 @@ def partial_update(current: Attrs, iri: str, patch: Instance, now: str) -> bool:
         if not existing:
             del current[iri]
         return True
-    existing[i] = merge_instance(existing[i], patch, now)
+    existing[i] = merge_instance(existing[i], patch, now, merge_values=False)
     return True
 
 

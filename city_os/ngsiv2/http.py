@@ -143,15 +143,19 @@ def in_scope(scopes: list[str] | None, expr: ScopeExpr | None) -> bool:
 
 
 async def v2_context(request: web.Request) -> RequestContext:
+    """The core request context; the caller's principal makes core/ decide access per entity
+    (auth/enforce.py) exactly as for NGSI-LD, in the ``Fiware-Service`` tenant."""
     settings = request.app[SETTINGS]
     context = settings.ngsiv2_context or None
+    principal = principal_of(request)
     return RequestContext(
         tenant=tenant(request),
         terms=await request.app[CONTEXTS].term_map(context),
         now=now_iso(),
         context=context,
         limits=settings.limits,
-        actor=principal_of(request).actor,
+        actor=principal.actor,
+        principal=principal,
     )
 
 

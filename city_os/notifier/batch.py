@@ -5,7 +5,8 @@ in one call of ``write``. It starts at once when it was idle (a lone item is sto
 trip later) and, while items keep coming, writes at most every ``interval`` seconds. A failed
 write keeps its items for the next one. ``flush`` cuts the pause short and returns once
 everything added before it is written. ``unwritten`` (added, not yet stored) lets a producer
-hold back while the database lags; ``on_written`` is called after every successful write.
+hold back while the database lags (and ``hurry`` it: no pause then); ``on_written`` is called
+after every successful write.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ class GroupWriter(Generic[T]):
         self._items.append(item)
         self._added += 1
         if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def hurry(self) -> None:
+        """Write what waits without the pause (a producer is held back by ``unwritten``)."""
+        self._hurry.set()
+        if self._items and (self._task is None or self._task.done()):
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     def __len__(self) -> int:

@@ -4,18 +4,19 @@ Layer: notifier/. Every notification is already durable (its row) when it gets h
 endpoint URI has a queue of its own, so a slow, hanging or dead endpoint only holds up its own
 notifications. Within a queue the notifications of one (subscription, entity) go one at a
 time, in order; different keys go in parallel, up to ``concurrency``. A transient failure
-blocks the endpoint for a back-off (exponential with jitter, at least the endpoint's
-then a single probe goes before the queue runs at full speed again; the failed notification
-keeps its place and its id. After the retry ``horizon`` it fails for good. An endpoint with a
-``cooldown`` (§5.2.15) is not retried: a failure closes it for the cooldown, and notifications
-matched meanwhile are dropped. A queue
-holds at most ``queue_size`` notifications in memory: beyond that they wait in PostgreSQL and
-are read back in order as the queue drains. Notifications of a subscription deleted, paused or
-expired meanwhile are dropped.
+blocks the endpoint for a back-off (exponential with jitter, at least the receiver's
+``Retry-After``); then a single probe goes before the queue runs at full speed again; the
+failed notification keeps its place and its id. After the retry ``horizon`` it fails for good.
+An endpoint with a ``cooldown`` (§5.2.15) is not retried: a failure closes it for the cooldown,
+and notifications matched meanwhile are dropped. An endpoint that is gone for good (a Web Push
+subscription its user agent ended, RFC 8030 §7.3) fails the notification and ``on_gone``
+pauses the subscription (notifier/gone.py). A queue holds at most ``queue_size``
+notifications in memory: beyond that they wait in PostgreSQL and are read back in order as the
+queue drains. Notifications of a subscription deleted, paused or expired meanwhile are dropped.
 Finished rows are recorded in batches (batch.py). While more than ``MAX_UNRECORDED`` finished
-deliveries wait to be recorded (PostgreSQL lags), no new delivery starts: a replica killed at any
-moment has then sent at most ``MAX_UNRECORDED`` + its deliveries in flight that its successor
-sends again (with the same notification id).
+deliveries wait to be recorded (PostgreSQL lags), no new delivery starts and the record is
+written at once: a replica killed at any moment has then sent at most ``MAX_UNRECORDED`` + its
+deliveries in flight that its successor sends again (with the same notification id).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str, str]  # (tenant, subscription id, entity id)
 SubKey = tuple[str, str]
 Lookup = Callable[[SubKey], Subscription | None]
-MAX_UNRECORDED = 128  # finished deliveries not yet recorded before new ones wait
+MAX_UNRECORDED = 256  # finished deliveries not yet recorded before new ones wait
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class Dispatcher:
         self._held = False  # deliveries wait for the finished ones to be recorded
         self._landed = asyncio.Event()  # set whenever a delivery attempt ends
         self._closed = False
+        # (subscription, endpoint URI) whose endpoint is gone for good (notifier/gone.py)
+        self.on_gone: Callable[[SubKey, str], None] | None = None
 
     # ---------------------------------------------------------------- intake
 
@@ -176,6 +179,7 @@ class Dispatcher:
         while q.ready and q.inflight < (1 if q.failures else self._config.concurrency):
             if self._finished.unwritten >= MAX_UNRECORDED:
                 self._held = True
+                self._finished.hurry()  # no pause: the queues wait for this write
                 return
             key = q.ready.popleft()
             d = q.keys[key][0]
@@ -240,6 +244,12 @@ class Dispatcher:
             self._cool_down(q, d.endpoint.cooldown)
             reason = f"{outcome.reason}; cooling down {d.endpoint.cooldown:g} s"
             self._give_up(q, d, reason, scheme)
+        elif outcome.gone:
+            # RFC 8030 §7.3: the push subscription ended; the subscription is paused
+            reason = f"{outcome.reason or 'gone'}; subscription paused"
+            self._give_up(q, d, reason, scheme)
+            if self.on_gone is not None:
+                self.on_gone((d.tenant, d.subscription_id), d.endpoint.uri)
         elif not outcome.transient:
             self._give_up(q, d, outcome.reason or "refused", scheme)
         elif time.time() - d.created > self._config.horizon:
@@ -253,6 +263,8 @@ class Dispatcher:
         cfg = self._config
         delay = min(cfg.max_delay, cfg.base_delay * 2 ** (q.failures - 1))
         delay *= random.uniform(0.5, 1.5)  # jitter: replicas and keys do not retry in step
+        if outcome.retry_after is not None:  # the receiver said when (at most the horizon)
+            delay = max(delay, min(outcome.retry_after, cfg.horizon))
         q.blocked_until = max(q.blocked_until, asyncio.get_running_loop().time() + delay)
         self._metrics.notification_outcome(channel, "retried")
         log.info(

@@ -27,8 +27,16 @@ from city_os.notifier.access import NotificationAccess, context_of
 from city_os.notifier.compile import Subscription
 from city_os.notifier.dispatch import Dispatcher
 from city_os.notifier.index import SubscriptionIndex
-from city_os.notifier.match import Change, change_of, notified, reason, resolved, selected
-from city_os.notifier.render import entities, notification, notified_record
+from city_os.notifier.match import (
+    GONE,
+    Change,
+    change_of,
+    notified,
+    reason,
+    resolved,
+    selected,
+)
+from city_os.notifier.render import View, entities, notification, notified_record
 from city_os.notifier.selection import SelectionFilter
 from city_os.observability.metrics import Metrics
 from city_os.store.postgres.notifications import NewNotification, NotificationStore
@@ -63,9 +71,10 @@ class Intake:
             matches = await self.access.keep(matches)
         matches = await self._throttled(matches)
         rows = []
+        shared: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         for sub, change, why in matches:
             try:
-                rows.append(await self._render(sub, change, why))
+                rows.append(await self._render(sub, change, why, shared))
             except Exception:
                 log.exception(
                     "cannot render the notification of %s for %s", change.event_id, sub.id
@@ -149,16 +158,29 @@ class Intake:
             if m[0].throttle is None or (m[0].key in allowed and first[m[0].key] == n)
         ]
 
-    async def _render(self, sub: Subscription, change: Change, why: str) -> NewNotification:
+    async def _render(
+        self,
+        sub: Subscription,
+        change: Change,
+        why: str,
+        shared: dict[tuple[Any, ...], list[dict[str, Any]]],
+    ) -> NewNotification:
         view = sub.view
         shown = notified(sub, change, why)
         now = now_iso()
         linked = None
-        if view.join is not None and shown.record is not None:
-            record = notified_record(view, shown, now)
-            ctx = context_of(sub, view.terms, now)  # linked entities: what the owner may read
-            linked = await linked_entities(self._entities, ctx, [record], view.opts, view.join)
-        data = entities(view, shown, linked, now)
+        # The entities of a change look the same to every subscription with the same view of
+        # them (terms, format, projection): rendered once per batch (fan-out).
+        key = _view_key(view, change) if view.join is None else None
+        data = shared.get(key) if key is not None else None
+        if data is None:
+            if view.join is not None and shown.record is not None:
+                record = notified_record(view, shown, now)
+                ctx = context_of(sub, view.terms, now)  # linked entities: what the owner reads
+                linked = await linked_entities(self._entities, ctx, [record], view.opts, view.join)
+            data = entities(view, shown, linked, now)
+            if key is not None:
+                shared[key] = data
         records = [notified_record(view, shown, now), *(linked or {}).values()]
         nid, headers, body = notification(view, sub.id, data, records, why, change.event_id)
         return NewNotification(
@@ -172,3 +194,14 @@ class Intake:
             body=body,
             event_time=change.when,
         )
+
+
+def _view_key(view: View, change: Change) -> tuple[Any, ...] | None:
+    """What an entity notification's ``data`` depends on besides the change, or None when it
+    also depends on the subscription (a deletion shows its watched attributes; another API
+    face renders on its own)."""
+    if change.kind in GONE or view.face is not None:
+        return None
+    terms = id(view.terms)  # one TermMap per @context (the context loader's cache)
+    return (change.event_id, terms, view.opts, view.datasets, view.deleted_as_null,
+            view.show_changes)  # fmt: skip

@@ -33,6 +33,7 @@ from city_os.notifier.channels.endpoints import shown
 from city_os.notifier.compile import Compiler
 from city_os.notifier.consumer import ChangeConsumer, ConsumerConfig
 from city_os.notifier.dispatch import DispatchConfig, Dispatcher
+from city_os.notifier.gone import GoneEndpoints
 from city_os.notifier.index import SubscriptionIndex
 from city_os.notifier.intake import Intake
 from city_os.notifier.periodic import PeriodicNotifier
@@ -59,6 +60,7 @@ class NotifierConfig:
     retention: float
     push_subject: str = "mailto:admin@city-os.invalid"
     stream_retention: float = 600.0
+    source: str = ""  # CloudEvents source of the subscription changes it makes (the API's URL)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NotifierConfig:
@@ -81,6 +83,7 @@ class NotifierConfig:
             retention=settings.notifier_retention,
             push_subject=settings.webpush_subject,
             stream_retention=settings.stream_retention,
+            source=settings.base_url,
         )
 
 
@@ -101,6 +104,7 @@ class Notifier:
         self.replica = uuid.uuid4()
         tenants = entities.tenants
         repo = SubscriptionRepository(pool)
+        self._tenants, self._repo = tenants, repo
         self.index = SubscriptionIndex(
             repo, tenants, Compiler(contexts, config.dispatch.timeout, faces), dsn
         )
@@ -124,6 +128,8 @@ class Notifier:
             config.dispatch,
             metrics,
         )
+        self.gone = GoneEndpoints(repo, tenants, config.source)
+        self.dispatcher.on_gone = self.gone.gone
         self.intake = Intake(
             self.index,
             SelectionFilter(entities.repo, tenants),
@@ -155,6 +161,7 @@ class Notifier:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.dispatcher.close()
+        await self.gone.close()
         await self.status.close()
         with contextlib.suppress(Exception):
             await self.store.release()
@@ -202,10 +209,18 @@ class Notifier:
         for uri, depth in self.dispatcher.depths().items():
             metrics.notifier_queue.labels(shown(uri)).set(depth)
         metrics.notifier_pending.set(await self.store.pending())
-        counts: dict[str, int] = {"active": 0, "paused": 0, "expired": 0}
+        counts: dict[str, int] = {"active": 0, "failed": 0, "paused": 0, "expired": 0}
         now = datetime.now(UTC)
+        failing = {
+            (tenant, sid)
+            for tenant, schema in await self._tenants.all()
+            for sid in await self._repo.failing(schema)
+        }
         for sub in self.index.all():
-            counts[subscription_status(sub.doc, now)] += 1
+            state: str = subscription_status(sub.doc, now)
+            if state == "active" and sub.key in failing:
+                state = "failed"  # active, but its last notification failed
+            counts[state] += 1
         counts["unusable"] = len(self.index.broken())
         for name, n in counts.items():
             metrics.subscriptions.labels(name).set(n)

@@ -154,8 +154,9 @@ class Metrics:
         )
         self.subscriptions = Gauge(
             "cityos_subscriptions",
-            "Subscriptions in this notifier's index by status: active, paused, expired, "
-            "unusable (their @context cannot be resolved now)",
+            "Subscriptions in this notifier's index by status: active, failed (active, but "
+            "their last notification failed), paused, expired, unusable (their @context cannot "
+            "be resolved now)",
             ["status"],
             registry=r,
         )

@@ -240,7 +240,11 @@ SCHEMAS: dict[str, Schema] = {
     },
     "BatchEntityError": {
         "type": "object",
-        "description": "§5.2.17",
+        "description": (
+            "§5.2.17. After a batch update with noOverwrite, the error of an entity also carries"
+            " the UpdateResult members (§5.2.18) updated and notUpdated, and the entity stays"
+            " under success when some of it was written"
+        ),
         "required": ["entityId", "error"],
         "properties": {"entityId": {}, "error": ref("ProblemDetails")},
     },

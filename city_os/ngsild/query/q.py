@@ -5,7 +5,9 @@ on context (``..`` ends a number but not a URI; ``|`` inside an unquoted regex g
 the pattern). ``;`` (AND) binds tighter than ``|`` (OR); parentheses nest. Beyond the ABNF we
 accept, as most brokers do: ``!attr`` (non-existence), nested parentheses (the spec's own
 example 6 needs them), ``a[b][c]`` as well as ``a[b.c]``, bare terms and URIs inside value
-lists, and a quoted regex (``a~="x|y"``) so that ``|`` can be used in a pattern.
+lists, and a quoted regex (``a~="x|y"``) so that ``|`` can be used in a pattern. Blanks (JSON
+whitespace) between tokens are ignored, as Orion-LD does (``temperature > 0 ; name == "x"``); an
+attribute path, a value and an operator stay one token each (docs/interoperability.md).
 
 Every syntax error raises ``BadRequestData`` whose detail names the 1-based position and the
 offending text.
@@ -16,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Final, cast
 
@@ -40,6 +41,9 @@ from city_os.ngsild.query.ast import (
     Value,
     ValueList,
 )
+from city_os.ngsild.query.q_literals import DATE, DATETIME, TIME
+from city_os.ngsild.query.q_literals import check_text as check_text
+from city_os.ngsild.query.q_literals import temporal_literal as temporal_literal
 
 MAX_LENGTH: Final = 16384
 MAX_DEPTH: Final = 32
@@ -47,11 +51,6 @@ MAX_DEPTH: Final = 32
 _MAX_EXPONENT: Final = 1000
 
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-_DATETIME = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:[.,]([0-9]{1,6}))?Z?"
-)
-_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
-_TIME = re.compile(r"([0-9]{2}):([0-9]{2}):([0-9]{2})(?:[.,]([0-9]{1,6}))?Z?")
 _RAW = re.compile(r"[^\s;|(),\"]+")
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S+")
 _KEY = re.compile(r"\*|[^\s.\[\]{}();|,\"=!<>~]+")
@@ -59,6 +58,8 @@ _KEY = re.compile(r"\*|[^\s.\[\]{}();|,\"=!<>~]+")
 # Longest first: '!~=' before '!=', '>=' before '>'.
 _OPERATORS: Final = ("!~=", "==", "!=", ">=", "<=", "~=", ">", "<")
 _VALUE_END: Final = frozenset(";|),")
+# Ignored between tokens: the insignificant whitespace of JSON (RFC 8259 §2).
+_BLANKS: Final = frozenset(" \t\r\n")
 _ORDERING: Final = frozenset({">", ">=", "<", "<="})
 
 
@@ -96,39 +97,6 @@ def _show(text: str, i: int) -> str:
     return repr(text[i])
 
 
-def check_text(value: str, what: str) -> str:
-    """Reject what PostgreSQL text cannot hold (NUL, lone surrogates)."""
-    if "\x00" in value:
-        raise BadRequestData(f"{what}: NUL characters are not allowed")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise BadRequestData(f"{what}: invalid Unicode text") from exc
-    return value
-
-
-def temporal_literal(text: str) -> Temporal | None:
-    """Parse a whole dateTime / date / time literal (§4.6.3); None if it is none of them.
-
-    Raises ``ValueError`` when it has the shape of one but is no real date or time.
-    """
-    if m := _DATETIME.fullmatch(text):
-        y, mo, d, h, mi, s, frac = m.groups()
-        datetime(int(y), int(mo), int(d), int(h), int(mi), int(s))  # validates
-        micro = (frac or "").ljust(6, "0")
-        return Temporal(text, "dateTime", f"{y}-{mo}-{d}T{h}:{mi}:{s}.{micro}")
-    if m := _DATE.fullmatch(text):
-        y, mo, d = m.groups()
-        date(int(y), int(mo), int(d))  # validates
-        return Temporal(text, "date", f"{y}-{mo}-{d}")
-    if m := _TIME.fullmatch(text):
-        h, mi, s, frac = m.groups()
-        time(int(h), int(mi), int(s))  # validates
-        micro = (frac or "").ljust(6, "0")
-        return Temporal(text, "time", f"{h}:{mi}:{s}.{micro}")
-    return None
-
-
 class _Parser:
     def __init__(self, text: str) -> None:
         self.s = text
@@ -146,6 +114,12 @@ class _Parser:
     def peek(self) -> str:
         return self.s[self.i] if self.i < len(self.s) else ""
 
+    def blank(self) -> str:
+        """Skip blanks; the next character (as ``peek``)."""
+        while self.i < len(self.s) and self.s[self.i] in _BLANKS:
+            self.i += 1
+        return self.peek()
+
     def expect(self, ch: str) -> None:
         if self.peek() != ch:
             raise self.error(f"expected {ch!r}, found {_show(self.s, self.i)}")
@@ -160,30 +134,31 @@ class _Parser:
             raise BadRequestData(f"q: longer than {MAX_LENGTH} characters")
         check_text(self.s, "q")
         expr = self.disjunction(0)
-        if self.i < len(self.s):
+        if self.blank():
             raise self.unexpected()
         return expr
 
     def disjunction(self, depth: int) -> QExpr:
         terms = [self.conjunction(depth)]
-        while self.peek() == "|":
+        while self.blank() == "|":
             self.i += 1
             terms.append(self.conjunction(depth))
         return terms[0] if len(terms) == 1 else Or(_flatten(terms, Or))
 
     def conjunction(self, depth: int) -> QExpr:
         terms = [self.primary(depth)]
-        while self.peek() == ";":
+        while self.blank() == ";":
             self.i += 1
             terms.append(self.primary(depth))
         return terms[0] if len(terms) == 1 else And(_flatten(terms, And))
 
     def primary(self, depth: int) -> QExpr:
-        if self.peek() == "(":
+        if self.blank() == "(":
             if depth >= MAX_DEPTH:
                 raise self.error(f"parentheses nested deeper than {MAX_DEPTH}")
             self.i += 1
             expr = self.disjunction(depth + 1)
+            self.blank()
             self.expect(")")
             return expr
         return self.term()
@@ -191,11 +166,13 @@ class _Parser:
     def term(self) -> QExpr:
         if self.peek() == "!" and not self.s.startswith(("!=", "!~="), self.i):
             self.i += 1
+            self.blank()
             path = self.path(0)
-            if self.peek() not in ("", ";", "|", ")"):
+            if self.blank() not in ("", ";", "|", ")"):
                 raise self.unexpected()
             return Exists(path, negated=True)
         path = self.path(0)
+        self.blank()
         op_pos = self.i
         op = next((o for o in _OPERATORS if self.s.startswith(o, self.i)), None)
         if op is None:
@@ -203,6 +180,7 @@ class _Parser:
                 raise self.unexpected()
             return Exists(path)
         self.i += len(op)
+        self.blank()
         if op in ("~=", "!~="):
             return Pattern(path, self.regex(), negated=op == "!~=")
         comp_op = cast(CompOp, op)  # the remaining operators are exactly CompOp
@@ -267,10 +245,12 @@ class _Parser:
     def operand(self, op: CompOp, op_pos: int) -> Value | Range | ValueList:
         start = self.i
         first = self.value()
+        self.blank()
         if self.s.startswith("..", self.i):
             if op not in ("==", "!="):
                 raise self.error(f"a range needs '==' or '!=', not {op!r}", op_pos)
             self.i += 2
+            self.blank()
             high = self.value()
             _check_range(first, high, start)
             return Range(first, high)
@@ -278,8 +258,9 @@ class _Parser:
             if op not in ("==", "!="):
                 raise self.error(f"a value list needs '==' or '!=', not {op!r}", op_pos)
             items = [first]
-            while self.peek() == ",":
+            while self.blank() == ",":
                 self.i += 1
+                self.blank()
                 items.append(self.value())
             return ValueList(tuple(items))
         if op in _ORDERING and isinstance(first, Boolean | Uri):
@@ -289,7 +270,12 @@ class _Parser:
         return first
 
     def at_value_end(self, j: int) -> bool:
-        return j >= len(self.s) or self.s[j] in _VALUE_END or self.s.startswith("..", j)
+        return (
+            j >= len(self.s)
+            or self.s[j] in _VALUE_END
+            or self.s[j] in _BLANKS
+            or self.s.startswith("..", j)
+        )
 
     def value(self) -> Value:
         start = self.i
@@ -297,7 +283,7 @@ class _Parser:
             return Text(self.string())
         if self.peek() in ("", ";", "|", ")", ","):
             raise self.error(f"expected a value, found {_show(self.s, self.i)}")
-        for pattern in (_DATETIME, _DATE, _TIME):
+        for pattern in (DATETIME, DATE, TIME):
             m = pattern.match(self.s, self.i)
             if m and self.at_value_end(m.end()):
                 try:
@@ -358,7 +344,8 @@ class _Parser:
         return pattern
 
     def unquoted_regex(self) -> str:
-        """Up to ``;`` / ``|`` outside groups and classes, or an unbalanced ``)``."""
+        """Up to ``;`` / ``|`` outside groups and classes, or an unbalanced ``)``; blanks before
+        that end are not part of the pattern (blanks inside it are)."""
         j, depth, in_class = self.i, 0, False
         while j < len(self.s):
             c = self.s[j]
@@ -379,6 +366,8 @@ class _Parser:
                 break
             j += 1
         j = min(j, len(self.s))
+        while j > self.i and self.s[j - 1] in _BLANKS and self.s[j - 2 : j - 1] != "\\":
+            j -= 1
         pattern = self.s[self.i : j]
         self.i = j
         return pattern

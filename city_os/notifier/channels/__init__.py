@@ -14,8 +14,10 @@ written (channels/endpoints.py).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
@@ -62,6 +64,8 @@ class Outcome:
     ok: bool
     transient: bool = False
     reason: str | None = None
+    retry_after: float | None = None  # seconds the receiver asked to wait (Retry-After)
+    gone: bool = False  # the endpoint no longer exists (an ended Web Push subscription)
 
 
 class Channel(Protocol):
@@ -81,6 +85,23 @@ class Unavailable:
 
     async def close(self) -> None:
         return None
+
+
+def retry_after(raw: str | None, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (RFC 9110 §10.2.3: delay-seconds or an
+    HTTP-date); None when absent or unreadable (the back-off decides then)."""
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if raw.isascii() and raw.isdigit():
+        return float(min(int(raw[:12]), 10**9))
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def scheme_of(uri: str) -> str:

@@ -2,14 +2,16 @@
 method its notifierInfo ``method`` names: NGSIv2 ``httpCustom.method``).
 
 Layer: notifier/. One aiohttp session for every endpoint, so connections are reused
-(keep-alive); its pool has no overall limit and each host gets at most ``per_host``
-connections, so one endpoint's connections (a hanging receiver holds them) never hold up
-another's. The session follows the outbound network policy (auth/network.py): an endpoint on a
-refused address fails for good, saying why. A 2xx answer is a delivery; a timeout, a connection
-failure, a 5xx, 408, 425 or 429 is transient (retried); any other answer means the receiver
-refused this notification (not retried). An endpoint whose ``notifierInfo`` carries a browser's
-push keys is a Web Push endpoint: its notifications go through channels/webpush.py, on the same
-session.
+(keep-alive). Its pool has no limit of its own: the dispatcher bounds the requests in flight
+per endpoint URI (``per_endpoint``), so a hanging receiver holds only its endpoint's
+connections (aiohttp's per-host limit would make every endpoint of one host — the paths and
+query strings of one receiver — share a single endpoint's connections). The session follows
+the outbound network policy (auth/network.py): an endpoint on a refused address fails for
+good, saying why. A 2xx answer is a delivery; a timeout, a connection failure, a 5xx, 408, 425
+or 429 is transient (retried, not before its ``Retry-After``); any other answer means the
+receiver refused this notification (not retried). An endpoint whose ``notifierInfo`` carries a
+browser's push keys is a Web Push endpoint: its notifications go through channels/webpush.py,
+on the same session.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import aiohttp
 
 from city_os.auth.network import OutboundPolicy, outbound_session
 from city_os.errors import NgsiLdError
-from city_os.notifier.channels import Delivery, Outcome
+from city_os.notifier.channels import Delivery, Outcome, retry_after
 from city_os.notifier.channels.webpush import WebPushChannel, is_push_endpoint
 
 _TRANSIENT_STATUS = frozenset({408, 425, 429})
@@ -41,12 +43,12 @@ class HttpChannel:
     def __init__(
         self,
         policy: OutboundPolicy,
-        per_host: int,
+        per_endpoint: int,
         vapid_key: Callable[[], Awaitable[bytes]] | None = None,
         push_subject: str = "",
     ) -> None:
         self._policy = policy
-        self._per_host = per_host
+        self._per_endpoint = per_endpoint  # enforced by the dispatcher's queues
         self._session: aiohttp.ClientSession | None = None
         self._push = WebPushChannel(self._client, vapid_key, push_subject) if vapid_key else None
 
@@ -54,7 +56,7 @@ class HttpChannel:
         if self._session is None or self._session.closed:
             self._session = outbound_session(
                 self._policy,
-                connector_options={"limit": 0, "limit_per_host": self._per_host},
+                connector_options={"limit": 0, "limit_per_host": 0},
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent",),
             )
@@ -77,6 +79,7 @@ class HttpChannel:
             ) as response:
                 await response.read()
                 status = response.status
+                wait = retry_after(response.headers.get("Retry-After"))
         except TimeoutError:
             return Outcome(False, True, f"no answer within {delivery.endpoint.timeout:g} s")
         except NgsiLdError as exc:  # the outbound policy refused the address
@@ -86,7 +89,7 @@ class HttpChannel:
         if 200 <= status < 300:
             return Outcome(True)
         transient = status >= 500 or status in _TRANSIENT_STATUS
-        return Outcome(False, transient, f"HTTP {status}")
+        return Outcome(False, transient, f"HTTP {status}", retry_after=wait if transient else None)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -11,8 +11,9 @@ with a VAPID token signed by the platform's key (py_vapid), so the push service 
 A push message holds at most 3,993 bytes of plaintext (RFC 8291 §4). A notification that does not
 fit is replaced by its summary (ids and types of the entities, ``truncated: true``): the app then
 reads the entities through the API. Push service answers: 201 delivered; 404/410 the user agent
-unsubscribed, a permanent failure (the subscription should stop); 413 too large, permanent; 429
-and 5xx transient, honouring ``Retry-After``.
+unsubscribed (RFC 8030 §7.3): a permanent failure, and the subscription is paused
+(notifier/gone.py); 413 too large, permanent; 429 and 5xx transient, honouring ``Retry-After``
+(the dispatcher waits at least that long).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from py_vapid import Vapid02
 from city_os.errors import BadRequestData, NgsiLdError
 from city_os.notifier.channels import Delivery
 from city_os.notifier.channels import Outcome as ChannelOutcome
+from city_os.notifier.channels import retry_after as parse_retry_after
 
 KEY_P256DH: Final = "webpush.p256dh"
 KEY_AUTH: Final = "webpush.auth"
@@ -270,7 +272,7 @@ async def send(
     ) as response:
         status = response.status
         detail = (await response.content.read(512)).decode("utf-8", "replace").strip()
-        retry_after = _retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if 200 <= status < 300:
         return PushResult("delivered", status)
     reason = f"push service answered HTTP {status}" + (f": {detail}" if detail else "")
@@ -279,12 +281,6 @@ async def send(
     if status == 429 or status >= 500:
         return PushResult("retry", status, reason, retry_after)
     return PushResult("refused", status, reason)
-
-
-def _retry_after(raw: str | None) -> float | None:
-    if raw is None or not raw.strip().isdigit():
-        return None  # an HTTP-date is rare from push services; the backoff decides then
-    return float(raw.strip())
 
 
 # -- the dispatcher's channel --------------------------------------------------------------------
@@ -333,4 +329,10 @@ class WebPushChannel:
             return ChannelOutcome(False, True, f"{type(exc).__name__}: {exc}"[:500])
         if result.outcome == "delivered":
             return ChannelOutcome(True)
-        return ChannelOutcome(False, result.outcome == "retry", result.reason)
+        return ChannelOutcome(
+            False,
+            result.outcome == "retry",
+            result.reason,
+            retry_after=result.retry_after,
+            gone=result.outcome == "gone",  # RFC 8030 §7.3: stop sending to it
+        )

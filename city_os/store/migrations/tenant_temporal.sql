@@ -31,10 +31,12 @@ CREATE TABLE IF NOT EXISTS {schema}.attr_instances (
 ) PARTITION BY RANGE (recorded_at);
 -- One entity's attribute over a time range (retrieve, lastN, per-entity buckets); a type's
 -- buckets go through temporal_entities_types and this index with entity_id = ANY(...).
--- INCLUDE (num, dataset_id): aggregations over observedAt are index-only scans. Other
--- timeproperties use the (entity_id, attr) prefix and filter.
-CREATE INDEX IF NOT EXISTS attr_instances_observed
-    ON {schema}.attr_instances (entity_id, attr, observed_at) INCLUDE (num, dataset_id);
+-- INCLUDE (num, dataset_id, deleted_at): aggregations over observedAt (which leave deletion
+-- records out) are index-only scans; deleted_at is NULL but on deletion records, so it costs
+-- nothing but the null bitmap. Other timeproperties use the (entity_id, attr) prefix and filter.
+CREATE INDEX IF NOT EXISTS attr_instances_observed_live
+    ON {schema}.attr_instances (entity_id, attr, observed_at) INCLUDE (num, dataset_id, deleted_at);
+DROP INDEX IF EXISTS {schema}.attr_instances_observed;
 CREATE TABLE IF NOT EXISTS {schema}.attr_instances_default
     PARTITION OF {schema}.attr_instances DEFAULT;
 
@@ -118,7 +120,8 @@ BEGIN
 END $$;
 
 -- Instances that are new or changed (any member, modifiedAt included) are recorded; those
--- that disappeared are recorded as deleted (deletedAt = the entity's modifiedAt).
+-- that disappeared are recorded as deleted (deletedAt = the entity's modifiedAt). Only the
+-- attributes whose instance arrays differ are expanded (a partial update touches one).
 CREATE OR REPLACE FUNCTION {schema}.temporal_capture_update() RETURNS trigger
     -- no JIT: transition tables are estimated at 1,000 rows and the joins and set-returning
     -- functions inside at billions, which made JIT compile each statement for seconds
@@ -128,23 +131,30 @@ BEGIN
     SET types = n.types, scopes = n.scopes, modified_at = n.modified_at, deleted_at = NULL
     FROM fresh n WHERE t.id = n.id
       AND (t.types, t.scopes, t.modified_at) IS DISTINCT FROM (n.types, n.scopes, n.modified_at);
+    WITH changed AS (
+        SELECT n.id, n.modified_at,
+               (SELECT jsonb_object_agg(k.key, k.value) FROM jsonb_each(n.attrs) k
+                WHERE k.value IS DISTINCT FROM o.attrs->k.key) AS now_attrs,
+               (SELECT jsonb_object_agg(k.key, k.value) FROM jsonb_each(o.attrs) k
+                WHERE k.value IS DISTINCT FROM n.attrs->k.key) AS was_attrs
+        FROM fresh n JOIN stale o ON o.id = n.id
+        WHERE n.attrs IS DISTINCT FROM o.attrs
+    )
     INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at, created_at,
                                          modified_at, deleted_at, num, inst)
-    SELECT r.* FROM fresh n JOIN stale o ON o.id = n.id,
-        LATERAL {schema}.temporal_rows(n.id, n.attrs, NULL) r
-    WHERE n.attrs IS DISTINCT FROM o.attrs
-      AND NOT EXISTS (
-        SELECT 1 FROM jsonb_array_elements(o.attrs->r.attr) x
+    SELECT r.* FROM changed c,
+        LATERAL {schema}.temporal_rows(c.id, c.now_attrs, NULL) r
+    WHERE NOT EXISTS (
+        SELECT 1 FROM jsonb_array_elements(c.was_attrs->r.attr) x
         WHERE coalesce(x->>'datasetId', '') = r.dataset_id
           AND x - 'createdAt' - 'modifiedAt' - 'observedAt' = r.inst
           AND (x->>'modifiedAt')::timestamptz IS NOT DISTINCT FROM r.modified_at
           AND (x->>'observedAt')::timestamptz IS NOT DISTINCT FROM r.observed_at)
     UNION ALL
-    SELECT r.* FROM fresh n JOIN stale o ON o.id = n.id,
-        LATERAL {schema}.temporal_rows(n.id, o.attrs, n.modified_at) r
-    WHERE n.attrs IS DISTINCT FROM o.attrs
-      AND NOT EXISTS (
-        SELECT 1 FROM jsonb_array_elements(n.attrs->r.attr) x
+    SELECT r.* FROM changed c,
+        LATERAL {schema}.temporal_rows(c.id, c.was_attrs, c.modified_at) r
+    WHERE NOT EXISTS (
+        SELECT 1 FROM jsonb_array_elements(c.now_attrs->r.attr) x
         WHERE coalesce(x->>'datasetId', '') = r.dataset_id);
     RETURN NULL;
 END $$;

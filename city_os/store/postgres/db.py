@@ -208,10 +208,16 @@ async def _record(conn: asyncpg.Connection, name: str, sql: str) -> None:
 
 
 def tenant_ddl(schema: str) -> str:
-    """The objects of one tenant: tenant.sql, then the temporal history (tenant_temporal.sql),
-    the attribute values of q (tenant_values.sql) and context source registrations
-    (tenant_csource.sql)."""
-    parts = ("tenant.sql", "tenant_temporal.sql", "tenant_values.sql", "tenant_csource.sql")
+    """The objects of one tenant: tenant.sql, then the temporal history (tenant_temporal.sql,
+    its hourly rollups tenant_temporal_rollups.sql), the attribute values of q
+    (tenant_values.sql) and context source registrations (tenant_csource.sql)."""
+    parts = (
+        "tenant.sql",
+        "tenant_temporal.sql",
+        "tenant_temporal_rollups.sql",
+        "tenant_values.sql",
+        "tenant_csource.sql",
+    )
     sql = "\n".join(_migration(name) for name in parts)
     return sql.replace("{schema}", schema)
 

@@ -65,12 +65,13 @@ class NotificationStore:
         self._lease = lease
 
     async def add(self, rows: list[NewNotification]) -> list[StoredNotification]:
-        """Store new notifications (leased by this replica); returns those that were new."""
+        """Store new notifications (leased by this replica); returns those that were new.
+        Only their seq and time come back: the rest is what was sent (no body round trip)."""
         if not rows:
             return []
         async with self._pool.acquire() as conn:
             found = await conn.fetch(
-                f"""
+                """
 INSERT INTO cityos.notifications AS n (notification_id, tenant, subscription_id, source_id,
     entity_id, endpoint, headers, body, event_time, owner, lease_until)
 SELECT r.nid::uuid, r.tenant, r.sid, r.source::uuid, r.entity, r.endpoint, r.headers::jsonb, r.body,
@@ -79,7 +80,8 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
             $7::text[], $8::bytea[], $9::float8[])
      AS r(nid, tenant, sid, source, entity, endpoint, headers, body, event_time)
 ON CONFLICT (tenant, subscription_id, source_id) DO NOTHING
-RETURNING {_ROW}""",
+RETURNING n.seq, n.notification_id::text AS nid,
+          extract(epoch FROM n.created_at)::float8 AS created""",
                 [r.notification_id.removeprefix(_PREFIX) for r in rows],
                 [r.tenant for r in rows],
                 [r.subscription_id for r in rows],
@@ -92,7 +94,26 @@ RETURNING {_ROW}""",
                 self.owner,
                 self._lease,
             )
-        return sorted((_stored(r) for r in found), key=lambda s: s.seq)
+        # notification ids are unique (uuid5 of the unique key)
+        by_id = {r.notification_id.removeprefix(_PREFIX): r for r in rows}
+        stored = []
+        for f in found:
+            r = by_id[f["nid"]]
+            stored.append(
+                StoredNotification(
+                    seq=f["seq"],
+                    notification_id=r.notification_id,
+                    tenant=r.tenant,
+                    subscription_id=r.subscription_id,
+                    entity_id=r.entity_id,
+                    endpoint=r.endpoint,
+                    headers=r.headers,
+                    body=r.body,
+                    event_time=r.event_time,
+                    created=f["created"],
+                )
+            )
+        return sorted(stored, key=lambda s: s.seq)
 
     async def finish(self, done: list[tuple[int, str, int]]) -> None:
         """Record finished deliveries: (seq, state, attempts); state sent | failed | dropped."""

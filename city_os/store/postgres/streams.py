@@ -4,8 +4,9 @@ Layer: store/. The notifier's stream channel appends a notification and NOTIFYs
 ``cityos_stream`` (payload ``[seq, tenant, subscription id]``) in one statement, so the API
 process that holds a page's connection learns of it once it is committed, whichever replica
 produced it. A redelivery of the same notification (a replica killed after the append) appends
-nothing. Pages that reconnect read what they missed after their Last-Event-ID; rows older than
-the retention are deleted.
+nothing. Appends of one subscription take turns, so its seqs are in commit order: pages that
+reconnect read what they missed after their Last-Event-ID (``seq >`` it) without a gap; rows
+older than the retention are deleted.
 """
 
 from __future__ import annotations
@@ -25,10 +26,15 @@ class StreamEvent:
     body: bytes
 
 
+# Appends of one subscription take turns (a transaction-scoped advisory lock, taken before the
+# row's seq is drawn and held until its commit): per subscription, seq order is commit order, so
+# a page resuming after its Last-Event-ID can never miss a row that committed after a later seq.
+STREAM_LOCK_CLASS = 0x63697479  # advisory lock class of stream appends ("city")
 _APPEND = f"""
-WITH added AS (
+WITH turn AS (SELECT pg_advisory_xact_lock({STREAM_LOCK_CLASS}, hashtext($1 || '/' || $2))),
+added AS (
     INSERT INTO cityos.stream_events (tenant, subscription_id, notification_id, body)
-    VALUES ($1, $2, $3, $4)
+    SELECT $1, $2, $3, $4 FROM turn
     ON CONFLICT (tenant, subscription_id, notification_id) DO NOTHING
     RETURNING seq)
 SELECT pg_notify('{CHANNEL}', json_build_array(seq, $1::text, $2::text)::text) FROM added"""
@@ -38,7 +44,18 @@ class StreamStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def append(self, tenant: str, subscription_id: str, nid: str, body: bytes) -> None:
+    async def append(
+        self,
+        tenant: str,
+        subscription_id: str,
+        nid: str,
+        body: bytes,
+        conn: asyncpg.Connection | None = None,
+    ) -> None:
+        """Append one notification (and NOTIFY on commit); ``conn``: inside its transaction."""
+        if conn is not None:
+            await conn.execute(_APPEND, tenant, subscription_id, nid, body)
+            return
         await self._pool.execute(_APPEND, tenant, subscription_id, nid, body)
 
     async def get(self, seq: int) -> StreamEvent | None:

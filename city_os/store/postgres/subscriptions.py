@@ -241,6 +241,12 @@ class SubscriptionRepository:
                 )
             )
 
+    async def failing(self, schema: str) -> set[str]:
+        """Ids of the subscriptions whose last notification failed (notification.status)."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(f"SELECT id FROM {schema}.subscription_status WHERE failing")
+        return {r["id"] for r in rows}
+
     async def add_status(self, schema: str, updates: list[dict[str, Any]]) -> None:
         """Add the notifier's counts to the delivery status of several subscriptions at once.
 

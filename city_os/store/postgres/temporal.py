@@ -15,6 +15,7 @@ import asyncpg
 import orjson
 
 from city_os.ngsild.query.entity_selection import Names, Selection
+from city_os.store.postgres import temporal_rollups as rollups
 from city_os.store.postgres.query_sql import (
     SqlParams,
 )
@@ -89,33 +90,47 @@ class TemporalRepository:
         t = _time_expr(tq)
         inner = f"SELECT {_INSTANCE_COLUMNS}, {t} AS t FROM {schema}.attr_instances a WHERE {where}"
         direction = "DESC" if tq.last_n else "ASC"
+        order = f"t {direction}, attr, dataset_id"
         if tq.last_n:
             inner = (
                 f"SELECT * FROM (SELECT x.*, row_number() OVER (PARTITION BY entity_id, attr"
                 f" ORDER BY t DESC) AS n FROM ({inner}) x) y WHERE n <= {params.add(tq.last_n)}"
             )
+        elif len(ids) == 1:  # one entity: a plain top-N, no window
+            sql = f"{inner} ORDER BY {order} LIMIT {params.add(cap + 1)}"
+            return await self._fetch(sql, ids, *params.args)
+        # ORDER BY the window's own sort key: the rows come out of it in that order already.
         sql = (
             f"SELECT * FROM (SELECT z.*, row_number() OVER (PARTITION BY entity_id"
-            f" ORDER BY t {direction}, attr, dataset_id) AS k FROM ({inner}) z) w"
-            f" WHERE k <= {params.add(cap + 1)} ORDER BY entity_id, k"
+            f" ORDER BY {order}) AS k FROM ({inner}) z) w"
+            f" WHERE k <= {params.add(cap + 1)} ORDER BY entity_id, {order}"
         )
         return await self._fetch(sql, ids, *params.args)
 
     async def aggregate(
-        self, schema: str, ids: list[str], f: InstanceFilter
+        self, schema: str, ids: list[str], f: InstanceFilter, *, exact: bool = False
     ) -> list[asyncpg.Record]:
         """One row per entity, attribute, dataset and period: start, end and one column per
         aggregation method. Periods start at timeAt, else at the attribute's first instance
-        (§4.5.19); without aggrPeriodDuration one period spans the whole range."""
+        (§4.5.19); without aggrPeriodDuration one period spans the whole range. From the
+        hourly rollups when they give the same answer (temporal_rollups.usable), unless
+        ``exact``."""
+        tq = f.query
+        if not exact and rollups.usable(tq):
+            params = SqlParams(2)
+            sql = rollups.rollup_sql(schema, "$1", f.attrs, f.datasets, tq, params)
+            rows = await self._fetch(sql, ids, *params.args)
+            if not any(r[rollups.WILD] for r in rows):
+                return rows
         params = SqlParams(2)
         where = _instance_where("$1", f, params)
-        tq = f.query
-        # The timeproperty itself (instances without it are not aggregated): with observedAt
-        # the scan is index-only (attr_instances_observed), deletions have none.
+        # The timeproperty itself (instances without it are not aggregated); deletion records
+        # only with deletedAt. With observedAt the scan is index-only
+        # (attr_instances_observed_live).
         t = f"a.{tq.column}"
         where += f" AND {t} IS NOT NULL"
         if tq.timeproperty != "deletedAt":
-            where += " AND a.deleted_at IS NULL" if tq.timeproperty != "observedAt" else ""
+            where += " AND a.deleted_at IS NULL"
         methods = ", ".join(f'{_AGGREGATES[m]} AS "{m}"' for m in tq.aggr_methods)
         value = ", a.inst" if "distinctCount" in tq.aggr_methods else ""
         origin = f"min({t}) OVER (PARTITION BY a.entity_id, a.attr)"

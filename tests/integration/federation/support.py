@@ -6,6 +6,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from city_os.api.keys import SETTINGS
+
 API = "/ngsi-ld/v1"
 REGS = f"{API}/csourceRegistrations"
 ERR = "https://uri.etsi.org/ngsi-ld/errors/"
@@ -45,8 +47,7 @@ async def create(client: Client, tenant: str, body: dict[str, Any]) -> str:
 
 
 async def retrieve(client: Client, tenant: str, rid: str, query: str = "") -> Any:
-    """GET as JSON-LD; the body's @context is asked back through an ld+json create, so the
-    response is compacted with CONTEXT when ``context`` is sent in the body's terms."""
+    """GET without a @context: names come back as full IRIs (§5.10.1)."""
     resp = await client.get(
         f"{REGS}/{rid}{query}",
         headers={"NGSILD-Tenant": tenant, "Accept": "application/json"},
@@ -67,3 +68,26 @@ async def problem(resp: Any, status: int, kind: str) -> dict[str, Any]:
     assert body["type"] == ERR + kind
     assert body["title"] and body["detail"]
     return body  # type: ignore[no-any-return]
+
+
+LINK = '<{}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+
+
+async def host_context(client: Client, tenant: str) -> str:
+    """CONTEXT hosted by the broker (/jsonldContexts): a URL requests can Link to."""
+    resp = await client.post(
+        f"{API}/jsonldContexts",
+        json={"@context": CONTEXT},
+        headers={"NGSILD-Tenant": tenant, "Content-Type": "application/json"},
+    )
+    assert resp.status == 201, await resp.text()
+    return str(client.app[SETTINGS].base_url + resp.headers["Location"])
+
+
+async def read(client: Client, tenant: str, rid: str, ctx_url: str, query: str = "") -> Any:
+    """GET compacted with the hosted @context (Link header)."""
+    resp = await client.get(
+        f"{REGS}/{rid}{query}", headers={"NGSILD-Tenant": tenant, "Link": LINK.format(ctx_url)}
+    )
+    assert resp.status == 200, await resp.text()
+    return await resp.json(content_type=None)

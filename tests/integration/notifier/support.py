@@ -41,11 +41,12 @@ class Received:
 
 @dataclass
 class Receiver:
-    """A notification receiver; ``status`` is what it answers, ``hang`` makes it never answer,
-    ``down`` closes its port."""
+    """A notification receiver; ``status`` (and ``headers``) is what it answers, ``hang`` makes
+    it never answer, ``down`` closes its port."""
 
     port: int = field(default_factory=free_port)
     status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)  # of every answer
     hang: bool = False
     received: list[Received] = field(default_factory=list)
     _runner: web.AppRunner | None = None
@@ -62,7 +63,7 @@ class Receiver:
         )
         if self.hang:
             await self._release.wait()
-        return web.Response(status=self.status)
+        return web.Response(status=self.status, headers=self.headers)
 
     async def start(self) -> Receiver:
         app = web.Application()

@@ -13,10 +13,19 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
+from city_os.api.ops import NOTIFIER
 from city_os.devstack import TansuProcess
 from tests.integration.events.support import poll
 from tests.integration.notifier.mosquitto import Mosquitto
-from tests.integration.notifier.support import API, broker, hdr, shelter, subscribe, write
+from tests.integration.notifier.support import (
+    API,
+    broker,
+    hdr,
+    settled,
+    shelter,
+    subscribe,
+    write,
+)
 from tests.integration.notifier.webpush_service import PushService, UserAgent
 
 
@@ -110,6 +119,59 @@ async def test_a_web_push_subscription_reaches_the_user_agent_encrypted(
     notification = orjson.loads(agent.decrypt(message.body))
     assert notification["subscriptionId"] == sid
     assert notification["data"][0]["id"] == "urn:ngsi-ld:Shelter:7"
+
+
+@pytest.mark.parametrize("answer", [410, 404])
+async def test_a_push_subscription_the_user_agent_ended_pauses_the_subscription(
+    tansu: TansuProcess, tenant: str, answer: int
+) -> None:
+    """RFC 8030 §7.3: 404/410 from the push service — the subscription is paused (nothing more
+    is sent to it), saying why; re-activated, it notifies again."""
+    push = PushService()
+    push.status = answer
+    server = TestServer(push.app())
+    await server.start_server()
+    push.origin = f"http://{server.host}:{server.port}"
+    endpoint = {"uri": f"{push.origin}/push/ua-1", "notifierInfo": UserAgent().notifier_info()}
+    try:
+        async with broker(tansu.bootstrap) as client:
+            sid = await subscribe(
+                client,
+                tenant,
+                {"entities": [{"type": "Shelter"}], "notification": {"endpoint": endpoint}},
+            )
+            await write(client, "POST", "/entities", tenant, shelter(1), status=201)
+            got: dict[str, Any] = {}
+
+            async def paused() -> bool:
+                resp = await client.get(f"{API}/subscriptions/{sid}", headers=hdr(tenant))
+                got.update(await resp.json())
+                return got.get("status") == "paused"
+
+            await poll(paused, 30)
+            assert got["isActive"] is False
+            assert str(answer) in got["notification"]["lastFailureReason"]
+            assert "paused" in got["notification"]["lastFailureReason"]
+
+            async def indexed_paused() -> bool:  # every replica's index learns of it
+                sub = client.app[NOTIFIER].index.get((tenant, sid))
+                return sub is not None and not sub.active
+
+            await poll(indexed_paused, 30)
+            await write(client, "POST", "/entities", tenant, shelter(2), status=201)
+            await settled(client, tenant)
+            assert len(push.received) == 1  # nothing sent while paused
+
+            push.status = 201  # the app subscribed again: the owner re-activates it
+            await write(client, "PATCH", f"/subscriptions/{sid}", tenant, {"isActive": True})
+            await write(client, "POST", "/entities", tenant, shelter(3), status=201)
+
+            async def delivered() -> bool:
+                return len(push.received) >= 2
+
+            await poll(delivered, 30)
+    finally:
+        await server.close()
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from city_os.store.postgres.notifications import (
     StoredNotification,
     period_id,
 )
+from city_os.store.postgres.streams import STREAM_LOCK_CLASS, StreamStore
 from tests.conftest import TEST_DSN
 from tests.integration.events.support import poll
 
@@ -124,3 +125,35 @@ async def test_throttling_lets_one_through_per_period(pool: asyncpg.Pool, tenant
     allowed = await asyncio.gather(*(r.allow([(tenant, "s", 3600.0)]) for r in replicas))
     assert sum(len(a) for a in allowed) == 1
     assert await replicas[0].allow([(tenant, "s", 3600.0)]) == set()
+
+
+async def test_stream_appends_of_one_subscription_commit_in_seq_order(
+    pool: asyncpg.Pool, tenant: str
+) -> None:
+    """A resume (Last-Event-ID = the highest seq a page saw) cannot miss a row: an append that
+    starts while another of the same subscription is uncommitted waits for it, so no row with
+    a lower seq commits after a higher one."""
+    streams = StreamStore(pool)
+    sid = "urn:ngsi-ld:Subscription:stream"
+    async with pool.acquire() as first:
+        tx = first.transaction()
+        await tx.start()
+        await streams.append(tenant, sid, str(uuid.uuid4()), b'{"n": 1}', conn=first)
+        second = asyncio.create_task(streams.append(tenant, sid, str(uuid.uuid4()), b'{"n": 2}'))
+
+        async def waiting() -> bool:  # the second append waits for the first one's turn
+            return bool(
+                await pool.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND classid = $1::oid",
+                    STREAM_LOCK_CLASS,
+                )
+            )
+
+        await poll(waiting, 10)
+        assert await streams.since(tenant, sid, 0) == []  # nothing visible has a higher seq
+        await tx.commit()
+    await asyncio.wait_for(second, 10)
+    events = await streams.since(tenant, sid, 0)
+    assert [e.body for e in events] == [b'{"n": 1}', b'{"n": 2}']
+    assert events[0].seq < events[1].seq

@@ -129,6 +129,28 @@ async def test_a_refusing_receiver_fails_for_good(client: Client, tenant: str) -
         got = await status(client, tenant, sid)
         assert (got["status"], got["timesSent"], got["timesFailed"]) == ("failed", 2, 2)
         assert got["lastFailureReason"] == "HTTP 400"
+        metrics = await (await client.get("/metrics")).text()
+        failed = [
+            m for m in metrics.splitlines() if m.startswith('cityos_subscriptions{status="failed"}')
+        ]
+        assert failed and float(failed[0].split()[-1]) >= 1, failed
+
+
+async def test_retry_after_is_honoured(client: Client, tenant: str) -> None:
+    """A 503 with Retry-After: the notification is tried again, not sooner than asked (the
+    back-off alone would retry within 0.75 s here), with the same id."""
+    async with receiver(status=503, headers={"Retry-After": "2"}) as busy:
+        await subscribe(
+            client,
+            tenant,
+            {"entities": [{"type": "Shelter"}], "notification": {"endpoint": {"uri": busy.url}}},
+        )
+        await write(client, "POST", "/entities", tenant, shelter(1), status=201)
+        await busy.wait_for(1)
+        busy.status, busy.headers = 200, {}
+        first, second = (await busy.wait_for(2))[:2]
+    assert first.body["id"] == second.body["id"]
+    assert second.at - first.at >= 1.95, second.at - first.at
 
 
 async def test_timeout_and_cooldown(client: Client, tenant: str) -> None:

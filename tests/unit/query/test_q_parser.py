@@ -214,7 +214,7 @@ ERRORS: list[tuple[str, str]] = [
     ("a==1)", "unexpected ')' at position 5"),
     ("(a", "expected ')', found end of input at position 3"),
     ("()", "expected an attribute name, found ')' at position 2"),
-    ("a b", "unexpected ' ' at position 2"),
+    ("a b", "unexpected 'b' at position 3"),
     ("a;", "expected an attribute name, found end of input at position 3"),
     ("|a", "expected an attribute name, found '|' at position 1"),
     ("1a==1", "expected an attribute name, found '1' at position 1"),
