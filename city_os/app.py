@@ -20,6 +20,7 @@ from city_os.api import (
     batch,
     contexts,
     csource,
+    csource_subscriptions,
     discovery,
     docs,
     entities,
@@ -44,6 +45,7 @@ from city_os.api.keys import (
     CONSENTS,
     CONTEXT_REGISTRY,
     CONTEXTS,
+    CSOURCE_SUBSCRIPTIONS,
     DISCOVERY,
     ENTITIES,
     INDEXES,
@@ -81,7 +83,7 @@ from city_os.core.streams import StreamHub
 from city_os.core.subscriptions import SubscriptionService
 from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
 from city_os.federation.distributed_app import distributed_context
-from city_os.federation.lifecycle import federation_context
+from city_os.federation.lifecycle import csource_subscription_service, federation_context
 from city_os.ngsiv2 import routes as ngsiv2
 from city_os.notifier.access import NotificationAccess
 from city_os.notifier.service import Notifier, NotifierConfig
@@ -262,6 +264,7 @@ async def _subscriptions(app: web.Application) -> AsyncIterator[None]:
         settings.base_url,
         app[OUTBOUND].check_url,
     )
+    app[CSOURCE_SUBSCRIPTIONS] = csource_subscription_service(app[SUBSCRIPTIONS])
     hub = StreamHub(StreamStore(app[POOL]), settings.database_url)
     await hub.start()
     app[STREAMS] = hub
@@ -333,6 +336,10 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
     if subscriptions is not None:
         subscriptions.on_change.append(notifier.index.refresh)
         subscriptions.before_read.append(notifier.settle)
+    csource_subscriptions = app.get(CSOURCE_SUBSCRIPTIONS)
+    if csource_subscriptions is not None:
+        csource_subscriptions.on_change.append(notifier.index.refresh)
+        csource_subscriptions.before_read.append(notifier.settle)
     yield
     await notifier.close()
 
@@ -458,6 +465,7 @@ def create_app(settings: Settings) -> web.Application:
         discovery.routes,
         subscriptions.routes,
         csource.routes,
+        csource_subscriptions.routes,
         push.routes,
         streams.routes,
         temporal.routes,

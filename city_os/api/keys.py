@@ -35,6 +35,8 @@ QUERIES = web.AppKey("queries", QueryService)
 INDEXES = web.AppKey("indexes", ValueIndexService)
 DISCOVERY = web.AppKey("discovery", DiscoveryService)
 SUBSCRIPTIONS = web.AppKey("subscriptions", SubscriptionService)
+# /csourceSubscriptions (§5.11): the same service for the other kind of subscription.
+CSOURCE_SUBSCRIPTIONS = web.AppKey("csource_subscriptions", SubscriptionService)
 STREAMS = web.AppKey("streams", StreamHub)
 TEMPORAL = web.AppKey("temporal", TemporalService)
 REGISTRATIONS = web.AppKey("registrations", RegistrationService)

@@ -67,6 +67,7 @@ _OPS = "/ngsi-ld/v1/entityOperations"
 _SCHEMAS = "/cityos/v1/schemas"
 _SUBS = "/ngsi-ld/v1/subscriptions"
 _CSR = "/ngsi-ld/v1/csourceRegistrations"
+_CSUBS = "/ngsi-ld/v1/csourceSubscriptions"
 READ, CREATE, UPDATE, DELETE = Operation.READ, Operation.CREATE, Operation.UPDATE, Operation.DELETE
 STEWARD, READER = Tenant(TenantRight.STEWARD), Tenant(TenantRight.READ)
 WRITER = Tenant(TenantRight.WRITE)
@@ -143,6 +144,12 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", _CSR + "/{registrationId}"): READER,
     ("PATCH", _CSR + "/{registrationId}"): STEWARD,
     ("DELETE", _CSR + "/{registrationId}"): STEWARD,
+    # ... and their subscriptions (§5.11): their owner's, as entity subscriptions
+    ("POST", _CSUBS): Owned(CREATE),
+    ("GET", _CSUBS): Owned(READ),
+    ("GET", _CSUBS + "/{subscriptionId}"): Owned(READ),
+    ("PATCH", _CSUBS + "/{subscriptionId}"): Owned(UPDATE),
+    ("DELETE", _CSUBS + "/{subscriptionId}"): Owned(DELETE),
     # access control's own resources
     ("POST", "/cityos/v1/apikeys"): Service("auth/apikeys.py: tenant admins"),
     ("GET", "/cityos/v1/apikeys"): Service("auth/apikeys.py: tenant admins"),

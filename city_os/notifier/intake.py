@@ -21,6 +21,8 @@ from city_os.core.entities import EntityService
 from city_os.core.linked import linked_entities
 from city_os.errors import NgsiLdError
 from city_os.events.model import SUBSCRIPTION_EVENT_PREFIX
+from city_os.federation.csource_notify import CSourceNotifier
+from city_os.federation.events import REGISTRATION_EVENT_PREFIX
 from city_os.ngsild.entity import now_iso
 from city_os.ngsild.representation import EntityRecord
 from city_os.notifier.access import NotificationAccess, context_of
@@ -62,6 +64,10 @@ class Intake:
         self._entities = entities
         self._metrics = metrics
         self.access: NotificationAccess | None = None  # set when authentication is on
+        # Context-source subscriptions (§5.11): registration change events and the initial
+        # notification of a new csourceSubscription (federation/csource_notify.py).
+        self.csource: CSourceNotifier | None = None  # set by the Notifier
+        self._csource_rows: list[NewNotification] = []
 
     async def handle(self, envelopes: list[dict[str, Any]]) -> int:
         """Store and queue the notifications of these events; returns how many were new."""
@@ -79,6 +85,8 @@ class Intake:
                 log.exception(
                     "cannot render the notification of %s for %s", change.event_id, sub.id
                 )
+        rows += self._csource_rows  # csourceSubscriptions' notifications of this batch
+        self._csource_rows = []
         stored = await self._store.add(rows)
         self._metrics.notifications_stored.inc(len(stored))
         self._dispatcher.submit(stored)
@@ -96,6 +104,13 @@ class Intake:
             kind = str(envelope.get("type", ""))
             if kind.startswith(SUBSCRIPTION_EVENT_PREFIX) and isinstance(data, dict):
                 await self._index.refresh(data.get("tenant", ""), data.get("subscriptionId"))
+                await self._csource_subscribed(envelope, kind, data)
+                continue
+            if kind.startswith(REGISTRATION_EVENT_PREFIX) and isinstance(data, dict):
+                if self.csource is None:
+                    continue
+                candidates = self._index.csource(data.get("tenant", ""))
+                self._csource_rows += self.csource.changed(envelope, candidates)
                 continue
             try:
                 change = change_of(envelope)
@@ -107,6 +122,13 @@ class Intake:
                     change = resolved(change, await self._stored(change))
                 changes.append(change)
         return changes, tenants
+
+    async def _csource_subscribed(self, envelope: dict[str, Any], kind: str, data: Any) -> None:
+        if self.csource is None or kind.endswith(".deleted"):
+            return
+        sub = self._index.get((data.get("tenant", ""), data.get("subscriptionId")))
+        if sub is not None:
+            self._csource_rows += await self.csource.subscribed(sub, str(envelope.get("id")))
 
     async def _stored(self, change: Change) -> EntityRecord | None:
         """The entity of a claim check, as it is now (the event left it out)."""

@@ -17,6 +17,7 @@ import time
 
 from city_os.core.query import EntityQuery, Page, QueryService
 from city_os.errors import NgsiLdError
+from city_os.federation.csource_notify import CSourceNotifier, is_csource
 from city_os.ngsild.representation import render
 from city_os.notifier.access import context_of
 from city_os.notifier.compile import Subscription
@@ -44,6 +45,7 @@ class PeriodicNotifier:
         self._queries = queries
         self._dispatcher = dispatcher
         self._poll = poll
+        self.csource: CSourceNotifier | None = None  # csourceSubscriptions (set by the Notifier)
 
     async def run(self) -> None:
         while True:
@@ -73,6 +75,8 @@ class PeriodicNotifier:
         return stored
 
     async def _notifications(self, sub: Subscription, source: str) -> list[NewNotification]:
+        if self.csource is not None and is_csource(sub):  # registrations, not entities
+            return await self.csource.periodic(sub, source)
         view = sub.view
         ctx = context_of(sub, view.terms)  # as its owner: the readable scope applies
         query = EntityQuery(sub.selection, join_level=8)  # q may follow relationships
