@@ -31,6 +31,8 @@ Groups (``--only``, comma- or space-separated; all but ``stellio`` by default):
   counterparts on the same server (``bench.ngsiv2``).
 * ``enforce``: the query scenarios with permissions active next to the unrestricted query
   (``bench.enforce``).
+* ``federation``: a query fanned out to 3 context sources of 10,000 entities each next to the
+  same query on one broker holding all 30,000 (``bench.federation``).
 
 Every measured run first waits for other engineers' robot / pytest runs (``bench.guard``).
 Exit code 0 even when targets are missed: it is a report; misses are printed as MISS.
@@ -115,6 +117,7 @@ TABLE = [
           on_api=True, after=_stellio_ceiling),
     Group("ngsiv2", "ngsiv2", lambda m, c: m.run(c.runner, c.port, c.pids), on_api=True),
     Group("enforce", "enforce", lambda m, c: m.run(c.runner, c.dsn, c.args.pool)),
+    Group("federation", "federation", lambda m, c: m.run(c.dsn)),
 ]  # fmt: skip
 GROUPS = ["foundation", *(g.name for g in TABLE)]
 DEFAULT_OFF = {"stellio"}  # on request (a few minutes)

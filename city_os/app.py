@@ -26,6 +26,7 @@ from city_os.api import (
     discovery,
     docs,
     entities,
+    entitymaps,
     indexes,
     info,
     me,
@@ -500,6 +501,7 @@ def create_app(settings: Settings) -> web.Application:
         permissions.routes,
         subjects.routes,
         ops.routes,
+        entitymaps.routes,
         *ngsiv2.TABLES,
         docs.routes,
     )

@@ -134,6 +134,11 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/ngsi-ld/v1/info/sourceIdentity"): Open("the broker's identity (§5.15)"),
     # context source registrations (§5.9, §5.10): a tenant's federation set-up; data
     # stewards register sources, any tenant role discovers them
+    # EntityMaps (§5.14): made from a query over the readable scope; the tenant's readers
+    ("GET", "/ngsi-ld/v1/entityMaps"): Entity(READ),
+    ("GET", "/ngsi-ld/v1/entityMaps/{entityMapId}"): READER,
+    ("PATCH", "/ngsi-ld/v1/entityMaps/{entityMapId}"): READER,
+    ("DELETE", "/ngsi-ld/v1/entityMaps/{entityMapId}"): READER,
     ("POST", _CSR): STEWARD,
     ("GET", _CSR): READER,
     ("GET", _CSR + "/{registrationId}"): READER,
