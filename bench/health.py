@@ -95,7 +95,7 @@ async def _polled(
     status = await request()
     ended = time.monotonic()
     poller.stdin.close()
-    samples = json.loads(await poller.stdout.readline())
+    samples = json.loads(await poller.stdout.read())  # to EOF: no line limit
     await poller.wait()
     return status, samples, started, ended
 
