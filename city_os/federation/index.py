@@ -37,6 +37,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import orjson
 
 from city_os.errors import NgsiLdError
@@ -203,7 +204,14 @@ class RegistrationIndex:
             fresh: dict[str, dict[str, Registration]] = {}
             for tenant, schema in await self._tenants.all():
                 regs: dict[str, Registration] = {}
-                for row in await self._repo.all(schema):
+                try:
+                    rows = await self._repo.all(schema)
+                except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
+                    # A tenant whose schema went away meanwhile, or is not migrated yet: the
+                    # others still load (its change events refresh it once it exists).
+                    log.warning("registrations of tenant %r not loaded: %s", tenant, exc)
+                    continue
+                for row in rows:
                     try:
                         regs[row.id] = Registration.from_doc(row.doc)
                     except Exception:

@@ -107,6 +107,18 @@ PARAMETERS: dict[str, Schema] = {
         "examples", "How many refused entities to show", {"type": "integer", "minimum": 0}
     ),
     "entity": _query("entity", "Only the permissions on this entity id"),
+    "auditAction": _query(
+        "action",
+        "Only this action (permission.created, access.refused, …); a trailing . "
+        "matches a family (access.)",
+    ),
+    "auditActor": _query("actor", "Only changes or refusals of this actor (cityosactor form)"),
+    "auditResource": _query("resource", "Only this resource: an id, or METHOD /path"),
+    "since": _query(
+        "since",
+        "Only entries at or after this date-time",
+        {"type": "string", "format": "date-time"},
+    ),
     "path.entityId": _path("entityId", "The entity id (a URI)"),
     "path.attrId": _path("attrId", "The attribute name (a term of the @context or an IRI)"),
     "path.subscriptionId": _path("subscriptionId", "The subscription id (a URI)"),
