@@ -54,6 +54,8 @@ async def federated_write(
     types = body.get("type") if isinstance(body, dict) else request.query.get("type")
     if isinstance(types, str):
         types = types.split(",")
+    if isinstance(types, list) and not all(isinstance(t, str) for t in types):
+        return await local(body), None  # not a type list: the local parse answers the 400
     expanded = [ctx.terms.expand_type(t) for t in types] if isinstance(types, list) else None
     plan = await plan_write(
         federation, ctx, operation, entity_id, body=body, types=expanded, attr=attr

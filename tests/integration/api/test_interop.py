@@ -258,3 +258,21 @@ async def test_merge_replaces_a_geometry_whole(client: Client, tenant: str) -> N
             json={"value": shape},
             headers=hdr(tenant),
         )
+
+
+async def test_a_type_list_with_a_non_string_is_a_400_not_a_500(
+    client: Client, tenant: str
+) -> None:
+    """Found by `make fuzz` (50 examples per operation): a type list holding a list or an object
+    reached the federation's write routing, which expanded every item as a term (500)."""
+    for types in ([[]], [None, []], [{"a": 1}], ["Sensor", ["x"]]):
+        resp = await client.post(
+            f"{API}/entities",
+            json={"id": "urn:ngsi-ld:Sensor:9", "type": types},
+            headers=hdr(tenant),
+        )
+        problem = await resp.json()
+        assert resp.status == 400, problem
+        assert problem["type"] == ERR + "BadRequestData" and "entity type" in problem["detail"]
+    resp = await client.get(f"{API}/entities/urn:ngsi-ld:Sensor:9", headers=hdr(tenant))
+    assert resp.status == 404
