@@ -189,12 +189,9 @@ class TemporalService:
         if not ids:
             return TemporalResult([])
         if opts.format == "aggregated":
-            rows = await self.repo.aggregate(schema, ids, f)
+            rows = await self.repo.aggregate(schema, ids, f, packed=True)
             by_id = _by_entity(rows)
-            stamps: dict[Any, str | None] = {}
-            bodies = [
-                render_aggregated(h, by_id.get(h["id"], []), ctx.terms, opts, stamps) for h in heads
-            ]
+            bodies = [render_aggregated(h, by_id.get(h["id"], []), ctx.terms, opts) for h in heads]
             return TemporalResult([project(b, opts) for b in bodies])
         descending = f.query.last_n is not None
         by_id = _by_entity(await self.repo.instances(schema, ids, f, self.max_instances))
