@@ -140,6 +140,7 @@ class TemporalService:
             descending=descending,
             visible=await self.access.scope(ctx),
             tenant=ctx.tenant,
+            aggregated=opts.format == "aggregated",
         )
         if post_filter:
             heads = await self._matching(ctx, schema, sel, heads)

@@ -61,6 +61,7 @@ class TemporalRepository:
         descending: bool = False,
         visible: ReadableScope | None = None,
         tenant: str = "",
+        aggregated: bool = False,
     ) -> tuple[list[asyncpg.Record], int | None]:
         """Temporal entities in id order (``limit`` None: all of them) and their count;
         ``within``: only those with an instance passing that filter; ``visible``: only those
@@ -75,7 +76,17 @@ class TemporalRepository:
                     0
                 ]
             )
-        if within is not None:
+        if (
+            within is not None
+            and aggregated
+            and within.scope is None
+            and rollups.usable(within.query)
+        ):
+            # an aggregation read from the rollups: entities with a value there (few pages)
+            where += " AND " + rollups.rollup_exists_sql(
+                schema, "e.id", within.attrs, within.datasets, within.query, params
+            )
+        elif within is not None:
             inner = _instance_where("e.id", within, params, schema)
             where += f" AND EXISTS (SELECT 1 FROM {schema}.attr_instances a WHERE {inner})"
         order = "id DESC" if descending else "id"
