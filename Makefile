@@ -14,7 +14,7 @@ CITYOS_DEV_KAFKA_PORT ?= 9092
 export CITYOS_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/cityos_test
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap run test lint fmt bench fuzz stop clean
+.PHONY: help bootstrap run test lint fmt bench fuzz stop clean demo-federation
 
 help:
 	@echo "make run | test | lint | fmt | bench | fuzz | stop | clean   (see README.md, Make targets)"
@@ -54,6 +54,10 @@ fuzz: bootstrap
 # make bench ARGS="--only stellio": arguments of python -m bench (python -m bench --help)
 bench: bootstrap
 	$(BIN)/python -m bench $(ARGS)
+
+# Saga Prefecture + Saga City, Ogi, Kanzaki on ports 1041-1044 (scripts/demo_federation.py)
+demo-federation: bootstrap
+	$(BIN)/python scripts/demo_federation.py
 
 stop:
 	@bash scripts/kafka-dev.sh stop

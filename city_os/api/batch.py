@@ -6,10 +6,12 @@ Layer: api/.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from city_os.api.federation import FEDERATION
 from city_os.api.http import (
     JSON,
     JSONLD,
@@ -23,6 +25,7 @@ from city_os.api.keys import ENTITIES, SETTINGS
 from city_os.core.batch import BatchResult, EntryContexts
 from city_os.core.request import RequestContext
 from city_os.errors import BadRequestData, NgsiLdError
+from city_os.federation.forward_batch import federated_batch
 
 routes = web.RouteTableDef()
 PREFIX = "/ngsi-ld/v1/entityOperations"
@@ -81,10 +84,31 @@ def _result(result: BatchResult, *, created_status: bool = False) -> web.Respons
     return web.Response(status=204)
 
 
+async def _federated(
+    request: web.Request,
+    ctx: RequestContext,
+    operation: str,
+    bodies: list[Any],
+    contexts: EntryContexts,
+    local: Callable[[list[Any], EntryContexts], Awaitable[BatchResult]],
+) -> BatchResult:
+    """The batch split per context source when federation matches (federation/forward_batch.py),
+    else the local batch."""
+    federation = request.app.get(FEDERATION)
+    if federation is not None:
+        path = "/" + request.path.rstrip("/").rsplit("/", 1)[1]
+        outcome = await federated_batch(federation, ctx, operation, path, bodies, contexts, local)
+        if outcome is not None:
+            return outcome.result
+    return await local(bodies, contexts)
+
+
 @routes.post(PREFIX + "/create")
 async def batch_create(request: web.Request) -> web.Response:
     ctx, bodies, contexts = await _batch(request)
-    result = await request.app[ENTITIES].batch.create(ctx, bodies, contexts)
+    service = request.app[ENTITIES].batch
+    result = await _federated(request, ctx, "createBatch", bodies, contexts,
+                              lambda b, c: service.create(ctx, b, c))  # fmt: skip
     if result.errors:
         return _result(result)
     return json_response(result.success, status=201)
@@ -96,8 +120,14 @@ async def batch_upsert(request: web.Request) -> web.Response:
     options = option_set(request)
     if {"update", "replace"} <= options:
         raise BadRequestData("options update and replace cannot be combined")
-    result = await request.app[ENTITIES].batch.upsert(
-        ctx, bodies, replace="update" not in options, contexts=contexts
+    service = request.app[ENTITIES].batch
+    result = await _federated(
+        request,
+        ctx,
+        "upsertBatch",
+        bodies,
+        contexts,
+        lambda b, c: service.upsert(ctx, b, replace="update" not in options, contexts=c),
     )
     return _result(result, created_status=True)
 
@@ -108,12 +138,15 @@ async def batch_update(request: web.Request) -> web.Response:
     service = request.app[ENTITIES].batch
     overwrite = "noOverwrite" not in option_set(request)
     partial: dict[str, NgsiLdError] = {}
-    result = await service.modify(
+    result = await _federated(
+        request,
         ctx,
+        "updateBatch",
         bodies,
-        service.update_change(ctx, overwrite, partial),
-        contexts=contexts,
-        partial=partial,
+        contexts,
+        lambda b, c: service.modify(
+            ctx, b, service.update_change(ctx, overwrite, partial), contexts=c, partial=partial
+        ),
     )
     return _result(result)
 
@@ -122,8 +155,13 @@ async def batch_update(request: web.Request) -> web.Response:
 async def batch_merge(request: web.Request) -> web.Response:
     ctx, bodies, contexts = await _batch(request)
     service = request.app[ENTITIES].batch
-    result = await service.modify(
-        ctx, bodies, service.merge_change(ctx), allow_null=True, contexts=contexts
+    result = await _federated(
+        request,
+        ctx,
+        "mergeBatch",
+        bodies,
+        contexts,
+        lambda b, c: service.modify(ctx, b, service.merge_change(ctx), allow_null=True, contexts=c),
     )
     return _result(result)
 
@@ -131,5 +169,8 @@ async def batch_merge(request: web.Request) -> web.Response:
 @routes.post(PREFIX + "/delete")
 async def batch_delete(request: web.Request) -> web.Response:
     ctx, ids, _ = await _batch(request, ids_only=True)
-    result = await request.app[ENTITIES].batch.delete(ctx, ids)
+    service = request.app[ENTITIES].batch
+    result = await _federated(
+        request, ctx, "deleteBatch", ids, None, lambda b, _: service.delete(ctx, b)
+    )
     return _result(result)

@@ -17,13 +17,15 @@ import orjson
 from aiohttp import web
 
 from city_os.core.request import RequestContext
-from city_os.errors import ResourceNotFound
+from city_os.errors import AlreadyExists, ResourceNotFound
 from city_os.federation.distributed import Federation
+from city_os.federation.entitymap import EntityMapService
 from city_os.federation.forward import Forwarded, plan_write, send_write
 
 WARNING_HEADER = "NGSILD-Warning"
 WARNINGS = web.RequestKey("warnings", list[str])
 FEDERATION = web.AppKey("federation", Federation)
+ENTITY_MAPS = web.AppKey("entity_maps", EntityMapService)
 T = TypeVar("T")
 
 
@@ -56,31 +58,23 @@ async def federated_write(
     plan = await plan_write(
         federation, ctx, operation, entity_id, body=body, types=expanded, attr=attr
     )
-    if not plan.sources:
-        return await local(body), None
     fw = plan.result
-    local_body = fw.strip(ctx, body)
-    taken = [k for k, iri in plan.names.items() if iri in fw.owned]
-    all_taken = (attr is not None and attr in fw.owned) or (
-        bool(plan.names) and len(taken) == len(plan.names)
-    )
-    redirect = any(s.origin == "redirect" for s in plan.sources)
-    run_local = not fw.all_owned and not (all_taken and (operation != "createEntity" or redirect))
+    if not plan.sources and not fw.blocked:
+        return await local(body), None
     result: T | None = None
-    missing: ResourceNotFound | None = None
-    if run_local:
+    if plan.local_part:
         try:
-            result = await local(local_body)
-        except ResourceNotFound as exc:
-            missing = exc
+            result = await local(fw.strip(ctx, body))
+        except (ResourceNotFound, AlreadyExists) as exc:
+            if not plan.sources:
+                raise
+            fw.local_error = exc  # the sources may still take it: reported in the 207
     fw = await send_write(federation, ctx, plan, operation, method, entity_id, path=path, body=body)
-    if missing is not None and not fw.any_ok:
-        raise missing
     return result, fw
 
 
 def written(fw: Forwarded | None, response: web.Response) -> web.Response:
     """``response``, or 207 with what each source answered when one of them failed."""
-    if fw is None or not fw.failures:
+    if fw is None or not fw.partial:
         return response
     return web.Response(status=207, body=orjson.dumps(fw.report()), content_type="application/json")

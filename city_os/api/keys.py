@@ -6,6 +6,7 @@ import asyncpg
 from aiohttp import web
 
 from city_os.auth.apikeys import ApiKeys
+from city_os.auth.audit import AuditService
 from city_os.auth.consent import ConsentService
 from city_os.auth.permissions import PermissionService
 from city_os.auth.principal import Principal
@@ -35,6 +36,8 @@ QUERIES = web.AppKey("queries", QueryService)
 INDEXES = web.AppKey("indexes", ValueIndexService)
 DISCOVERY = web.AppKey("discovery", DiscoveryService)
 SUBSCRIPTIONS = web.AppKey("subscriptions", SubscriptionService)
+# /csourceSubscriptions (§5.11): the same service for the other kind of subscription.
+CSOURCE_SUBSCRIPTIONS = web.AppKey("csource_subscriptions", SubscriptionService)
 STREAMS = web.AppKey("streams", StreamHub)
 TEMPORAL = web.AppKey("temporal", TemporalService)
 REGISTRATIONS = web.AppKey("registrations", RegistrationService)
@@ -44,4 +47,5 @@ STARTED = web.AppKey("started", float)  # time.monotonic() at start-up
 API_KEYS = web.AppKey("api_keys", ApiKeys)
 CONSENTS = web.AppKey("consents", ConsentService)
 PERMISSIONS = web.AppKey("permissions", PermissionService)
+AUDIT = web.AppKey("audit", AuditService)
 PRINCIPAL = web.RequestKey("principal", Principal)  # set on every request by api/guard.py

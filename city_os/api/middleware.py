@@ -30,7 +30,7 @@ from city_os.errors import (
     ServiceUnavailable,
 )
 from city_os.observability.metrics import Metrics
-from city_os.store.postgres.db import refused_data, unavailable
+from city_os.store.postgres.db import refused_data, transient, unavailable
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/json"
@@ -119,7 +119,7 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         return render_error(request, _from_http(exc, request))
     except Exception as exc:
-        reason = unavailable(exc)
+        reason = unavailable(exc) or transient(exc)
         if reason is not None:
             log.warning("%s %s: database unavailable: %s", request.method, request.path, reason)
             retry = request.app[SETTINGS].db_retry_after

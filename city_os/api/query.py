@@ -15,6 +15,7 @@ from urllib.parse import quote
 import orjson
 from aiohttp import web
 
+from city_os.api.federation import ENTITY_MAPS, FEDERATION, written
 from city_os.api.http import (
     GEOJSON,
     JSON,
@@ -41,10 +42,14 @@ from city_os.core.query import (
     attribute_names,
     entity_query,
     expand_values,
+    selection_of,
     selector,
 )
 from city_os.errors import BadRequestData
 from city_os.federation.distributed_request import body_params
+from city_os.federation.entitymap import HEADER as MAP_HEADER
+from city_os.federation.entitymap import map_id_of
+from city_os.federation.forward import forward_purge
 from city_os.ngsild.entity import expand_attr_name
 from city_os.ngsild.limits import check_count
 from city_os.ngsild.linked import Join, check_projection, parse_join, parse_level
@@ -314,7 +319,7 @@ QUERY_PARAMS = frozenset(
         "coordinates", "geoproperty", "geometryProperty", "lang", "scopeQ", "datasetId", "local",
         "options", "format", "limit", "offset", "count", "orderBy", "collation", "orderFrom",
         "orderGeometry", "join", "joinLevel", "containedBy", "expandValues", "entityMap",
-        "contextSourceIdentity", "via", "splitEntities",
+        "contextSourceIdentity", "via", "splitEntities", "entityMapLifetime",
     }
 )  # fmt: skip
 PURGE_PARAMS = frozenset(
@@ -335,8 +340,25 @@ async def query_entities(request: web.Request) -> web.Response:
         request.query.get("join"), request.query.get("joinLevel"), ctx.limits.join_level
     )
     check_projection(opts, join)
+    maps = request.app.get(ENTITY_MAPS)
+    used = request.headers.get(MAP_HEADER)
+    if maps is not None and used is not None:  # the pages of an EntityMap (§5.5.14)
+        result = await maps.page(ctx, query, page, map_id_of(used))
+        response = await _respond(request, ctx, result, opts, page, links=True, join=join)
+        response.headers[MAP_HEADER] = used
+        return response
     result = await request.app[QUERIES].query(ctx, query, page)
-    return await _respond(request, ctx, result, opts, page, links=True, join=join)
+    response = await _respond(request, ctx, result, opts, page, links=True, join=join)
+    if maps is not None and _flag(request.query.get("entityMap"), "entityMap"):
+        made = await maps.create(ctx, query, request.query.get("entityMapLifetime"))
+        response.set_status(201)
+        response.headers[MAP_HEADER] = maps.location(made["id"])
+    return response
+
+
+def query_of_params(request: web.Request, ctx: RequestContext) -> EntityQuery:
+    """The selection of GET /entities (also of GET /entityMaps)."""
+    return _params_query(request, ctx)
 
 
 @routes.post(PREFIX + "/entityOperations/query")
@@ -368,4 +390,8 @@ async def purge_entities(request: web.Request) -> web.Response:
         keep=frozenset(attribute_names(ctx, keep)) if keep else None,
         drop=frozenset(attribute_names(ctx, drop)) if drop else None,
     )
+    federation = request.app.get(FEDERATION)
+    if federation is not None:  # and at the sources of the selected entities (§5.6.21)
+        fw = await forward_purge(federation, ctx, selection_of(ctx, query.selection)["types"])
+        return written(fw, web.Response(status=204))
     return web.Response(status=204)

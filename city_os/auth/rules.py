@@ -67,6 +67,7 @@ _OPS = "/ngsi-ld/v1/entityOperations"
 _SCHEMAS = "/cityos/v1/schemas"
 _SUBS = "/ngsi-ld/v1/subscriptions"
 _CSR = "/ngsi-ld/v1/csourceRegistrations"
+_CSUBS = "/ngsi-ld/v1/csourceSubscriptions"
 READ, CREATE, UPDATE, DELETE = Operation.READ, Operation.CREATE, Operation.UPDATE, Operation.DELETE
 STEWARD, READER = Tenant(TenantRight.STEWARD), Tenant(TenantRight.READ)
 WRITER = Tenant(TenantRight.WRITE)
@@ -133,11 +134,22 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/ngsi-ld/v1/info/sourceIdentity"): Open("the broker's identity (§5.15)"),
     # context source registrations (§5.9, §5.10): a tenant's federation set-up; data
     # stewards register sources, any tenant role discovers them
+    # EntityMaps (§5.14): made from a query over the readable scope; the tenant's readers
+    ("GET", "/ngsi-ld/v1/entityMaps"): Entity(READ),
+    ("GET", "/ngsi-ld/v1/entityMaps/{entityMapId}"): READER,
+    ("PATCH", "/ngsi-ld/v1/entityMaps/{entityMapId}"): READER,
+    ("DELETE", "/ngsi-ld/v1/entityMaps/{entityMapId}"): READER,
     ("POST", _CSR): STEWARD,
     ("GET", _CSR): READER,
     ("GET", _CSR + "/{registrationId}"): READER,
     ("PATCH", _CSR + "/{registrationId}"): STEWARD,
     ("DELETE", _CSR + "/{registrationId}"): STEWARD,
+    # ... and their subscriptions (§5.11): their owner's, as entity subscriptions
+    ("POST", _CSUBS): Owned(CREATE),
+    ("GET", _CSUBS): Owned(READ),
+    ("GET", _CSUBS + "/{subscriptionId}"): Owned(READ),
+    ("PATCH", _CSUBS + "/{subscriptionId}"): Owned(UPDATE),
+    ("DELETE", _CSUBS + "/{subscriptionId}"): Owned(DELETE),
     # access control's own resources
     ("POST", "/cityos/v1/apikeys"): Service("auth/apikeys.py: tenant admins"),
     ("GET", "/cityos/v1/apikeys"): Service("auth/apikeys.py: tenant admins"),
@@ -150,6 +162,7 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("PUT", "/cityos/v1/dataSubjects/{entityId}"): Service("auth/consent.py: entity writers"),
     ("GET", "/cityos/v1/dataSubjects/{entityId}"): Service("auth/consent.py: entity writers"),
     ("DELETE", "/cityos/v1/dataSubjects/{entityId}"): Service("auth/consent.py: writers"),
+    ("GET", "/cityos/v1/audit"): Service("auth/audit.py: tenant admins"),
     ("GET", "/cityos/v1/me"): Open("who am I: anyone"),
     ("GET", "/cityos/v1/me/entities"): Service("auth/consent.py: citizens"),
     ("GET", "/cityos/v1/me/consents"): Service("auth/consent.py: citizens"),

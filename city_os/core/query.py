@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from city_os.auth.policy import Operation
 from city_os.core.entities import EntityService, RequestContext
@@ -351,7 +351,7 @@ class QueryService:
         await self.entities.purge_attributes(ctx, ids, keep=keep, drop=drop)
 
 
-def selection_of(ctx: RequestContext, sel: Selection) -> dict[str, object]:
+def selection_of(ctx: RequestContext, sel: Selection) -> dict[str, Any]:
     """What the registration index matches a query on: entity ids and types (IRIs)."""
     ids = [i for s in sel.selectors for i in s.ids]
     types: list[str] = []

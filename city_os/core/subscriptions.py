@@ -48,9 +48,15 @@ ID_PREFIX = "urn:ngsi-ld:Subscription:"
 # subscription and its notifications; NGSI-LD neither shows nor changes it.
 FACE = "face"
 MAX_RETRIES = 20
+# The stored member marking a context-source subscription (§5.11): the same machinery serves
+# /csourceSubscriptions, each service sees only its own kind.
+CSOURCE = "csource"
 
 # (tenant, subscription id) → awaited after a change commits / before a read.
 Hook = Callable[[str, str | None], Awaitable[None]]
+# Members of another kind of subscription (§5.11 temporalQ): pops and checks them from a
+# body, returning what to store (``update``: a fragment, None removes a member).
+Extra = Callable[[dict[str, Any], bool], Doc]
 
 
 def timers(doc: Doc) -> list[Timer]:
@@ -78,8 +84,13 @@ class SubscriptionService:
         registry: ContextRegistry | None,
         source: str,
         check_endpoint: Callable[[str, str | None], None] | None = None,
+        *,
+        csource: bool = False,
+        extra: Extra | None = None,
     ) -> None:
         self.repo = repo
+        self.csource = csource  # True: this service is /csourceSubscriptions
+        self.extra = extra
         # The outbound network policy (auth/network.py): a literal address it refuses is a 400.
         self.check_endpoint = check_endpoint
         self.tenants = tenants
@@ -135,6 +146,18 @@ class SubscriptionService:
     def _check_id(sid: str) -> str:
         return check_entity_id(sid, "subscription id")
 
+    def _mine(self, row: SubscriptionRow | None) -> SubscriptionRow | None:
+        """A row of the other kind (entity / context-source subscription) is not found."""
+        if row is None or bool(row.doc.get(CSOURCE)) != self.csource:
+            return None
+        return row
+
+    def _extra(self, body: object, update: bool) -> tuple[object, Doc]:
+        if self.extra is None or not isinstance(body, dict):
+            return body, {}
+        rest = dict(body)
+        return rest, self.extra(rest, update)
+
     def _check_endpoint(self, doc: Doc) -> None:
         endpoint = doc["notification"]["endpoint"]
         uri = endpoint["uri"]
@@ -151,7 +174,11 @@ class SubscriptionService:
     async def create(self, ctx: RequestContext, body: object, *, face: Doc | None = None) -> str:
         owner = new_owner(ctx.principal, ctx.tenant)  # access control: None when off
         now = parse_datetime(ctx.now)
+        body, extra = self._extra(body, False)
         doc = parse_members(body, ctx.terms, now, update=False)
+        doc.update(extra)
+        if self.csource:
+            doc[CSOURCE] = True
         if face is not None:
             doc[FACE] = face
         check_rules(doc)
@@ -182,7 +209,7 @@ class SubscriptionService:
         self._check_id(sid)
         schema = await self.tenants.schema(ctx.tenant, create=False)
         await self._settle(ctx.tenant, sid)
-        row = await self.repo.get(schema, sid)
+        row = self._mine(await self.repo.get(schema, sid))
         if row is None:
             raise ResourceNotFound(f"subscription {sid} not found")
         check_visible(ctx.principal, ctx.tenant, sid, row.owner)
@@ -195,8 +222,9 @@ class SubscriptionService:
         schema = await self.tenants.schema(ctx.tenant, create=False)
         await self._settle(ctx.tenant, None)
         owner = visible_to(ctx.principal, ctx.tenant)  # only one's own (admins: all)
-        rows = await self.repo.page(schema, limit + 1 if limit else 0, offset, owner)
-        total = await self.repo.count(schema, owner) if count else None
+        kind = self.csource
+        rows = await self.repo.page(schema, limit + 1 if limit else 0, offset, owner, kind)
+        total = await self.repo.count(schema, owner, kind) if count else None
         return rows[:limit], total, len(rows) > limit
 
     def render(self, ctx: RequestContext, row: SubscriptionRow, sys_attrs: bool) -> Doc:
@@ -215,12 +243,14 @@ class SubscriptionService:
         """§5.8.2: the fragment's members replace the stored ones (null removes one)."""
         self._check_id(sid)
         now = parse_datetime(ctx.now)
+        body, extra = self._extra(body, True)
         fragment = parse_members(body, ctx.terms, now, update=True)
+        fragment.update(extra)
         if fragment.get("id", sid) != sid:
             raise BadRequestData(f"id {fragment['id']} in the body differs from {sid} in the URL")
         schema = await self.tenants.schema(ctx.tenant, create=False)
         for _ in range(MAX_RETRIES):
-            row = await self.repo.get(schema, sid)
+            row = self._mine(await self.repo.get(schema, sid))
             if row is None:
                 raise ResourceNotFound(f"subscription {sid} not found")
             check_visible(ctx.principal, ctx.tenant, sid, row.owner)
@@ -258,9 +288,11 @@ class SubscriptionService:
     async def delete(self, ctx: RequestContext, sid: str) -> None:
         self._check_id(sid)
         schema = await self.tenants.schema(ctx.tenant, create=False)
+        row = self._mine(await self.repo.get(schema, sid))
+        if row is None:
+            raise ResourceNotFound(f"subscription {sid} not found")
         if visible_to(ctx.principal, ctx.tenant) is not None:
-            row = await self.repo.get(schema, sid)
-            check_visible(ctx.principal, ctx.tenant, sid, row.owner if row else None)
+            check_visible(ctx.principal, ctx.tenant, sid, row.owner)
         event = self._event("deleted", ctx, sid, None)
         if not await self.repo.delete(schema, ctx.tenant, sid, event):
             raise ResourceNotFound(f"subscription {sid} not found")

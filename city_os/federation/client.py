@@ -47,6 +47,8 @@ _RESERVED_HEADERS = frozenset(
     }
 )  # fmt: skip
 FROM_REQUEST = "urn:ngsi-ld:request"  # contextSourceInfo value: copy the triggering header
+# contextSourceInfo keys that steer the request instead of being sent (§4.3.6.6)
+STEERING = frozenset({"contentType", "jsonldContext", "accept"})
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,10 @@ class Target:
     @property
     def source(self) -> str:
         return identity(self.endpoint)
+
+    @property
+    def steering(self) -> dict[str, str]:
+        return {k: v for k, v in self.info if k in STEERING}
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,12 @@ class SourceAnswer:
         """The ``NGSILD-Warning`` value reporting this source (warn-code, agent, text)."""
         why = (self.error or "").replace('"', "'")
         return f'{self.code} {self.target.source} "{self.target.registration}: {why}"'
+
+
+def _carried_context(body: Any) -> Any:
+    """The @context a JSON-LD payload carries (its first entity's, for a batch)."""
+    first = body[0] if isinstance(body, list) and body else body
+    return first.get("@context") if isinstance(first, dict) else None
 
 
 def link_header(context: Any) -> str | None:
@@ -130,14 +142,14 @@ class SourceClient:
         via: str | None,
         body: bool,
         inline_context: bool = False,
-        accept: str = JSON,
         incoming: Sequence[tuple[str, str]] = (),
     ) -> dict[str, str]:
-        """``inline_context``: the body carries its own @context (sent as JSON-LD, no Link);
+        """``inline_context``: the body carries its @context (sent as JSON-LD, no Link);
         ``incoming``: the headers of the request that triggered this one."""
-        headers = {"Accept": accept}
+        steer = target.steering
+        headers = {"Accept": steer.get("accept", JSON)}
         for key, value in target.info:
-            if key.lower() in _RESERVED_HEADERS or not key.isascii():
+            if key.lower() in _RESERVED_HEADERS or key in STEERING or not key.isascii():
                 continue
             if value == FROM_REQUEST:
                 copied = [v for k, v in incoming if k.lower() == key.lower()]
@@ -148,16 +160,36 @@ class SourceClient:
                 headers[key] = value
         if target.tenant:
             headers["NGSILD-Tenant"] = target.tenant
-        link = None if inline_context else link_header(context)
+        link = None if inline_context else link_header(steer.get("jsonldContext", context))
         if link is not None:
             headers["Link"] = link
-        if body and link is not None:
-            headers["Content-Type"] = JSON
-        elif body:
+        if body:
             headers["Content-Type"] = JSONLD if inline_context else JSON
         if via:
             headers["Via"] = via
         return headers
+
+    def payload(self, target: Target, body: Any, context: Any) -> tuple[Any, bool]:
+        """The body to send and whether it carries its @context inline (§4.3.6.6): with a
+        registered ``contentType`` of JSON-LD the @context goes into the payload; else a
+        @context that is a URL travels in Link and leaves the payload (with a registered
+        ``jsonldContext``, always); a body whose @context is inline JSON keeps it."""
+        if body is None:
+            return None, False
+        steer = target.steering
+        items = body if isinstance(body, list) else [body]
+        if not all(isinstance(i, dict) for i in items):
+            return body, False
+        if steer.get("contentType") == JSONLD and context is not None:
+            filled = [{**i, "@context": i.get("@context", context)} for i in items]
+            return (filled if isinstance(body, list) else filled[0]), True
+        carried = [i.get("@context") for i in items if "@context" in i]
+        if not carried:
+            return body, False
+        if "jsonldContext" in steer or all(link_header(c) is not None for c in carried):
+            bare = [{k: v for k, v in i.items() if k != "@context"} for i in items]
+            return (bare if isinstance(body, list) else bare[0]), False
+        return body, True
 
     async def call(
         self,
@@ -178,8 +210,10 @@ class SourceClient:
             base = base[: -len(API)]
         url = base + API + path
         seconds = target.timeout if target.timeout else self.default_timeout
-        data = orjson.dumps(body) if body is not None else None
-        inline = isinstance(body, dict) and "@context" in body
+        if isinstance(body, dict | list) and context is None:
+            context = _carried_context(body)
+        sent, inline = self.payload(target, body, context)
+        data = orjson.dumps(sent) if sent is not None else None
         headers = self.headers(
             target,
             context=context,

@@ -165,7 +165,7 @@ class Federation:
         for source, answer in zip(sources, answers, strict=True):
             if answer.status == 404:
                 continue  # not abnormal (§6.3.17)
-            found = self._fragments(ctx, source, answer)
+            found = self.fragments(ctx, source, answer)
             fragments.extend(f for f in found if f.record.id == entity_id)
         if not fragments:
             raise ResourceNotFound(f"entity {entity_id} not found")
@@ -206,7 +206,7 @@ class Federation:
         fragments = [Fragment(r, "local") for r in records]
         total = local_total or 0
         for source, answer in zip(sources, answers, strict=True):
-            found = self._fragments(ctx, source, answer)
+            found = self.fragments(ctx, source, answer)
             fragments.extend(found)
             more = more or len(found) > window
             total += _remote_count(answer, len(found))
@@ -219,7 +219,7 @@ class Federation:
 
     # ---------------------------------------------------------------- helpers
 
-    def _fragments(
+    def fragments(
         self, ctx: RequestContext, source: Source, answer: SourceAnswer
     ) -> list[Fragment]:
         if not answer.ok:

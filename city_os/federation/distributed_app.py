@@ -14,13 +14,15 @@ from typing import Any
 
 from aiohttp import web
 
-from city_os.api.federation import FEDERATION
-from city_os.api.keys import ENTITIES, QUERIES, REGISTRATION_INDEX, SETTINGS
+from city_os.api.federation import ENTITY_MAPS, FEDERATION
+from city_os.api.keys import ENTITIES, POOL, QUERIES, REGISTRATION_INDEX, SETTINGS
 from city_os.api.ops import METRICS
 from city_os.auth.network import OutboundPolicy
 from city_os.federation.client import SourceClient
 from city_os.federation.distributed import Federation
+from city_os.federation.entitymap import EntityMapService
 from city_os.federation.via import identity
+from city_os.store.postgres.entitymaps import EntityMapRepository
 
 Context = Callable[[web.Application], AsyncIterator[None]]
 
@@ -42,6 +44,9 @@ def distributed_context(outbound: web.AppKey[Any]) -> Context:
         app[FEDERATION] = federation
         app[ENTITIES].federation = federation
         app[QUERIES].federation = federation
+        app[ENTITY_MAPS] = EntityMapService(
+            EntityMapRepository(app[POOL]), app[QUERIES], federation, settings.base_url
+        )
         yield
         app[ENTITIES].federation = None
         app[QUERIES].federation = None

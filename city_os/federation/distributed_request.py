@@ -99,7 +99,7 @@ def outbound(
         # sorted: the same request asks a source the same way every time
         shown = sorted(ctx.terms.compact_attr(a) if forwardable else a for a in source.attrs)
         params.append(("attrs", ",".join(shown)))
-    if reg.management.local_only:
+    if local_only(reg):
         params.append(("local", "true"))
     if source.operation == "retrieveEntity" and entity_id is not None:
         return Outbound("GET", "/entities/" + _quote(entity_id), params)
@@ -180,6 +180,18 @@ def _json(value: Any) -> str:
     import orjson
 
     return orjson.dumps(value).decode()
+
+
+def local_only(reg: Registration) -> bool:
+    """``management.localOnly`` (§5.2.34); also accepted as a top-level member (the ETSI
+    suite's 436_04 writes it there), which the registration keeps as a property."""
+    if reg.management.local_only:
+        return True
+    for iri, value in reg.properties.items():
+        if iri.rsplit("/", 1)[-1].rsplit("#", 1)[-1] == "localOnly":
+            raw = value.get("value") if isinstance(value, dict) else value
+            return raw is True or raw == "true"
+    return False
 
 
 def _registered_ids(reg: Registration) -> list[str]:

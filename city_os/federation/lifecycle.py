@@ -13,6 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from city_os.api.keys import ENTITIES, POOL, REGISTRATION_INDEX, REGISTRATIONS, SETTINGS, TENANTS
+from city_os.core.subscriptions import SubscriptionService
+from city_os.federation.csource_subscriptions import temporal_member
 from city_os.federation.index import RegistrationIndex
 from city_os.federation.registrations import RegistrationService
 from city_os.store.postgres.csource import RegistrationRepository
@@ -44,3 +46,19 @@ def federation_context(outbound: web.AppKey[Any]) -> Context:
         await index.close()
 
     return context
+
+
+def csource_subscription_service(entity_subscriptions: SubscriptionService) -> SubscriptionService:
+    """The SubscriptionService of /csourceSubscriptions, on the same store and collaborators
+    as the entity subscriptions' one."""
+    s = entity_subscriptions
+    return SubscriptionService(
+        s.repo,
+        s.tenants,
+        s.contexts,
+        s.registry,
+        s.source,
+        s.check_endpoint,
+        csource=True,
+        extra=temporal_member,
+    )

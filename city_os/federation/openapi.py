@@ -176,4 +176,37 @@ registrations.delete(
     replies=(no_content(),), errors=(400, 404),
 )  # fmt: skip
 
-TABLES = (registrations,)
+subscriptions = Paths(
+    "Context Source Registration Subscriptions", prefix="/ngsi-ld/v1/csourceSubscriptions"
+)
+subscriptions.post(
+    "", "createCSourceRegistrationSubscription",
+    "Subscribe to context source registrations (§5.11.2); temporalQ selects on their "
+    "observationInterval / managementInterval",
+    body=ref("Subscription"), replies=(created(),), errors=(400, 409),
+)  # fmt: skip
+subscriptions.get(
+    "", "queryCSourceRegistrationSubscriptions",
+    "Query context source registration subscriptions (§5.11.5)",
+    params=("limit", "offset", "count", "registrationOptions"),
+    replies=(ok(array(ref("SubscriptionOutput")), "The page of subscriptions", headers=_PAGED),),
+)  # fmt: skip
+subscriptions.get(
+    "/{subscriptionId}", "retrieveCSourceRegistrationSubscription",
+    "Retrieve a context source registration subscription (§5.11.4)",
+    params=("registrationOptions",),
+    replies=(ok(ref("SubscriptionOutput"), "The subscription"),), errors=(400, 404),
+)  # fmt: skip
+subscriptions.patch(
+    "/{subscriptionId}", "updateCSourceRegistrationSubscription",
+    "Update a context source registration subscription (§5.11.3)",
+    body=ref("SubscriptionFragment"), body_media=(*JSON_MEDIA, MERGE_PATCH),
+    replies=(no_content(),), errors=(400, 404),
+)  # fmt: skip
+subscriptions.delete(
+    "/{subscriptionId}", "deleteCSourceRegistrationSubscription",
+    "Delete a context source registration subscription (§5.11.6)",
+    replies=(no_content(),), errors=(400, 404),
+)  # fmt: skip
+
+TABLES = (registrations, subscriptions)

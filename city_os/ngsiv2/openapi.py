@@ -172,18 +172,27 @@ registrations = Paths(
     "NGSIv2 registrations", prefix="/v2/registrations", common=_FIWARE, face="v2."
 )
 registrations.get(
-    "", "v2ListRegistrations", "List registrations: always empty (no federation yet)",
+    "", "v2ListRegistrations",
+    "List registrations (the NGSI-LD context source registrations of the tenant, in v2 form)",
     params=("v2.limit", "v2.offset", "v2.options"),
     replies=(ok(array({"type": "object"}), media=_J, headers=_COUNTED),), errors=(400,),
 )  # fmt: skip
 registrations.post(
-    "", "v2CreateRegistration", "Create a registration: 501, city-os has no context sources yet",
-    body={"type": "object"}, body_media=_J, replies=(), errors=(400, 501),
+    "", "v2CreateRegistration",
+    "Create a registration (stored as an NGSI-LD context source registration)",
+    body={"type": "object"}, body_media=_J, replies=(created(),), errors=(400,),
 )  # fmt: skip
-for method, op in (("GET", "Retrieve"), ("PATCH", "Update"), ("DELETE", "Delete")):
-    registrations.add(
-        method, "/{registrationId}", f"v2{op}Registration", f"{op} a registration: always 404",
-        errors=(404,),
-    )  # fmt: skip
+registrations.get(
+    "/{registrationId}", "v2RetrieveRegistration", "Retrieve a registration",
+    replies=(ok({"type": "object"}, media=_J),), errors=(400, 404),
+)  # fmt: skip
+registrations.patch(
+    "/{registrationId}", "v2UpdateRegistration", "Update a registration",
+    body={"type": "object"}, body_media=_J, replies=(no_content(),), errors=(400, 404),
+)  # fmt: skip
+registrations.delete(
+    "/{registrationId}", "v2DeleteRegistration", "Delete a registration",
+    replies=(no_content(),), errors=(400, 404),
+)  # fmt: skip
 
 TABLES = (entities, ops, broker, subscriptions, registrations)

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 import orjson
 
+from city_os.core.subscriptions import CSOURCE
 from city_os.errors import NgsiLdError
 from city_os.notifier.compile import Compiler, Subscription
 from city_os.store.postgres.db import Tenants
@@ -47,6 +48,7 @@ class SubscriptionIndex:
         self._by_id: dict[str, dict[str, list[Subscription]]] = {}
         self._by_type: dict[str, dict[str, list[Subscription]]] = {}
         self._any: dict[str, list[Subscription]] = {}
+        self._csource: dict[str, list[Subscription]] = {}  # context-source subscriptions
         self._broken: dict[Key, str] = {}  # could not be compiled: why
         self._lock = asyncio.Lock()
 
@@ -73,6 +75,10 @@ class SubscriptionIndex:
                         found.append(sub)
         return found
 
+    def csource(self, tenant: str) -> list[Subscription]:
+        """The context-source subscriptions of a tenant (§5.11; federation/csource_notify.py)."""
+        return list(self._csource.get(tenant, ()))
+
     def broken(self) -> dict[Key, str]:
         return dict(self._broken)
 
@@ -83,10 +89,13 @@ class SubscriptionIndex:
         by_id: dict[str, list[Subscription]] = {}
         by_type: dict[str, list[Subscription]] = {}
         anything: list[Subscription] = []
+        csource: list[Subscription] = []
         for sub in self._subs.values():
             if sub.tenant != tenant:
                 continue
-            if not sub.selectors:
+            if sub.doc.get(CSOURCE):  # selects registrations, never entity changes
+                csource.append(sub)
+            elif not sub.selectors:
                 anything.append(sub)
             elif all(s.ids for s in sub.selectors):  # only named entities: found by id
                 for entity_id in {i for s in sub.selectors for i in s.ids}:
@@ -99,6 +108,7 @@ class SubscriptionIndex:
         self._by_id[tenant] = by_id
         self._by_type[tenant] = by_type
         self._any[tenant] = anything
+        self._csource[tenant] = csource
 
     async def _compiled(self, tenant: str, row: SubscriptionRow) -> Subscription | None:
         key = (tenant, row.id)

@@ -21,6 +21,8 @@ from city_os.core.entities import EntityService
 from city_os.core.linked import linked_entities
 from city_os.errors import NgsiLdError
 from city_os.events.model import SUBSCRIPTION_EVENT_PREFIX
+from city_os.federation.csource_notify import CSourceNotifier
+from city_os.federation.events import REGISTRATION_EVENT_PREFIX
 from city_os.ngsild.entity import now_iso
 from city_os.ngsild.representation import EntityRecord
 from city_os.notifier.access import NotificationAccess, context_of
@@ -62,6 +64,10 @@ class Intake:
         self._entities = entities
         self._metrics = metrics
         self.access: NotificationAccess | None = None  # set when authentication is on
+        # Context-source subscriptions (§5.11): registration change events and the initial
+        # notification of a new csourceSubscription (federation/csource_notify.py).
+        self.csource: CSourceNotifier | None = None  # set by the Notifier
+        self._csource_rows: list[NewNotification] = []
 
     async def handle(self, envelopes: list[dict[str, Any]]) -> int:
         """Store and queue the notifications of these events; returns how many were new."""
@@ -72,13 +78,16 @@ class Intake:
         matches = await self._throttled(matches)
         rows = []
         shared: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        now = now_iso()  # one notifiedAt per batch
         for sub, change, why in matches:
             try:
-                rows.append(await self._render(sub, change, why, shared))
+                rows.append(await self._render(sub, change, why, shared, now))
             except Exception:
                 log.exception(
                     "cannot render the notification of %s for %s", change.event_id, sub.id
                 )
+        rows += self._csource_rows  # csourceSubscriptions' notifications of this batch
+        self._csource_rows = []
         stored = await self._store.add(rows)
         self._metrics.notifications_stored.inc(len(stored))
         self._dispatcher.submit(stored)
@@ -96,6 +105,13 @@ class Intake:
             kind = str(envelope.get("type", ""))
             if kind.startswith(SUBSCRIPTION_EVENT_PREFIX) and isinstance(data, dict):
                 await self._index.refresh(data.get("tenant", ""), data.get("subscriptionId"))
+                await self._csource_subscribed(envelope, kind, data)
+                continue
+            if kind.startswith(REGISTRATION_EVENT_PREFIX) and isinstance(data, dict):
+                if self.csource is None:
+                    continue
+                candidates = self._index.csource(data.get("tenant", ""))
+                self._csource_rows += self.csource.changed(envelope, candidates)
                 continue
             try:
                 change = change_of(envelope)
@@ -107,6 +123,13 @@ class Intake:
                     change = resolved(change, await self._stored(change))
                 changes.append(change)
         return changes, tenants
+
+    async def _csource_subscribed(self, envelope: dict[str, Any], kind: str, data: Any) -> None:
+        if self.csource is None or kind.endswith(".deleted"):
+            return
+        sub = self._index.get((data.get("tenant", ""), data.get("subscriptionId")))
+        if sub is not None:
+            self._csource_rows += await self.csource.subscribed(sub, str(envelope.get("id")))
 
     async def _stored(self, change: Change) -> EntityRecord | None:
         """The entity of a claim check, as it is now (the event left it out)."""
@@ -164,10 +187,10 @@ class Intake:
         change: Change,
         why: str,
         shared: dict[tuple[Any, ...], list[dict[str, Any]]],
+        now: str,
     ) -> NewNotification:
         view = sub.view
         shown = notified(sub, change, why)
-        now = now_iso()
         linked = None
         # The entities of a change look the same to every subscription with the same view of
         # them (terms, format, projection): rendered once per batch (fan-out).
@@ -176,13 +199,19 @@ class Intake:
         if data is None:
             if view.join is not None and shown.record is not None:
                 record = notified_record(view, shown, now)
-                ctx = context_of(sub, view.terms, now)  # linked entities: what the owner reads
+                # linked entities: what the owner may read (its rights now)
+                if self.access is not None:
+                    ctx = await self.access.context(sub, view.terms, now)
+                else:
+                    ctx = context_of(sub, view.terms, now)
                 linked = await linked_entities(self._entities, ctx, [record], view.opts, view.join)
             data = entities(view, shown, linked, now)
             if key is not None:
                 shared[key] = data
-        records = [notified_record(view, shown, now), *(linked or {}).values()]
-        nid, headers, body = notification(view, sub.id, data, records, why, change.event_id)
+        records = []  # the entities as records: for another API face and GeoJSON only
+        if view.face is not None or view.accept == "application/geo+json":
+            records = [notified_record(view, shown, now), *(linked or {}).values()]
+        nid, headers, body = notification(view, sub.id, data, records, why, change.event_id, now)
         return NewNotification(
             notification_id=nid,
             tenant=sub.tenant,

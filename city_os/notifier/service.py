@@ -27,6 +27,7 @@ from city_os.config import Settings
 from city_os.core.contexts import ContextLoader
 from city_os.core.entities import EntityService
 from city_os.core.query import QueryService
+from city_os.federation.csource_notify import CSourceNotifier
 from city_os.ngsild.subscription import status as subscription_status
 from city_os.notifier.channels import ChannelOptions, Channels
 from city_os.notifier.channels.endpoints import shown
@@ -41,6 +42,7 @@ from city_os.notifier.render import Face
 from city_os.notifier.selection import SelectionFilter
 from city_os.notifier.status import StatusRecorder
 from city_os.observability.metrics import Metrics
+from city_os.store.postgres.csource import RegistrationRepository
 from city_os.store.postgres.notifications import NotificationStore
 from city_os.store.postgres.streams import StreamStore
 from city_os.store.postgres.subscriptions import SubscriptionRepository
@@ -140,6 +142,9 @@ class Notifier:
         )
         self.consumer = ChangeConsumer(config.consumer, self.intake.handle)
         self.periodic = PeriodicNotifier(self.store, self.index, queries, self.dispatcher)
+        # csourceSubscriptions (§5.11): notified of registration changes and periods
+        csource = CSourceNotifier(RegistrationRepository(pool), tenants)
+        self.intake.csource = self.periodic.csource = csource
         self._metrics = metrics
         self._tasks: list[asyncio.Task[None]] = []
 

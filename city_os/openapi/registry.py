@@ -7,6 +7,7 @@ declared and each declaration has a route.
 
 from __future__ import annotations
 
+from city_os.federation import entitymap_openapi as entitymaps
 from city_os.federation import openapi as federation
 from city_os.ngsiv2 import openapi as ngsiv2
 from city_os.openapi import cityos, ngsild
@@ -14,5 +15,6 @@ from city_os.openapi.declare import Paths
 from city_os.temporal import openapi as temporal
 
 TABLES: tuple[Paths, ...] = (
-    *ngsild.TABLES, *temporal.TABLES, *federation.TABLES, *ngsiv2.TABLES, *cityos.TABLES
+    *ngsild.TABLES, *temporal.TABLES, *federation.TABLES, *entitymaps.TABLES,
+    *ngsiv2.TABLES, *cityos.TABLES
 )  # fmt: skip

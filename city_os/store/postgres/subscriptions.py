@@ -21,6 +21,9 @@ from city_os.ngsild.subscription_render import DeliveryStatus
 from city_os.store.postgres.entities import NOTIFY_CHANNEL, _iso
 
 CHANNEL = "cityos_subscriptions"
+# Context-source subscriptions (§5.11, federation/csource_subscriptions.py) share the table;
+# their documents carry "csource": true.
+_IS_CSOURCE = "coalesce((s.doc->>'csource')::boolean, false)"
 
 
 @dataclass(frozen=True)
@@ -215,29 +218,41 @@ class SubscriptionRepository:
         return None if row is None else _row(row)
 
     async def page(
-        self, schema: str, limit: int, offset: int, owner: str | None = None
+        self,
+        schema: str,
+        limit: int,
+        offset: int,
+        owner: str | None = None,
+        csource: bool | None = None,
     ) -> list[SubscriptionRow]:
         """Subscriptions in creation order (``limit`` 0: all of them); ``owner``: only those
-        of that owner key."""
+        of that owner key; ``csource``: only context-source subscriptions (True) or only the
+        others (False)."""
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
                 f"SELECT {_COLUMNS} FROM {schema}.subscriptions s"
                 f" LEFT JOIN {schema}.subscription_status st ON st.id = s.id"
-                " WHERE ($3::text IS NULL OR s.owner->>'key' = $3)"
+                " WHERE ($3::text IS NULL OR s.owner->>'key' = $3) AND ($4::boolean IS NULL"
+                f" OR {_IS_CSOURCE} = $4)"
                 " ORDER BY s.created_at, s.id LIMIT $1 OFFSET $2",
                 limit or None,
                 offset,
                 owner,
+                csource,
             )
         return [_row(r) for r in rows]
 
-    async def count(self, schema: str, owner: str | None = None) -> int:
+    async def count(
+        self, schema: str, owner: str | None = None, csource: bool | None = None
+    ) -> int:
         async with self._pool.acquire() as conn:
             return int(
                 await conn.fetchval(
                     f"SELECT count(*) FROM {schema}.subscriptions s"
-                    " WHERE ($1::text IS NULL OR s.owner->>'key' = $1)",
+                    " WHERE ($1::text IS NULL OR s.owner->>'key' = $1) AND ($2::boolean IS NULL"
+                    f" OR {_IS_CSOURCE} = $2)",
                     owner,
+                    csource,
                 )
             )
 

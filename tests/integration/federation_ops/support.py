@@ -110,7 +110,7 @@ async def brokers(*names: str, **settings: Any) -> AsyncIterator[dict[str, Broke
         for name in names:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            app = create_app(test_settings(port=port, public_url=url, **settings))
+            app = create_app(test_settings(port=port, public_url=url, db_pool_max=4, **settings))
             server = TestServer(app, host="127.0.0.1", port=port)
             await server.start_server()
             stack.push_async_callback(server.close)

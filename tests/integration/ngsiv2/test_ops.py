@@ -131,15 +131,3 @@ async def test_version_and_statistics(client: Client) -> None:
     assert stats["uptime_in_secs"] >= 0
     entry = await (await client.get("/v2")).json()
     assert entry["entities_url"] == "/v2/entities"
-
-
-async def test_registrations_say_why_they_are_missing(client: Client, service: str) -> None:
-    assert await get_v2(client, service, "/v2/registrations") == []
-    body = {
-        "dataProvided": {"entities": [{"id": "Room1", "type": "Room"}], "attrs": ["temperature"]},
-        "provider": {"http": {"url": "http://127.0.0.1:9/v2"}},
-    }
-    resp = await client.post("/v2/registrations", json=body, headers=v2(service))
-    await error(resp, 501, "NotImplemented", "no federation")
-    missing = await client.get("/v2/registrations/abc", headers=v2(service))
-    await error(missing, 404, "NotFound")
