@@ -213,7 +213,7 @@ def statements(case: Case) -> list[Statement]:
     schema = schema_name(TENANT)
     ids = list(case.ids)
     if aggregated:
-        asyncio.run(repo.aggregate(schema, ids, f))
+        asyncio.run(repo.aggregate(schema, ids, f, packed=True))
     else:
         asyncio.run(repo.instances(schema, ids, f, 10_000))
     return recorder.statements

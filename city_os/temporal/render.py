@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
+
 from city_os.ngsild.entity import NULL_URI, VALUE_KEY
 from city_os.ngsild.representation import RenderOptions, TermCompactor, render_instance
 from city_os.store.postgres.entity_sql import _iso
@@ -154,40 +156,27 @@ def render_entity(
 
 
 def render_aggregated(
-    head: Row,
-    rows: list[Row],
-    tm: TermCompactor,
-    opts: TemporalOptions,
-    stamp_cache: dict[datetime, str | None] | None = None,
+    head: Row, rows: list[Row], tm: TermCompactor, opts: TemporalOptions
 ) -> dict[str, Any]:
     """The aggregated representation: per attribute (and dataset) one [value, start, end]
-    list per method (§4.5.19)."""
+    list per method (§4.5.19). ``rows``: one per attribute and dataset, each method's list as
+    JSON text formatted by PostgreSQL (TemporalRepository.aggregate, packed)."""
     out = entity_head(head, tm, opts.sys_attrs)
-    stamps = stamp_cache if stamp_cache is not None else {}
     for attr, datasets in _grouped(rows).items():
         items = []
         for dataset, rs in datasets.items():
             item: dict[str, Any] = {"type": "Property"}  # aggregated values are numbers
             if dataset:
                 item["datasetId"] = dataset
-            spans = [(_stamp(stamps, r["start"]), _stamp(stamps, r["end"])) for r in rs]
             for method in opts.methods:
                 item[method] = [
-                    [_number(r[method]), *span] for r, span in zip(rs, spans, strict=True)
+                    [_number(v), start, end]
+                    for r in rs
+                    for v, start, end in orjson.loads(r[method])
                 ]
             items.append(item)
         out[tm.compact_attr(attr)] = items[0] if len(items) == 1 else items
     return out
-
-
-def _stamp(cache: dict[datetime, str | None], t: datetime | None) -> str | None:
-    """iso(t), formatted once per request: the periods of many entities share their bounds."""
-    if t is None:
-        return None
-    text = cache.get(t)
-    if text is None:
-        text = cache[t] = iso(t)
-    return text
 
 
 def _number(value: Any) -> Any:

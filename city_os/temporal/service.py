@@ -140,6 +140,7 @@ class TemporalService:
             descending=descending,
             visible=await self.access.scope(ctx),
             tenant=ctx.tenant,
+            aggregated=opts.format == "aggregated",
         )
         if post_filter:
             heads = await self._matching(ctx, schema, sel, heads)
@@ -189,12 +190,9 @@ class TemporalService:
         if not ids:
             return TemporalResult([])
         if opts.format == "aggregated":
-            rows = await self.repo.aggregate(schema, ids, f)
+            rows = await self.repo.aggregate(schema, ids, f, packed=True)
             by_id = _by_entity(rows)
-            stamps: dict[Any, str | None] = {}
-            bodies = [
-                render_aggregated(h, by_id.get(h["id"], []), ctx.terms, opts, stamps) for h in heads
-            ]
+            bodies = [render_aggregated(h, by_id.get(h["id"], []), ctx.terms, opts) for h in heads]
             return TemporalResult([project(b, opts) for b in bodies])
         descending = f.query.last_n is not None
         by_id = _by_entity(await self.repo.instances(schema, ids, f, self.max_instances))

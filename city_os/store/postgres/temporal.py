@@ -27,6 +27,7 @@ from city_os.store.postgres.temporal_sql import _INSTANCE_COLUMNS as _INSTANCE_C
 from city_os.store.postgres.temporal_sql import InstanceFilter as InstanceFilter
 from city_os.store.postgres.temporal_sql import _instance_where as _instance_where
 from city_os.store.postgres.temporal_sql import _time_expr as _time_expr
+from city_os.store.postgres.temporal_sql import packed_sql
 from city_os.store.postgres.temporal_sql import selection_where as selection_where
 from city_os.temporal.params import SCOPE_IRI
 
@@ -60,6 +61,7 @@ class TemporalRepository:
         descending: bool = False,
         visible: ReadableScope | None = None,
         tenant: str = "",
+        aggregated: bool = False,
     ) -> tuple[list[asyncpg.Record], int | None]:
         """Temporal entities in id order (``limit`` None: all of them) and their count;
         ``within``: only those with an instance passing that filter; ``visible``: only those
@@ -74,7 +76,17 @@ class TemporalRepository:
                     0
                 ]
             )
-        if within is not None:
+        if (
+            within is not None
+            and aggregated
+            and within.scope is None
+            and rollups.usable(within.query)
+        ):
+            # an aggregation read from the rollups: entities with a value there (few pages)
+            where += " AND " + rollups.rollup_exists_sql(
+                schema, "e.id", within.attrs, within.datasets, within.query, params
+            )
+        elif within is not None:
             inner = _instance_where("e.id", within, params, schema)
             where += f" AND EXISTS (SELECT 1 FROM {schema}.attr_instances a WHERE {inner})"
         order = "id DESC" if descending else "id"
@@ -122,17 +134,26 @@ class TemporalRepository:
         return await self._fetch(sql, ids, *params.args)
 
     async def aggregate(
-        self, schema: str, ids: list[str], f: InstanceFilter, *, exact: bool = False
+        self,
+        schema: str,
+        ids: list[str],
+        f: InstanceFilter,
+        *,
+        exact: bool = False,
+        packed: bool = False,
     ) -> list[asyncpg.Record]:
         """One row per entity, attribute, dataset and period: start, end and one column per
         aggregation method. Periods start at timeAt, else at the attribute's first instance
         (§4.5.19); without aggrPeriodDuration one period spans the whole range. From the
         hourly rollups when they give the same answer (temporal_rollups.usable), unless
-        ``exact``."""
+        ``exact``. ``packed``: one row per entity, attribute and dataset, each method's
+        periods as JSON text (``packed_sql``)."""
         tq = f.query
         if not exact and f.scope is None and rollups.usable(tq):
             params = SqlParams(2)
             sql = rollups.rollup_sql(schema, "$1", f.attrs, f.datasets, tq, params)
+            if packed:
+                sql = packed_sql(sql, tq.aggr_methods, rollups.WILD)
             rows = await self._fetch(sql, ids, *params.args)
             if not any(r[rollups.WILD] for r in rows):
                 return rows
@@ -174,6 +195,8 @@ SELECT i.entity_id, i.attr, i.dataset_id, {start} AS start, {end} AS "end", {met
 FROM (SELECT a.entity_id, a.attr, a.dataset_id, a.num{value}, {t} AS t, {origin} AS origin
       FROM {schema}.attr_instances a WHERE {where}) i
 GROUP BY {group} ORDER BY 1, 2, 3, 4"""
+        if packed:
+            sql = packed_sql(sql, tq.aggr_methods, None)
         return await self._fetch(sql, ids, *params.args)
 
     async def attributes(self, schema: str, entity_id: str, f: InstanceFilter) -> list[str]:

@@ -108,3 +108,30 @@ SELECT i.entity_id, i.attr, i.dataset_id, {start} AS start, {end} AS "end", {met
        bool_or(i.wild) AS {WILD}
 FROM (SELECT r.*, {bucket} AS start{source}) i
 GROUP BY {group} ORDER BY 1, 2, 3, 4"""
+
+
+def rollup_exists_sql(
+    schema: str,
+    eid: str,
+    attrs: tuple[str, ...],
+    datasets: tuple[str, ...] | None,
+    tq: TemporalQuery,
+    params: SqlParams,
+) -> str:
+    """Whether entity ``eid`` (a column) has an aggregated value in ``tq``'s window (when
+    ``usable(tq)``: the window is whole hours, so a bucket is inside it or outside)."""
+    where = [f"r.entity_id = {eid}"]
+    if attrs:
+        where.append(f"r.attr = ANY({params.add(list(attrs))}::text[])")
+    else:
+        where.append(f"r.attr <> '{SCOPE_IRI}'")
+    if datasets is not None:
+        where.append(f"r.dataset_id = ANY({params.add(list(datasets))}::text[])")
+    at = params.add(tq.time_at) + "::timestamptz"
+    if tq.timerel == "before":
+        where.append(f"r.hour < {at}")
+    else:
+        where.append(f"r.hour >= {at}")
+        if tq.timerel == "between":
+            where.append(f"r.hour < {params.add(tq.end_time_at)}::timestamptz")
+    return f"EXISTS (SELECT 1 FROM {schema}.attr_rollups r WHERE {' AND '.join(where)})"

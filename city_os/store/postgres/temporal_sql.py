@@ -158,3 +158,29 @@ def selection_where(
             f" AND a.attr = ANY({params.add(list(sel.attrs))}::text[]))"
         )
     return " AND ".join(parts) or "TRUE"
+
+
+def _stamp(expr: str) -> str:
+    """An instant as render.iso writes it: UTC, ``Z``, microseconds only when not 0."""
+    return (
+        f"to_char({expr} AT TIME ZONE 'UTC', CASE WHEN extract(microseconds FROM {expr})"
+        """::bigint % 1000000 = 0 THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"'"""
+        """ ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END)"""
+    )
+
+
+def packed_sql(inner: str, methods: tuple[str, ...], wild: str | None) -> str:
+    """An aggregation statement's rows (one per period) packed into one row per entity,
+    attribute and dataset: per method the JSON text of its [value, start, end] list, in
+    period order — 100 entities × 24 periods come back as 100 rows, formatted by PostgreSQL.
+    ``wild``: a boolean column of ``inner`` to carry over (OR-ed)."""
+    start, end = _stamp("x.start"), _stamp('x."end"')
+    cols = ", ".join(
+        f'json_agg(json_build_array(x."{m}", {start}, {end}) ORDER BY x.start)::text AS "{m}"'
+        for m in methods
+    )
+    extra = f", bool_or(x.{wild}) AS {wild}" if wild else ""
+    return (
+        f"SELECT x.entity_id, x.attr, x.dataset_id, {cols}{extra} FROM ({inner}) x"
+        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    )
