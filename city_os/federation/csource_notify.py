@@ -25,6 +25,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import orjson
 
 from city_os.core.subscriptions import CSOURCE
@@ -193,10 +194,11 @@ class CSourceNotifier:
     async def _selected(self, sub: Subscription) -> list[Doc]:
         try:
             schema = await self._tenants.schema(sub.tenant, create=False)
-        except NgsiLdError:
-            return []
+            rows = await self._repo.all(schema)
+        except (NgsiLdError, asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+            return []  # the tenant (or its schema) is gone: nothing to tell
         now = datetime.now(UTC)
-        regs = [Registration.from_doc(r.doc) for r in await self._repo.all(schema)]
+        regs = [Registration.from_doc(r.doc) for r in rows]
         return [relevant(sub, r, now) for r in regs if selects(sub, r, now)]
 
     async def subscribed(self, sub: Subscription, source: str) -> list[NewNotification]:

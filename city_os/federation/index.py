@@ -182,9 +182,9 @@ class RegistrationIndex:
         async with self._lock:
             try:
                 schema = await self._tenants.schema(tenant, create=False)
-            except NgsiLdError:
-                schema = None
-            row = await self._repo.get(schema, registration_id) if schema is not None else None
+                row = await self._repo.get(schema, registration_id)
+            except (NgsiLdError, asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+                row = None  # the tenant or its schema is gone: so is the registration
             regs = dict(self._regs.get(tenant, {}))
             if row is None:
                 regs.pop(registration_id, None)
