@@ -11,8 +11,13 @@ Groups (``--only``, comma- or space-separated; all but ``stellio`` by default):
   (``bench.lag``);
 * ``relay``: partial updates with the relay off, then with it on and a consumer attached, and
   their ratio (``bench.relay_cost``);
+* ``full``: create, retrieve, partial update and batch create with everything on (relay,
+  notifier with 100 subscriptions, history capture, an active JSON Schema) beside same-run
+  ceilings (``bench.full``).
 * ``contexts``: the server's RSS after 1,000 distinct remote @contexts next to the configured
   cache bound (``bench.contexts``);
+* ``health``: ``/health``'s slowest poll while each of the most expensive accepted requests
+  runs, its own time (run-queue waits off) next to the idle broker's (``bench.health``);
 * ``evaluate``: the notifier's in-process selection evaluation, µs per entity next to an empty
   call and a hand-written check (``bench.evaluate``; no server).
 * ``notify``: notification latency (p50/p99 at 500 updates/s, 100 subscriptions) and HTTP
@@ -98,7 +103,9 @@ TABLE = [
     Group("lag", "lag", lambda m, c: asyncio.run(m.run(c.runner, c.dsn))),
     Group("notify", "notify", lambda m, c: asyncio.run(m.run(c.runner, c.dsn))),
     Group("relay", "relay_cost", lambda m, c: asyncio.run(m.run(c.runner, c.dsn))),
+    Group("full", "full", lambda m, c: m.run(c.runner, c.dsn)),
     Group("contexts", "contexts", lambda m, c: m.run(c.dsn)),
+    Group("health", "health", lambda m, c: m.run(c.dsn)),
     Group("evaluate", "evaluate", _evaluate, needs_db=False,
           show=lambda m, res: m.print_results(*res)),
     Group("auth", "auth", lambda m, c: m.run(c.runner, c.dsn, c.args.pool)),

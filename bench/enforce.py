@@ -24,17 +24,43 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import aiohttp
+import asyncpg
 import jwt
 import orjson
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bench import dataset, guard, stack
 from bench.auth import _wait_for
-from bench.query import CASES, LIMIT, LOAD_BATCH, LOAD_CONCURRENCY, QUERY_TYPE, _batches
+from bench.ceilings import Statement
+from bench.query import (
+    CASES,
+    INDEXED,
+    LIMIT,
+    LOAD_BATCH,
+    LOAD_CONCURRENCY,
+    QUERY_TYPE,
+    Case,
+    _batches,
+    _Indexes,
+    _Recorder,
+    explain,
+)
 from bench.runner import Measured, Runner
 from bench.workload import PREFIX, Scenario
+from city_os.auth.policy import Action, Permission, readable
+from city_os.auth.principal import Principal, subject_key
+from city_os.core.contexts import bundled_documents
+from city_os.ngsild.entity import expand_attr_name
+from city_os.ngsild.jsonld import CORE_CONTEXT_URL, TermMap
+from city_os.ngsild.query.entity_selection import EntitySelector, Names, Selection
+from city_os.ngsild.query.geo import parse_geoq
+from city_os.ngsild.query.q import parse_q
+from city_os.ngsild.query.type_selection import parse_type_selection
+from city_os.store.postgres.indexes import ValueIndexRepository
+from city_os.store.postgres.query import QueryRepository, Visible
 
 TENANT = "bench-enforce"
 TARGET = 0.20  # p95 with permissions within 20 % of the unrestricted query
@@ -47,6 +73,7 @@ class EnforceResults:
     load_seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
     runs: dict[tuple[str, str], Measured] = field(default_factory=dict)  # (case, state)
+    plans: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # --explain
 
 
 def _issuer(folder: Path, port: int) -> tuple[str, dict[str, str]]:
@@ -127,6 +154,58 @@ async def _count(port: int, path: str, token: str) -> int:
         return int(resp.headers["NGSILD-Results-Count"])
 
 
+def _statements(case: Case, schema: str, visible: Visible | None) -> list[Statement]:
+    """The SQL of ``GET case.path`` as the query service sends it for a caller whose readable
+    scope is ``visible`` (None: unrestricted)."""
+    terms = TermMap(CORE_CONTEXT_URL, bundled_documents())
+    names = Names(type=terms.expand_type, attr=lambda t: expand_attr_name(terms, t))
+    p = case.params
+    types = parse_type_selection(p["type"]) if "type" in p else None
+    sel = Selection(
+        selectors=(EntitySelector(types=types),),
+        q=parse_q(p["q"]) if "q" in p else None,
+        geo=parse_geoq(p.get("georel"), p.get("geometry"), p.get("coordinates")),
+    )
+    recorder = _Recorder()
+    indexes = _Indexes(frozenset({names.attr(INDEXED)}))
+    repo = QueryRepository(cast(asyncpg.Pool, recorder), cast(ValueIndexRepository, indexes))
+    page = repo.page(
+        schema, sel, names, limit=LIMIT + 1, offset=0, count="count" in p, visible=visible
+    )
+    asyncio.run(page)
+    return recorder.statements
+
+
+def _plans(dsn: str, url: str) -> dict[tuple[str, str], list[str]]:
+    """EXPLAIN (ANALYZE, BUFFERS) of every case, unrestricted and with the user's readable
+    scope (the type permission of ``_prepare``; its entity permission is looked up in SQL)."""
+
+    async def schema_of() -> str:
+        conn = await asyncpg.connect(dsn)
+        try:
+            name = await conn.fetchval(
+                "SELECT schema_name FROM cityos.tenants WHERE name = $1", TENANT
+            )
+        finally:
+            await conn.close()
+        return str(name)
+
+    schema = asyncio.run(schema_of())
+    terms = TermMap(CORE_CONTEXT_URL, bundled_documents())
+    granted = frozenset(terms.expand_type(t) for t in (*dataset.TYPES, "District"))
+    user = subject_key(url, "user")
+    scope = readable(
+        Principal(subject="user", issuer=url),
+        TENANT,
+        [Permission("bench", user, Action.READ, types=granted)],
+    )
+    plans = {}
+    for case in CASES:
+        for state, visible in (("unrestricted", None), ("permissions", Visible(scope, TENANT))):
+            plans[(case.key, state)] = asyncio.run(explain(dsn, _statements(case, schema, visible)))
+    return plans
+
+
 def run(runner: Runner, dsn: str, pool: int) -> EnforceResults:
     res = EnforceResults()
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,6 +239,8 @@ def run(runner: Runner, dsn: str, pool: int) -> EnforceResults:
                         res.runs[(case.key, state)] = runner.http(
                             port, sc, srv.pids, f"enforce-{case.key}-{state}", concurrency=1
                         )
+                if runner.args.explain:
+                    res.plans = _plans(dsn, url)
         finally:
             stack.stop([idp])
     return res
@@ -188,3 +269,6 @@ def print_results(res: EnforceResults) -> None:
             f"{verdict}"
         )
     print(f"  ({QUERY_TYPE} is the queried type; the grant covers every type of the data set)")
+    for (key, state), lines in res.plans.items():
+        print(f"\nEXPLAIN (ANALYZE, BUFFERS) of {key}, {state}:")
+        print("\n".join(lines))

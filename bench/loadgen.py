@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.workload import PREFIX, Scenario, batch_json, entity_id, request_maker
+from bench.workload import ENTITY_TYPE, PREFIX, Scenario, batch_json, entity_id, request_maker
 
 
 @dataclass
@@ -258,13 +258,20 @@ def paced_patches(port: int, plan: Paced) -> list[Answer]:
     return uvloop.run(_paced(port, plan))
 
 
-async def post_batches(port: int, prefix: str, total: int, size: int = 1000) -> None:
-    """Seed ``total`` entities ``entity_id(prefix, 0 … total-1)`` by batch create."""
+async def post_batches(
+    port: int,
+    prefix: str,
+    total: int,
+    size: int = 1000,
+    tenant: str = "",
+    model: str = ENTITY_TYPE,
+) -> None:
+    """Seed ``total`` entities ``entity_id(prefix, 0 … total-1, model)`` by batch create."""
     url = f"http://127.0.0.1:{port}{PREFIX}/entityOperations/create"
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **({"NGSILD-Tenant": tenant} if tenant else {})}
     async with aiohttp.ClientSession() as http:
         for first in range(0, total, size):
-            body = batch_json(prefix, first, min(size, total - first))
+            body = batch_json(prefix, first, min(size, total - first), model)
             async with http.post(url, data=body, headers=headers) as resp:
                 if resp.status != 201:
                     raise SystemExit(f"bench: batch create {resp.status} {await resp.text()}")

@@ -22,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 import orjson
 from aiohttp import web
 
-from bench import guard, stack
+from bench import guard, profile, stack
 from bench.kafka import tansu_topic
 from bench.loadgen import Answer, Paced, paced_patches, pct, post_batches
 from bench.runner import Runner
@@ -45,6 +46,8 @@ PARTITIONS = 4
 TIMEOUT = 60.0
 P99_TARGET_MS = 50.0
 FANOUT_TARGET = 3000.0
+PROFILE_SECONDS = 12.0  # py-spy on the server from the first fan-out write (--profile)
+PROFILE_OUT = Path("/tmp/cityos-bench-notify-fanout.pyspy")
 
 
 class Sink:
@@ -128,6 +131,7 @@ class NotifyResults:
     ceiling_sent: int = 0
     ceiling_seconds: float = 0.0
     sample: bytes = b"{}"  # a notification body the notifier sent (the ceiling posts it)
+    profile: list[str] = field(default_factory=list)
 
 
 def _latency(res: NotifyResults, done: list[Answer], got: list[tuple[float, str, bytes]]) -> None:
@@ -209,7 +213,7 @@ async def _through_broker(
         CITYOS_NOTIFIER_ENABLED="true",
         CITYOS_OUTBOUND_ALLOW="loopback",
     )
-    with stack.running("api+relay+notifier", stack.api_commands(1), env, port):
+    with stack.running("api+relay+notifier", stack.api_commands(1), env, port) as srv:
         async with aiohttp.ClientSession() as http:
             await post_batches(port, "nb-", ENTITIES)
             for k in range(SUBSCRIPTIONS):
@@ -245,10 +249,16 @@ async def _through_broker(
             await _indexed(http, port, SUBSCRIPTIONS + FANOUT_SUBS)
             res.fanout_load1 = await asyncio.to_thread(guard.wait_quiet, "notify fan-out")
             sink.got.clear()
+            spy = None
+            if runner.args.profile:  # the server during the fan-out (--profile)
+                spy = profile.start(srv.pids[0], PROFILE_SECONDS, PROFILE_OUT)
             plan = Paced("nb-", "pm25", FANOUT_WRITES, 0.0, ENTITIES, CONNECTIONS)
             done = await asyncio.wrap_future(runner.pool.submit(paced_patches, port, plan))
             res.fanout_expected = FANOUT_SUBS * sum(1 for _, s, _ in done if s == 204)
             await sink.wait_for(res.fanout_expected, TIMEOUT * 2)
+            if spy is not None:
+                await asyncio.to_thread(spy.wait)
+                res.profile = profile.summarise(PROFILE_OUT, top=25)
             arrivals = [t for t, _, _ in sink.got]
             res.fanout_received = len(arrivals)
             if len(arrivals) > 1:
@@ -279,5 +289,7 @@ def print_results(res: NotifyResults) -> None:
         f"(first → last arrival; load1 {res.fanout_load1:.2f})  target ≥ {FANOUT_TARGET:,.0f}/s "
         f"{verdict}\n"
         f"    ceiling: a bare aiohttp client posting {res.ceiling_sent} bodies to the same "
-        f"receiver: {ceiling:,.0f}/s"
+        f"receiver: {ceiling:,.0f}/s (ratio {fan / ceiling if ceiling else 0:.2f})"
     )
+    if res.profile:
+        print("  fan-out profile of the server (py-spy):", *res.profile, sep="\n")

@@ -167,6 +167,7 @@ async def tenant_schema(dsn: str) -> str:
         # that index-only scans (geo_points) rely on.
         await conn.execute(f"VACUUM ANALYZE {schema}.entities")
         await conn.execute(f"VACUUM ANALYZE {schema}.geo")
+        await conn.execute(f"VACUUM ANALYZE {schema}.attr_values")
     finally:
         await conn.close()
     return str(schema)

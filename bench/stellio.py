@@ -158,7 +158,7 @@ async def settle(dsn: str, stations: list[data.Station]) -> str:
         like = f"urn:ngsi-ld:Entity:{CREATED}%"
         await conn.execute(f"DELETE FROM {schema}.entities WHERE id LIKE $1", like)
         await conn.execute(f"DELETE FROM {schema}.geo WHERE entity_id LIKE $1", like)
-        for table in ("entities", "geo"):
+        for table in ("entities", "geo", "attr_values"):
             await conn.execute(f"VACUUM ANALYZE {schema}.{table}")
         await conn.execute(f"DROP TABLE IF EXISTS {RAW}")
         await conn.execute(f"CREATE TABLE {RAW} (id text PRIMARY KEY, doc jsonb)")

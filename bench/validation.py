@@ -41,10 +41,13 @@ def _invalid(n: int) -> bytes:
     return orjson.dumps(doc)
 
 
-async def _request(method: str, port: int, path: str, body: bytes | None = None) -> int:
+async def _request(
+    method: str, port: int, path: str, body: bytes | None = None, tenant: str = TENANT
+) -> int:
+    headers = {**_HEADERS, "NGSILD-Tenant": tenant}
     async with (
         aiohttp.ClientSession() as http,
-        http.request(method, f"http://127.0.0.1:{port}{path}", data=body, headers=_HEADERS) as r,
+        http.request(method, f"http://127.0.0.1:{port}{path}", data=body, headers=headers) as r,
     ):
         if r.status >= 300 and method != "POST":
             raise SystemExit(f"validation: {method} {path}: {r.status} {await r.text()}")
@@ -60,12 +63,13 @@ async def _expect_refusal(port: int, active: bool, n: int) -> None:
         raise SystemExit(f"validation: the bench's {MODEL} answered {status}: it must be valid")
 
 
-async def register(port: int) -> None:
+async def register(port: int, tenant: str = TENANT, activate: bool = False) -> None:
+    """Register the bundled ``MODEL`` schema in ``tenant`` (active or not)."""
     from city_os.registry.validation import DEFAULT_SCHEMAS_DIR
 
     schema = json.loads((DEFAULT_SCHEMAS_DIR / MODEL / "schema.json").read_text("utf-8"))
-    body = orjson.dumps({"type": MODEL, "schema": schema, "activate": False})
-    status = await _request("POST", port, SCHEMAS, body)
+    body = orjson.dumps({"type": MODEL, "schema": schema, "activate": activate})
+    status = await _request("POST", port, SCHEMAS, body, tenant)
     if status not in (200, 201):
         raise SystemExit(f"validation: registering the {MODEL} schema answered {status}")
 

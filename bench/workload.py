@@ -91,8 +91,9 @@ def entity_json(eid: str, model: str = ENTITY_TYPE) -> bytes:
     return head + eid.encode() + tail
 
 
-def batch_json(prefix: str, first: int, size: int = BATCH_SIZE) -> bytes:
-    return b"[" + b",".join(entity_json(entity_id(prefix, first + k)) for k in range(size)) + b"]"
+def batch_json(prefix: str, first: int, size: int = BATCH_SIZE, model: str = ENTITY_TYPE) -> bytes:
+    ids = (entity_id(prefix, first + k, model) for k in range(size))
+    return b"[" + b",".join(entity_json(eid, model) for eid in ids) + b"]"
 
 
 def retrieved_json(eid: str) -> bytes:
@@ -173,7 +174,10 @@ def request_maker(sc: Scenario) -> Callable[[int], bytes]:
             create, entity_json(entity_id(sc.prefix, seq, sc.model), sc.model)
         )
     if sc.kind == "batch":
-        return lambda seq: _with_body(_BATCH, batch_json(sc.prefix, seq * BATCH_SIZE))
+        batch = _BATCH + tenant_header(sc.tenant, sc.token)
+        return lambda seq: _with_body(
+            batch, batch_json(sc.prefix, seq * BATCH_SIZE, model=sc.model)
+        )
     if sc.existing <= 0:
         raise ValueError(f"{sc.kind} needs existing entities")
     pick = random.Random(42).randrange
@@ -183,15 +187,16 @@ def request_maker(sc: Scenario) -> Callable[[int], bytes]:
         if sc.tenant or sc.token:
             tail = b" HTTP/1.1\r\n" + _COMMON + tenant_header(sc.tenant, sc.token) + b"\r\n"
         return lambda seq: (
-            b"GET " + path + entity_id(sc.seed_prefix, pick(sc.existing)).encode() + tail
+            b"GET " + path + entity_id(sc.seed_prefix, pick(sc.existing), sc.model).encode() + tail
         )
     if sc.kind == "update":
         attr = f"/attrs/{UPDATED_ATTR}".encode()
+        patch_tail = _PATCH_TAIL + tenant_header(sc.tenant, sc.token)
 
         def patch(seq: int) -> bytes:
-            eid = entity_id(sc.seed_prefix, pick(sc.existing)).encode()
+            eid = entity_id(sc.seed_prefix, pick(sc.existing), sc.model).encode()
             body = b'{"value":' + str(seq % 400 / 10).encode() + b"}"
-            return _with_body(b"PATCH " + path + eid + attr + _PATCH_TAIL, body)
+            return _with_body(b"PATCH " + path + eid + attr + patch_tail, body)
 
         return patch
     raise ValueError(f"unknown scenario kind {sc.kind!r}")

@@ -12,11 +12,13 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from city_os.api import (
     apikeys,
+    audit,
     batch,
     contexts,
     csource,
@@ -42,6 +44,7 @@ from city_os.api.federation import add_warnings
 from city_os.api.guard import access_guard
 from city_os.api.keys import (
     API_KEYS,
+    AUDIT,
     CONSENTS,
     CONTEXT_REGISTRY,
     CONTEXTS,
@@ -63,12 +66,14 @@ from city_os.api.middleware import ERROR_RENDERERS, ErrorRenderer, problem_detai
 from city_os.api.ops import KAFKA_REQUIRED, METRICS, NOTIFIER, NOTIFIER_REQUIRED, RELAY
 from city_os.api.rules import route_rules
 from city_os.auth.apikeys import ApiKeys
+from city_os.auth.audit import AuditService, RefusalTrail
 from city_os.auth.authenticate import Authenticator, check_exposure
 from city_os.auth.consent import ConsentService
 from city_os.auth.enforce import EntityAccess
 from city_os.auth.issuers import Issuer, parse_issuers
 from city_os.auth.network import OutboundPolicy, outbound_session
 from city_os.auth.oidc import KeyStore, TokenVerifier
+from city_os.auth.owners import OwnerRights
 from city_os.auth.permissions import PermissionService
 from city_os.auth.ratelimit import RateLimiter
 from city_os.config import Settings
@@ -87,7 +92,7 @@ from city_os.federation.lifecycle import csource_subscription_service, federatio
 from city_os.ngsiv2 import routes as ngsiv2
 from city_os.notifier.access import NotificationAccess
 from city_os.notifier.service import Notifier, NotifierConfig
-from city_os.observability.loop_stall import LoopStallProbe
+from city_os.observability.loop_stall import install as install_probe
 from city_os.observability.metrics import (
     Metrics,
     context_cache_collector,
@@ -98,6 +103,7 @@ from city_os.registry.active import ActiveSchemas
 from city_os.registry.service import SchemaRegistry
 from city_os.runtime import tune_collector
 from city_os.store.postgres.auth_consent import ConsentRepository, DataSubjectRepository
+from city_os.store.postgres.auth_identities import IdentityRepository
 from city_os.store.postgres.auth_keys import ApiKeyRepository
 from city_os.store.postgres.auth_log import LogPartitions
 from city_os.store.postgres.auth_permissions import PermissionRepository
@@ -191,16 +197,30 @@ async def _access(app: web.Application) -> AsyncIterator[None]:
         app[POOL],
         citizen_issuers,
     )
+    access = None
     if settings.auth_enabled:  # off: no hook at all, every path exactly as before
-        app[ENTITIES].access = EntityAccess(app[POOL], app[PERMISSIONS], app[CONSENTS])
+        access = app[ENTITIES].access = EntityAccess(app[POOL], app[PERMISSIONS], app[CONSENTS])
+        access.owners = _owners(app[POOL], settings)
+        tokens = app[AUTHENTICATOR].tokens
+        if tokens is not None:  # subscriptions' notifications follow their owner's roles
+            tokens.on_verified = access.owners.seen
+    trail = RefusalTrail(app[POOL])
+    app[AUDIT] = AuditService(app[POOL], trail)
+    if access is not None:
+        access.trail = trail
     partitions = LogPartitions(app[POOL], settings.access_log_retention_days)
-    tasks = [asyncio.create_task(keys.run()), asyncio.create_task(_maintain(partitions))]
+    tasks = [
+        asyncio.create_task(keys.run()),
+        asyncio.create_task(_maintain(partitions)),
+        asyncio.create_task(trail.run()),
+    ]
     yield
     for task in tasks:
         task.cancel()
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await trail.close()
     await keys.close()
     await app[PERMISSIONS].close()
 
@@ -328,7 +348,7 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
     )
     access = app[ENTITIES].access
     if access is not None:  # notifications: only what the subscription's owner may read
-        notifier.intake.access = NotificationAccess(access)
+        notifier.intake.access = notifier.periodic.access = NotificationAccess(access)
     await notifier.start()
     app[NOTIFIER] = notifier
     app[METRICS].collectors.append(notifier.collect)
@@ -363,9 +383,15 @@ async def _notifier_access(app: web.Application) -> AsyncIterator[None]:
         pool,
         frozenset(),
     )
-    app[ENTITIES].access = EntityAccess(pool, permissions, consents)
+    access = app[ENTITIES].access = EntityAccess(pool, permissions, consents)
+    access.owners = _owners(pool, settings)
     yield
     await permissions.close()
+
+
+def _owners(pool: asyncpg.Pool, settings: Settings) -> OwnerRights:
+    grace = settings.owner_roles_grace_hours * 3600
+    return OwnerRights(IdentityRepository(pool), ApiKeyRepository(pool), grace)
 
 
 def _outbound(app: web.Application, settings: Settings) -> None:
@@ -384,16 +410,12 @@ def _base_app(settings: Settings, *middlewares: Middleware) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[STARTED] = time.monotonic()
-    app.cleanup_ctx.append(_loop_stall)
     return app
 
 
-async def _loop_stall(app: web.Application) -> AsyncIterator[None]:
-    """The event-loop stall probe of every process (``cityos_event_loop_stall_seconds``)."""
-    probe = LoopStallProbe(app[METRICS].registry)
-    probe.start()
-    yield
-    await probe.stop()
+def _probe_stalls(app: web.Application) -> None:
+    """The event-loop stall probe, started by the last start-up handler (see loop_stall)."""
+    install_probe(app, app[METRICS].registry)
 
 
 def create_relay_app(settings: Settings) -> web.Application:
@@ -402,6 +424,7 @@ def create_relay_app(settings: Settings) -> web.Application:
     app[KAFKA_REQUIRED] = True
     app.cleanup_ctx.extend([_database, _observability, _relay])
     add_routes(app, ops.routes)
+    _probe_stalls(app)
     return app
 
 
@@ -412,6 +435,7 @@ def create_notifier_app(settings: Settings) -> web.Application:
     _outbound(app, settings)
     app.cleanup_ctx.extend([_database, _notifier_access, _observability, _contexts, _notifier])
     add_routes(app, ops.routes)
+    _probe_stalls(app)
     return app
 
 
@@ -428,7 +452,8 @@ def create_app(settings: Settings) -> web.Application:
     limiter = None
     if settings.rate_limit > 0:
         limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst)
-    app = _base_app(settings, access_guard(authenticator, limiter), route_rules)
+    guard = access_guard(authenticator, limiter, audit.note_refusal)
+    app = _base_app(settings, guard, route_rules)
     app[AUTHENTICATOR] = authenticator
     try:
         app[ISSUERS] = parse_issuers(settings.oidc_issuers)
@@ -453,9 +478,11 @@ def create_app(settings: Settings) -> web.Application:
         ]
     )
     app.on_startup.append(_tune_collector)
+    _probe_stalls(app)
     app.on_response_prepare.append(add_warnings)  # NGSILD-Warning of distributed operations
     tables = (
         apikeys.routes,
+        audit.routes,
         entities.routes,
         query.routes,
         batch.routes,

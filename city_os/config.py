@@ -86,6 +86,7 @@ class Settings:
     federation_concurrency: int = 32
     federation_connections_per_host: int = 8
     access_log_retention_days: int = 400
+    owner_roles_grace_hours: float = 168.0
     ngsiv2_context: str = ""  # @context URL of the NGSIv2 API; "" = the NGSI-LD core context
 
     @functools.cached_property
@@ -221,6 +222,8 @@ SETTINGS: dict[str, str] = {
     "federation_connections_per_host": "most connections to one context source host (each host "
     "has its own pool, so a hanging source holds up only itself)",
     "access_log_retention_days": "days the citizens' access log (and the audit log) is kept",
+    "owner_roles_grace_hours": "hours after the expiry of a subscription owner's latest token "
+    "during which that token's roles and groups still decide its notifications",
     "ngsiv2_context": "@context URL that expands and compacts the types and attribute names of "
     "the NGSIv2 API (/v2); empty = the NGSI-LD core context",
 }

@@ -5,6 +5,10 @@
 #
 # 1. .venv (python3.11, else python3 >= 3.11) with `pip install -e '.[dev]'`, re-run only when
 #    pyproject.toml is newer than the stamp file .venv/.cityos-installed.
+#    promtool (for the deploy checks of tests/unit/deploy) extracted into .venv/bin from Debian's
+#    prometheus package when missing: downloaded, not installed (installing would start a
+#    Prometheus server). Where apt is missing or the download fails: a warning, and those checks
+#    are skipped, naming why.
 # 2. PostGIS available in every PostgreSQL server named by the DSNs. Missing on a local server
 #    (127.0.0.1 / localhost / ::1 / unix socket): installed with apt when root, otherwise the
 #    command to run is printed and we exit 1. Missing on a remote server: reported, exit 1.
@@ -43,6 +47,20 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     log "installing city-os and dev tools into .venv (pyproject.toml changed)"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
     touch "$stamp"
+fi
+
+if [ ! -x .venv/bin/promtool ] && command -v apt-get >/dev/null 2>&1 &&
+    command -v dpkg-deb >/dev/null 2>&1; then
+    log "extracting promtool from Debian's prometheus package into .venv/bin (deploy checks)"
+    tmp=$(mktemp -d)
+    download() { (cd "$tmp" && apt-get download prometheus </dev/null >/dev/null 2>&1); }
+    if download || { [ "$(id -u)" -eq 0 ] && apt-get update </dev/null >/dev/null 2>&1 && download; }; then
+        dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -C "$tmp" ./usr/bin/promtool
+        mv "$tmp/usr/bin/promtool" .venv/bin/promtool
+    else
+        log "warning: Debian's prometheus package could not be downloaded: no promtool checks"
+    fi
+    rm -rf "$tmp"
 fi
 
 # --- 2 and 3. PostgreSQL: PostGIS and databases ---------------------------------------------

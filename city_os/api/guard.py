@@ -11,13 +11,14 @@ answer carries ``X-RateLimit-Limit/Remaining/Reset``, and an empty bucket is a 4
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from city_os.api.keys import PRINCIPAL
 from city_os.auth.authenticate import Authenticator
-from city_os.auth.principal import UNRESTRICTED, Principal
+from city_os.auth.principal import ANONYMOUS, UNRESTRICTED, Principal
 from city_os.auth.ratelimit import RateLimiter, Verdict
 from city_os.errors import NgsiLdError, TooManyRequests
 
@@ -29,7 +30,15 @@ def principal_of(request: web.Request) -> Principal:
     return request[PRINCIPAL] if PRINCIPAL in request else UNRESTRICTED
 
 
-def access_guard(authenticator: Authenticator, limiter: RateLimiter | None) -> Middleware:
+# Told of every error a request ends with, and by whom (api/audit.py audits the 401s and 403s).
+OnRefused = Callable[[web.Request, Principal, NgsiLdError], None]
+
+
+def access_guard(
+    authenticator: Authenticator,
+    limiter: RateLimiter | None,
+    on_refused: OnRefused | None = None,
+) -> Middleware:
     def take(client: str) -> Verdict | None:
         if limiter is None:
             return None
@@ -53,19 +62,24 @@ def access_guard(authenticator: Authenticator, limiter: RateLimiter | None) -> M
             principal = await authenticator.principal(
                 headers.get("Authorization"), headers.get("X-API-Key"), headers.get("Origin")
             )
-        except NgsiLdError:
+        except NgsiLdError as err:
+            if on_refused is not None:
+                on_refused(request, ANONYMOUS, err)
             if not probe:
                 take(address)
             raise
         request[PRINCIPAL] = principal
         verdict = None if probe else take(principal.rate_key or address)
-        if verdict is None:
-            return await handler(request)
         try:
             response = await handler(request)
         except NgsiLdError as err:
-            err.headers.update(verdict.headers())
+            if on_refused is not None and not principal.unrestricted:
+                on_refused(request, principal, err)
+            if verdict is not None:
+                err.headers.update(verdict.headers())
             raise
+        if verdict is None:
+            return response
         if not response.prepared:
             response.headers.update(verdict.headers())
         return response

@@ -6,6 +6,7 @@ import asyncpg
 from aiohttp import web
 
 from city_os.auth.apikeys import ApiKeys
+from city_os.auth.audit import AuditService
 from city_os.auth.consent import ConsentService
 from city_os.auth.permissions import PermissionService
 from city_os.auth.principal import Principal
@@ -46,4 +47,5 @@ STARTED = web.AppKey("started", float)  # time.monotonic() at start-up
 API_KEYS = web.AppKey("api_keys", ApiKeys)
 CONSENTS = web.AppKey("consents", ConsentService)
 PERMISSIONS = web.AppKey("permissions", PermissionService)
+AUDIT = web.AppKey("audit", AuditService)
 PRINCIPAL = web.RequestKey("principal", Principal)  # set on every request by api/guard.py

@@ -10,6 +10,7 @@ path or a query parameter is refused before any handler runs: no store can hold 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 
@@ -29,7 +30,7 @@ from city_os.errors import (
     ServiceUnavailable,
 )
 from city_os.observability.metrics import Metrics
-from city_os.store.postgres.db import refused_data, unavailable
+from city_os.store.postgres.db import refused_data, transient, unavailable
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/json"
@@ -70,12 +71,19 @@ def _nul_in_url(request: web.Request) -> NgsiLdError | None:
     return None
 
 
+_TEMPORAL_NO_ATTR = re.compile(r"/temporal/entities/[^/]+/attrs//[^/]+$")
+
+
 def _from_http(exc: web.HTTPException, request: web.Request) -> NgsiLdError:
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return PayloadTooLarge(f"the request body is larger than {exc.text or 'allowed'}")
     if isinstance(exc, web.HTTPMethodNotAllowed):
         return MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
     if isinstance(exc, web.HTTPNotFound):
+        if request.method == "PATCH" and _TEMPORAL_NO_ATTR.search(request.path):
+            # /attrs//{instanceId}: without an attribute name it reads as /attrs/{attrId},
+            # which takes DELETE only (ETSI 016_02_06)
+            return MethodNotAllowed(f"PATCH is not allowed on {request.path}")
         if "//" in request.path or request.path.endswith("/entities/attrs"):
             return BadRequestData(f"{request.path} lacks an id between two slashes")
         return ResourceNotFound(f"no resource at {request.path}")
@@ -111,7 +119,7 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         return render_error(request, _from_http(exc, request))
     except Exception as exc:
-        reason = unavailable(exc)
+        reason = unavailable(exc) or transient(exc)
         if reason is not None:
             log.warning("%s %s: database unavailable: %s", request.method, request.path, reason)
             retry = request.app[SETTINGS].db_retry_after

@@ -32,7 +32,7 @@ from city_os.auth.authenticate import API_KEY_PREFIX
 from city_os.auth.policy import KEY_OPERATIONS, Operation, TenantOperation, may
 from city_os.auth.principal import KeyScope, Principal
 from city_os.errors import AccessDenied, BadRequestData, ResourceNotFound, Unauthorized
-from city_os.ngsild.entity import parse_types
+from city_os.ngsild.entity import check_datetime, parse_types
 from city_os.ngsild.jsonld import TermMap
 from city_os.store.postgres.auth_keys import CHANNEL, ApiKeyRepository, StoredKey
 from city_os.store.postgres.listen import ChannelListener
@@ -68,6 +68,7 @@ def _parse_time(value: object, name: str) -> datetime | None:
         raise BadRequestData(f"{name} {value!r} is not an ISO 8601 date-time") from None
     if moment.tzinfo is None:
         raise BadRequestData(f"{name} needs a time zone (Z or ±hh:mm)")
+    check_datetime(value, name)  # an offset and a year in UTC PostgreSQL and Python can hold
     return moment
 
 

@@ -25,7 +25,7 @@ from city_os.auth.permissions import PermissionService
 from city_os.auth.policy import Consent, Operation, citizen_of, decide
 from city_os.auth.principal import Principal
 from city_os.errors import AccessDenied, BadRequestData, ResourceNotFound, Unauthorized
-from city_os.ngsild.entity import check_entity_id, parse_types
+from city_os.ngsild.entity import check_datetime, check_entity_id, parse_types
 from city_os.ngsild.jsonld import TermMap
 from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.auth_consent import (
@@ -101,8 +101,12 @@ class ConsentService:
             moment = datetime.fromisoformat(str(expires).replace("Z", "+00:00"))
         except ValueError:
             raise BadRequestData(f"expiresAt {expires!r} is not an ISO 8601 date-time") from None
-        if moment.tzinfo is None or moment <= datetime.now(UTC):
-            raise BadRequestData("expiresAt must be a future date-time with a time zone")
+        future = "expiresAt must be a future date-time with a time zone"
+        if moment.tzinfo is None:
+            raise BadRequestData(future)
+        check_datetime(expires, "expiresAt")  # an offset and a year in UTC both can hold
+        if moment <= datetime.now(UTC):
+            raise BadRequestData(future)
         return await self.consents.grant(
             tenant,
             citizen,

@@ -24,7 +24,9 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from city_os.auth.audit import RefusalTrail
 from city_os.auth.consent import ConsentService
+from city_os.auth.owners import OwnerRights
 from city_os.auth.permissions import PermissionService
 from city_os.auth.policy import (
     Consent,
@@ -68,6 +70,8 @@ class EntityAccess:
         self._pool = pool
         self.permissions = permissions
         self.consents = consents
+        self.owners: OwnerRights | None = None  # subscription owners' current rights
+        self.trail: RefusalTrail | None = None  # refused decisions, for the audit log
 
     # -- one entity ------------------------------------------------------------------------
 
@@ -126,6 +130,8 @@ class EntityAccess:
         refusal = refused(record.id, read, wanted)
         if refusal is not None:
             log.info("access refused: %s %s: %s", operation, record.id, wanted.reason)
+            if isinstance(refusal, ResourceNotFound):  # a 403 is audited by the API's guard
+                self._audit(ctx, record.id, refusal, wanted, operation)
             raise refusal
         if operation is Operation.READ and read.via_consent is not None:
             await self.log_reads(ctx, schema, [(record.id, read)], "read")
@@ -165,6 +171,7 @@ class EntityAccess:
                 decision = decide(principal, ctx.tenant, operation, facts_of(record), permissions)
                 if not decision:
                     out[record.id] = AccessDenied(decision.reason)
+                    self._audit(ctx, record.id, out[record.id], decision, operation, batch=True)
             return out
         for entity_id, (read, wanted) in (
             await self.decisions(ctx, schema, operation, records)
@@ -172,7 +179,30 @@ class EntityAccess:
             refusal = refused(entity_id, read, wanted)
             if refusal is not None:
                 out[entity_id] = refusal
+                self._audit(ctx, entity_id, refusal, wanted, operation, batch=True)
         return out
+
+    def _audit(
+        self,
+        ctx: RequestContext,
+        entity_id: str,
+        refusal: NgsiLdError,
+        decision: Decision,
+        operation: Operation,
+        **extra: object,
+    ) -> None:
+        """A refused decision on an entity, for the audit log (404s that access control chose
+        and the per-entity refusals of a batch: the request itself does not fail)."""
+        if self.trail is not None and ctx.principal is not None:
+            self.trail.refused(
+                ctx.principal,
+                ctx.tenant,
+                entity_id,
+                refusal.status,
+                decision.reason,
+                operation=str(operation),
+                **extra,
+            )
 
     def after_insert(self, ctx: RequestContext, schema: str) -> AfterInsert | None:
         """The creator's ``own`` grant, to run in the create's transaction (None: no grant,
@@ -184,9 +214,10 @@ class EntityAccess:
         if key is None:
             return None
         actor = principal.actor["cityosactor"]
+        tenant = ctx.tenant
 
         async def grant(conn: asyncpg.Connection, ids: set[str]) -> None:
-            await grant_owner(conn, schema, sorted(ids), key, actor)
+            await grant_owner(conn, schema, tenant, sorted(ids), key, actor)
 
         return grant
 

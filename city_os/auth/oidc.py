@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -182,6 +182,8 @@ class TokenVerifier:
         self._keys = keys
         self._skew = clock_skew
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        # Called with each newly verified token's principal (auth/owners.py records its roles).
+        self.on_verified: Callable[[Principal], Awaitable[None]] | None = None
 
     async def principal(self, token: str) -> Principal:
         cached = self._cache.get(token)
@@ -191,6 +193,8 @@ class TokenVerifier:
                 return principal
             del self._cache[token]
         principal = await self._verify(token)
+        if self.on_verified is not None:
+            await self.on_verified(principal)
         self._cache[token] = (principal, time.monotonic() + _TOKEN_CACHE_SECONDS)
         if len(self._cache) > _TOKEN_CACHE_SIZE:
             self._cache.popitem(last=False)

@@ -7,16 +7,24 @@ Then ALL the writes of the request go to the store in ONE transaction
 the batch, whatever statement fails and wherever the process is killed. A concurrent change of
 an entity rolls the batch back, and it is re-read and re-applied (optimistic, like single
 writes); an entity PostgreSQL refuses is reported in the 207 and the others commit together. The
-result lists exactly the entities whose change was committed.
+result lists exactly the entities whose change was committed (entries: ``batch_entries``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from city_os.auth.policy import Operation
+from city_os.core.batch_entries import (
+    BatchResult,
+    EntryContexts,
+    busy,
+    fragment_parser,
+    not_overwritten,
+    parse_entities,
+    parse_entries,
+)
 from city_os.core.cpu import off_loop
 from city_os.core.fragments import (
     MAX_RETRIES,
@@ -25,7 +33,6 @@ from city_os.core.fragments import (
     copy_attrs,
     geo_changed,
     moved,
-    parse_fragment,
 )
 from city_os.core.request import RequestContext
 from city_os.core.slices import Slicer
@@ -35,91 +42,17 @@ from city_os.errors import (
     InternalError,
     NgsiLdError,
     ResourceNotFound,
-    ServiceUnavailable,
 )
 from city_os.events.model import ChangeKind
 from city_os.ngsild import merge
-from city_os.ngsild.entity import ParsedEntity, check_entity_id, parse_entity
+from city_os.ngsild.entity import ParsedEntity, check_entity_id
 from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.entities import BatchOutcome, BatchWrites, Stored, Write
 
 if TYPE_CHECKING:
     from city_os.core.entities import EntityService
 
-EntryContexts = list[RequestContext | NgsiLdError] | None
-
-
-@dataclass
-class BatchResult:
-    """Per-entity outcome of a batch operation (§5.6.7-5.6.10)."""
-
-    success: list[str] = field(default_factory=list)
-    created: list[str] = field(default_factory=list)
-    errors: list[tuple[str, NgsiLdError]] = field(default_factory=list)
-
-
-def _entries(
-    ctx: RequestContext, bodies: list[Any], contexts: EntryContexts
-) -> list[tuple[Any, RequestContext | NgsiLdError]]:
-    """Each batch entry with its own request context (JSON-LD entries carry their own)."""
-    if contexts is None:
-        return [(body, ctx) for body in bodies]
-    return list(zip(bodies, contexts, strict=True))
-
-
-Parsed = list[tuple[Any, ParsedEntity | NgsiLdError]]
-
-
-def _parse_entries(
-    ctx: RequestContext,
-    bodies: list[Any],
-    contexts: EntryContexts,
-    parse: Callable[[Any, RequestContext], ParsedEntity],
-) -> Parsed:
-    """Every entry parsed (pure: run off the event loop for a heavy request), or its error."""
-    out: Parsed = []
-    for body, ectx in _entries(ctx, bodies, contexts):
-        try:
-            if isinstance(ectx, NgsiLdError):
-                raise ectx
-            out.append((body, parse(body, ectx)))
-        except NgsiLdError as err:
-            out.append((body, err))
-    return out
-
-
-def _parse_entities(ctx: RequestContext, bodies: list[Any], contexts: EntryContexts) -> Parsed:
-    def parse(body: Any, ectx: RequestContext) -> ParsedEntity:
-        return parse_entity(body, ectx.terms, ctx.now, limits=ctx.limits)
-
-    return _parse_entries(ctx, bodies, contexts, parse)
-
-
-def _fragment_parser(allow_null: bool) -> Callable[[Any, RequestContext], ParsedEntity]:
-    def parse(body: Any, ectx: RequestContext) -> ParsedEntity:
-        return parse_fragment(body, ectx, allow_null=allow_null, id_required=True)
-
-    return parse
-
-
-def not_overwritten(ctx: RequestContext, outcome: merge.Outcome) -> BadRequestData:
-    """The error of an entity that noOverwrite wrote in part or not at all: its detail names both
-    lists, and it carries them as the UpdateResult members (§5.2.18) ``updated``/``notUpdated``."""
-    updated = [ctx.terms.compact_attr(i) for i in outcome.updated]
-    skipped = [ctx.terms.compact_attr(i) for i, _ in outcome.not_updated]
-    written = ", ".join(updated) if updated else "none"
-    return BadRequestData(
-        f"attributes not updated (noOverwrite): {', '.join(skipped)}; written: {written}",
-        updated=updated,
-        notUpdated=[
-            {"attributeName": ctx.terms.compact_attr(i), "reason": reason}
-            for i, reason in outcome.not_updated
-        ],
-    )
-
-
-def _busy(entity_id: str) -> ServiceUnavailable:
-    return ServiceUnavailable(f"entity {entity_id} is changing too often to write it; try again")
+__all__ = ["BatchOperations", "BatchResult", "EntryContexts", "not_overwritten"]
 
 
 class BatchOperations:
@@ -196,7 +129,7 @@ class BatchOperations:
         schema = await service.schema(ctx, write=True)
         records: dict[str, EntityRecord] = {}
         slicer = Slicer()
-        for body, parsed in await off_loop(ctx, _parse_entities, ctx, bodies, contexts):
+        for body, parsed in await off_loop(ctx, parse_entities, ctx, bodies, contexts):
             await slicer.tick()
             try:
                 if isinstance(parsed, NgsiLdError):
@@ -234,7 +167,7 @@ class BatchOperations:
                             (entity_id, AlreadyExists(f"entity {entity_id} already exists"))
                         )
                 return result
-        result.errors.extend((entity_id, _busy(entity_id)) for entity_id in records)
+        result.errors.extend((entity_id, busy(entity_id)) for entity_id in records)
         return result
 
     async def upsert(
@@ -251,7 +184,7 @@ class BatchOperations:
         schema = await service.schema(ctx, write=True)
         pending: dict[str, ParsedEntity] = {}
         slicer = Slicer()
-        for body, parsed in await off_loop(ctx, _parse_entities, ctx, bodies, contexts):
+        for body, parsed in await off_loop(ctx, parse_entities, ctx, bodies, contexts):
             if isinstance(parsed, NgsiLdError):
                 result.errors.append((body_id(body), parsed))
                 continue
@@ -324,7 +257,7 @@ class BatchOperations:
                 result.created.extend(i for i in pending if i in inserted)
                 result.success.extend(i for i in pending if i in outcome.written)
                 return result
-        result.errors.extend((entity_id, _busy(entity_id)) for entity_id in pending)
+        result.errors.extend((entity_id, busy(entity_id)) for entity_id in pending)
         return result
 
     async def modify(
@@ -349,8 +282,8 @@ class BatchOperations:
         pending: dict[str, ParsedEntity] = {}
         unchanged: set[str] = set()
         slicer = Slicer()
-        parse = _fragment_parser(allow_null)
-        for body, fragment in await off_loop(ctx, _parse_entries, ctx, bodies, contexts, parse):
+        parse = fragment_parser(allow_null)
+        for body, fragment in await off_loop(ctx, parse_entries, ctx, bodies, contexts, parse):
             await slicer.tick()
             try:
                 if isinstance(fragment, NgsiLdError):
@@ -391,7 +324,7 @@ class BatchOperations:
                 result.success.extend(i for i in pending if i in outcome.written or i in unchanged)
                 pending = {}
                 break
-        result.errors.extend((entity_id, _busy(entity_id)) for entity_id in pending)
+        result.errors.extend((entity_id, busy(entity_id)) for entity_id in pending)
         for entity_id, problem in (partial or {}).items():
             if entity_id in result.success:  # committed: its not-updated attributes are errors
                 if entity_id in unchanged:  # nothing of it written
@@ -459,7 +392,7 @@ class BatchOperations:
                 break
         for entity_id in pending:
             if done is None:
-                result.errors.append((entity_id, _busy(entity_id)))
+                result.errors.append((entity_id, busy(entity_id)))
             elif entity_id in done:
                 result.success.append(entity_id)
             else:

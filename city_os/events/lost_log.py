@@ -15,8 +15,10 @@ acknowledged to it, and calls the log lost when
   records it acknowledged by up to a few hundred (measured), so only a fall is a sure sign.
 
 Then the relay re-creates the topic if it is missing and republishes the outbox's retained window
-(``relay.OutboxRelay._recover``). What a relay restarted *together with* a lost Kafka published
-before is not known to it; that case is left to an operator (``city-os relay`` keeps no state).
+(``relay.OutboxRelay._recover``). The acknowledged offsets are stored with every published batch
+(events/replay.py) and read by a relay that starts or becomes the active one, so a relay
+restarted *together with* a lost Kafka notices it too: at its first acknowledgement, or at once
+when the topic is missing.
 """
 
 from __future__ import annotations
@@ -55,6 +57,20 @@ class AckedOffsets:
         self.acked: dict[int, int] = {}
         self.ends: dict[int, int] = {}  # end offsets as last listed
         self.shape = TopicShape()  # as last seen, to re-create the topic like it was
+
+    async def take_over(self, acked: dict[int, int], producer: AIOKafkaProducer | None) -> None:
+        """Take over the offsets acknowledged to the relays before (kept in PostgreSQL), and
+        check before anything is published that the topic exists (LostLog if not): a lost
+        log found later, by an acknowledgement, lets that first batch land in the new log ahead
+        of the republished window. End offsets cannot tell here: Tansu lists ends trailing its
+        acknowledged offsets even at rest (by 1-2, measured), so "below" is no sure sign."""
+        self.acked = dict(acked)
+        self.ends.clear()
+        if not acked or producer is None:
+            return
+        cluster = await producer.client.fetch_all_metadata()
+        if not cluster.partitions_for_topic(self.topic):
+            raise LostLog(f"topic {self.topic} is missing from the broker's metadata")
 
     def clear(self) -> None:
         self.acked.clear()

@@ -27,9 +27,11 @@ check instead (``events.model.claim_check``: no changes and entity, a dataref to
 
 Kafka losing what it acknowledged (Tansu restarted, a real Kafka's unclean election): detected by
 ``events.lost_log`` (acknowledged offsets that go backwards, a missing topic, end offsets below
-what was acknowledged). The relay then re-creates the topic if needed and marks the whole retained
-window unpublished again, in one statement under the relay lock, so it is republished in ``seq``
-order: consumers see those events a second time and de-duplicate them by id.
+what was acknowledged; the acknowledged offsets are kept in PostgreSQL, so a relay restarted while
+Kafka lost its log notices too). The relay then re-creates the topic if needed and republishes
+the outbox's retained window from its first row, in ``seq`` order and bounded batches, with a
+cursor kept in PostgreSQL (events/replay.py): consumers see those events a second time and
+de-duplicate them by id.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from city_os.config import Settings
+from city_os.events import replay
 from city_os.events.lost_log import VERIFY_INTERVAL, AckedOffsets, LostLog
 from city_os.events.model import claim_check
 from city_os.observability.metrics import Metrics
@@ -61,14 +64,9 @@ STOP_TIMEOUT = 5.0  # seconds a failed producer may take to close
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # aiokafka's own cap; RelayConfig.max_message_bytes decides
 RECORD_OVERHEAD = 128  # bytes of record framing, beyond key, value and headers (a generous bound)
 
-_SELECT_BATCH = """
-SELECT seq, event_id::text AS event_id, tenant, entity_id, event_type, payload::text AS payload
-FROM cityos.outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE"""
-_MARK_PUBLISHED = "UPDATE cityos.outbox SET published_at = now() WHERE seq = ANY($1::bigint[])"
 _CLEANUP = """
 DELETE FROM cityos.outbox
 WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1)"""
-_REPUBLISH = "UPDATE cityos.outbox SET published_at = NULL WHERE published_at IS NOT NULL"
 _BACKLOG = """
 SELECT count(*) AS events,
        coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8 AS age
@@ -271,20 +269,28 @@ class OutboxRelay:
     async def publish_batch(self) -> int | None:
         """Publish the oldest unpublished rows; None when another relay holds the lock."""
         started = time.perf_counter()
+        topic, size = self.config.topic, self.config.batch_size
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK):
+            state = await replay.turn(conn, RELAY_LOCK, topic)
+            if not state.locked:
                 self._set_active(False)
                 return None
-            self._set_active(True)
-            # Marking rows published need not wait for the WAL flush: if that commit is lost in
-            # a crash the rows are published again (at least once; consumers de-duplicate), and
-            # the writers' own commits no longer queue behind the relay's fsyncs.
-            await conn.execute("SET LOCAL synchronous_commit = off")
-            rows = await conn.fetch(_SELECT_BATCH, self.config.batch_size)
+            if not self.active:  # what the relays before this one had acknowledged
+                await self._acked.take_over(state.offsets, self._producer)
+            self._set_active(True)  # (the turn set synchronous_commit off: replay.py)
+            if state.replay_after is None:
+                rows = await conn.fetch(replay.SELECT_BATCH, size)
+            else:  # republishing the retained window (Kafka lost its log), batch by batch
+                rows = await replay.replay_batch(conn, state.replay_after, size)
+            if rows:
+                await self._publish(rows)
+                await replay.mark(conn, topic, [r["seq"] for r in rows], self._acked.acked)
+            if state.replay_after is not None:
+                last = rows[-1]["seq"] if rows else state.replay_after
+                await replay.advance(conn, topic, last, done=len(rows) < size)
+                self.metrics.events_requeued.inc(sum(1 for r in rows if r["republished"]))
             if not rows:
                 return 0
-            await self._publish(rows)
-            await conn.execute(_MARK_PUBLISHED, [r["seq"] for r in rows])
         self._kafka_up()
         self.metrics.events_published.inc(len(rows))
         self.metrics.publish_batch.observe(time.perf_counter() - started)
@@ -366,10 +372,8 @@ class OutboxRelay:
         async with self.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK):
                 return  # the active relay publishes; this one retries on its next round
-            status = await conn.execute(_REPUBLISH)
-        requeued = int(status.split()[-1])
-        self.metrics.events_requeued.inc(requeued)
-        log.warning("outbox relay: %d published events queued again (%s)", requeued, self._lost)
+            after = await replay.start_replay(conn, self.config.topic)
+        log.warning("outbox relay: republishing the outbox after seq %d (%s)", after, self._lost)
         self._lost = None
         self._acked.clear()
         # A fresh producer reads the re-created topic's metadata (partitions, leaders).

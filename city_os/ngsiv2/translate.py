@@ -87,7 +87,13 @@ def utc_datetime(value: Any, what: str) -> str:
         raise BadRequestData(f"{what}: {value!r} is not an ISO 8601 date-time") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        utc = when.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-10:00 is year 10000 in UTC
+        raise BadRequestData(
+            f"{what}: {value!r} is beyond year 9999 or before year 1 in UTC"
+        ) from None
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _ld_value(name: str, kind: str, value: Any, typed: bool) -> dict[str, Any]:

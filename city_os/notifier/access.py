@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from city_os.auth.enforce import EntityAccess
 from city_os.auth.policy import Operation
+from city_os.auth.principal import Principal
 from city_os.auth.subscribers import owner_principal
 from city_os.core.request import RequestContext
 from city_os.ngsild.entity import now_iso
@@ -25,10 +26,17 @@ from city_os.ngsild.representation import EntityRecord
 from city_os.notifier.compile import Subscription
 from city_os.notifier.match import Change
 
+# An owner without any right left (a revoked API key): decides every entity unreadable.
+NOBODY = Principal(anonymous=True, tenants=frozenset())
 
-def context_of(sub: Subscription, terms: TermMap, now: str | None = None) -> RequestContext:
-    """The request context the notifier acts in for ``sub``: as its owner, if it has one."""
-    principal = owner_principal(sub.owner, sub.tenant) if sub.owner is not None else None
+
+def context_of(
+    sub: Subscription, terms: TermMap, now: str | None = None, principal: Principal | None = None
+) -> RequestContext:
+    """The request context the notifier acts in for ``sub``: as its owner, if it has one
+    (``principal``: the owner's current rights; else the snapshot taken at creation)."""
+    if principal is None and sub.owner is not None:
+        principal = owner_principal(sub.owner, sub.tenant)
     return RequestContext(tenant=sub.tenant, terms=terms, now=now or now_iso(), principal=principal)
 
 
@@ -44,17 +52,36 @@ class NotificationAccess:
     def __init__(self, access: EntityAccess) -> None:
         self._access = access
 
+    async def owner(self, sub: Subscription) -> Principal | None:
+        """The owner's rights now (None: no owner, nothing is filtered)."""
+        if sub.owner is None:
+            return None
+        owners = self._access.owners
+        if owners is None:
+            return owner_principal(sub.owner, sub.tenant)
+        return await owners.principal(sub.owner, sub.tenant) or NOBODY
+
+    async def context(
+        self, sub: Subscription, terms: TermMap, now: str | None = None
+    ) -> RequestContext:
+        return context_of(sub, terms, now, await self.owner(sub))
+
     async def keep(
         self, matches: Sequence[tuple[Subscription, Change, str]]
     ) -> list[tuple[Subscription, Change, str]]:
         """The matches whose owner may read the changed entity; consent reads are logged."""
         out = []
+        owners: dict[tuple[str, str], Principal | None] = {}  # one look-up per subscription
         for match in matches:
             sub, change, _ = match
             if sub.owner is None:
                 out.append(match)
                 continue
-            ctx = context_of(sub, sub.view.terms)
+            if sub.key not in owners:
+                owners[sub.key] = await self.owner(sub)
+            if owners[sub.key] is NOBODY:
+                continue  # the owner's API key is revoked or expired: nothing at all
+            ctx = context_of(sub, sub.view.terms, principal=owners[sub.key])
             record = _facts(change)
             schema = await self._access.permissions.tenants.schema(sub.tenant, create=False)
             decided = await self._access.decisions(ctx, schema, Operation.READ, [record])

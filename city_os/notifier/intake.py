@@ -78,9 +78,10 @@ class Intake:
         matches = await self._throttled(matches)
         rows = []
         shared: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        now = now_iso()  # one notifiedAt per batch
         for sub, change, why in matches:
             try:
-                rows.append(await self._render(sub, change, why, shared))
+                rows.append(await self._render(sub, change, why, shared, now))
             except Exception:
                 log.exception(
                     "cannot render the notification of %s for %s", change.event_id, sub.id
@@ -186,10 +187,10 @@ class Intake:
         change: Change,
         why: str,
         shared: dict[tuple[Any, ...], list[dict[str, Any]]],
+        now: str,
     ) -> NewNotification:
         view = sub.view
         shown = notified(sub, change, why)
-        now = now_iso()
         linked = None
         # The entities of a change look the same to every subscription with the same view of
         # them (terms, format, projection): rendered once per batch (fan-out).
@@ -198,13 +199,19 @@ class Intake:
         if data is None:
             if view.join is not None and shown.record is not None:
                 record = notified_record(view, shown, now)
-                ctx = context_of(sub, view.terms, now)  # linked entities: what the owner reads
+                # linked entities: what the owner may read (its rights now)
+                if self.access is not None:
+                    ctx = await self.access.context(sub, view.terms, now)
+                else:
+                    ctx = context_of(sub, view.terms, now)
                 linked = await linked_entities(self._entities, ctx, [record], view.opts, view.join)
             data = entities(view, shown, linked, now)
             if key is not None:
                 shared[key] = data
-        records = [notified_record(view, shown, now), *(linked or {}).values()]
-        nid, headers, body = notification(view, sub.id, data, records, why, change.event_id)
+        records = []  # the entities as records: for another API face and GeoJSON only
+        if view.face is not None or view.accept == "application/geo+json":
+            records = [notified_record(view, shown, now), *(linked or {}).values()]
+        nid, headers, body = notification(view, sub.id, data, records, why, change.event_id, now)
         return NewNotification(
             notification_id=nid,
             tenant=sub.tenant,

@@ -19,7 +19,7 @@ from city_os.core.query import EntityQuery, Page, QueryService
 from city_os.errors import NgsiLdError
 from city_os.federation.csource_notify import CSourceNotifier, is_csource
 from city_os.ngsild.representation import render
-from city_os.notifier.access import context_of
+from city_os.notifier.access import NOBODY, NotificationAccess, context_of
 from city_os.notifier.compile import Subscription
 from city_os.notifier.dispatch import Dispatcher
 from city_os.notifier.index import SubscriptionIndex
@@ -45,6 +45,7 @@ class PeriodicNotifier:
         self._queries = queries
         self._dispatcher = dispatcher
         self._poll = poll
+        self.access: NotificationAccess | None = None  # set when authentication is on
         self.csource: CSourceNotifier | None = None  # csourceSubscriptions (set by the Notifier)
 
     async def run(self) -> None:
@@ -78,9 +79,15 @@ class PeriodicNotifier:
         if self.csource is not None and is_csource(sub):  # registrations, not entities
             return await self.csource.periodic(sub, source)
         view = sub.view
-        ctx = context_of(sub, view.terms)  # as its owner: the readable scope applies
-        query = EntityQuery(sub.selection, join_level=8)  # q may follow relationships
+        # as its owner, with its rights now: the readable scope applies
+        if self.access is not None:
+            ctx = await self.access.context(sub, view.terms)
+        else:
+            ctx = context_of(sub, view.terms)
         out: list[NewNotification] = []
+        if ctx.principal is NOBODY:  # the owner's API key is revoked or expired
+            return out
+        query = EntityQuery(sub.selection, join_level=8)  # q may follow relationships
         offset = 0
         while offset < MAX_ENTITIES:
             result = await self._queries.query(ctx, query, Page(limit=PAGE, offset=offset))

@@ -14,6 +14,7 @@ FeatureCollection. The result is channel-neutral: headers and a body.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -199,9 +200,17 @@ def entities(
 def notification_id(tenant: str, subscription_id: str, source_id: str) -> str:
     """The id of the notification of one change (or period) to one subscription: the same
     whichever replica renders it and however often the change is consumed, so a receiver
-    de-duplicates a redelivery on it."""
+    de-duplicates a redelivery on it. (``uuid.uuid5(NAMESPACE_URL, key)``, computed without
+    the UUID object: it runs once per notification.)"""
     key = f"{tenant}\n{subscription_id}\n{source_id}"
-    return NOTIFICATION_PREFIX + str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+    digest = bytearray(hashlib.sha1(_NAMESPACE + key.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{NOTIFICATION_PREFIX}{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_NAMESPACE: Final = uuid.NAMESPACE_URL.bytes
 
 
 def notification(
@@ -211,9 +220,10 @@ def notification(
     records: list[EntityRecord],
     trigger: str | None,
     source_id: str,
+    now: str | None = None,
 ) -> tuple[str, dict[str, str], bytes]:
     """(notification id, headers, body) of one notification of ``source_id`` (the change
-    event's id, or the period's)."""
+    event's id, or the period's); ``now``: its notifiedAt (default: now)."""
     nid = notification_id(view.tenant, subscription_id, source_id)
     if view.face is not None:
         return view.face(view, subscription_id, nid, records, trigger)
@@ -240,7 +250,7 @@ def notification(
         "id": nid,
         "type": "Notification",
         "subscriptionId": subscription_id,
-        "notifiedAt": now_iso(),
+        "notifiedAt": now or now_iso(),
         "data": payload,
     }
     if trigger is not None:

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 PERIOD: Final = 0.005  # seconds between wake-ups
@@ -105,3 +106,19 @@ class LoopStallProbe:
             wall1, queued1 = time.monotonic(), queued()
             self.observe(wall1 - wall0, queued1 - queued0)
             wall0, queued0 = wall1, queued1
+
+
+def install(app: web.Application, registry: CollectorRegistry) -> None:
+    """A probe for ``app``'s process, started by the start-up handler appended now (call it
+    after the others: the start-up work itself, migrations and the collector's freeze, is not
+    serving and would otherwise be every process's worst stall), stopped at clean-up."""
+    probe = LoopStallProbe(registry)
+
+    async def start(app: web.Application) -> None:
+        probe.start()
+
+    async def stop(app: web.Application) -> None:
+        await probe.stop()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)

@@ -121,6 +121,12 @@ access.get("/dataSubjects/{entityId}", "getDataSubject", "The data subject of an
 access.delete("/dataSubjects/{entityId}", "deleteDataSubject",
               "The entity is no longer personal data", replies=(no_content(),),
               errors=(401, 403, 404))  # fmt: skip
+access.get(
+    "/audit", "auditLog",
+    "The tenant's audit log, newest first: access changes and refused decisions (admins)",
+    params=("auditAction", "auditActor", "auditResource", "since", "limit", "offset"),
+    replies=(ok(array(ref("AuditEntry")), media=(JSON,)),), errors=(400, 401, 403),
+)  # fmt: skip
 access.get("/me", "whoAmI", "Who the broker takes the caller for",
            replies=(ok(ref("Principal"), media=(JSON,)),))  # fmt: skip
 access.get(

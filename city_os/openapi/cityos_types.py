@@ -181,6 +181,14 @@ SCHEMAS: dict[str, Schema] = {
         authenticationOff={"type": "boolean"},
     ),
     "AccessLogEntry": {"type": "object"},
+    "AuditEntry": _object(
+        ["at", "actor", "action", "resource", "detail"],
+        at=_TIME,
+        actor={"type": "string", "description": "who acted or was refused (cityosactor form)"},
+        action={"type": "string", "description": "permission.created, access.refused, …"},
+        resource={"type": "string", "description": "an id, or METHOD /path of a refusal"},
+        detail={"type": "object", "description": "what changed, or status and reason"},
+    ),
     "WebPushKey": _object(
         ["publicKey"],
         publicKey={

@@ -63,7 +63,9 @@ PARAMETERS: dict[str, Schema] = {
     "attrs": _csv("attrs", "Attribute names to select"),
     "pick": _csv("pick", "Members to keep in the representation (§4.21)"),
     "omit": _csv("omit", "Members to leave out of the representation (§4.21)"),
-    "q": _query("q", "Query language expression (§4.9)"),
+    "q": _query(
+        "q", "Query language expression (§4.9); blanks between tokens are ignored (flow > 10)"
+    ),
     "csf": _query("csf", "Context source filter (§4.8)"),
     "georel": _query("georel", "Geo-relationship (§4.10): near;maxDistance==…, within, …"),
     "geometry": _query("geometry", "Reference geometry type: Point, Polygon, …"),
@@ -105,6 +107,18 @@ PARAMETERS: dict[str, Schema] = {
         "examples", "How many refused entities to show", {"type": "integer", "minimum": 0}
     ),
     "entity": _query("entity", "Only the permissions on this entity id"),
+    "auditAction": _query(
+        "action",
+        "Only this action (permission.created, access.refused, …); a trailing . "
+        "matches a family (access.)",
+    ),
+    "auditActor": _query("actor", "Only changes or refusals of this actor (cityosactor form)"),
+    "auditResource": _query("resource", "Only this resource: an id, or METHOD /path"),
+    "since": _query(
+        "since",
+        "Only entries at or after this date-time",
+        {"type": "string", "format": "date-time"},
+    ),
     "path.entityId": _path("entityId", "The entity id (a URI)"),
     "path.attrId": _path("attrId", "The attribute name (a term of the @context or an IRI)"),
     "path.subscriptionId": _path("subscriptionId", "The subscription id (a URI)"),

@@ -17,6 +17,8 @@ from city_os.errors import BadRequestData
 from city_os.ngsild.entity import check_datetime, parse_datetime
 
 TIMERELS = frozenset({"before", "after", "between"})
+# The Scope's history is kept as the instances of this attribute (§4.5.6, §4.18).
+SCOPE_IRI = "https://uri.etsi.org/ngsi-ld/scope"
 # timeproperty → the attr_instances column it is stored in (fixed names, never request text).
 TIME_COLUMNS = {
     "observedAt": "observed_at",
@@ -29,7 +31,8 @@ _DURATION = re.compile(
     r"^P(?!$)(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?"
     r"(?:T(?=\d)(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
 )
-# A year and a month have no fixed length; PostgreSQL's date_bin needs one (documented).
+# A year and a month have no fixed length: as a fixed length (registrations' durations) they
+# count 365 and 30 days; aggregation periods use calendar arithmetic instead (``calendar``).
 _UNIT_SECONDS = (365 * 86400, 30 * 86400, 7 * 86400, 86400, 3600, 60, 1)
 
 
@@ -42,6 +45,9 @@ class TemporalQuery:
     last_n: int | None = None
     aggr_methods: tuple[str, ...] = ()
     aggr_period: timedelta | None = None  # None: one period over the whole range
+    # A period with years or months: its PostgreSQL interval text ("14 months 7200 seconds"),
+    # binned with calendar arithmetic in UTC; aggr_period is then its fixed part (or None).
+    aggr_calendar: str | None = None
 
     @property
     def column(self) -> str:
@@ -56,6 +62,21 @@ def parse_duration(raw: str, what: str = "aggrPeriodDuration") -> timedelta | No
         raise BadRequestData(f"{what} {raw!r} is not an ISO 8601 duration (e.g. PT1H, P1D)")
     seconds = sum(float(v) * unit for v, unit in zip(m.groups(), _UNIT_SECONDS, strict=True) if v)
     return timedelta(seconds=seconds) if seconds > 0 else None
+
+
+def parse_period(raw: str) -> tuple[timedelta | None, str | None]:
+    """aggrPeriodDuration: (its fixed part, its calendar interval text when it has years or
+    months). P1M is a calendar month, P1Y a calendar year (§4.5.19: ISO 8601 durations)."""
+    parse_duration(raw)  # the same check and error
+    m = _DURATION.match(raw)
+    assert m is not None
+    years, months, *rest = (float(v) if v else 0.0 for v in m.groups())
+    seconds = sum(v * unit for v, unit in zip(rest, _UNIT_SECONDS[2:], strict=True))
+    fixed = timedelta(seconds=seconds) if seconds > 0 else None
+    total_months = years * 12 + months
+    if total_months == 0:
+        return fixed, None
+    return fixed, f"{total_months:g} months {seconds:g} seconds"
 
 
 def _time(raw: Any, what: str) -> datetime:
@@ -138,6 +159,9 @@ def parse_temporal(
     period = raw.get("aggrPeriodDuration")
     if aggregated and not methods:
         raise BadRequestData("the aggregated representation needs aggrMethods")
+    fixed = calendar = None
+    if aggregated and period not in (None, ""):
+        fixed, calendar = parse_period(period)
     return TemporalQuery(
         timerel=timerel,
         time_at=at,
@@ -145,5 +169,6 @@ def parse_temporal(
         timeproperty=prop,
         last_n=_last_n(raw.get("lastN")),
         aggr_methods=methods if aggregated else (),
-        aggr_period=parse_duration(period) if aggregated and period not in (None, "") else None,
+        aggr_period=fixed,
+        aggr_calendar=calendar,
     )

@@ -25,6 +25,7 @@ from city_os.ngsild.entity import (
     parse_scopes,
     parse_types,
 )
+from city_os.temporal.params import SCOPE_IRI as SCOPE_IRI
 from city_os.temporal.render import INSTANCE_PREFIX
 
 
@@ -35,7 +36,7 @@ def parse_temporal_entity(
     instance or an array of instances, several per datasetId allowed)."""
     if not isinstance(body, dict):
         raise BadRequestData("a temporal entity must be a JSON object")
-    head: dict[str, Any] = {"id": None, "types": [], "scopes": None}
+    head: dict[str, Any] = {"id": None, "types": [], "scopes": None, "scope_instances": []}
     if id_required:
         head["id"] = check_entity_id(body.get("id", body.get("@id")))
         raw_type = body.get("type", body.get("@type"))
@@ -43,7 +44,7 @@ def parse_temporal_entity(
             raise BadRequestData("entity type is missing")
         head["types"] = parse_types(ctx.terms, raw_type, ctx.limits)
     if "scope" in body:
-        head["scopes"] = parse_scopes(body["scope"])
+        head["scopes"], head["scope_instances"] = parse_scope_member(body["scope"])
     attrs: dict[str, list[dict[str, Any]]] = {}
     for name, raw in body.items():
         if name in ENTITY_MEMBERS or name == "expiresAt":
@@ -58,6 +59,26 @@ def parse_temporal_entity(
 
 
 DELETED = "__deleted__"  # marks a parsed instance that records a deletion (§4.5.7)
+
+
+def parse_scope_member(raw: Any) -> tuple[list[str] | None, list[dict[str, Any]]]:
+    """The scope of a temporal entity: plain scopes (a string or an array of them), or its
+    temporal representation (§4.5.6: Property instances whose value is a scope or an array of
+    scopes, each with an optional observedAt). Returns the current scopes (the newest
+    instance's, by observedAt, else the last given) and the instances (empty for plain)."""
+    items = raw if isinstance(raw, list) else [raw]
+    if not items or not all(isinstance(x, dict) for x in items):
+        return parse_scopes(raw), []
+    instances: list[dict[str, Any]] = []
+    for item in items:
+        if item.get("type", "Property") != "Property" or "value" not in item:
+            raise BadRequestData("a scope instance must be a Property with a value")
+        inst: dict[str, Any] = {"type": "Property", "value": parse_scopes(item["value"])}
+        if "observedAt" in item:
+            inst["observedAt"] = check_datetime(item["observedAt"], "observedAt")
+        instances.append(inst)
+    newest = max(range(len(instances)), key=lambda i: (instances[i].get("observedAt") or "", i))
+    return instances[newest]["value"], instances
 
 
 def _parse_instance(name: str, raw: Any, ctx: RequestContext) -> dict[str, Any]:
@@ -93,8 +114,10 @@ def split_latest(
     rest: dict[str, list[dict[str, Any]]] = {}
     for name, raw in body.items():
         if name in ENTITY_MEMBERS or name == "expiresAt":
-            if name in ("id", "@id", "type", "@type", "scope"):
+            if name in ("id", "@id", "type", "@type"):
                 fragment[name] = raw
+            elif name == "scope":  # the current scopes (of the newest scope instance)
+                fragment[name] = parse_scope_member(raw)[0] or []
             continue
         iri = expand_attr_name(ctx.terms, name)
         parsed = attrs[iri]

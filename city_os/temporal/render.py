@@ -16,6 +16,7 @@ from typing import Any, Literal
 from city_os.ngsild.entity import NULL_URI, VALUE_KEY
 from city_os.ngsild.representation import RenderOptions, TermCompactor, render_instance
 from city_os.store.postgres.entity_sql import _iso
+from city_os.temporal.params import SCOPE_IRI
 
 Row = Mapping[str, Any]
 TemporalFormat = Literal["normalized", "temporalValues", "aggregated"]
@@ -75,8 +76,13 @@ def instance(row: Row, tm: TermCompactor, opts: TemporalOptions) -> dict[str, An
     """One instance in normalized form: its members, observedAt, instanceId, deletedAt."""
     inst = row["inst"]
     kind = inst.get("type", "Property")
-    if row["deleted_at"] is not None:
-        out: dict[str, Any] = {"type": kind, VALUE_KEY.get(kind, "value"): deleted_value(kind)}
+    if row["deleted_at"] is None and kind == "Property" and len(inst) == 2 and "value" in inst:
+        # The common case (a sensor reading): what render_instance gives, without the walk.
+        out: dict[str, Any] = {"type": "Property", "value": inst["value"]}
+        if row["observed_at"] is not None:
+            out["observedAt"] = iso(row["observed_at"])
+    elif row["deleted_at"] is not None:
+        out = {"type": kind, VALUE_KEY.get(kind, "value"): deleted_value(kind, row["attr"])}
         if "datasetId" in inst:
             out["datasetId"] = inst["datasetId"]
         out["deletedAt"] = iso(row["deleted_at"])
@@ -91,8 +97,11 @@ def instance(row: Row, tm: TermCompactor, opts: TemporalOptions) -> dict[str, An
     return out
 
 
-def deleted_value(kind: str) -> Any:
-    """The NGSI-LD Null of a deleted instance of ``kind`` (§4.5.x)."""
+def deleted_value(kind: str, attr: str = "") -> Any:
+    """The NGSI-LD Null of a deleted instance of ``kind`` (§4.5.x); a removed scope has no
+    scopes left, [] (ETSI 020_19)."""
+    if attr == SCOPE_IRI:
+        return []
     return {"@none": NULL_URI} if kind == "LanguageProperty" else NULL_URI
 
 
@@ -101,6 +110,8 @@ def _simple_value(row: Row, tm: TermCompactor, opts: TemporalOptions) -> Any:
     if row["deleted_at"] is not None:
         kind = inst.get("type", "Property")
         member = VALUE_KEY.get(kind, "value")
+        if row["attr"] == SCOPE_IRI:
+            return []
         if member in ("value", "object", "valueList", "objectList"):
             return NULL_URI
         return {member: deleted_value(kind)}
@@ -143,25 +154,43 @@ def render_entity(
 
 
 def render_aggregated(
-    head: Row, rows: list[Row], tm: TermCompactor, opts: TemporalOptions
+    head: Row,
+    rows: list[Row],
+    tm: TermCompactor,
+    opts: TemporalOptions,
+    stamp_cache: dict[datetime, str | None] | None = None,
 ) -> dict[str, Any]:
     """The aggregated representation: per attribute (and dataset) one [value, start, end]
     list per method (§4.5.19)."""
     out = entity_head(head, tm, opts.sys_attrs)
+    stamps = stamp_cache if stamp_cache is not None else {}
     for attr, datasets in _grouped(rows).items():
         items = []
         for dataset, rs in datasets.items():
             item: dict[str, Any] = {"type": "Property"}  # aggregated values are numbers
             if dataset:
                 item["datasetId"] = dataset
+            spans = [(_stamp(stamps, r["start"]), _stamp(stamps, r["end"])) for r in rs]
             for method in opts.methods:
-                item[method] = [[_number(r[method]), iso(r["start"]), iso(r["end"])] for r in rs]
+                item[method] = [
+                    [_number(r[method]), *span] for r, span in zip(rs, spans, strict=True)
+                ]
             items.append(item)
         out[tm.compact_attr(attr)] = items[0] if len(items) == 1 else items
     return out
 
 
+def _stamp(cache: dict[datetime, str | None], t: datetime | None) -> str | None:
+    """iso(t), formatted once per request: the periods of many entities share their bounds."""
+    if t is None:
+        return None
+    text = cache.get(t)
+    if text is None:
+        text = cache[t] = iso(t)
+    return text
+
+
 def _number(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return value  # kept a float: JSON 67.0, as the ETSI expectations write them
-    return float(value) if value is not None else None
+    """A float stays a float (JSON 67.0, as the ETSI expectations write them); a numeric or an
+    integer from SQL becomes one."""
+    return value if value is None or type(value) is float else float(value)

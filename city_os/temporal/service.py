@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from city_os.auth.policy import Operation
 from city_os.core.entities import EntityService
 from city_os.core.request import RequestContext
 from city_os.errors import AlreadyExists, BadRequestData, ResourceNotFound
@@ -25,7 +26,9 @@ from city_os.ngsild.query.evaluate import compile_selection
 from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.db import Tenants
 from city_os.store.postgres.temporal import InstanceFilter, TemporalRepository
+from city_os.temporal.access import TemporalAccess
 from city_os.temporal.parse import (
+    SCOPE_IRI,
     instance_row,
     instance_uuid,
     parse_temporal_entity,
@@ -77,6 +80,7 @@ class TemporalService:
         self.tenants = tenants
         self.max_instances = max_instances
         self.entities = entities
+        self.access = TemporalAccess(entities)
 
     async def schema(self, ctx: RequestContext, *, write: bool) -> str:
         return await self.tenants.schema(ctx.tenant, create=write)
@@ -91,6 +95,7 @@ class TemporalService:
         head = await self.repo.entity(schema, entity_id)
         if head is None:
             raise ResourceNotFound(f"temporal entity {entity_id} not found")
+        await self.access.check(ctx, schema, Operation.READ, head)
         result = await self._render(ctx, schema, [head], f, opts)
         body = result.bodies[0]
         if not body or (f.attrs and not set(body) - {"id", "type", "scope"}):
@@ -116,6 +121,8 @@ class TemporalService:
                 "a temporal query needs at least one of type, attrs, q, geoQ or local=true"
             )
         schema = await self.schema(ctx, write=False)
+        if sel.scope is not None:  # only instances observed under a matching scope (§4.18)
+            f = replace(f, scope=sel.scope)
         # Entities without any instance in the window (or of the attrs asked for) are not
         # part of the result (ETSI 021_13, 021_18_07): selected in SQL when nothing else is
         # evaluated in process.
@@ -131,12 +138,15 @@ class TemporalService:
             count=count,
             within=f if narrowed else None,
             descending=descending,
+            visible=await self.access.scope(ctx),
+            tenant=ctx.tenant,
         )
         if post_filter:
             heads = await self._matching(ctx, schema, sel, heads)
             total = len(heads) if count else None
             heads = heads[offset : offset + limit + 1]
         more = len(heads) > limit
+        await self.access.log_page(ctx, schema, heads[:limit])
         result = await self._render(ctx, schema, heads[:limit], f, opts)
         return replace(result, total=total, more=more)
 
@@ -181,7 +191,10 @@ class TemporalService:
         if opts.format == "aggregated":
             rows = await self.repo.aggregate(schema, ids, f)
             by_id = _by_entity(rows)
-            bodies = [render_aggregated(h, by_id.get(h["id"], []), ctx.terms, opts) for h in heads]
+            stamps: dict[Any, str | None] = {}
+            bodies = [
+                render_aggregated(h, by_id.get(h["id"], []), ctx.terms, opts, stamps) for h in heads
+            ]
             return TemporalResult([project(b, opts) for b in bodies])
         descending = f.query.last_n is not None
         by_id = _by_entity(await self.repo.instances(schema, ids, f, self.max_instances))
@@ -207,14 +220,22 @@ class TemporalService:
         head, attrs = parse_temporal_entity(body, ctx)
         assert isinstance(body, dict)
         schema = await self.schema(ctx, write=True)
-        existed = await self.repo.entity(schema, head["id"]) is not None
+        stored = await self.repo.entity(schema, head["id"])
+        if stored is not None:
+            await self.access.check(ctx, schema, Operation.UPDATE, stored)
+        else:
+            await self.access.check_new(ctx, head)
+        existed = stored is not None
         if self.entities is not None:
             fragment, attrs = split_latest(body, attrs, ctx)
             await self._write_current(ctx, schema, head["id"], fragment)
         rows = [
             instance_row(head["id"], a, i, ctx.now) for a, insts in attrs.items() for i in insts
         ]
-        await self.repo.provision(schema, {**head, "now": ctx.now}, rows)
+        scoped = [instance_row(head["id"], SCOPE_IRI, i, ctx.now) for i in head["scope_instances"]]
+        await self.repo.provision(
+            schema, {**head, "now": ctx.now}, rows + scoped, scope_given=bool(scoped)
+        )
         return not existed
 
     async def _write_current(
@@ -238,6 +259,7 @@ class TemporalService:
         head = await self.repo.entity(schema, entity_id)
         if head is None:
             raise ResourceNotFound(f"temporal entity {entity_id} not found")
+        await self.access.check(ctx, schema, Operation.UPDATE, head)
         _, attrs = parse_temporal_entity(body, ctx, id_required=False)
         if not attrs:
             raise BadRequestData("no attribute to add")
@@ -253,6 +275,9 @@ class TemporalService:
     async def delete_entity(self, ctx: RequestContext, entity_id: str) -> None:
         check_entity_id(entity_id)
         schema = await self.schema(ctx, write=False)
+        head = await self.repo.entity(schema, entity_id)
+        if head is not None:
+            await self.access.check(ctx, schema, Operation.DELETE, head)
         current = False
         if self.entities is not None:
             try:
@@ -268,8 +293,10 @@ class TemporalService:
     ) -> None:
         check_entity_id(entity_id)
         schema = await self.schema(ctx, write=False)
-        if await self.repo.entity(schema, entity_id) is None:
+        head = await self.repo.entity(schema, entity_id)
+        if head is None:
             raise ResourceNotFound(f"temporal entity {entity_id} not found")
+        await self.access.check(ctx, schema, Operation.UPDATE, head)
         iri = expand_attr_name(ctx.terms, attr)
         if not await self.repo.delete_attr(schema, entity_id, iri, dataset, every):
             raise ResourceNotFound(f"attribute {attr} of {entity_id} not found")
@@ -279,6 +306,7 @@ class TemporalService:
     ) -> None:
         check_entity_id(entity_id)
         schema = await self.schema(ctx, write=False)
+        await self._may_change(ctx, schema, entity_id)
         iri = expand_attr_name(ctx.terms, attr)
         if not isinstance(body, dict):
             raise BadRequestData("the body must be a JSON object holding the attribute")
@@ -293,11 +321,20 @@ class TemporalService:
         if not await self.repo.modify_instance(schema, entity_id, iri, uuid, row):
             raise ResourceNotFound(f"attribute instance {instance_id} of {attr} not found")
 
+    async def _may_change(self, ctx: RequestContext, schema: str, entity_id: str) -> None:
+        """A change of one instance needs the right to change the entity (404/403)."""
+        if self.access.enforcer is None:
+            return
+        head = await self.repo.entity(schema, entity_id)
+        if head is not None:
+            await self.access.check(ctx, schema, Operation.UPDATE, head)
+
     async def delete_instance(
         self, ctx: RequestContext, entity_id: str, attr: str, instance_id: str
     ) -> None:
         check_entity_id(entity_id)
         schema = await self.schema(ctx, write=False)
+        await self._may_change(ctx, schema, entity_id)
         iri = expand_attr_name(ctx.terms, attr)
         uuid = instance_uuid(instance_id)
         if not await self.repo.delete_instance(schema, entity_id, iri, uuid):

@@ -16,8 +16,10 @@ CREATE TABLE IF NOT EXISTS {schema}.entities (
     version     bigint NOT NULL DEFAULT 1  -- optimistic concurrency: bumped on every write
 );
 CREATE INDEX IF NOT EXISTS entities_types ON {schema}.entities USING gin (types);
--- Pages of one type in id order (query engine: see QueryRepository._type_page).
-CREATE INDEX IF NOT EXISTS entities_type_id ON {schema}.entities (types, id);
+-- Pages of one type in id order (query engine: see QueryRepository._type_page); expires_at
+-- included so that the page's ids come from an index-only scan.
+DROP INDEX IF EXISTS {schema}.entities_type_id;
+CREATE INDEX IF NOT EXISTS entities_type_live ON {schema}.entities (types, id) INCLUDE (expires_at);
 CREATE INDEX IF NOT EXISTS entities_multitype ON {schema}.entities USING gin (types)
     WHERE cardinality(types) > 1;
 -- Default jsonb_ops (keys and values), not jsonb_path_ops: it also serves q paths with wildcards

@@ -79,6 +79,8 @@ BEGIN
         IF (to_date(right(r.relname, 6), 'YYYYMM') + interval '1 month')::timestamp
                AT TIME ZONE 'UTC' <= horizon THEN
             EXECUTE format('DROP TABLE {schema}.%I', r.relname);
+            -- the hourly rollups of that partition's instances (tenant_temporal_rollups.sql)
+            DELETE FROM {schema}.attr_rollups WHERE month = to_date(right(r.relname, 6), 'YYYYMM');
             dropped := dropped + 1;
         END IF;
     END LOOP;
@@ -104,6 +106,45 @@ CREATE OR REPLACE FUNCTION {schema}.temporal_rows(eid text, attrs jsonb, deleted
     FROM jsonb_each(attrs) a, jsonb_array_elements(a.value) i
 $$;
 
+-- The start of the aggregation period holding ``t`` for a period with months or years
+-- (calendar arithmetic in UTC; date_bin takes fixed lengths only): origin + k·p, the largest
+-- such instant not after t.
+CREATE OR REPLACE FUNCTION {schema}.temporal_bin(p interval, t timestamptz, origin timestamptz)
+    RETURNS timestamptz LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    o timestamp := origin AT TIME ZONE 'UTC';
+    u timestamp := t AT TIME ZONE 'UTC';
+    k bigint := floor(extract(epoch FROM u - o) / extract(epoch FROM p));
+BEGIN
+    WHILE o + k * p > u LOOP
+        k := k - 1;
+    END LOOP;
+    WHILE o + (k + 1) * p <= u LOOP
+        k := k + 1;
+    END LOOP;
+    RETURN (o + k * p) AT TIME ZONE 'UTC';
+END $$;
+
+-- The end of that period: its start plus p, in UTC.
+CREATE OR REPLACE FUNCTION {schema}.temporal_bin_end(p interval, start timestamptz)
+    RETURNS timestamptz LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+$$ SELECT ((start AT TIME ZONE 'UTC') + p) AT TIME ZONE 'UTC' $$;
+
+-- The Scope as a temporal Property (§4.5.6, §4.18): one instance per change of an entity's
+-- scopes through the Core API, observedAt a copy of modifiedAt; a removal is a deletion record
+-- (its value the scopes it ends).
+CREATE OR REPLACE FUNCTION {schema}.temporal_scope_row(eid text, scopes text[], at timestamptz,
+                                                     created timestamptz, removed boolean)
+    RETURNS TABLE (entity_id text, attr text, dataset_id text, observed_at timestamptz,
+                   created_at timestamptz, modified_at timestamptz, deleted_at timestamptz,
+                   num double precision, inst jsonb)
+    LANGUAGE sql IMMUTABLE AS $$
+    SELECT eid, 'https://uri.etsi.org/ngsi-ld/scope', '',
+           CASE WHEN removed THEN NULL ELSE at END, coalesce(created, at), at,
+           CASE WHEN removed THEN at END, NULL::double precision,
+           jsonb_build_object('type', 'Property', 'value', to_jsonb(scopes))
+$$;
+
 CREATE OR REPLACE FUNCTION {schema}.temporal_capture_insert() RETURNS trigger
     -- no JIT: transition tables are estimated at 1,000 rows and the joins and set-returning
     -- functions inside at billions, which made JIT compile each statement for seconds
@@ -115,7 +156,11 @@ BEGIN
         modified_at = EXCLUDED.modified_at, deleted_at = NULL;
     INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at, created_at,
                                          modified_at, deleted_at, num, inst)
-    SELECT r.* FROM fresh n, {schema}.temporal_rows(n.id, n.attrs, NULL) r;
+    SELECT r.* FROM fresh n, {schema}.temporal_rows(n.id, n.attrs, NULL) r
+    UNION ALL
+    SELECT r.* FROM fresh n,
+        {schema}.temporal_scope_row(n.id, n.scopes, n.modified_at, n.created_at, false) r
+    WHERE n.scopes IS NOT NULL;
     RETURN NULL;
 END $$;
 
@@ -156,6 +201,12 @@ BEGIN
     WHERE NOT EXISTS (
         SELECT 1 FROM jsonb_array_elements(c.now_attrs->r.attr) x
         WHERE coalesce(x->>'datasetId', '') = r.dataset_id);
+    INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at, created_at,
+                                         modified_at, deleted_at, num, inst)
+    SELECT r.* FROM fresh n JOIN stale o ON o.id = n.id,
+        LATERAL {schema}.temporal_scope_row(n.id, coalesce(n.scopes, o.scopes), n.modified_at,
+                                            NULL, n.scopes IS NULL) r
+    WHERE n.scopes IS DISTINCT FROM o.scopes;
     RETURN NULL;
 END $$;
 
@@ -169,7 +220,10 @@ BEGIN
     FROM stale o WHERE t.id = o.id;
     INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at, created_at,
                                          modified_at, deleted_at, num, inst)
-    SELECT r.* FROM stale o, {schema}.temporal_rows(o.id, o.attrs, now()) r;
+    SELECT r.* FROM stale o, {schema}.temporal_rows(o.id, o.attrs, now()) r
+    UNION ALL
+    SELECT r.* FROM stale o, {schema}.temporal_scope_row(o.id, o.scopes, now(), NULL, true) r
+    WHERE o.scopes IS NOT NULL;
     RETURN NULL;
 END $$;
 

@@ -141,6 +141,21 @@ async def audit(
     )
 
 
+# (log, month) partitions this process made sure of. The current and the next months are never
+# dropped (retention is months long), so once ensured a month stays.
+_ENSURED: set[tuple[str, date]] = set()
+
+
+async def ensure_partition(conn: asyncpg.Connection, log: str, at: datetime) -> None:
+    """Make sure the month of ``at`` has its partition, so an insert into it needs no savepoint
+    (a statement inside someone else's transaction: the creator's grant)."""
+    month = _month(at.date())
+    if (log, month) in _ENSURED:
+        return
+    await conn.execute(_partition_ddl(log, month))
+    _ENSURED.add((log, month))
+
+
 async def _insert_with_partition(
     conn: asyncpg.Connection, log: str, at: datetime, sql: str, *args: Any
 ) -> None:
@@ -178,6 +193,71 @@ async def access_log(
             "consent": str(r["consent_id"]) if r["consent_id"] is not None else None,
             "entityId": r["entity_id"],
             "operation": r["operation"],
+        }
+        for r in rows
+    ]
+
+
+_AUDIT_INSERT = """
+INSERT INTO cityos.audit_log (at, tenant, actor, action, resource, detail)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
+"""
+
+
+async def audit_many(
+    conn: asyncpg.Connection,
+    entries: Sequence[tuple[str, str, str, str, dict[str, Any]]],
+    at: datetime | None = None,
+) -> None:
+    """Record several audit entries ``(tenant, actor, action, resource, detail)`` in one
+    statement (the creator's grants of a batch, a flush of refused decisions)."""
+    if not entries:
+        return
+    at = at or datetime.now(UTC)
+    columns = [list(column) for column in zip(*entries, strict=True)]
+    await _insert_with_partition(conn, "audit_log", at, _AUDIT_INSERT, at, *columns)
+
+
+async def audit_entries(
+    pool: asyncpg.Pool,
+    tenant: str,
+    *,
+    action: str | None,
+    actor: str | None,
+    resource: str | None,
+    since: datetime | None,
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    """A tenant's audit log, newest first; ``action`` ending in ``.`` matches a family
+    (``access.``, ``permission.``)."""
+    family = action is not None and action.endswith(".")
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT at, actor, action, resource, detail FROM cityos.audit_log"
+            " WHERE tenant = $1"
+            " AND ($2::text IS NULL OR (CASE WHEN $3 THEN starts_with(action, $2)"
+            " ELSE action = $2 END))"
+            " AND ($4::text IS NULL OR actor = $4)"
+            " AND ($5::text IS NULL OR resource = $5)"
+            " AND ($6::timestamptz IS NULL OR at >= $6)"
+            " ORDER BY at DESC, action, resource LIMIT $7 OFFSET $8",
+            tenant,
+            action,
+            family,
+            actor,
+            resource,
+            since,
+            limit,
+            offset,
+        )
+    return [
+        {
+            "at": r["at"].isoformat().replace("+00:00", "Z"),
+            "actor": r["actor"],
+            "action": r["action"],
+            "resource": r["resource"],
+            "detail": r["detail"],
         }
         for r in rows
     ]

@@ -143,6 +143,18 @@ def refused_data(exc: BaseException) -> str | None:
     return None
 
 
+def transient(exc: BaseException) -> str | None:
+    """Why PostgreSQL rolled a statement back for a concurrent one (SQLSTATE class 40: a
+    deadlock, a serialization failure), or None. Writes of entities retry these themselves;
+    where one still reaches the client (DDL of value indexes racing its background build), it is
+    a 503 with Retry-After: the same request succeeds once the other is done."""
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", None) or ""
+        if state.startswith("40"):
+            return f"a concurrent operation conflicted with this one ({state})"
+    return None
+
+
 def unavailable(exc: BaseException) -> str | None:
     """Why ``exc`` means the database cannot be used right now (a 503 with Retry-After, never a
     500), or None when it is another failure. The one place this is decided."""

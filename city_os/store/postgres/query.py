@@ -34,6 +34,7 @@ from city_os.store.postgres.query_sql import (
     type_to_sql,
 )
 
+_E_COLUMNS = ", ".join(f"e.{c.strip()}" for c in _COLUMNS.split(","))
 _COLUMNS_BY_NAME = {
     "id": "e.id",
     "type": "e.types",
@@ -199,10 +200,15 @@ class QueryRepository:
         visible: Visible | None = None,
     ) -> list[asyncpg.Record]:
         """A page of one type in id order. Entities whose only type it is are read along the
-        ``(types, id)`` btree, already in order; the few with several types come from a partial
-        GIN index and are merged in. Without this, ``ORDER BY id LIMIT`` walks the primary key
-        through every entity of the other types (ids of one type cluster together) whenever
-        the rest of the filter is not selective.
+        ``(types, id) INCLUDE (expires_at)`` btree, already in order; the few with several types
+        come from a partial GIN index and are merged in. Without this, ``ORDER BY id LIMIT``
+        walks the primary key through every entity of the other types (ids of one type cluster
+        together) whenever the rest of the filter is not selective.
+
+        The single-typed branch picks the page's ids first and reads the entity rows after:
+        when the rest of the selection is made of attr_values probes (``query_values``), the
+        walk is index-only and merges with the values' index streams, so only the page's rows
+        are read from the heap, not every entity walked past.
         """
         rest, args = where_clause(
             schema, sel, names, skip_types=True, numbers=numbers, visible=visible
@@ -214,8 +220,8 @@ class QueryRepository:
         where = f"FROM {schema}.entities e WHERE {_LIVE} AND ({rest})"
         sql = (
             f"SELECT * FROM ("
-            f"(SELECT {_COLUMNS} {where} AND e.types = {types}::text[]"
-            f" ORDER BY e.id LIMIT {first})"
+            f"(SELECT {_E_COLUMNS} FROM (SELECT e.id {where} AND e.types = {types}::text[]"
+            f" ORDER BY e.id LIMIT {first}) p JOIN {schema}.entities e ON e.id = p.id)"
             " UNION ALL "
             # OFFSET 0 fences the few multi-typed rows off from a walk of the primary key; the
             # rest of the selection filters them outside the fence (a probe per row, not a

@@ -14,8 +14,10 @@ from typing import Any
 import asyncpg
 import orjson
 
+from city_os.auth.policy import ReadableScope
 from city_os.ngsild.query.entity_selection import Names, Selection
 from city_os.store.postgres import temporal_rollups as rollups
+from city_os.store.postgres.auth_scope_sql import readable_to_sql
 from city_os.store.postgres.query_sql import (
     SqlParams,
 )
@@ -26,6 +28,7 @@ from city_os.store.postgres.temporal_sql import InstanceFilter as InstanceFilter
 from city_os.store.postgres.temporal_sql import _instance_where as _instance_where
 from city_os.store.postgres.temporal_sql import _time_expr as _time_expr
 from city_os.store.postgres.temporal_sql import selection_where as selection_where
+from city_os.temporal.params import SCOPE_IRI
 
 
 class TemporalRepository:
@@ -55,13 +58,24 @@ class TemporalRepository:
         count: bool,
         within: InstanceFilter | None = None,
         descending: bool = False,
+        visible: ReadableScope | None = None,
+        tenant: str = "",
     ) -> tuple[list[asyncpg.Record], int | None]:
         """Temporal entities in id order (``limit`` None: all of them) and their count;
-        ``within``: only those with an instance passing that filter."""
+        ``within``: only those with an instance passing that filter; ``visible``: only those
+        the caller may read (auth_scope_sql, the entity query's condition)."""
         params = SqlParams()
-        where = selection_where(sel, names, params, schema)
+        tq = within.query if within is not None else None
+        where = selection_where(sel, names, params, schema, tq)
+        if visible is not None:
+            where += (
+                " AND "
+                + readable_to_sql(visible, schema=schema, tenant=tenant, params=params, alias="e")[
+                    0
+                ]
+            )
         if within is not None:
-            inner = _instance_where("e.id", within, params)
+            inner = _instance_where("e.id", within, params, schema)
             where += f" AND EXISTS (SELECT 1 FROM {schema}.attr_instances a WHERE {inner})"
         order = "id DESC" if descending else "id"
         sql = f"SELECT {_ENTITY_COLUMNS} FROM {schema}.temporal_entities e WHERE {where}"
@@ -85,7 +99,7 @@ class TemporalRepository:
         """Instances of ``ids`` in time order (newest first with lastN), at most ``cap`` + 1
         per entity (one more than ``cap`` tells the page is cut). Column t is the instant."""
         params = SqlParams(2)
-        where = _instance_where("$1", f, params)
+        where = _instance_where("$1", f, params, schema)
         tq = f.query
         t = _time_expr(tq)
         inner = f"SELECT {_INSTANCE_COLUMNS}, {t} AS t FROM {schema}.attr_instances a WHERE {where}"
@@ -116,19 +130,21 @@ class TemporalRepository:
         hourly rollups when they give the same answer (temporal_rollups.usable), unless
         ``exact``."""
         tq = f.query
-        if not exact and rollups.usable(tq):
+        if not exact and f.scope is None and rollups.usable(tq):
             params = SqlParams(2)
             sql = rollups.rollup_sql(schema, "$1", f.attrs, f.datasets, tq, params)
             rows = await self._fetch(sql, ids, *params.args)
             if not any(r[rollups.WILD] for r in rows):
                 return rows
         params = SqlParams(2)
-        where = _instance_where("$1", f, params)
+        where = _instance_where("$1", f, params, schema)
         # The timeproperty itself (instances without it are not aggregated); deletion records
         # only with deletedAt. With observedAt the scan is index-only
         # (attr_instances_observed_live).
         t = f"a.{tq.column}"
         where += f" AND {t} IS NOT NULL"
+        if not f.attrs:  # the scope's history is not a value to aggregate
+            where += f" AND a.attr <> '{SCOPE_IRI}'"
         if tq.timeproperty != "deletedAt":
             where += " AND a.deleted_at IS NULL"
         methods = ", ".join(f'{_AGGREGATES[m]} AS "{m}"' for m in tq.aggr_methods)
@@ -136,7 +152,11 @@ class TemporalRepository:
         origin = f"min({t}) OVER (PARTITION BY a.entity_id, a.attr)"
         if tq.time_at is not None:
             origin = params.add(tq.time_at) + "::timestamptz"
-        if tq.aggr_period is not None:
+        if tq.aggr_calendar is not None:  # months or years: calendar arithmetic
+            period = params.add(tq.aggr_calendar) + "::text"
+            start = f"{schema}.temporal_bin({period}::interval, i.t, i.origin)"
+            end = f"{schema}.temporal_bin_end({period}::interval, {start})"
+        elif tq.aggr_period is not None:
             period = params.add(tq.aggr_period)
             start = f"date_bin({period}::interval, i.t, i.origin)"
             end = f"{start} + {period}::interval"
@@ -147,7 +167,8 @@ class TemporalRepository:
                 if tq.end_time_at is not None
                 else "max(i.t)"
             )
-        group = "1, 2, 3, 4" if tq.aggr_period is not None else "1, 2, 3"
+        periodic = tq.aggr_period is not None or tq.aggr_calendar is not None
+        group = "1, 2, 3, 4" if periodic else "1, 2, 3"
         sql = f"""
 SELECT i.entity_id, i.attr, i.dataset_id, {start} AS start, {end} AS "end", {methods}
 FROM (SELECT a.entity_id, a.attr, a.dataset_id, a.num{value}, {t} AS t, {origin} AS origin
@@ -158,7 +179,7 @@ GROUP BY {group} ORDER BY 1, 2, 3, 4"""
     async def attributes(self, schema: str, entity_id: str, f: InstanceFilter) -> list[str]:
         """The attributes of one entity that have instances passing ``f``."""
         params = SqlParams(2)
-        where = _instance_where("$1", f, params)
+        where = _instance_where("$1", f, params, schema)
         rows = await self._fetch(
             f"SELECT DISTINCT a.attr FROM {schema}.attr_instances a WHERE {where}",
             [entity_id],
@@ -184,9 +205,12 @@ GROUP BY {group} ORDER BY 1, 2, 3, 4"""
         rows: list[dict[str, Any]],
         *,
         replace_attrs: tuple[str, ...] = (),
+        scope_given: bool = False,
     ) -> bool:
         """Create or update a temporal entity and add instances, in one transaction; returns
-        whether the entity is new. ``entity``: id, types, scopes, now (ISO)."""
+        whether the entity is new. ``entity``: id, types, scopes, now (ISO). ``scope_given``:
+        ``rows`` hold the scope's own instances, which take the place of the one the capture
+        trigger recorded (at ``now``) when the current state was written."""
         async with self._pool.acquire() as conn, conn.transaction():
             created = await conn.fetchval(
                 f"""INSERT INTO {schema}.temporal_entities AS t
@@ -209,8 +233,37 @@ GROUP BY {group} ORDER BY 1, 2, 3, 4"""
                     entity["id"],
                     list(replace_attrs),
                 )
+            elif not created:
+                await self._replace_same_instant(conn, schema, rows)
+            if scope_given:
+                await conn.execute(
+                    f"DELETE FROM {schema}.attr_instances WHERE entity_id = $1 AND attr = $2"
+                    " AND modified_at = $3::text::timestamptz AND deleted_at IS NULL",
+                    entity["id"],
+                    SCOPE_IRI,
+                    entity["now"],
+                )
             await self._insert(conn, schema, rows)
         return bool(created)
+
+    async def _replace_same_instant(
+        self, conn: asyncpg.Connection, schema: str, rows: list[dict[str, Any]]
+    ) -> None:
+        """An update of a temporal entity (§5.6.11) gives the instance of an attribute (and
+        dataset) at an observedAt: one stored at that same instant is replaced, not kept
+        beside it (ETSI 008_01_01)."""
+        timed = [r for r in rows if r["observed_at"] is not None and r["deleted_at"] is None]
+        if not timed:
+            return
+        await conn.execute(
+            f"""DELETE FROM {schema}.attr_instances a
+            USING jsonb_to_recordset($1::jsonb) AS r(entity_id text, attr text, dataset_id text,
+                                                      observed_at timestamptz)
+            WHERE a.entity_id = r.entity_id AND a.attr = r.attr
+              AND a.dataset_id = r.dataset_id AND a.observed_at = r.observed_at
+              AND a.deleted_at IS NULL""",
+            orjson.dumps(timed),
+        )
 
     async def _insert(
         self, conn: asyncpg.Connection, schema: str, rows: list[dict[str, Any]]

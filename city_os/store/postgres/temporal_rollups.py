@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from city_os.store.postgres.query_sql import SqlParams
-from city_os.temporal.params import TemporalQuery
+from city_os.temporal.params import SCOPE_IRI, TemporalQuery
 
 WILD = "_wild"  # result column: a period holds a number the partials left out
 ROLLED_UP = frozenset({"totalCount", "sum", "avg", "min", "max", "stddev", "sumsq"})
@@ -49,7 +49,7 @@ def usable(tq: TemporalQuery) -> bool:
     if not set(tq.aggr_methods) <= ROLLED_UP:
         return False
     if tq.aggr_period is not None and tq.aggr_period % _HOUR != timedelta(0):
-        return False
+        return False  # (with months, the fixed part too must be whole hours)
     return _on_hour(tq.time_at) and _on_hour(tq.end_time_at)
 
 
@@ -67,6 +67,8 @@ def rollup_sql(
     where = [f"r.entity_id = ANY({ids_param}::text[])"]
     if attrs:
         where.append(f"r.attr = ANY({params.add(list(attrs))}::text[])")
+    else:  # the scope's history is not a value to aggregate
+        where.append(f"r.attr <> '{SCOPE_IRI}'")
     if datasets is not None:
         where.append(f"r.dataset_id = ANY({params.add(list(datasets))}::text[])")
     at = params.add(tq.time_at) + "::timestamptz"
@@ -76,7 +78,13 @@ def rollup_sql(
         where.append(f"r.hour >= {at}")
         if tq.timerel == "between":
             where.append(f"r.hour < {params.add(tq.end_time_at)}::timestamptz")
-    if tq.aggr_period is not None:
+    if tq.aggr_calendar is not None:  # months or years: calendar arithmetic, as the exact path
+        period = params.add(tq.aggr_calendar) + "::text::interval"
+        bucket = f"{schema}.temporal_bin({period}, r.hour, {at})"
+        end = f"{schema}.temporal_bin_end({period}, i.start)"
+        start, group = "i.start", "1, 2, 3, 4"
+        key = "r.entity_id, r.attr, r.dataset_id, " + bucket
+    elif tq.aggr_period is not None:
         period = params.add(tq.aggr_period) + "::interval"
         bucket = f"date_bin({period}, r.hour, {at})"
         start, end, group = "i.start", f"i.start + {period}", "1, 2, 3, 4"

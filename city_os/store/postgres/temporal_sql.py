@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from city_os.ngsild.query.ast import ScopeExpr
 from city_os.ngsild.query.entity_selection import Names, Selection
 from city_os.store.postgres.query_sql import (
     SqlParams,
@@ -17,7 +18,7 @@ from city_os.store.postgres.query_sql import (
     scope_to_sql,
     type_to_sql,
 )
-from city_os.temporal.params import TemporalQuery
+from city_os.temporal.params import SCOPE_IRI, TemporalQuery
 
 _INSTANCE_COLUMNS = (
     "entity_id, attr, dataset_id, instance_id, observed_at, created_at, modified_at,"
@@ -39,11 +40,51 @@ _AGGREGATES = {
 
 @dataclass(frozen=True)
 class InstanceFilter:
-    """Which instances of the selected entities: attributes, datasets, the temporal query."""
+    """Which instances of the selected entities: attributes, datasets, the temporal query;
+    ``scope``: a scopeQ, whose instances are those observed while a matching scope was valid
+    (§4.18, §5.7.4.4 S4)."""
 
     attrs: tuple[str, ...] = ()  # expanded IRIs; empty = all
     datasets: tuple[str, ...] | None = None  # '' = the default instance; None = all
     query: TemporalQuery = field(default_factory=TemporalQuery)
+    scope: ScopeExpr | None = None
+
+
+# The validity intervals of an entity's scopes (§4.18: a scope is valid from when it was set
+# until it is replaced or removed), from its scope instances; ``{eid}``: the entity's id.
+_SCOPE_T = "coalesce(sc.deleted_at, sc.observed_at, sc.modified_at)"
+_INTERVALS = (
+    "(SELECT CASE WHEN sc.deleted_at IS NULL THEN ARRAY(SELECT jsonb_array_elements_text("
+    f"sc.inst->'value')) END AS scopes, {_SCOPE_T} AS since, lead({_SCOPE_T}) OVER"
+    f" (ORDER BY {_SCOPE_T}) AS until FROM {{schema}}.attr_instances sc"
+    f" WHERE sc.entity_id = {{eid}} AND sc.attr = '{SCOPE_IRI}')"
+)
+
+
+def _no_scope_history(schema: str, eid: str) -> str:
+    return (
+        f"NOT EXISTS (SELECT 1 FROM {schema}.attr_instances sc WHERE sc.entity_id = {eid}"
+        f" AND sc.attr = '{SCOPE_IRI}')"
+    )
+
+
+def scope_window_sql(scope: ScopeExpr, tq: TemporalQuery, params: SqlParams, schema: str) -> str:
+    """scopeQ on temporal_entities e: a scope instance matching it was valid at some time in
+    the window; an entity without scope history is matched on its current scopes."""
+    window = ["TRUE"]
+    if tq.timerel in ("after", "between"):
+        window.append(f"(v.until IS NULL OR v.until > {params.add(tq.time_at)})")
+    if tq.timerel == "before":
+        window.append(f"v.since < {params.add(tq.time_at)}")
+    elif tq.timerel == "between":
+        window.append(f"v.since < {params.add(tq.end_time_at)}")
+    intervals = _INTERVALS.format(schema=schema, eid="e.id")
+    matched = scope_to_sql(scope, params=params, alias="v")[0]
+    current = scope_to_sql(scope, params=params, alias="e")[0]
+    return (
+        f"(EXISTS (SELECT 1 FROM {intervals} v WHERE {' AND '.join(window)} AND {matched})"
+        f" OR ({_no_scope_history(schema, 'e.id')} AND {current}))"
+    )
 
 
 def _time_expr(tq: TemporalQuery) -> str:
@@ -51,9 +92,9 @@ def _time_expr(tq: TemporalQuery) -> str:
     return f"coalesce(a.{tq.column}, a.modified_at)"
 
 
-def _instance_where(ids_param: str, f: InstanceFilter, params: SqlParams) -> str:
+def _instance_where(ids_param: str, f: InstanceFilter, params: SqlParams, schema: str = "") -> str:
     """Instances a of the entities ``ids_param`` (a text[] placeholder, or a column) that
-    pass ``f``."""
+    pass ``f`` (its scope condition needs the tenant ``schema``)."""
     tq = f.query
     col = f"a.{tq.column}"
     parts = [
@@ -73,12 +114,29 @@ def _instance_where(ids_param: str, f: InstanceFilter, params: SqlParams) -> str
         parts.append(f"{col} >= {params.add(tq.time_at)}")  # ETSI 021_26: timeAt included
     elif tq.timerel == "between":
         parts.append(f"{col} >= {params.add(tq.time_at)} AND {col} < {params.add(tq.end_time_at)}")
+    if f.scope is not None and schema:
+        # instances (but the scope's own) observed while a matching scope was valid
+        intervals = _INTERVALS.format(schema=schema, eid="a.entity_id")
+        matched = scope_to_sql(f.scope, params=params, alias="v")[0]
+        t = _time_expr(tq)
+        parts.append(
+            f"(a.attr = '{SCOPE_IRI}' OR {_no_scope_history(schema, 'a.entity_id')}"
+            f" OR EXISTS (SELECT 1 FROM {intervals} v WHERE v.since <= {t}"
+            f" AND (v.until IS NULL OR {t} < v.until) AND {matched}))"
+        )
     return " AND ".join(parts)
 
 
-def selection_where(sel: Selection, names: Names, params: SqlParams, schema: str) -> str:
-    """The condition on temporal_entities e of ids/idPattern/type, scopeQ and attrs (q and
-    geoQ are evaluated on the latest instances by the service)."""
+def selection_where(
+    sel: Selection,
+    names: Names,
+    params: SqlParams,
+    schema: str,
+    tq: TemporalQuery | None = None,
+) -> str:
+    """The condition on temporal_entities e of ids/idPattern/type, scopeQ (over the scopes
+    valid in ``tq``'s window) and attrs (q and geoQ are evaluated on the latest instances by
+    the service)."""
     parts: list[str] = []
     alternatives: list[str] = []
     for selector in sel.selectors:
@@ -93,7 +151,7 @@ def selection_where(sel: Selection, names: Names, params: SqlParams, schema: str
     if alternatives:
         parts.append("(" + " OR ".join(alternatives) + ")")
     if sel.scope is not None:
-        parts.append(scope_to_sql(sel.scope, params=params)[0])
+        parts.append(scope_window_sql(sel.scope, tq or TemporalQuery(), params, schema))
     if sel.attrs:
         parts.append(
             f"EXISTS (SELECT 1 FROM {schema}.attr_instances a WHERE a.entity_id = e.id"

@@ -60,3 +60,71 @@ async def test_authentication_off_is_local(client: Client, tenant: str) -> None:
     assert event["cityosactor"] == "local"
     assert "cityosclient" not in event
     jsonschema.validate(event, SCHEMA)
+
+
+SCHEMAS = {
+    name: json.loads((Path(__file__).parents[3] / f"schemas/events/{name}.schema.json").read_text())
+    for name in ("entity-change", "subscription-change")
+}
+
+
+async def test_every_write_path_names_the_actor(
+    secured: Client, issuer: LocalIssuer, tenant: str
+) -> None:
+    """Single, batch, purge, NGSIv2 and subscription changes, by a user and by an API key:
+    every event of the tenant names who made it and satisfies its contract schema."""
+    user = as_user(issuer, tenant, "admin", sub="staff-4", azp="console")
+    resp = await secured.post(
+        "/cityos/v1/apikeys",
+        json={"name": "sensors", "operations": ["read", "create", "update", "delete"]},
+        headers=user,
+    )
+    assert resp.status == 201, await resp.text()
+    made = await resp.json()
+    key = {"X-API-Key": made["key"], "NGSILD-Tenant": tenant}
+    ops = "/ngsi-ld/v1/entityOperations"
+
+    def thing(n: int) -> dict[str, Any]:
+        return {"id": f"urn:ngsi-ld:Thing:w{n}", "type": "Thing"}
+
+    value = {"v": {"type": "Property", "value": 1}}
+    writes = [
+        ("POST", "/ngsi-ld/v1/entities", thing(1), key),
+        ("POST", f"{ops}/create", [thing(2), thing(3)], user),
+        ("POST", f"{ops}/upsert", [{**thing(2), **value}], key),
+        ("POST", f"{ops}/update", [{**thing(3), **value}], user),
+        ("POST", f"{ops}/merge", [{**thing(1), **value}], key),
+        ("POST", f"{ops}/delete", ["urn:ngsi-ld:Thing:w3"], user),
+        ("PUT", "/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:w1", thing(1), key),
+        ("DELETE", "/ngsi-ld/v1/entities?type=Thing", None, user),
+    ]
+    for method, path, body, headers in writes:
+        resp = await secured.request(method, path, json=body, headers=headers)
+        assert resp.status < 300, (method, path, resp.status, await resp.text())
+    v2 = {"Fiware-Service": tenant, "Authorization": user["Authorization"]}
+    resp = await secured.post("/v2/entities", json={"id": "Room1", "type": "Room"}, headers=v2)
+    assert resp.status == 201, await resp.text()
+    batch = {"actionType": "append", "entities": [{"id": "Room1", "type": "Room", "t": 2}]}
+    resp = await secured.post("/v2/op/update?options=keyValues", json=batch, headers=v2)
+    assert resp.status == 204, await resp.text()
+    subscription = {
+        "type": "Subscription",
+        "entities": [{"type": "Thing"}],
+        "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}},
+    }
+    resp = await secured.post("/ngsi-ld/v1/subscriptions", json=subscription, headers=key)
+    assert resp.status == 201, await resp.text()
+
+    found = await events(tenant)
+    kinds = {e["type"].rsplit(".", 1)[1] for e in found}
+    assert {"created", "updated", "replaced", "deleted"} <= kinds, kinds
+    actors = {e["cityosactor"] for e in found}
+    assert actors == {f"oidc:{issuer.url}#staff-4", f"apikey:{made['id']}"}, actors
+    for event in found:
+        if event["cityosactor"].startswith("oidc:"):
+            assert event["cityosclient"] == "console"
+        else:
+            assert "cityosclient" not in event
+        name = "subscription-change" if "subscriptionId" in event["data"] else "entity-change"
+        jsonschema.validate(event, SCHEMAS[name])
+    assert any("subscriptionId" in e["data"] for e in found)

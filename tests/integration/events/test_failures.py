@@ -213,3 +213,94 @@ async def test_relay_killed_mid_publish_loses_nothing(
     assert reader.ids() == set(expected)
     assert len(reader.records) == 2 * len(expected)  # once by each relay: consumers de-dupe
     assert_chains(reader.first_seen(), updates)
+
+
+async def test_a_relay_restarted_while_kafka_lost_its_log_still_republishes(
+    tansu: TansuProcess, topic: str, tenant: str, pool: asyncpg.Pool
+) -> None:
+    """The relay stops, Kafka loses everything (Tansu restarted empty), another relay process
+    starts: it reads the acknowledged offsets kept in PostgreSQL, finds their topic gone before
+    it publishes anything, and republishes the retained window — in seq order, in bounded
+    batches (batch_size 100 here)."""
+    await create_topic(tansu.bootstrap, topic)
+    async with relay_client(tansu.bootstrap, topic) as client:
+        for n in range(ENTITIES):
+            await create(client, tenant, n, 0.0)
+        for k in range(1, 4):
+            for n in range(ENTITIES):
+                await set_level(client, tenant, n, float(k))
+
+        async def drained() -> bool:
+            return await unpublished(pool, tenant) == 0
+
+        await poll(drained)
+    before = await outbox_ids(pool, tenant)
+    stored = await pool.fetchval(
+        "SELECT count(*) FROM cityos.relay_offsets WHERE topic = $1", topic
+    )
+    assert stored >= 1  # the acknowledged offsets outlive the relay
+
+    await tansu.stop()
+    restarted = await start_tansu(tansu.port)  # same address, empty
+    try:
+        config = RelayConfig(restarted.bootstrap, topic, batch_size=100, poll_interval=0.2)
+        relay = OutboxRelay(pool, TEST_DSN, config)  # a new process: nothing in memory
+        async with relay_client(restarted.bootstrap, topic, relay_enabled=False) as client:
+            await set_level(client, tenant, 0, 99.0)  # one more event, for the new relay
+        expected = await outbox_ids(pool, tenant)
+        assert len(expected) == len(before) + 1
+        task = asyncio.create_task(relay.run())
+        try:
+
+            async def replayed() -> bool:
+                done = await pool.fetchval(
+                    "SELECT count(*) = 0 FROM cityos.relay_replay WHERE topic = $1", topic
+                )
+                return bool(relay.metrics.relay_lost_log._value.get() >= 1 and done)
+
+            await poll(replayed, 120)  # the window holds every earlier test's events too
+            await poll(drained)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        assert relay.metrics.events_requeued._value.get() >= len(before)
+        async with TopicReader(restarted.bootstrap, topic, tenant) as reader:
+            await reader.read_until(lambda r: r.ids() >= set(expected))
+        assert_chains(reader.first_seen())  # per entity in change order, the new one last
+    finally:
+        await restarted.stop()
+
+
+async def test_a_relay_restarted_on_a_kafka_that_kept_its_log_republishes_nothing(
+    tansu: TansuProcess, topic: str, tenant: str, pool: asyncpg.Pool
+) -> None:
+    """The check of the kept offsets raises no false alarm: Kafka still has the records."""
+    await create_topic(tansu.bootstrap, topic)
+    async with relay_client(tansu.bootstrap, topic) as client:
+        for n in range(ENTITIES):
+            await create(client, tenant, n, 0.0)
+        for k in range(1, 26):
+            await asyncio.gather(*(set_level(client, tenant, n, float(k)) for n in range(ENTITIES)))
+
+        async def drained() -> bool:
+            return await unpublished(pool, tenant) == 0
+
+        await poll(drained)
+    config = RelayConfig(tansu.bootstrap, topic, poll_interval=0.2)
+    relay = OutboxRelay(pool, TEST_DSN, config)
+    async with relay_client(tansu.bootstrap, topic, relay_enabled=False) as client:
+        await set_level(client, tenant, 0, 99.0)
+    task = asyncio.create_task(relay.run())
+    try:
+        await poll(drained)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert relay.metrics.relay_lost_log._value.get() == 0
+    assert relay.metrics.events_requeued._value.get() == 0
+    expected = await outbox_ids(pool, tenant)
+    async with TopicReader(tansu.bootstrap, topic, tenant) as reader:
+        await reader.read_until(lambda r: r.ids() >= set(expected))
+    assert len(reader.records) == len(expected)  # each event once

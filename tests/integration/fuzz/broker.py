@@ -36,7 +36,17 @@ SHARED: dict[str, str] = {
     "schema_versions": "type_iri, version, schema, context, active",
     "value_indexes": "attr, kind",
 }
-OWN = ("entities", "geo", "permissions", "data_subjects", "subscriptions")
+# The tenant's own tables: current state, history (temporal), registrations and access.
+OWN = (
+    "entities",
+    "geo",
+    "attr_instances",
+    "temporal_entities",
+    "csource_registrations",
+    "permissions",
+    "data_subjects",
+    "subscriptions",
+)
 
 
 class ThreadBroker:

@@ -4,8 +4,9 @@ For each operation, schemathesis generates requests from the document (valid one
 ``CITYOS_FUZZ_NEGATIVE`` also invalid ones) against a real broker on PostgreSQL. Each response
 must: not be a 5xx (but a 501 the operation documents); have a status, content type, headers
 and body the document declares; and, when it is an error, leave the tenant's rows (entities,
-geometries, subscriptions, permissions, data subjects, schemas, indexes, keys, consents,
-@contexts and the outbox) exactly as before.
+geometries, history, context source registrations, subscriptions, permissions, data subjects,
+schemas, indexes, keys, consents, @contexts and the outbox) exactly as before. The operations
+are those of the document, so a route a room adds is fuzzed as soon as it is declared.
 
 ``make test`` runs ``CITYOS_FUZZ_EXAMPLES`` (default 1: about a minute on 2 cores) examples per
 operation; ``make fuzz`` runs many more (see the Makefile). ``CITYOS_FUZZ_TRACE=FILE`` appends one
@@ -49,6 +50,9 @@ CHECKS = [
 ]
 TENANT = "test-fuzz-" + uuid.uuid4().hex[:8]
 SEEDED = [f"urn:ngsi-ld:FuzzPoint:{i}" for i in range(3)]
+SEEDED_ATTRS = ("level", "owner", "location")
+# (entity, attribute) -> the instanceId of its seeded history instance (temporal paths)
+INSTANCES: dict[tuple[str, str], str] = {}
 LINK = (
     "<https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld>; "
     'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
@@ -78,6 +82,14 @@ def _seed(url: str) -> None:
             timeout=10,
         )
         assert resp.status_code == 201, resp.text
+        resp = requests.get(
+            url + "/ngsi-ld/v1/temporal/entities/" + entity_id,
+            headers={"NGSILD-Tenant": TENANT, "Link": LINK},
+            timeout=10,
+        )
+        assert resp.status_code == 200, resp.text
+        for attr in SEEDED_ATTRS:
+            INSTANCES[(entity_id, attr)] = resp.json()[attr][0]["instanceId"]
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +98,9 @@ def broker() -> Iterator[ThreadBroker]:
     running.start()
     try:
         _seed(running.url)
+        seeded = running.state(TENANT)  # the digests see the seeded rows, history included
+        assert seeded["entities"].startswith("3:"), seeded
+        assert not seeded["attr_instances"].startswith(("absent", "0:")), seeded
         yield running
     finally:
         running.stop()
@@ -94,15 +109,25 @@ def broker() -> Iterator[ThreadBroker]:
 def _aim(case: schemathesis.Case) -> None:
     """Every request goes to the test's tenant; three in four drop a generated Link header;
     half of those naming an entity name a seeded one, so updates and deletes meet an entity
-    that exists (others meet a 404)."""
+    that exists (others meet a 404); of those, two in three naming an attribute name one of
+    the entity's, and half of those naming an instance name its seeded history instance."""
     digest = hashlib.sha256(repr((case.body, case.query, case.headers)).encode()).digest()
     headers = {**(case.headers or {}), "NGSILD-Tenant": TENANT}
     if digest[2] % 4:  # a random Link header is refused before anything else is looked at
         headers.pop("Link", None)
     case.headers = headers
     params = case.path_parameters or {}
-    if "entityId" in params and digest[0] % 2 == 0:
-        params["entityId"] = SEEDED[digest[1] % len(SEEDED)]
+    entity = SEEDED[digest[1] % len(SEEDED)]
+    aimed = False
+    for key in ("entityId", "entity_id"):
+        if key in params and digest[0] % 2 == 0:
+            params[key], aimed = entity, True
+    attr = SEEDED_ATTRS[digest[3] % len(SEEDED_ATTRS)]
+    for key in ("attrId", "attr"):
+        if aimed and key in params and digest[4] % 3:
+            params[key] = attr
+            if "instance_id" in params and digest[5] % 2 == 0:
+                params["instance_id"] = INSTANCES[(entity, attr)]
 
 
 @schema.parametrize()

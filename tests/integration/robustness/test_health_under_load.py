@@ -37,7 +37,7 @@ from city_os.config import Settings
 from tests.integration.robustness.support import API, Broker, serve
 
 BOUND = 0.050
-POLLER = Path(__file__).with_name("health_poller.py")
+POLLER = Path(__file__).parents[3] / "bench" / "health_poller.py"  # shared with make bench
 TYPE = "https://example.org/Bulk"
 
 

@@ -177,8 +177,11 @@ def _sub_chain(depth: int) -> bytes:
 @SETTINGS
 @given(
     depth=st.integers(33, 1000),
-    place=st.sampled_from(["value", "sub-attributes", "@context", "batch delete", "schema"]),
+    place=st.sampled_from(
+        ["value", "sub-attributes", "@context", "batch upsert", "batch delete", "schema"]
+    ),
 )
+@example(depth=600, place="batch upsert")  # the 600-deep value next to a new entity
 @example(depth=33, place="sub-attributes")  # just over the limit: the case the old test missed
 @example(depth=33, place="value")
 async def test_deep_nesting_is_refused_before_any_work(
@@ -191,6 +194,8 @@ async def test_deep_nesting_is_refused_before_any_work(
         "sub-attributes": ("POST", f"{API}/entities/{EID}/attrs", {"p": DEEP}, _sub_chain(depth)),
         "@context": ("POST", f"{API}/entities", {"id": "urn:a:2", "type": "T", "@context": [DEEP]},
                      ld),
+        "batch upsert": ("POST", f"{API}/entityOperations/upsert",
+                         [{**BASE, "id": "urn:ngsi-ld:Probe:new"}, {**BASE, "p": DEEP}], None),
         "batch delete": ("POST", f"{API}/entityOperations/delete", [DEEP], None),
         "schema": ("POST", "/cityos/v1/schemas", {"type": "Probe", "schema": DEEP},
                    _deep(depth, b'{"type":"object"}')),

@@ -3,7 +3,9 @@ attribute (one datasetId, or all) and the temporal entity."""
 
 from __future__ import annotations
 
-from tests.integration.temporal.helpers import TEMPORAL, Client, create, get, vehicle
+from datetime import timedelta
+
+from tests.integration.temporal.helpers import T0, TEMPORAL, Client, create, get, iso, vehicle
 
 EID = "urn:ngsi-ld:Vehicle:1"
 
@@ -12,7 +14,10 @@ async def test_each_provision_operation(client: Client, tenant: str) -> None:
     h = {"NGSILD-Tenant": tenant}
     r = await client.post(f"{TEMPORAL}/entities", json=vehicle(EID, [1.0, 2.0]), headers=h)
     assert r.status == 201 and r.headers["Location"].endswith(EID)
-    r = await client.post(f"{TEMPORAL}/entities", json=vehicle(EID, [3.0]), headers=h)
+    later = vehicle(EID, [3.0], step=timedelta(minutes=2))
+    later["speed"] = later["speed"][:1]
+    later["speed"][0]["observedAt"] = iso(T0 + timedelta(minutes=2))
+    r = await client.post(f"{TEMPORAL}/entities", json=later, headers=h)
     assert r.status == 204  # instances added to the existing temporal entity
     more = {
         "fuel": [
@@ -87,3 +92,44 @@ async def test_deletions_and_new_types_in_an_upsert(client: Client, tenant: str)
     assert r.status == 400
     status, _, _ = await get(client, tenant, "/entities/urn:ngsi-ld:Vehicle:2")
     assert status == 404
+
+
+async def test_an_update_replaces_the_instance_at_the_same_instant(
+    client: Client, tenant: str
+) -> None:
+    """§5.6.11 as ETSI 008_01_01 reads it: updating a temporal entity with an instance of an
+    attribute (and dataset) at an observedAt already stored replaces that instance; other
+    datasets at the same instant and other instants stay."""
+    h = {"NGSILD-Tenant": tenant}
+    first = vehicle(EID, [120.0, 80.0])
+    first["speed"].append({**first["speed"][0], "value": 7.0, "datasetId": "urn:ds:a"})
+    await create(client, tenant, first)
+    r = await client.post(
+        f"{TEMPORAL}/entities", json=vehicle(EID, [121.0, 80.0, 100.0]), headers=h
+    )
+    assert r.status == 204
+    _, body, _ = await get(client, tenant, f"/entities/{EID}")
+    got = [(i["value"], i["observedAt"], i.get("datasetId")) for i in body["speed"]]
+    assert sorted(got, key=str) == sorted(
+        [
+            (121.0, iso(T0), None),
+            (7.0, iso(T0), "urn:ds:a"),
+            (80.0, iso(T0 + timedelta(minutes=1)), None),
+            (100.0, iso(T0 + timedelta(minutes=2)), None),
+        ],
+        key=str,
+    )
+
+
+async def test_patch_of_an_instance_without_attribute_name_is_405(
+    client: Client, tenant: str
+) -> None:
+    """/attrs//{instanceId} reads as /attrs/{attrId}, which takes DELETE only (ETSI 016_02_06)."""
+    await create(client, tenant, vehicle(EID, [1.0]))
+    r = await client.patch(
+        f"{TEMPORAL}/entities/{EID}/attrs//urn:ngsi-ld:attribute:instance:x",
+        json={"speed": {"type": "Property", "value": 2}},
+        headers={"NGSILD-Tenant": tenant},
+    )
+    assert r.status == 405
+    assert (await r.json())["type"] == "https://uri.etsi.org/ngsi-ld/errors/MethodNotAllowed"

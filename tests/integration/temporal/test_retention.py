@@ -34,11 +34,14 @@ async def test_retention_drops_old_partitions_whole(client: Client, tenant: str)
         )
         await conn.execute(
             f"INSERT INTO {schema}.attr_instances (entity_id, attr, created_at, modified_at,"
-            " inst, recorded_at) SELECT $1, 'https://uri.etsi.org/ngsi-ld/default-context/speed',"
-            ' t, t, \'{"type": "Property", "value": 0}\', t'
+            " observed_at, num, inst, recorded_at)"
+            " SELECT $1, 'https://uri.etsi.org/ngsi-ld/default-context/speed',"
+            ' t, t, t, 0, \'{"type": "Property", "value": 0}\', t'
             " FROM generate_series('2000-01-02Z'::timestamptz, '2000-01-30Z', '1 day') t",
             EID,
         )
+        rollups = f"SELECT count(*) FROM {schema}.attr_rollups WHERE month = '2000-01-01'"
+        assert await conn.fetchval(rollups) == 29  # one hourly bucket a day
         service = client.app[TEMPORAL]
         await service.repo.configure(tenant, schema, capture=True, retention_days=365)
         before = await _partitions(conn, schema)
@@ -47,6 +50,7 @@ async def test_retention_drops_old_partitions_whole(client: Client, tenant: str)
         after = await _partitions(conn, schema)
         assert "attr_instances_200001" not in after
         assert set(after) == set(before) - {"attr_instances_200001"}
+        assert await conn.fetchval(rollups) == 0  # the partition's rollups went with it
     finally:
         await conn.close()
     status, body, _ = await get(client, tenant, f"/entities/{EID}")

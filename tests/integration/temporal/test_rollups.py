@@ -45,7 +45,7 @@ _query = st.fixed_dictionaries(
         "timerel": st.sampled_from(["between", "after", "before"]),
         "at": st.integers(-1, 5),
         "hours": st.integers(1, 7),
-        "period": st.sampled_from([None, "PT1H", "PT2H", "PT3H", "P1D"]),
+        "period": st.sampled_from([None, "PT1H", "PT2H", "PT3H", "P1D", "P1M", "P1MT1H"]),
         "methods": st.lists(st.sampled_from(sorted(ROLLED_UP)), min_size=1, unique=True),
     }
 )

@@ -2,9 +2,9 @@
 Specification schema (the copy check-jsonschema ships), the Kubernetes manifests against the
 Kubernetes 1.37 schemas (kubernetes-validate, strict: unknown fields are errors), overlays merged
 onto the base the way kustomize's strategic merge does for these files, and the Prometheus rules
-and the Grafana dashboard against the metrics the code defines. No Docker engine, kustomize or
-promtool is needed (none installs from the package registries): what they would add is named in
-deploy/README.md.
+and the Grafana dashboard against the metrics the code defines. No tool beyond Python packages is
+needed; test_deploy_tools.py adds the checks of promtool, crossplane and kustomize
+(deploy/README.md, What the tests check).
 """
 
 from __future__ import annotations
