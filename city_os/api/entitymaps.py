@@ -7,6 +7,7 @@ GET /entities reads them.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -14,7 +15,7 @@ from aiohttp import web
 from city_os.api.federation import ENTITY_MAPS
 from city_os.api.http import JSON, check_params, json_response, read_context, read_json
 from city_os.api.query import QUERY_PARAMS, query_of_params
-from city_os.federation.entitymap import HEADER, EntityMapService
+from city_os.federation.entitymap import HEADER, EntityMapService, TimeWindow
 from city_os.ngsild.entity import is_uri
 
 routes = web.RouteTableDef()
@@ -37,6 +38,21 @@ async def create_entity_map(request: web.Request) -> web.Response:
     doc = await service.create(
         ctx, query_of_params(request, ctx), request.query.get("entityMapLifetime")
     )
+    return json_response(doc, status=201, headers={HEADER: service.location(doc["id"])})
+
+
+@routes.get("/ngsi-ld/v1/temporal/entityMaps")
+async def create_temporal_entity_map(request: web.Request) -> web.Response:
+    temporal = {"timerel", "timeAt", "endTimeAt", "timeproperty", "entityMapLifetime"}
+    check_params(request, QUERY_PARAMS | temporal)
+    ctx = await read_context(request)
+    q = request.query
+    when = TimeWindow.parse(q.get("timerel"), q.get("timeAt"), q.get("endTimeAt"),
+                            q.get("timeproperty"))  # fmt: skip
+    service = _service(request)
+    params = [(k, v) for k, v in ctx.params if k not in temporal]
+    query = query_of_params(request, replace(ctx, params=tuple(params)))
+    doc = await service.create_temporal(ctx, query, when, q.get("entityMapLifetime"))
     return json_response(doc, status=201, headers={HEADER: service.location(doc["id"])})
 
 

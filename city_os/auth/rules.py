@@ -136,6 +136,7 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     # stewards register sources, any tenant role discovers them
     # EntityMaps (§5.14): made from a query over the readable scope; the tenant's readers
     ("GET", "/ngsi-ld/v1/entityMaps"): Entity(READ),
+    ("GET", "/ngsi-ld/v1/temporal/entityMaps"): Entity(READ),
     ("GET", "/ngsi-ld/v1/entityMaps/{entityMapId}"): READER,
     ("PATCH", "/ngsi-ld/v1/entityMaps/{entityMapId}"): READER,
     ("DELETE", "/ngsi-ld/v1/entityMaps/{entityMapId}"): READER,

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from city_os.api.federation import ENTITY_MAPS, FEDERATION
-from city_os.api.keys import ENTITIES, POOL, QUERIES, REGISTRATION_INDEX, SETTINGS
+from city_os.api.keys import DISCOVERY, ENTITIES, POOL, QUERIES, REGISTRATION_INDEX, SETTINGS
 from city_os.api.ops import METRICS
 from city_os.auth.network import OutboundPolicy
 from city_os.federation.client import SourceClient
@@ -44,6 +44,7 @@ def distributed_context(outbound: web.AppKey[Any]) -> Context:
         app[FEDERATION] = federation
         app[ENTITIES].federation = federation
         app[QUERIES].federation = federation
+        app[DISCOVERY].federation = federation
         app[ENTITY_MAPS] = EntityMapService(
             EntityMapRepository(app[POOL]), app[QUERIES], federation, settings.base_url
         )

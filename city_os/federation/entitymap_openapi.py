@@ -63,6 +63,14 @@ maps.get(
                 headers=("NGSILD-EntityMap",)),),
     errors=(400,),
 )  # fmt: skip
+temporal_maps = Paths("EntityMaps", prefix="/ngsi-ld/v1/temporal/entityMaps")
+temporal_maps.get(
+    "", "createTemporalEntityMap", "Make an EntityMap for a temporal query (§5.14.5)",
+    params=(*_QUERY, "timerel", "timeAt", "endTimeAt", "timeproperty"),
+    replies=(ok(ref("EntityMap"), "The new EntityMap", status=201,
+                headers=("NGSILD-EntityMap",)),),
+    errors=(400,),
+)  # fmt: skip
 maps.get(
     "/{entityMapId}", "retrieveEntityMap", "Retrieve an EntityMap (§5.14.1)",
     replies=(ok(ref("EntityMap"), "The EntityMap"),), errors=(400, 404),
@@ -76,4 +84,4 @@ maps.delete(
     replies=(no_content(),), errors=(400, 404),
 )  # fmt: skip
 
-TABLES = (maps,)
+TABLES = (maps, temporal_maps)

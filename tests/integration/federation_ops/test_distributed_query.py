@@ -196,3 +196,22 @@ async def test_pages_across_sources_hold_each_entity_exactly_once() -> None:
             offset += 4
         assert sorted(seen) == sorted(expected)
         assert len(seen) == len(set(seen)) == 15
+
+
+async def test_types_and_attributes_join_the_sources() -> None:
+    async with brokers("pref", "saga") as b:
+        pref, saga = b["pref"], b["saga"]
+        await pref.create(shelter(ID + "p", capacity=1))
+        await saga.create(shelter(ID + "s1", flood=True))
+        await saga.create(shelter(ID + "s2", flood=False))
+        await pref.register(saga)
+        status, body, _ = await pref.get("/types")
+        assert status == 200 and body["typeList"] == ["Shelter"]
+        status, body, _ = await pref.get("/attributes")
+        assert sorted(body["attributeList"]) == ["capacity", "flood"]
+        status, body, _ = await pref.get("/types/Shelter")
+        assert status == 200 and body["entityCount"] == 3
+        names = sorted(d["attributeName"] for d in body["attributeDetails"])
+        assert names == ["capacity", "flood"]
+        status, body, _ = await pref.get("/attributes/flood")  # known only at the source
+        assert status == 200 and body["attributeCount"] == 2

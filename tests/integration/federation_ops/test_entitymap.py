@@ -100,3 +100,22 @@ async def test_entity_map_resource_errors() -> None:
         assert status == 204
         status, problem, _ = await _send(pref, "DELETE", f"/entityMaps/{map_id}")
         assert status == 404 and problem["type"].endswith("ResourceNotFound")
+
+
+async def test_temporal_entity_map_needs_and_applies_the_window() -> None:
+    async with brokers("pref") as b:
+        pref = b["pref"]
+        await pref.create(shelter(ID + "t"))
+        status, problem, _ = await _send(
+            pref, "GET", "/temporal/entityMaps", params={"type": "Shelter"}
+        )
+        assert status == 400 and "temporal query" in problem["detail"]
+        window = {"type": "Shelter", "timerel": "before", "timeproperty": "createdAt"}
+        status, doc, _ = await _send(
+            pref, "GET", "/temporal/entityMaps", params={**window, "timeAt": "2999-01-01T00:00:00Z"}
+        )
+        assert status == 201 and doc["entityMap"] == {ID + "t": ["@none"]}
+        status, doc, _ = await _send(
+            pref, "GET", "/temporal/entityMaps", params={**window, "timeAt": "2000-01-01T00:00:00Z"}
+        )
+        assert status == 201 and doc["entityMap"] == {}

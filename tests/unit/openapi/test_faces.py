@@ -47,6 +47,7 @@ def test_temporal_routes_have_etsi_ids_and_temporal_types(document: dict[str, An
         (p, m): op["operationId"]
         for p, m, op in _operations(document)
         if p.startswith("/ngsi-ld/v1/temporal/")
+        and not p.startswith("/ngsi-ld/v1/temporal/entityMaps")  # EntityMaps (§5.14.5)
     }
     assert set(ids.values()) == {
         "queryTemporal", "temporalQueryBatch", "upsertTemporal", "retrieveTemporal",
