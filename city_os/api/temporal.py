@@ -8,6 +8,7 @@ with the entity query (type, id, idPattern, attrs, q, geoQ, scopeQ) parse the sa
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -29,9 +30,10 @@ from city_os.api.query import COUNT_HEADER, _body_query, _params_query, paginati
 from city_os.api.temporal_params import filter_of, temporal_options
 from city_os.core.query import Page, _link_depth
 from city_os.errors import BadRequestData, InvalidRequest
+from city_os.federation.distributed_request import body_params
 from city_os.temporal.csv_output import to_csv
+from city_os.temporal.distributed import TemporalResult
 from city_os.temporal.render import TemporalOptions
-from city_os.temporal.service import TemporalResult
 
 routes = web.RouteTableDef()
 PREFIX = "/ngsi-ld/v1/temporal"
@@ -39,7 +41,7 @@ _TEMPORAL = {
     "timerel", "timeAt", "endTimeAt", "timeproperty", "lastN", "aggrMethods",
     "aggrPeriodDuration", "options", "format", "attrs", "pick", "omit", "lang", "datasetId",
 }  # fmt: skip
-RETRIEVE_PARAMS = frozenset({*_TEMPORAL, "type"})
+RETRIEVE_PARAMS = frozenset({*_TEMPORAL, "type", "local", "csf", "via"})
 QUERY_PARAMS = frozenset(
     {
         *_TEMPORAL, "id", "type", "idPattern", "q", "csf", "georel", "geometry", "coordinates",
@@ -50,6 +52,9 @@ QUERY_PARAMS = frozenset(
 
 
 CSV = "text/csv"
+_FORWARDED = frozenset(
+    {"timerel", "timeAt", "endTimeAt", "timeproperty", "lastN", "aggrMethods", "lang", "datasetId"}
+)
 
 
 def _respond(
@@ -80,7 +85,9 @@ async def retrieve_temporal(request: web.Request) -> web.Response:
     ctx = await read_context(request)
     opts = temporal_options(request.query, ctx)
     f = filter_of(request.query, ctx, opts)
-    result = await request.app[TEMPORAL].retrieve(ctx, request.match_info["entity_id"], f, opts)
+    local = request.query.get("local") == "true"
+    entity_id = request.match_info["entity_id"]
+    result = await request.app[TEMPORAL].retrieve(ctx, entity_id, f, opts, local=local)
     return _respond(request, ctx, result, result.bodies[0], opts)
 
 
@@ -157,6 +164,10 @@ async def query_temporal_post(request: web.Request) -> web.Response:
         raw.update({k: v for k, v in aggr.items() if k in ("aggrMethods", "aggrPeriodDuration")})
     if "aggrMethods" in raw and "options" not in raw and "format" not in raw:
         raw["options"] = "aggregatedValues"  # a Query asking for methods wants them (5.2.21)
+    # what a distributed query forwards to context sources (federation/distributed_temporal.py)
+    given = {k for k, _ in ctx.params}
+    forwarded = tuple((k, str(v)) for k, v in raw.items() if k in _FORWARDED and k not in given)
+    ctx = replace(ctx, params=body_params(plain) + forwarded + ctx.params)
     return await _query(request, ctx, query.selection, raw, _page(request), query.local)
 
 
