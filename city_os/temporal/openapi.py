@@ -255,7 +255,7 @@ temporal.post(
 )  # fmt: skip
 temporal.get(
     "/entities/{entity_id}", "retrieveTemporal", "The temporal representation (§5.7.3)",
-    params=("typeFilter", *_TEMPORAL),
+    params=("typeFilter", "local", "csf", "via", *_TEMPORAL),
     replies=(ok(_ONE, "The temporal entity", other_media=_CSV),
              ok(_ONE, _CUT, status=206, headers=("Content-Range",), other_media=_CSV)),
     errors=(400, 404, 406),
