@@ -51,6 +51,7 @@ class TemporalPage:
     content_range: str | None
     total: int | None
     more: bool
+    places: dict[str, list[str]] | None = None  # entity id → "@none" and/or registration ids
 
 
 class TemporalFederation:
@@ -68,9 +69,9 @@ class TemporalFederation:
         aggregated: bool = False,
         last_n: int | None = None,
         timeproperty: str = "observedAt",
-    ) -> tuple[Body, str | None] | None:
-        """The merged temporal entity and the local Content-Range; None when no source
-        matches (the caller retrieves locally)."""
+    ) -> tuple[Body, str | None, list[str]] | None:
+        """The merged temporal entity, the local Content-Range and the places that held it;
+        None when no source matches (the caller retrieves locally)."""
         sources = await self.federation.sources(
             ctx, RETRIEVE_OPERATIONS, local=local_only, attrs=attrs, entity_id=entity_id
         )
@@ -89,7 +90,8 @@ class TemporalFederation:
             parts.extend(p for p in self.parts(ctx, source, answer) if p.body["id"] == entity_id)
         if not parts:
             raise ResourceNotFound(f"temporal entity {entity_id} not found")
-        return merge_temporal(parts, last_n=last_n, timeproperty=timeproperty), content_range
+        merged = merge_temporal(parts, last_n=last_n, timeproperty=timeproperty)
+        return merged, content_range, _places(parts)
 
     async def query(
         self,
@@ -132,16 +134,15 @@ class TemporalFederation:
         groups: dict[str, list[Part]] = {}
         for part in parts:
             groups.setdefault(str(part.body.get("id")), []).append(part)
-        merged = [
-            merge_temporal(group, last_n=last_n, timeproperty=timeproperty)
-            for _, group in sorted(groups.items(), reverse=descending)
-        ]
+        ordered = sorted(groups.items(), reverse=descending)
+        merged = [merge_temporal(g, last_n=last_n, timeproperty=timeproperty) for _, g in ordered]
         overlap = len(parts) - len(merged)
         return TemporalPage(
             merged[offset:window],
             page.content_range,
             max(total - overlap, len(merged)) if count else None,
             more or len(merged) > window,
+            {entity_id: _places(group) for entity_id, group in ordered[offset:window]},
         )
 
     # ---------------------------------------------------------------- helpers
@@ -183,15 +184,11 @@ class TemporalFederation:
         if len(good) != len(bodies):
             why = "the answer is not a temporal entity or an array of them"
             ctx.warnings.append(replace(answer, error=why, code=INVALID_PAYLOAD).warning())
-        owned = None
+        owned, reg_id = None, source.registration.id
+        owner = source.origin in ("exclusive", "redirect")
         if source.owned is not None:
             owned = frozenset(ctx.terms.compact_attr(a) for a in source.owned)
-        return [
-            Part(
-                _compacted(ctx, b), source.origin, owned, source.origin in ("exclusive", "redirect")
-            )
-            for b in good
-        ]
+        return [Part(_compacted(ctx, b), source.origin, owned, owner, reg_id) for b in good]
 
 
 _HEAD = frozenset({"id", "type", "scope", "@context", "createdAt", "modifiedAt", "deletedAt"})
@@ -217,6 +214,15 @@ def _compacted(ctx: RequestContext, body: Body) -> Body:
         out["type"] = ctx.terms.compact_type(ctx.terms.expand_type(types))
     elif isinstance(types, list):
         out["type"] = [ctx.terms.compact_type(ctx.terms.expand_type(str(t))) for t in types]
+    return out
+
+
+def _places(parts: list[Part]) -> list[str]:
+    out: list[str] = []
+    for part in parts:
+        place = part.source or "@none"
+        if place not in out:
+            out.append(place)
     return out
 
 

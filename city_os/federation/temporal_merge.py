@@ -39,6 +39,7 @@ class Part:
     origin: str = "local"  # local, inclusive, exclusive, redirect, auxiliary
     owned: frozenset[str] | None = None  # compacted names an owner owns (None: all it sent)
     owner: bool = False
+    source: str = ""  # the registration id of the source ("": the local store)
 
     def owns(self, attr: str) -> bool:
         return self.owner and (self.owned is None or attr in self.owned)

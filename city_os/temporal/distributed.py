@@ -28,6 +28,9 @@ class TemporalResult:
     content_range: str | None = None  # set when instances were cut (206)
     total: int | None = None  # entities, with count=true
     more: bool = False  # entities after this page
+    # where each entity came from (EntityMap entries, §5.14: "@none" = here, else registration
+    # ids); None: every entity is local
+    places: dict[str, list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,10 @@ async def distributed_retrieve(
         last_n=f.query.last_n,
         timeproperty=opts.timeproperty,
     )
-    return None if merged is None else TemporalResult([merged[0]], merged[1])
+    if merged is None:
+        return None
+    body, content_range, places = merged
+    return TemporalResult([body], content_range, places={entity_id: places})
 
 
 async def distributed_query(
@@ -101,4 +107,6 @@ async def distributed_query(
     )
     if merged is None:
         return None
-    return TemporalResult(merged.bodies, merged.content_range, merged.total, merged.more)
+    return TemporalResult(
+        merged.bodies, merged.content_range, merged.total, merged.more, merged.places
+    )

@@ -241,3 +241,43 @@ async def test_aggregation_with_sources_refused_and_loops_end() -> None:
         assert status == 400 and "aggrMethods" in body["detail"], body
         status, body, _ = await a.get("/temporal/entities", type="Shelter", local="true", **params)
         assert status == 200 and [e["id"] for e in body] == [ID + "a"], body
+
+
+async def test_entity_map_of_a_temporal_query_fixes_its_pages() -> None:
+    async with brokers("pref", "saga") as b:
+        pref, saga = b["pref"], b["saga"]
+        await temporal(pref, ID + "a", capacity=[reading(1, T[0])])
+        await temporal(saga, ID + "a", capacity=[reading(2, T[1])])
+        await temporal(saga, ID + "b", capacity=[reading(3, T[2])])
+        reg = await pref.register(saga, operations=TEMPORAL_OPS)
+        status, body, resp = await pref.get(
+            "/temporal/entities", type="Shelter", limit="1", entityMap="true"
+        )
+        assert status == 201, body
+        assert [e["id"] for e in body] == [ID + "a"] and values(body[0], "capacity") == [1, 2]
+        location = resp.headers["NGSILD-EntityMap"]
+        map_id = location.rsplit("/", 1)[1]
+        status, doc, _ = await pref.get(f"/entityMaps/{map_id}")
+        assert status == 200, doc
+        assert doc["entityMap"] == {ID + "a": ["@none", reg], ID + "b": [reg]}
+        # an entity added afterwards is not in the map's pages
+        await temporal(saga, ID + "c", capacity=[reading(4, T[3])])
+        seen = []
+        for offset in ("0", "1", "2"):
+            async with pref.http.get(
+                f"{pref.url}{API}/temporal/entities",
+                params={"type": "Shelter", "limit": "1", "offset": offset},
+                headers=pref.headers(
+                    Accept="application/json", Link=pref.link(), **{"NGSILD-EntityMap": location}
+                ),
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+                assert resp.headers["NGSILD-EntityMap"] == location
+                seen.extend(e["id"] for e in await resp.json())
+        assert seen == [ID + "a", ID + "b"]
+        # the retrieve makes a map of the one entity and the places that held it
+        status, body, resp = await pref.get(f"/temporal/entities/{ID}a", entityMap="true")
+        assert status == 200, body
+        map_id = resp.headers["NGSILD-EntityMap"].rsplit("/", 1)[1]
+        status, doc, _ = await pref.get(f"/entityMaps/{map_id}")
+        assert doc["entityMap"] == {ID + "a": ["@none", reg]}
