@@ -9,14 +9,14 @@ temporal service answers) lives here so both sides share it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from city_os.core.query import selection_of
 from city_os.core.request import RequestContext
 from city_os.ngsild.query.entity_selection import Selection
 from city_os.store.postgres.temporal import InstanceFilter
-from city_os.temporal.render import TemporalOptions
+from city_os.temporal.render import TemporalOptions, project
 
 if TYPE_CHECKING:
     from city_os.temporal.service import TemporalService
@@ -52,8 +52,10 @@ async def distributed_retrieve(
 ) -> TemporalResult | None:
     assert service.federation is not None
 
+    whole = replace(opts, pick=None, omit=None)  # merged by id: projected after the merge
+
     async def mine() -> tuple[dict[str, Any], str | None]:
-        found = await service.retrieve_local(ctx, entity_id, f, opts)
+        found = await service.retrieve_local(ctx, entity_id, f, whole)
         return found.bodies[0], found.content_range
 
     merged = await service.federation.retrieve(
@@ -69,7 +71,7 @@ async def distributed_retrieve(
     if merged is None:
         return None
     body, content_range, places = merged
-    return TemporalResult([body], content_range, places={entity_id: places})
+    return TemporalResult([project(body, opts)], content_range, places={entity_id: places})
 
 
 async def distributed_query(
@@ -84,9 +86,11 @@ async def distributed_query(
 
     assert service.federation is not None
 
+    whole = replace(opts, pick=None, omit=None)  # merged by id: projected after the merge
+
     async def mine(window: int) -> TemporalPage:
         found = await service.query_local(
-            ctx, sel, f, opts, limit=window, offset=0, count=page.count,
+            ctx, sel, f, whole, limit=window, offset=0, count=page.count,
             descending=page.descending, local=page.local,
         )  # fmt: skip
         return TemporalPage(found.bodies, found.content_range, found.total, found.more)
@@ -107,6 +111,5 @@ async def distributed_query(
     )
     if merged is None:
         return None
-    return TemporalResult(
-        merged.bodies, merged.content_range, merged.total, merged.more, merged.places
-    )
+    bodies = [project(b, opts) for b in merged.bodies]
+    return TemporalResult(bodies, merged.content_range, merged.total, merged.more, merged.places)

@@ -83,6 +83,10 @@ async def test_inclusive_retrieve_merges_instances_in_time_order_and_lastn_after
         status, body, _ = await pref.get(f"/temporal/entities/{x}", options="temporalValues")
         assert status == 200, body
         assert body["capacity"]["values"] == [[10, T[0]], [20, T[1]], [30, T[2]], [40, T[3]]]
+        # pick applies to the merged entity (the source's attributes included)
+        status, body, _ = await pref.get(f"/temporal/entities/{x}", pick="id,flood")
+        assert status == 200, body
+        assert set(body) == {"id", "flood"}
         # local=true: the prefecture's own instances only
         status, body, _ = await pref.get(f"/temporal/entities/{x}", local="true")
         assert status == 200, body
