@@ -226,7 +226,8 @@ _CSV = (
             "type": "string",
             "description": "One row per instance (entityId,attribute,datasetId,time,value) or, "
             "aggregated, per period and method (entityId,attribute,datasetId,method,start,end,"
-            "value), after a header row",
+            "value), after a header row; with options=sysAttrs the instance rows have two more "
+            "columns actor,client (city-os audit: who recorded each instance)",
         },
     ),
 )

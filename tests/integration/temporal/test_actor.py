@@ -90,6 +90,17 @@ async def test_users_and_keys_are_recorded(
     resp = await secured.get(path, headers=admin)
     assert all("cityosactor" not in i for i in (await resp.json())["level"])
 
+    # The CSV has the two audit columns with sysAttrs, and only then.
+    csv = {**admin, "Accept": "text/csv"}
+    resp = await secured.get(path, params={"options": "sysAttrs"}, headers=csv)
+    assert resp.status == 200, await resp.text()
+    head, *lines = (await resp.text()).splitlines()
+    assert head == "entityId,attribute,datasetId,time,value,actor,client"
+    assert len(lines) == 2
+    assert all(line.endswith(f",{user[0]},console") for line in lines), lines
+    resp = await secured.get(path, headers=csv)
+    assert (await resp.text()).splitlines()[0] == "entityId,attribute,datasetId,time,value"
+
 
 async def test_authentication_off_records_null(client: Client, tenant: str) -> None:
     headers = {"NGSILD-Tenant": tenant}
