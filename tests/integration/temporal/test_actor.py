@@ -41,11 +41,12 @@ async def _write_all_ways(secured: Client, headers: dict[str, str], n: str) -> l
     """A create, a partial update, a batch upsert and a temporal provision; their ids."""
     one, two, three = (f"urn:ngsi-ld:Gauge:{n}-{i}" for i in range(3))
     level = {"type": "Property", "value": 1.5, "observedAt": "2026-11-30T10:00:00Z"}
+    early = {**level, "observedAt": "2026-11-30T09:00:00Z"}  # provisioned, not the current state
     steps: list[tuple[str, Any, int]] = [
         (f"{API}/entities", {"id": one, "type": "Gauge", "level": level}, 201),
         (f"{API}/entities/{one}/attrs", {"level": {"type": "Property", "value": 2}}, 204),
         (f"{API}/entityOperations/upsert", [{"id": two, "type": "Gauge", "level": level}], 201),
-        (f"{API}/temporal/entities", {"id": three, "type": "Gauge", "level": [level]}, 201),
+        (f"{API}/temporal/entities", {"id": three, "type": "Gauge", "level": [early, level]}, 201),
     ]
     for path, body, status in steps:
         if path.endswith("/attrs"):
@@ -75,6 +76,7 @@ async def test_users_and_keys_are_recorded(
         found = await _actors(tenant, eid)
         assert found and set(found) == {user}, (eid, found)
     assert len(await _actors(tenant, by_user[0])) == 2  # the create and the partial update
+    assert len(await _actors(tenant, by_user[2])) == 2  # the current state and the earlier one
     for eid in by_key:
         found = await _actors(tenant, eid)
         assert found and set(found) == {(f"apikey:{made['id']}", None)}, (eid, found)
@@ -101,6 +103,23 @@ async def test_users_and_keys_are_recorded(
     resp = await secured.get(path, headers=csv)
     assert (await resp.text()).splitlines()[0] == "entityId,attribute,datasetId,time,value"
 
+    # A deletion is recorded (as deletion records) by whoever deleted.
+    resp = await secured.delete(f"{API}/entities/{by_key[1]}", headers=admin)
+    assert resp.status == 204, await resp.text()
+    assert await _actors(tenant, by_key[1]) == [(f"apikey:{made['id']}", None), user]
+
+    # A modified instance (§5.6.16) is recorded as made by whoever modified it.
+    resp = await secured.get(f"{API}/temporal/entities/{by_key[2]}", headers=admin)
+    inst = (await resp.json())["level"][0]  # the earlier one, stored by the provision itself
+    level = {"type": "Property", "value": 3, "observedAt": "2026-11-30T09:00:00Z"}
+    resp = await secured.patch(
+        f"{API}/temporal/entities/{by_key[2]}/attrs/level/{inst['instanceId']}",
+        json={"level": level},
+        headers=admin,
+    )
+    assert resp.status == 204, await resp.text()
+    assert await _actors(tenant, by_key[2]) == [(f"apikey:{made['id']}", None), user]
+
 
 async def test_authentication_off_records_null(client: Client, tenant: str) -> None:
     headers = {"NGSILD-Tenant": tenant}
@@ -108,6 +127,12 @@ async def test_authentication_off_records_null(client: Client, tenant: str) -> N
     for eid in ids:
         found = await _actors(tenant, eid)
         assert found and set(found) == {(None, None)}, (eid, found)
+    path = f"{API}/temporal/entities/{ids[0]}"
+    resp = await client.get(path, params={"options": "sysAttrs"}, headers=headers)
+    assert resp.status == 200, await resp.text()
+    instances = (await resp.json())["level"]
+    assert len(instances) == 2 and all("modifiedAt" in i for i in instances)
+    assert not any({"cityosactor", "cityosclient"} & set(i) for i in instances), instances
 
 
 def _write(tenant: str, eid: str, actor: dict[str, str] | None) -> Write:
