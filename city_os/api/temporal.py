@@ -80,6 +80,7 @@ def _respond(
             body if isinstance(body, list) else [body],
             timeproperty=opts.timeproperty,
             methods=opts.methods,
+            sys_attrs=opts.sys_attrs,
         )
         return web.Response(text=rows, status=status, content_type=CSV, headers=headers)
     return respond(body, ctx, media, status=status, headers=headers)

@@ -48,6 +48,13 @@ _INSTANCE_MEMBERS: dict[str, Schema] = {
     "observedAt": _TIME, "createdAt": _TIME, "modifiedAt": _TIME, "deletedAt": _TIME,
     "datasetId": {"type": "string", "format": "uri"},
     "instanceId": {"type": "string", "format": "uri"},
+    # city-os extension, with options=sysAttrs only (read-only): who recorded the instance
+    "cityosactor": {"type": "string", "readOnly": True, "description": "city-os extension "
+                    "(options=sysAttrs): the subject (oidc:<issuer>#<sub>) or API key "
+                    "(apikey:<id>) that recorded this instance; absent for the broker itself "
+                    "and with authentication off"},
+    "cityosclient": {"type": "string", "readOnly": True, "description": "city-os extension "
+                     "(options=sysAttrs): the OIDC client (azp) that recorded this instance"},
 }  # fmt: skip
 
 SCHEMAS: dict[str, Schema] = {
@@ -220,7 +227,8 @@ _CSV = (
             "type": "string",
             "description": "One row per instance (entityId,attribute,datasetId,time,value) or, "
             "aggregated, per period and method (entityId,attribute,datasetId,method,start,end,"
-            "value), after a header row",
+            "value), after a header row; with options=sysAttrs the instance rows have two more "
+            "columns actor,client (city-os audit: who recorded each instance)",
         },
     ),
 )

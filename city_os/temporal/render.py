@@ -23,6 +23,9 @@ from city_os.temporal.params import SCOPE_IRI
 Row = Mapping[str, Any]
 TemporalFormat = Literal["normalized", "temporalValues", "aggregated"]
 INSTANCE_PREFIX = "urn:ngsi-ld:attribute:instance:"
+# Instance members (options=sysAttrs) naming who recorded it (attr_instances.actor, client).
+ACTOR_MEMBER = "cityosactor"
+CLIENT_MEMBER = "cityosclient"
 # §4.5.9: the member holding the [value, time] pairs of each kind of attribute.
 VALUES_KEY = {
     "Property": "values",
@@ -96,6 +99,12 @@ def instance(row: Row, tm: TermCompactor, opts: TemporalOptions) -> dict[str, An
     if opts.sys_attrs:
         out["createdAt"] = iso(row["created_at"])
         out["modifiedAt"] = iso(row["modified_at"])
+        # city-os extension (issue #10, audit): who recorded the instance, named like the
+        # CloudEvents extension attributes; absent for the broker itself and with auth off.
+        if row.get("actor") is not None:
+            out[ACTOR_MEMBER] = row["actor"]
+        if row.get("client") is not None:
+            out[CLIENT_MEMBER] = row["client"]
     return out
 
 

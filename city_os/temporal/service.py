@@ -273,7 +273,11 @@ class TemporalService:
         ]
         scoped = [instance_row(head["id"], SCOPE_IRI, i, ctx.now) for i in head["scope_instances"]]
         await self.repo.provision(
-            schema, {**head, "now": ctx.now}, rows + scoped, scope_given=bool(scoped)
+            schema,
+            {**head, "now": ctx.now},
+            rows + scoped,
+            scope_given=bool(scoped),
+            actor=ctx.actor,
         )
         return not existed
 
@@ -309,7 +313,7 @@ class TemporalService:
             await self.entities.append_attrs(ctx, entity_id, fragment, overwrite=True)
         rows = [instance_row(entity_id, a, i, ctx.now) for a, insts in attrs.items() for i in insts]
         entity = {"id": entity_id, "types": list(head["types"]), "scopes": None, "now": ctx.now}
-        await self.repo.provision(schema, entity, rows)
+        await self.repo.provision(schema, entity, rows, actor=ctx.actor)
 
     async def delete_entity(self, ctx: RequestContext, entity_id: str) -> None:
         check_entity_id(entity_id)
@@ -357,7 +361,7 @@ class TemporalService:
         inst = parse_instance(attr, raw, ctx.terms, ctx.now)
         row = instance_row(entity_id, iri, inst, ctx.now)
         uuid = instance_uuid(instance_id)
-        if not await self.repo.modify_instance(schema, entity_id, iri, uuid, row):
+        if not await self.repo.modify_instance(schema, entity_id, iri, uuid, row, ctx.actor):
             raise ResourceNotFound(f"attribute instance {instance_id} of {attr} not found")
 
     async def _may_change(self, ctx: RequestContext, schema: str, entity_id: str) -> None:

@@ -39,6 +39,13 @@ CREATE INDEX IF NOT EXISTS attr_instances_observed_live
 DROP INDEX IF EXISTS {schema}.attr_instances_observed;
 CREATE TABLE IF NOT EXISTS {schema}.attr_instances_default
     PARTITION OF {schema}.attr_instances DEFAULT;
+-- Who made the change (issue #10, audit): the cityosactor / cityosclient of the request, set by
+-- the write statement itself with set_config(..., is_local => true) (store/postgres/entity_sql.py
+-- _actor_gate) and read here when the capture triggers insert; NULL = the broker itself
+-- (expiry, retention) or authentication off. The provision path writes them explicitly.
+ALTER TABLE {schema}.attr_instances
+    ADD COLUMN IF NOT EXISTS actor text DEFAULT nullif(current_setting('cityos.actor', true), ''),
+    ADD COLUMN IF NOT EXISTS client text DEFAULT nullif(current_setting('cityos.client', true), '');
 
 -- Monthly partitions from the current month to ``ahead`` months later (idempotent).
 CREATE OR REPLACE FUNCTION {schema}.temporal_ensure_partitions(ahead int) RETURNS int

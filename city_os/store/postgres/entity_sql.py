@@ -8,6 +8,7 @@ parameters of a large write are serialised here in separate event-loop slices (`
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -81,7 +82,8 @@ _OUTBOX = """
 
 
 def _outbox(done: str, first: int) -> str:
-    """The outbox insert of a write statement; its parameters start at ``$first`` (5 of them)."""
+    """The outbox insert of a write statement; its parameters start at ``$first`` (5 of them,
+    followed by the 2 of ``_actor_gate``)."""
     return (
         _OUTBOX.replace("{done}", done)
         .replace("{e}", str(first))
@@ -114,6 +116,32 @@ async def _encoded(rows: list[Any], geo: list[Any] | None, writes: list[Write]) 
     return [entities, geometry, *outbox]
 
 
+def recorded_actor(actor: Mapping[str, Any] | None) -> tuple[str, str]:
+    """Who a change is recorded as in the temporal history (``attr_instances.actor`` and
+    ``client``): ``Principal.actor``'s ``cityosactor``/``cityosclient``, '' for none. With
+    authentication off (``local``) and for the broker's own changes (expiry): '' = NULL."""
+    if not actor:
+        return "", ""
+    who = actor.get("cityosactor") or ""
+    return ("" if who == "local" else str(who)), str(actor.get("cityosclient") or "")
+
+
+def _actor_args(writes: list[Write]) -> list[str]:
+    """The actor parameters of a write statement: the statements of one request share it."""
+    return list(recorded_actor(writes[0].event.get("payload") if writes else None))
+
+
+def _actor_gate(first: int) -> str:
+    """A one-time filter of a write statement's input that sets ``cityos.actor`` and
+    ``cityos.client`` for the rest of the transaction (is_local), read by the column defaults
+    of attr_instances when the capture triggers run at the end of the statement: no extra
+    round trip, and nothing left on the pooled connection after the transaction."""
+    return (
+        f" WHERE (SELECT set_config('cityos.actor', ${first}::text, true)"
+        f" || set_config('cityos.client', ${first + 1}::text, true)) IS NOT NULL"
+    )
+
+
 def _outbox_args(writes: list[Write]) -> list[Any]:
     events = [w.event for w in writes]
     return [
@@ -122,6 +150,7 @@ def _outbox_args(writes: list[Write]) -> list[Any]:
         [e["event_type"] for e in events],
         [orjson.dumps(e["payload"]).decode() for e in events],
         events[0]["tenant"] if events else "",
+        *_actor_args(writes),
     ]
 
 
@@ -138,7 +167,7 @@ class EntityStatements:
 WITH x AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb)
     AS x(id text, types text[], scopes text[], attrs jsonb, created_at timestamptz,
-         expires_at timestamptz)
+         expires_at timestamptz){_actor_gate(8)}
 ), ins AS (
   INSERT INTO {s}.entities (id, types, scopes, attrs, created_at, modified_at, expires_at)
   SELECT id, types, scopes, attrs, created_at, created_at, expires_at FROM x
@@ -155,7 +184,7 @@ SELECT ins.id FROM ins"""
 WITH x AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb)
     AS x(id text, types text[], scopes text[], attrs jsonb, modified_at timestamptz,
-         expires_at timestamptz, version bigint, geo boolean)
+         expires_at timestamptz, version bigint, geo boolean){_actor_gate(8)}
 ), upd AS (
   UPDATE {s}.entities e
   SET types = x.types, scopes = x.scopes, attrs = x.attrs, modified_at = x.modified_at,
@@ -181,7 +210,7 @@ SELECT upd.id FROM upd"""
 WITH x AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb)
     AS x(id text, types text[], scopes text[], attrs jsonb, modified_at timestamptz,
-         expires_at timestamptz, version bigint)
+         expires_at timestamptz, version bigint){_actor_gate(8)}
 ), upd AS (
   UPDATE {s}.entities e
   SET types = x.types, scopes = x.scopes, attrs = x.attrs, modified_at = x.modified_at,
@@ -192,7 +221,7 @@ WITH x AS (
 SELECT upd.id FROM upd"""
         self.delete = f"""
 WITH x AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, version bigint)
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id text, version bigint){_actor_gate(7)}
 ), del AS (
   DELETE FROM {s}.entities e USING x WHERE e.id = x.id AND e.version = x.version
   RETURNING e.id

@@ -8,6 +8,7 @@ reads it and writes what /temporal provisions. Column names come from fixed maps
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from city_os.auth.policy import ReadableScope
 from city_os.ngsild.query.entity_selection import Names, Selection
 from city_os.store.postgres import temporal_rollups as rollups
 from city_os.store.postgres.auth_scope_sql import readable_to_sql
+from city_os.store.postgres.entity_sql import recorded_actor
 from city_os.store.postgres.query_sql import (
     SqlParams,
 )
@@ -229,11 +231,13 @@ GROUP BY {group} ORDER BY 1, 2, 3, 4"""
         *,
         replace_attrs: tuple[str, ...] = (),
         scope_given: bool = False,
+        actor: Mapping[str, str] | None = None,
     ) -> bool:
         """Create or update a temporal entity and add instances, in one transaction; returns
         whether the entity is new. ``entity``: id, types, scopes, now (ISO). ``scope_given``:
         ``rows`` hold the scope's own instances, which take the place of the one the capture
-        trigger recorded (at ``now``) when the current state was written."""
+        trigger recorded (at ``now``) when the current state was written. ``actor``: who
+        provides them (``Principal.actor``), recorded with each instance."""
         async with self._pool.acquire() as conn, conn.transaction():
             created = await conn.fetchval(
                 f"""INSERT INTO {schema}.temporal_entities AS t
@@ -266,7 +270,7 @@ GROUP BY {group} ORDER BY 1, 2, 3, 4"""
                     SCOPE_IRI,
                     entity["now"],
                 )
-            await self._insert(conn, schema, rows)
+            await self._insert(conn, schema, rows, actor)
         return bool(created)
 
     async def _replace_same_instant(
@@ -289,20 +293,26 @@ GROUP BY {group} ORDER BY 1, 2, 3, 4"""
         )
 
     async def _insert(
-        self, conn: asyncpg.Connection, schema: str, rows: list[dict[str, Any]]
+        self,
+        conn: asyncpg.Connection,
+        schema: str,
+        rows: list[dict[str, Any]],
+        actor: Mapping[str, str] | None,
     ) -> None:
         if not rows:
             return
         await conn.execute(
             f"""INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at,
-                created_at, modified_at, deleted_at, num, inst)
+                created_at, modified_at, deleted_at, num, inst, actor, client)
             SELECT r.entity_id, r.attr, r.dataset_id, r.observed_at, r.created_at,
                    r.modified_at, r.deleted_at, CASE WHEN jsonb_typeof(r.inst->'value') = 'number'
-                   THEN (r.inst->>'value')::float8 END, r.inst
+                   THEN (r.inst->>'value')::float8 END, r.inst, nullif($2::text, ''),
+                   nullif($3::text, '')
             FROM jsonb_to_recordset($1::jsonb) AS r(entity_id text, attr text, dataset_id text,
                 observed_at timestamptz, created_at timestamptz, modified_at timestamptz,
                 deleted_at timestamptz, inst jsonb)""",
             orjson.dumps(rows),
+            *recorded_actor(actor),
         )
 
     async def delete_entity(self, schema: str, entity_id: str) -> bool:
@@ -330,13 +340,20 @@ GROUP BY {group} ORDER BY 1, 2, 3, 4"""
         return int(done.split()[-1])
 
     async def modify_instance(
-        self, schema: str, entity_id: str, attr: str, instance_id: str, row: dict[str, Any]
+        self,
+        schema: str,
+        entity_id: str,
+        attr: str,
+        instance_id: str,
+        row: dict[str, Any],
+        actor: Mapping[str, str] | None = None,
     ) -> bool:
+        """Replace one instance; ``actor`` (``Principal.actor``) becomes who it was made by."""
         async with self._pool.acquire() as conn:
             done = await conn.execute(
                 f"""UPDATE {schema}.attr_instances SET inst = $4::jsonb,
                     observed_at = $5::text::timestamptz, modified_at = $6::text::timestamptz,
-                    dataset_id = $7,
+                    dataset_id = $7, actor = nullif($8::text, ''), client = nullif($9::text, ''),
                     num = CASE WHEN jsonb_typeof($4::jsonb->'value') = 'number'
                           THEN ($4::jsonb->>'value')::float8 END
                 WHERE entity_id = $1 AND attr = $2 AND instance_id = $3::uuid""",
@@ -347,6 +364,7 @@ GROUP BY {group} ORDER BY 1, 2, 3, 4"""
                 row["observed_at"],
                 row["modified_at"],
                 row["dataset_id"],
+                *recorded_actor(actor),
             )
         return bool(done != "UPDATE 0")
 

@@ -22,7 +22,7 @@ from city_os.temporal.params import SCOPE_IRI, TemporalQuery
 
 _INSTANCE_COLUMNS = (
     "entity_id, attr, dataset_id, instance_id, observed_at, created_at, modified_at,"
-    " deleted_at, num, inst"
+    " deleted_at, num, inst, actor, client"
 )
 _ENTITY_COLUMNS = "id, types, scopes, created_at, modified_at, deleted_at"
 # SQL of each aggregation method over the instances i (num: the numeric value).
