@@ -43,6 +43,7 @@ from city_os.temporal.parse import (
 from city_os.temporal.render import (
     Row,
     TemporalOptions,
+    content_range_of,
     iso,
     project,
     render_aggregated,
@@ -249,7 +250,7 @@ class TemporalService:
             bodies.append(project(body, opts))
         content_range = None
         if ranges:
-            content_range = _content_range(f, ranges, descending)
+            content_range = content_range_of(f, ranges, descending)
         return TemporalResult(bodies, content_range)
 
     # ---------------------------------------------------------------- provision
@@ -382,27 +383,6 @@ class TemporalService:
         uuid = instance_uuid(instance_id)
         if not await self.repo.delete_instance(schema, entity_id, iri, uuid):
             raise ResourceNotFound(f"attribute instance {instance_id} of {attr} not found")
-
-
-def _content_range(f: InstanceFilter, ranges: list[tuple[Any, Any]], descending: bool) -> str:
-    """§6.3.10: ``date-time <start>-<end>/<size>``; the range starts at the requested bound
-    (timeAt, or endTimeAt for lastN between) when there is one, else at the first instance
-    returned, and ends at the last instance returned."""
-    tq = f.query
-    if descending:
-        first = max(r[0] for r in ranges)
-        last = max(r[1] for r in ranges)
-        if tq.timerel == "before":
-            first = tq.time_at
-        elif tq.timerel == "between":
-            first = tq.end_time_at
-    else:
-        first = min(r[0] for r in ranges)
-        last = min(r[1] for r in ranges)
-        if tq.timerel in ("after", "between"):
-            first = tq.time_at
-    size = str(tq.last_n) if tq.last_n else "*"
-    return f"date-time {iso(first)}-{iso(last)}/{size}"
 
 
 def _by_entity(rows: list[Any]) -> dict[str, list[Row]]:
