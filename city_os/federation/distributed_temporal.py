@@ -162,7 +162,8 @@ class TemporalFederation:
         retrieve = entity_id is not None and source.operation == "retrieveTemporal"
         like = replace(source, operation="retrieveEntity" if retrieve else "queryEntity")
         out = outbound(ctx, like, entity_id=entity_id, limit=limit, count=count)
-        params = out.params + [(k, v) for k, v in ctx.params if k in PASSED_ON]
+        params = [(k, v) for k, v in out.params if k != "entityMapLifetime"]
+        params += [(k, v) for k, v in ctx.params if k in PASSED_ON]
         return await self.federation.client.call(
             target(source.registration),
             "GET",
