@@ -8,10 +8,12 @@ with the entity query (type, id, idPattern, attrs, q, geoQ, scopeQ) parse the sa
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
+from city_os.api.federation import ENTITY_MAPS
 from city_os.api.http import (
     JSON,
     JSONLD,
@@ -25,13 +27,17 @@ from city_os.api.http import (
     respond,
 )
 from city_os.api.keys import SETTINGS, TEMPORAL
-from city_os.api.query import COUNT_HEADER, _body_query, _params_query, pagination_links
+from city_os.api.query import COUNT_HEADER, _body_query, _flag, _params_query, pagination_links
 from city_os.api.temporal_params import filter_of, temporal_options
 from city_os.core.query import Page, _link_depth
 from city_os.errors import BadRequestData, InvalidRequest
+from city_os.federation.distributed_request import body_params
+from city_os.federation.entitymap import HEADER as MAP_HEADER
+from city_os.federation.entitymap_temporal import MapAnswer, query_map, retrieve_map
 from city_os.temporal.csv_output import to_csv
+from city_os.temporal.distributed import Page as TPage
+from city_os.temporal.distributed import TemporalResult
 from city_os.temporal.render import TemporalOptions
-from city_os.temporal.service import TemporalResult
 
 routes = web.RouteTableDef()
 PREFIX = "/ngsi-ld/v1/temporal"
@@ -39,17 +45,22 @@ _TEMPORAL = {
     "timerel", "timeAt", "endTimeAt", "timeproperty", "lastN", "aggrMethods",
     "aggrPeriodDuration", "options", "format", "attrs", "pick", "omit", "lang", "datasetId",
 }  # fmt: skip
-RETRIEVE_PARAMS = frozenset({*_TEMPORAL, "type"})
+RETRIEVE_PARAMS = frozenset(
+    {*_TEMPORAL, "type", "local", "csf", "via", "entityMap", "entityMapLifetime"}
+)
 QUERY_PARAMS = frozenset(
     {
         *_TEMPORAL, "id", "type", "idPattern", "q", "csf", "georel", "geometry", "coordinates",
         "geoproperty", "scopeQ", "local", "limit", "offset", "count", "expandValues", "via",
-        "orderBy",
+        "orderBy", "entityMap", "entityMapLifetime",
     }
 )  # fmt: skip
 
 
 CSV = "text/csv"
+_FORWARDED = frozenset(
+    {"timerel", "timeAt", "endTimeAt", "timeproperty", "lastN", "aggrMethods", "lang", "datasetId"}
+)
 
 
 def _respond(
@@ -81,8 +92,15 @@ async def retrieve_temporal(request: web.Request) -> web.Response:
     ctx = await read_context(request)
     opts = temporal_options(request.query, ctx)
     f = filter_of(request.query, ctx, opts)
-    result = await request.app[TEMPORAL].retrieve(ctx, request.match_info["entity_id"], f, opts)
-    return _respond(request, ctx, result, result.bodies[0], opts)
+    local = request.query.get("local") == "true"
+    entity_id = request.match_info["entity_id"]
+    result = await request.app[TEMPORAL].retrieve(ctx, entity_id, f, opts, local=local)
+    headers = {}
+    maps = request.app.get(ENTITY_MAPS)
+    if maps is not None and _flag(request.query.get("entityMap"), "entityMap"):
+        lifetime = request.query.get("entityMapLifetime")
+        headers[MAP_HEADER] = await retrieve_map(maps, ctx, entity_id, result, lifetime)
+    return _respond(request, ctx, result, result.bodies[0], opts, **headers)
 
 
 def _page(request: web.Request) -> Page:
@@ -110,21 +128,31 @@ async def _query(
         raise BadRequestData("q cannot follow relationships in a temporal query")
     opts = temporal_options(raw, ctx, query=True)
     f = filter_of(raw, ctx, opts, query=True)
-    result = await request.app[TEMPORAL].query(
-        ctx,
-        sel,
-        f,
-        opts,
-        limit=page.limit,
-        offset=page.offset,
-        count=page.count,
-        descending=_descending(raw.get("orderBy")),
-        local=bool(local),
+    maps = request.app.get(ENTITY_MAPS)
+    answer: MapAnswer | None = None
+    used, make = request.headers.get(MAP_HEADER), _flag(raw.get("entityMap"), "entityMap")
+    paging = TPage(
+        page.limit, page.offset, page.count, _descending(raw.get("orderBy")), bool(local)
     )
+    if maps is not None and (used is not None or make):
+        answer = await query_map(
+            maps, request.app[TEMPORAL], ctx, sel, f, opts, paging, used=used, make=bool(make),
+            lifetime=raw.get("entityMapLifetime"),
+        )  # fmt: skip
+        result = answer.result
+    else:
+        result = await request.app[TEMPORAL].query(
+            ctx, sel, f, opts, limit=page.limit, offset=page.offset, count=page.count,
+            descending=paging.descending, local=paging.local,
+        )  # fmt: skip
     headers = {COUNT_HEADER: str(result.total)} if result.total is not None else {}
     response = _respond(request, ctx, result, result.bodies, opts, **headers)
     for value in pagination_links(request, page, result.more, response.content_type):
         response.headers.add("Link", value)
+    if answer is not None and answer.header is not None:
+        response.headers[MAP_HEADER] = answer.header
+        if answer.created:
+            response.set_status(201)
     return response
 
 
@@ -158,6 +186,10 @@ async def query_temporal_post(request: web.Request) -> web.Response:
         raw.update({k: v for k, v in aggr.items() if k in ("aggrMethods", "aggrPeriodDuration")})
     if "aggrMethods" in raw and "options" not in raw and "format" not in raw:
         raw["options"] = "aggregatedValues"  # a Query asking for methods wants them (5.2.21)
+    # what a distributed query forwards to context sources (federation/distributed_temporal.py)
+    given = {k for k, _ in ctx.params}
+    forwarded = tuple((k, str(v)) for k, v in raw.items() if k in _FORWARDED and k not in given)
+    ctx = replace(ctx, params=body_params(plain) + forwarded + ctx.params)
     return await _query(request, ctx, query.selection, raw, _page(request), query.local)
 
 

@@ -3,8 +3,8 @@
 Layer: federation/ (wiring, like federation/lifecycle.py; no request handling). After the
 registration index exists, ``distributed_context`` creates the outbound client (network policy,
 per-host pools, timeouts and concurrency from CITYOS_FEDERATION_*), the ``Federation`` named by
-this broker's public origin (its identity in ``Via``), and installs it in the entity and query
-services and under ``FEDERATION`` for the API's forwarded writes.
+this broker's public origin (its identity in ``Via``), and installs it in the entity, query
+and temporal services and under ``FEDERATION`` for the API's forwarded writes.
 """
 
 from __future__ import annotations
@@ -15,11 +15,20 @@ from typing import Any
 from aiohttp import web
 
 from city_os.api.federation import ENTITY_MAPS, FEDERATION
-from city_os.api.keys import DISCOVERY, ENTITIES, POOL, QUERIES, REGISTRATION_INDEX, SETTINGS
+from city_os.api.keys import (
+    DISCOVERY,
+    ENTITIES,
+    POOL,
+    QUERIES,
+    REGISTRATION_INDEX,
+    SETTINGS,
+    TEMPORAL,
+)
 from city_os.api.ops import METRICS
 from city_os.auth.network import OutboundPolicy
 from city_os.federation.client import SourceClient
 from city_os.federation.distributed import Federation
+from city_os.federation.distributed_temporal import TemporalFederation
 from city_os.federation.entitymap import EntityMapService
 from city_os.federation.via import identity
 from city_os.store.postgres.entitymaps import EntityMapRepository
@@ -45,12 +54,16 @@ def distributed_context(outbound: web.AppKey[Any]) -> Context:
         app[ENTITIES].federation = federation
         app[QUERIES].federation = federation
         app[DISCOVERY].federation = federation
+        if TEMPORAL in app:
+            app[TEMPORAL].federation = TemporalFederation(federation)
         app[ENTITY_MAPS] = EntityMapService(
             EntityMapRepository(app[POOL]), app[QUERIES], federation, settings.base_url
         )
         yield
         app[ENTITIES].federation = None
         app[QUERIES].federation = None
+        if TEMPORAL in app:
+            app[TEMPORAL].federation = None
         await client.close()
 
     return context

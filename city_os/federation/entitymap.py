@@ -171,6 +171,20 @@ class EntityMapService:
         await self.repo.insert(ctx.tenant, stored)
         return self.render(stored)
 
+    async def create_from(
+        self, ctx: RequestContext, entries: list[tuple[str, list[str]]], lifetime: str | None
+    ) -> dict[str, Any]:
+        """A map of entries already known (a temporal retrieve or query, §5.7.3.4, §5.7.4.4)."""
+        stored = StoredMap(
+            f"urn:ngsi-ld:EntityMap:{uuid.uuid4()}",
+            datetime.now(UTC) + parse_lifetime(lifetime),
+            [(k, v) for k, v in ctx.params if k not in ("entityMap", "entityMapLifetime")],
+            entries[:MAX_ENTRIES],
+        )
+        await self.repo.sweep()
+        await self.repo.insert(ctx.tenant, stored)
+        return self.render(stored)
+
     async def create_temporal(
         self,
         ctx: RequestContext,

@@ -217,7 +217,8 @@ _TEMPORAL = (
 )  # fmt: skip
 _QUERY = (
     "id", "type", "idPattern", "q", "csf", "georel", "geometry", "coordinates", "geoproperty",
-    "scopeQ", "local", "limit", "offset", "count", "expandValues", "via", "orderBy",
+    "scopeQ", "local", "limit", "offset", "count", "expandValues", "via", "orderBy", "entityMap",
+    "entityMapLifetime",
 )  # fmt: skip
 _CSV = (
     (
@@ -263,7 +264,7 @@ temporal.post(
 )  # fmt: skip
 temporal.get(
     "/entities/{entity_id}", "retrieveTemporal", "The temporal representation (§5.7.3)",
-    params=("typeFilter", *_TEMPORAL),
+    params=("typeFilter", "local", "csf", "via", "entityMap", "entityMapLifetime", *_TEMPORAL),
     replies=(ok(_ONE, "The temporal entity", other_media=_CSV),
              ok(_ONE, _CUT, status=206, headers=("Content-Range",), other_media=_CSV)),
     errors=(400, 404, 406),

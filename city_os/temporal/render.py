@@ -18,6 +18,7 @@ import orjson
 from city_os.ngsild.entity import NULL_URI, VALUE_KEY
 from city_os.ngsild.representation import RenderOptions, TermCompactor, render_instance
 from city_os.store.postgres.entity_sql import _iso
+from city_os.store.postgres.temporal import InstanceFilter
 from city_os.temporal.params import SCOPE_IRI
 
 Row = Mapping[str, Any]
@@ -192,3 +193,24 @@ def _number(value: Any) -> Any:
     """A float stays a float (JSON 67.0, as the ETSI expectations write them); a numeric or an
     integer from SQL becomes one."""
     return value if value is None or type(value) is float else float(value)
+
+
+def content_range_of(f: InstanceFilter, ranges: list[tuple[Any, Any]], descending: bool) -> str:
+    """§6.3.10: ``date-time <start>-<end>/<size>``; the range starts at the requested bound
+    (timeAt, or endTimeAt for lastN between) when there is one, else at the first instance
+    returned, and ends at the last instance returned."""
+    tq = f.query
+    if descending:
+        first = max(r[0] for r in ranges)
+        last = max(r[1] for r in ranges)
+        if tq.timerel == "before":
+            first = tq.time_at
+        elif tq.timerel == "between":
+            first = tq.end_time_at
+    else:
+        first = min(r[0] for r in ranges)
+        last = min(r[1] for r in ranges)
+        if tq.timerel in ("after", "between"):
+            first = tq.time_at
+    size = str(tq.last_n) if tq.last_n else "*"
+    return f"date-time {iso(first)}-{iso(last)}/{size}"

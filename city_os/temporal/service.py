@@ -9,8 +9,8 @@ instance exactly once (§6.3.10).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from city_os.auth.policy import Operation
 from city_os.core.entities import EntityService
@@ -27,6 +27,12 @@ from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.db import Tenants
 from city_os.store.postgres.temporal import InstanceFilter, TemporalRepository
 from city_os.temporal.access import TemporalAccess
+from city_os.temporal.distributed import (
+    Page,
+    TemporalResult,
+    distributed_query,
+    distributed_retrieve,
+)
 from city_os.temporal.parse import (
     SCOPE_IRI,
     instance_row,
@@ -37,19 +43,15 @@ from city_os.temporal.parse import (
 from city_os.temporal.render import (
     Row,
     TemporalOptions,
+    content_range_of,
     iso,
     project,
     render_aggregated,
     render_entity,
 )
 
-
-@dataclass(frozen=True)
-class TemporalResult:
-    bodies: list[dict[str, Any]]
-    content_range: str | None = None  # set when instances were cut (206)
-    total: int | None = None  # entities, with count=true
-    more: bool = False  # entities after this page
+if TYPE_CHECKING:
+    from city_os.federation.distributed_temporal import TemporalFederation
 
 
 def names(ctx: RequestContext) -> Names:
@@ -81,6 +83,7 @@ class TemporalService:
         self.max_instances = max_instances
         self.entities = entities
         self.access = TemporalAccess(entities)
+        self.federation: TemporalFederation | None = None  # distributed hook (federation/)
 
     async def schema(self, ctx: RequestContext, *, write: bool) -> str:
         return await self.tenants.schema(ctx.tenant, create=write)
@@ -88,9 +91,25 @@ class TemporalService:
     # -------------------------------------------------------------- consumption
 
     async def retrieve(
+        self,
+        ctx: RequestContext,
+        entity_id: str,
+        f: InstanceFilter,
+        opts: TemporalOptions,
+        *,
+        local: bool = False,
+    ) -> TemporalResult:
+        """With federation installed, merged with the sources (temporal/distributed.py)."""
+        check_entity_id(entity_id)
+        if self.federation is not None:
+            merged = await distributed_retrieve(self, ctx, entity_id, f, opts, local)
+            if merged is not None:
+                return merged
+        return await self.retrieve_local(ctx, entity_id, f, opts)
+
+    async def retrieve_local(
         self, ctx: RequestContext, entity_id: str, f: InstanceFilter, opts: TemporalOptions
     ) -> TemporalResult:
-        check_entity_id(entity_id)
         schema = await self.schema(ctx, write=False)
         head = await self.repo.entity(schema, entity_id)
         if head is None:
@@ -103,6 +122,29 @@ class TemporalService:
         return result
 
     async def query(
+        self,
+        ctx: RequestContext,
+        sel: Selection,
+        f: InstanceFilter,
+        opts: TemporalOptions,
+        *,
+        limit: int,
+        offset: int,
+        count: bool,
+        descending: bool = False,
+        local: bool = False,
+    ) -> TemporalResult:
+        if self.federation is not None:
+            page = Page(limit, offset, count, descending, local)
+            result = await distributed_query(self, ctx, sel, f, opts, page)
+            if result is not None:
+                return result
+        return await self.query_local(
+            ctx, sel, f, opts, limit=limit, offset=offset, count=count,
+            descending=descending, local=local,
+        )  # fmt: skip
+
+    async def query_local(
         self,
         ctx: RequestContext,
         sel: Selection,
@@ -208,7 +250,7 @@ class TemporalService:
             bodies.append(project(body, opts))
         content_range = None
         if ranges:
-            content_range = _content_range(f, ranges, descending)
+            content_range = content_range_of(f, ranges, descending)
         return TemporalResult(bodies, content_range)
 
     # ---------------------------------------------------------------- provision
@@ -341,27 +383,6 @@ class TemporalService:
         uuid = instance_uuid(instance_id)
         if not await self.repo.delete_instance(schema, entity_id, iri, uuid):
             raise ResourceNotFound(f"attribute instance {instance_id} of {attr} not found")
-
-
-def _content_range(f: InstanceFilter, ranges: list[tuple[Any, Any]], descending: bool) -> str:
-    """§6.3.10: ``date-time <start>-<end>/<size>``; the range starts at the requested bound
-    (timeAt, or endTimeAt for lastN between) when there is one, else at the first instance
-    returned, and ends at the last instance returned."""
-    tq = f.query
-    if descending:
-        first = max(r[0] for r in ranges)
-        last = max(r[1] for r in ranges)
-        if tq.timerel == "before":
-            first = tq.time_at
-        elif tq.timerel == "between":
-            first = tq.end_time_at
-    else:
-        first = min(r[0] for r in ranges)
-        last = min(r[1] for r in ranges)
-        if tq.timerel in ("after", "between"):
-            first = tq.time_at
-    size = str(tq.last_n) if tq.last_n else "*"
-    return f"date-time {iso(first)}-{iso(last)}/{size}"
 
 
 def _by_entity(rows: list[Any]) -> dict[str, list[Row]]:
