@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from city_os.api.federation import federated_write, written
+from city_os.api.federation import ENTITY_MAPS, federated_write, written
 from city_os.api.http import (
     GEOJSON,
     JSON,
@@ -29,6 +29,8 @@ from city_os.api.output import entity_response, render_options
 from city_os.core.entities import RequestContext
 from city_os.core.linked import linked_entities
 from city_os.errors import BadRequestData, InvalidRequest
+from city_os.federation.entitymap import HEADER as MAP_HEADER
+from city_os.federation.entitymap import map_of_retrieve
 from city_os.ngsild.entity import expand_attr_name
 from city_os.ngsild.linked import check_projection, parse_join
 from city_os.ngsild.merge import Outcome
@@ -100,7 +102,19 @@ async def retrieve_entity(request: web.Request) -> web.Response:
         local=request.query.get("local") == "true" or None,
     )
     linked = await linked_entities(service, ctx, [record], opts, join) if join else None
-    return entity_response(request, ctx, record, opts, join, linked)
+    response = entity_response(request, ctx, record, opts, join, linked)
+    maps = request.app.get(ENTITY_MAPS)
+    flag = request.query.get("entityMap")
+    if flag not in (None, "true", "false"):
+        raise BadRequestData("entityMap must be true or false")
+    if maps is not None:
+        location = await map_of_retrieve(
+            maps, ctx, record.id, used=request.headers.get(MAP_HEADER), make=flag == "true",
+            lifetime=request.query.get("entityMapLifetime"),
+        )  # fmt: skip
+        if location is not None:
+            response.headers[MAP_HEADER] = location
+    return response
 
 
 @routes.put(PREFIX + "/entities/{entityId}")

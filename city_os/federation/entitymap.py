@@ -341,3 +341,30 @@ def _only_ids(query: EntityQuery, ids: list[str]) -> EntityQuery:
             for s in sel.selectors
         )
     return replace(query, selection=replace(sel, selectors=selectors))
+
+
+async def map_of_retrieve(
+    maps: EntityMapService,
+    ctx: RequestContext,
+    entity_id: str,
+    *,
+    used: str | None,
+    make: bool,
+    lifetime: str | None,
+    places: list[str] | None = None,
+) -> str | None:
+    """The ``NGSILD-EntityMap`` of a retrieve (§5.7.1.4): a live map referenced by the request is
+    used and its location returned unchanged; an unknown or expired one is no error — a new map
+    is made, as for ``entityMap=true``, holding the entity and where it was found (``@none``
+    here). ``None``: the request asked for no map."""
+    if used is not None:
+        try:
+            await maps.get(ctx.tenant, map_id_of(used))
+        except ResourceNotFound:
+            make = True
+        else:
+            return used
+    if not make:
+        return None
+    doc = await maps.create_from(ctx, [(entity_id, places or [LOCAL])], lifetime)
+    return maps.location(doc["id"])
