@@ -93,7 +93,11 @@ def instance(row: Row, tm: TermCompactor, opts: TemporalOptions) -> dict[str, An
             out["datasetId"] = inst["datasetId"]
         out["deletedAt"] = iso(row["deleted_at"])
     else:
-        out = render_instance(inst, tm, RenderOptions("normalized", lang=opts.lang))
+        # With sysAttrs an instance keeps its system members (its own expiresAt; §6.3.11 covers
+        # /temporal/entities too); createdAt/modifiedAt are the row's, set below.
+        out = render_instance(
+            inst, tm, RenderOptions("normalized", sys_attrs=opts.sys_attrs, lang=opts.lang)
+        )
         if row["observed_at"] is not None:
             out["observedAt"] = iso(row["observed_at"])
     out["instanceId"] = INSTANCE_PREFIX + str(row["instance_id"])
