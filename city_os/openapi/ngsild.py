@@ -64,8 +64,9 @@ entities.delete(
 )  # fmt: skip
 entities.get(
     "/entities/{entityId}", "retrieveEntity", "Retrieve an entity (§5.7.1)",
-    params=("typeFilter", *_RENDER, "join", "joinLevel", "Prefer"),
-    replies=(ok(_ENTITY_OUT, "The entity", media=_ENTITY_MEDIA),),
+    params=("typeFilter", *_RENDER, "join", "joinLevel", "Prefer", "local", "entityMap",
+            "entityMapLifetime"),
+    replies=(ok(_ENTITY_OUT, "The entity", media=_ENTITY_MEDIA, headers=("NGSILD-EntityMap",)),),
     errors=(400, 404, 406),
 )  # fmt: skip
 entities.put(
