@@ -36,6 +36,10 @@ from city_os.ngsild.entity import (
     parse_scopes,
 )
 from city_os.ngsild.geometry import check_geometry
+from city_os.ngsild.members import fail as _fail
+from city_os.ngsild.members import object_member as _object
+from city_os.ngsild.members import positive_member as _positive
+from city_os.ngsild.members import text_member as _string
 from city_os.ngsild.query.q import check_text
 from city_os.ngsild.query.regex import check_pattern
 from city_os.store.postgres.db import check_tenant
@@ -56,19 +60,6 @@ READ_ONLY: Final = frozenset(
 )  # fmt: skip
 MANDATORY: Final = frozenset({"id", "type", "information", "endpoint"})
 SCHEMES: Final = frozenset({"http", "https"})
-_MAX_TEXT: Final = 4096
-
-
-def _fail(member: str, problem: str) -> BadRequestData:
-    return BadRequestData(f"{member}: {problem}")
-
-
-def _string(value: Any, member: str, *, limit: int = _MAX_TEXT) -> str:
-    if not isinstance(value, str) or not value:
-        raise _fail(member, "must be a non-empty string")
-    if len(value) > limit:
-        raise _fail(member, f"longer than {limit} characters")
-    return check_text(value, member)
 
 
 def _names(value: Any, member: str) -> list[str]:
@@ -77,15 +68,6 @@ def _names(value: Any, member: str) -> list[str]:
     if not isinstance(value, list) or not value:
         raise _fail(member, "must be a non-empty array of names")
     return [_string(v, member, limit=256) for v in value]
-
-
-def _object(value: Any, member: str, allowed: frozenset[str]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _fail(member, "must be a JSON object")
-    unknown = sorted(set(value) - allowed)
-    if unknown:
-        raise _fail(member, f"unknown member {', '.join(unknown)}")
-    return value
 
 
 def _uri(value: Any, member: str) -> str:
@@ -199,14 +181,6 @@ def _duration(value: Any, member: str) -> str:
         parse_duration(value, member)
     except BadRequestData as exc:
         raise _fail(member, exc.detail.removeprefix(member + " ")) from None
-    return value
-
-
-def _positive(value: Any, member: str) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise _fail(member, "must be a number greater than 0")
-    if value > 10**12:
-        raise _fail(member, "is too large")
     return value
 
 

@@ -27,6 +27,10 @@ from city_os.ngsild.entity import (
     is_uri,
     parse_datetime,
 )
+from city_os.ngsild.members import fail as _fail
+from city_os.ngsild.members import object_member as _object
+from city_os.ngsild.members import positive_member as _positive
+from city_os.ngsild.members import text_member as _string
 from city_os.ngsild.query.geo import geoq_from_json
 from city_os.ngsild.query.projection import parse_projection
 from city_os.ngsild.query.q import check_text, parse_q
@@ -54,19 +58,6 @@ NOTIFICATION_STATUS: Final = frozenset(
     {"status", "timesSent", "timesFailed", "lastNotification", "lastSuccess", "lastFailure"}
 )
 _READ_ONLY: Final = frozenset({"status", "createdAt", "modifiedAt", "deletedAt"})
-_MAX_TEXT: Final = 4096
-
-
-def _fail(member: str, problem: str) -> BadRequestData:
-    return BadRequestData(f"{member}: {problem}")
-
-
-def _string(value: Any, member: str, *, limit: int = _MAX_TEXT) -> str:
-    if not isinstance(value, str) or not value:
-        raise _fail(member, "must be a non-empty string")
-    if len(value) > limit:
-        raise _fail(member, f"longer than {limit} characters")
-    return check_text(value, member)
 
 
 def _strings(value: Any, member: str) -> list[str]:
@@ -78,23 +69,6 @@ def _strings(value: Any, member: str) -> list[str]:
 def _flag(value: Any, member: str) -> bool:
     if not isinstance(value, bool):
         raise _fail(member, "must be true or false")
-    return value
-
-
-def _positive(value: Any, member: str) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise _fail(member, "must be a number greater than 0")
-    if value > 10**12:
-        raise _fail(member, "is too large")
-    return value
-
-
-def _object(value: Any, member: str, allowed: frozenset[str]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _fail(member, "must be a JSON object")
-    unknown = sorted(set(value) - allowed)
-    if unknown:
-        raise _fail(member, f"unknown member {', '.join(unknown)}")
     return value
 
 
