@@ -45,6 +45,7 @@ _PLAIN = {
     "GeoProperty": frozenset({"type", "value", *_TIMES}),
 }
 _SCALARS = (str, int, float, bool)
+_NUMBERS = (int, float)  # bool is its own type: not a coordinate
 # Entity members that need the parser's handling of the whole entity.
 _UNUSUAL = ("@id", "@type", "expiresAt")
 
@@ -52,40 +53,67 @@ _UNUSUAL = ("@id", "@type", "expiresAt")
 def remote_record(ctx: RequestContext, body: Any) -> EntityRecord | None:
     """An entity answered by a source as a stored-form record; None when it is not valid
     NGSI-LD."""
-    if not isinstance(body, dict):
-        return None
-    try:
-        if any(member in body for member in _UNUSUAL):
-            return _parsed(ctx, body)
-        check_members(body, ctx.limits)
-        entity_id = check_entity_id(body.get("id"))
-        raw_type = body.get("type")
-        if raw_type is None:
+    return Reader(ctx).record(body)
+
+
+class Reader:
+    """Reads the entities of one answer; names and types repeat from entity to entity, so
+    each is checked and expanded once per answer."""
+
+    def __init__(self, ctx: RequestContext) -> None:
+        self.ctx = ctx
+        self._names: dict[str, str] = {}
+        self._types: dict[str, list[str]] = {}
+
+    def record(self, body: Any) -> EntityRecord | None:
+        """The record of ``body``; None when it is not valid NGSI-LD."""
+        if not isinstance(body, dict):
             return None
-        types = parse_types(ctx.terms, raw_type, ctx.limits)
-        scopes = parse_scopes(body["scope"]) if "scope" in body else None
-        attrs: dict[str, list[dict[str, Any]]] = {}
-        for name, raw in body.items():
-            if name in ENTITY_MEMBERS:
-                continue
-            if name in RESERVED_ATTRIBUTE_NAMES or name in OUTPUT_ONLY_MEMBERS:
+        ctx = self.ctx
+        try:
+            if any(member in body for member in _UNUSUAL):
+                return _parsed(ctx, body)
+            check_members(body, ctx.limits)
+            entity_id = check_entity_id(body.get("id"))
+            types = self._types_of(body.get("type"))
+            if types is None:
                 return None
-            iri = expand_attr_name(ctx.terms, name)
-            plain = _plain_instance(name, raw)
-            if plain is not None:
-                attrs[iri] = [plain]
-            else:
-                attrs[iri] = _with_source_times(parse_attribute(name, raw, ctx.terms, ctx.now), raw)
-    except NgsiLdError:
-        return None
-    return EntityRecord(
-        entity_id,
-        types,
-        attrs,
-        scopes,
-        str(body.get("createdAt", "")),
-        str(body.get("modifiedAt", "")),
-    )
+            scopes = parse_scopes(body["scope"]) if "scope" in body else None
+            attrs: dict[str, list[dict[str, Any]]] = {}
+            for name, raw in body.items():
+                if name in ENTITY_MEMBERS:
+                    continue
+                iri = self._names.get(name)
+                if iri is None:
+                    if name in RESERVED_ATTRIBUTE_NAMES or name in OUTPUT_ONLY_MEMBERS:
+                        return None
+                    iri = self._names[name] = expand_attr_name(ctx.terms, name)
+                plain = _plain_instance(name, raw)
+                if plain is not None:
+                    attrs[iri] = [plain]
+                else:
+                    parsed = parse_attribute(name, raw, ctx.terms, ctx.now)
+                    attrs[iri] = _with_source_times(parsed, raw)
+        except NgsiLdError:
+            return None
+        return EntityRecord(
+            entity_id,
+            types,
+            attrs,
+            scopes,
+            str(body.get("createdAt", "")),
+            str(body.get("modifiedAt", "")),
+        )
+
+    def _types_of(self, raw: Any) -> list[str] | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, str):
+            return parse_types(self.ctx.terms, raw, self.ctx.limits)
+        types = self._types.get(raw)
+        if types is None:
+            types = self._types[raw] = parse_types(self.ctx.terms, raw, self.ctx.limits)
+        return list(types)
 
 
 def _plain_instance(name: str, raw: Any) -> dict[str, Any] | None:
@@ -113,12 +141,27 @@ def _plain_instance(name: str, raw: Any) -> dict[str, Any] | None:
         value = raw.get("value")
         if not isinstance(value, dict) or None in value.values() or "bbox" in value:
             return None
-        inst = {"type": kind, "value": check_geometry(name, value)}
+        inst = {
+            "type": kind,
+            "value": value if _plain_point(value) else check_geometry(name, value),
+        }
     for member in _TIMES:
         stamp = raw.get(member)
         if isinstance(stamp, str):
             inst[member] = stamp
     return inst
+
+
+def _plain_point(value: dict[str, Any]) -> bool:
+    """A GeoJSON Point that ``check_geometry`` accepts as it is (checked here without it)."""
+    if value.get("type") != "Point" or len(value) != 2:
+        return False
+    coords = value.get("coordinates")
+    if type(coords) is not list or len(coords) not in (2, 3):
+        return False
+    if not all(type(c) in _NUMBERS for c in coords):
+        return False
+    return -180 <= coords[0] <= 180 and -90 <= coords[1] <= 90
 
 
 def _parsed(ctx: RequestContext, body: dict[str, Any]) -> EntityRecord:

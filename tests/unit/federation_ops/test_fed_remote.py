@@ -11,7 +11,7 @@ import pytest
 from city_os.core.contexts import bundled_documents
 from city_os.core.request import RequestContext
 from city_os.errors import NgsiLdError
-from city_os.federation.remote import _parsed, remote_record
+from city_os.federation.remote import Reader, _parsed, remote_record
 from city_os.ngsild.jsonld import CORE_CONTEXT_URL, TermMap
 
 CTX = RequestContext("t", TermMap(CORE_CONTEXT_URL, bundled_documents()), "2030-01-01T00:00:00Z")
@@ -108,3 +108,33 @@ def test_source_times_kept_and_none_invented() -> None:
 
 def test_not_an_object() -> None:
     assert remote_record(CTX, ["urn:x"]) is None
+
+
+def test_one_reader_for_a_whole_answer() -> None:
+    """Names and types checked once per answer: a later entity with a bad member is still
+    refused, and every entity gets a record of its own."""
+    reader = Reader(CTX)
+    bodies = [
+        _entity(id=f"urn:ngsi-ld:Site:{n}", rank={"type": "Property", "value": n}) for n in range(3)
+    ]
+    bodies.append(_entity(observedAt={"type": "Property", "value": 1}))
+    records = [reader.record(b) for b in bodies]
+    assert [r.id if r else None for r in records] == [
+        "urn:ngsi-ld:Site:0",
+        "urn:ngsi-ld:Site:1",
+        "urn:ngsi-ld:Site:2",
+        None,
+    ]
+    assert records[0] is not None and records[1] is not None
+    assert records[0].types is not records[1].types
+    assert records[0] == _reference(bodies[0])
+
+
+@pytest.mark.parametrize(
+    "coordinates", [[180, 90], [-180.0, -90, 12.5], [181, 0], [0, 91], [True, 0], [1], [1, 2, 3, 4]]
+)
+def test_points_checked_like_the_parser(coordinates: list[Any]) -> None:
+    body = _entity(
+        location={"type": "GeoProperty", "value": {"type": "Point", "coordinates": coordinates}}
+    )
+    assert remote_record(CTX, body) == _reference(body)
