@@ -111,6 +111,15 @@ class RegistrationRepository:
             )
         return None if row is None else _row(row)
 
+    async def expired(self, schema: str) -> list[RegistrationRow]:
+        """The registrations whose expiresAt has passed (§5.9.2.4: to be deleted)."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM {schema}.csource_registrations"
+                " WHERE expires_at <= now() ORDER BY expires_at LIMIT 500"
+            )
+        return [_row(r) for r in rows]
+
     async def all(self, schema: str) -> list[RegistrationRow]:
         """Every registration of the tenant, in creation order (registrations are few: the
         query of §5.10.2 and the index filter them in process, with one evaluator)."""
