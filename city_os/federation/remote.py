@@ -161,7 +161,7 @@ def _plain_point(value: dict[str, Any]) -> bool:
         return False
     if not all(type(c) in _NUMBERS for c in coords):
         return False
-    return -180 <= coords[0] <= 180 and -90 <= coords[1] <= 90
+    return bool(-180 <= coords[0] <= 180 and -90 <= coords[1] <= 90)
 
 
 def _parsed(ctx: RequestContext, body: dict[str, Any]) -> EntityRecord:
