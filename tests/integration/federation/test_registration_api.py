@@ -3,6 +3,7 @@ retrieve, update, delete, every member round-tripped, each test in a tenant of i
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -223,3 +224,27 @@ async def test_delete(client: Client, tenant: str) -> None:
     await problem(resp, 404, "ResourceNotFound")
     resp = await client.delete(f"{REGS}/bad", headers={"NGSILD-Tenant": tenant})
     await problem(resp, 400, "BadRequestData")
+
+
+async def test_an_expired_registration_is_deleted(client: Client, tenant: str) -> None:
+    """§5.9.2.4: "implementations shall delete the Registration when this point in time is
+    reached" — 404 at once, and the sweep removes the row (the id can be registered again)."""
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rid = await create(client, tenant, registration(id="urn:reg:brief", expiresAt=soon))
+    headers = {"NGSILD-Tenant": tenant}
+
+    async def status() -> int:
+        resp = await client.get(f"{REGS}/{rid}", headers=headers)
+        return resp.status
+
+    async with asyncio.timeout(15):
+        while await status() != 404:
+            await asyncio.sleep(0.1)
+        # gone from the store too: the same id registers again once the sweep ran
+        while True:
+            resp = await client.post(REGS, json=registration(id=rid), headers=ld(tenant))
+            if resp.status == 201:
+                break
+            assert resp.status == 409, await resp.text()
+            await asyncio.sleep(0.1)
+    assert "expiresAt" not in await retrieve(client, tenant, rid)  # the new one
