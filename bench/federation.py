@@ -122,7 +122,7 @@ def run(dsn: str, pool: int = 8) -> Result:
     procs = [stack.start(stack.api_commands(1), env) for env in envs]
     try:
         for port, started in zip(ports, procs, strict=True):
-            stack.wait_http(port, "/ngsi-ld/v1/entities/urn:x:ready", started, timeout=120)
+            stack.wait_http(port, "/ngsi-ld/v1/entities/urn:x:ready", started, timeout=300)
         broker, sources = ports[0], ports[1:]
         total = SOURCES * PER_SOURCE
         print(f"  federation: loading {SOURCES} x {PER_SOURCE:,} and {total:,} on one broker...")

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
 
 from city_os.ngsild.entity import NULL_URI, VALUE_KEY
-from city_os.ngsild.representation import RenderOptions, TermCompactor, render_instance
+from city_os.ngsild.representation import (
+    RenderOptions,
+    TermCompactor,
+    instance_alive,
+    render_instance,
+)
 from city_os.store.postgres.entity_sql import _iso
 from city_os.store.postgres.temporal import InstanceFilter
 from city_os.temporal.params import SCOPE_IRI
@@ -150,7 +155,7 @@ def render_entity(
 ) -> dict[str, Any]:
     """The temporal representation (normalized or temporalValues) of one entity."""
     out = entity_head(head, tm, opts.sys_attrs)
-    for attr, datasets in _grouped(sorted(rows, key=lambda r: r["t"])).items():
+    for attr, datasets in _grouped(sorted(_live(rows), key=lambda r: r["t"])).items():
         name = tm.compact_attr(attr)
         if opts.format == "normalized":
             out[name] = [instance(r, tm, opts) for rs in datasets.values() for r in rs]
@@ -166,6 +171,23 @@ def render_entity(
             ]
             items.append(item)
         out[name] = items[0] if len(items) == 1 else items
+    return out
+
+
+def _live(rows: list[Row]) -> list[Row]:
+    """The rows but the instances of transient attributes that have expired: §5.2.5 makes
+    expiresAt the end of "the storage of the Property", so its history goes with it (as the
+    current state hides it, ngsild/representation). Only instances that carry expiresAt are
+    looked at; the durable rows pass with one key test."""
+    now: datetime | None = None
+    out = []
+    for row in rows:
+        inst = row["inst"]
+        if "expiresAt" in inst:
+            now = now or datetime.now(UTC)
+            if not instance_alive(inst, now):
+                continue
+        out.append(row)
     return out
 
 
