@@ -25,13 +25,14 @@ import aiohttp
 import asyncpg
 import orjson
 
-from bench import stack, validation
+from bench import guard, stack, validation
 from bench.kafka import empty_outbox, kafka_env, tansu_topic
 from bench.loadgen import post_batches
 from bench.notify import Sink, _indexed
 from bench.report import LABELS, TARGETS
 from bench.runner import Measured, Runner
 from bench.workload import BATCH_SIZE, PREFIX, UPDATED_ATTR, Scenario, entity_id
+from bench.write_cost import Breakdown, explain_writes, print_breakdowns
 
 TENANT = "bench-full"
 MODEL = validation.MODEL
@@ -49,6 +50,8 @@ class FullResults:
     backlog_after: dict[str, tuple[int, float]] = field(default_factory=dict)
     notified: int = 0  # notifications received from the start of the partial updates on
     updates: int = 0  # partial updates answered 204 (warm-up included)
+    writes: list[Breakdown] = field(default_factory=list)  # EXPLAIN ANALYZE of the statements
+    writes_load1: float = 0.0
 
 
 def _scenario(kind: str, created: int) -> Scenario:
@@ -117,6 +120,11 @@ async def _api(runner: Runner, dsn: str, res: FullResults) -> None:
                         await sink.wait_for(m.result.ops, 30)
                         res.notified = len(sink.got)
                     res.backlog_after[kind] = await empty_outbox(pool)
+                res.writes_load1 = guard.load1()
+                schema = await pool.fetchval(
+                    "SELECT schema_name FROM cityos.tenants WHERE name = $1", TENANT
+                )
+                res.writes = await explain_writes(dsn, schema, f"%{SEED}%", UPDATED_ATTR)
     finally:
         await pool.close()
         await sink.stop()
@@ -167,16 +175,18 @@ def print_results(res: FullResults) -> None:
         )
     for kind in KINDS:
         m = res.api[kind]
-        rate = m.result.rate()
+        per, unit = (BATCH_SIZE, "entity") if kind == "batch" else (1, "req")
+        rate = m.result.rate(per)
         c = m.cpu
         us = {k: 1e6 * v / rate if rate else 0.0 for k, v in c.items()}
         backlog, seconds = res.backlog_after.get(kind, (0, 0.0))
         print(
             f"    {kind:<9} CPU server {c.get('server', 0):.2f} cores ({us.get('server', 0):.0f}"
-            f" µs/req), postgres {c.get('postgres', 0):.2f} ({us.get('postgres', 0):.0f} µs/req),"
-            f" other {c.get('other', 0):.2f}; outbox backlog after {backlog}, empty "
+            f" µs/{unit}), postgres {c.get('postgres', 0):.2f} ({us.get('postgres', 0):.0f}"
+            f" µs/{unit}), other {c.get('other', 0):.2f}; outbox backlog after {backlog}, empty "
             f"{seconds:.1f} s later"
         )
+    print_breakdowns(res.writes, res.writes_load1)
     for kind in KINDS:
         if res.api[kind].profile:  # --profile: py-spy hot spots of the server
             print(f"    hot spots during {kind} (py-spy):")

@@ -102,6 +102,7 @@ from city_os.observability.metrics import (
 from city_os.registry.active import ActiveSchemas
 from city_os.registry.service import SchemaRegistry
 from city_os.runtime import tune_collector
+from city_os.snapshots import api as snapshots
 from city_os.store.postgres.auth_consent import ConsentRepository, DataSubjectRepository
 from city_os.store.postgres.auth_identities import IdentityRepository
 from city_os.store.postgres.auth_keys import ApiKeyRepository
@@ -453,7 +454,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.rate_limit > 0:
         limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst)
     guard = access_guard(authenticator, limiter, audit.note_refusal)
-    app = _base_app(settings, guard, route_rules)
+    app = _base_app(settings, guard, route_rules, snapshots.snapshot_scope)
     app[AUTHENTICATOR] = authenticator
     try:
         app[ISSUERS] = parse_issuers(settings.oidc_issuers)
@@ -472,6 +473,7 @@ def create_app(settings: Settings) -> web.Application:
             _subscriptions,
             federation_context(OUTBOUND),
             distributed_context(OUTBOUND),
+            snapshots.snapshots_context,
             _background,
             _relay,
             _notifier,
@@ -502,6 +504,7 @@ def create_app(settings: Settings) -> web.Application:
         subjects.routes,
         ops.routes,
         entitymaps.routes,
+        snapshots.routes,
         *ngsiv2.TABLES,
         docs.routes,
     )

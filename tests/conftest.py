@@ -70,6 +70,17 @@ async def _forget_earlier_runs() -> None:
                     "DELETE FROM cityos.migrations WHERE name = ANY($1::text[])",
                     ["tenant:" + s for s in chunk],
                 )
+        if await conn.fetchval("SELECT to_regclass('cityos.snapshots') IS NOT NULL"):
+            # the frozen copies of the test tenants' Snapshots (city_os/snapshots/)
+            for r in await conn.fetch(
+                "DELETE FROM cityos.snapshots WHERE tenant LIKE 'test-%' RETURNING schema_name"
+            ):
+                await conn.execute(
+                    f"DROP SCHEMA IF EXISTS {check_identifier(r['schema_name'])} CASCADE"
+                )
+                await conn.execute(
+                    "DELETE FROM cityos.migrations WHERE name = $1", "tenant:" + r["schema_name"]
+                )
         tables = ("value_indexes", "schema_types", "jsonld_contexts", "api_keys", "consents")
         notifier = ("subscription_timers", "notifications")
         for table in (*tables, *notifier, "access_log", "audit_log"):

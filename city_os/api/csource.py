@@ -1,6 +1,7 @@
 """Context source registrations (§5.9, §5.10, §6.8-6.9): /csourceRegistrations[/{id}].
 
-Layer: api/. Handlers parse the request, call RegistrationService and serialise. The query
+Layer: api/. The data-type resource handlers of api/resources.py, served by RegistrationService
+(a payload that is not an object is BadRequestData here). The query
 (§5.10.2) reads its selection from the parameters (``type``, ``id``, ``idPattern``, ``attrs``,
 ``q``, ``csf``, ``georel``/``geometry``/``coordinates``/``geoproperty``, ``timerel``/``timeAt``/
 ``endTimeAt``/``timeproperty``, ``scopeQ``) into a RegistrationFilter; its page carries
@@ -13,24 +14,12 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from city_os.api.http import (
-    JSON,
-    JSONLD,
-    body_context,
-    check_params,
-    csv_param,
-    negotiate,
-    option_set,
-    read_context,
-    read_json,
-    request_context,
-    respond,
-)
+from city_os.api.http import JSONLD, csv_param
 from city_os.api.keys import REGISTRATIONS
-from city_os.api.query import COUNT_HEADER, page_params
+from city_os.api.resources import Found, Resource, resource_routes
 from city_os.core.entities import RequestContext
 from city_os.core.query import Page
-from city_os.errors import BadRequestData, InvalidRequest
+from city_os.errors import BadRequestData
 from city_os.federation.registrations_query import RegistrationFilter, TimeFilter
 from city_os.ngsild.entity import check_entity_id, expand_attr_name, expand_type_name
 from city_os.ngsild.query.entity_selection import Names, Selection
@@ -39,7 +28,6 @@ from city_os.ngsild.query.q import parse_q
 from city_os.ngsild.query.scope import parse_scopeq
 from city_os.temporal.params import parse_temporal
 
-routes = web.RouteTableDef()
 PREFIX = "/ngsi-ld/v1"
 PATH = PREFIX + "/csourceRegistrations"
 QUERY_PARAMS = frozenset(
@@ -53,14 +41,6 @@ _LINK_SAFE = ":/.*-_~!$'()+;=@[]"
 # At least one of them (§5.10.2.3: "neither Entity types nor Attribute names" is a 400; ids,
 # idPatterns and the filters also select).
 _SELECTORS = ("type", "attrs", "id", "idPattern", "q", "csf", "georel", "scopeQ", "timerel")
-
-
-def _sys_attrs(request: web.Request) -> bool:
-    options = option_set(request)
-    unknown = options - {"sysAttrs"}
-    if unknown:
-        raise InvalidRequest(f"unknown options: {', '.join(sorted(unknown))}")
-    return bool(options)
 
 
 def _types(ctx: RequestContext, raw: str | None) -> list[str] | None:
@@ -118,10 +98,10 @@ def registration_filter(request: web.Request, ctx: RequestContext) -> Registrati
     )
 
 
-def _links(request: web.Request, page: Page, more: bool) -> list[str]:
+def _links(request: web.Request, page: Page, more: bool, media: str) -> list[str]:
     """prev/next links: the query's other parameters in their order, then limit and offset;
-    typed application/ld+json, as the examples of §5.5.9 (and the ETSI suite, 037_11) have
-    them whatever the response's own media type."""
+    typed ``media`` (application/ld+json, as the examples of §5.5.9 and the ETSI suite, 037_11,
+    have them whatever the response's own media type)."""
 
     def link(offset: int, rel: str) -> str:
         params = [(k, v) for k, v in request.query.items() if k not in ("offset", "limit")]
@@ -129,7 +109,7 @@ def _links(request: web.Request, page: Page, more: bool) -> list[str]:
         text = "&".join(
             f"{quote(k, safe=_LINK_SAFE)}={quote(v, safe=_LINK_SAFE)}" for k, v in params
         )
-        return f'<{request.path.rstrip("/")}?{text}>; rel="{rel}"; type="{JSONLD}"'
+        return f'<{request.path.rstrip("/")}?{text}>; rel="{rel}"; type="{media}"'
 
     links = []
     if page.limit and page.offset > 0:
@@ -139,60 +119,25 @@ def _links(request: web.Request, page: Page, more: bool) -> list[str]:
     return links
 
 
-@routes.post(PATH)
-async def create_registration(request: web.Request) -> web.Response:
-    check_params(request, frozenset())
-    payload = await read_json(request)
-    if not isinstance(payload, dict):
-        raise BadRequestData("the payload must be a JSON object (a ContextSourceRegistration)")
-    ctx = await request_context(request, body_context(request, payload))
-    rid = await request.app[REGISTRATIONS].create(ctx, payload)
-    return web.Response(status=201, headers={"Location": f"{PATH}/{quote(rid, safe=':/')}"})
-
-
-@routes.get(PATH)
-async def query_registrations(request: web.Request) -> web.Response:
-    check_params(request, QUERY_PARAMS)
-    media = negotiate(request, (JSON, JSONLD))
-    sys_attrs = _sys_attrs(request)
-    ctx = await read_context(request)
-    page = page_params(request)
+async def _query(request: web.Request, ctx: RequestContext, page: Page) -> Found:
     flt = registration_filter(request, ctx)
     service = request.app[REGISTRATIONS]
-    found, total, more = await service.query(ctx, flt, page.limit, page.offset, page.count)
-    body = [service.render(ctx, reg, sys_attrs) for reg in found]
-    headers = {COUNT_HEADER: str(total)} if total is not None else {}
-    response = respond(body, ctx, media, headers=headers)
-    for link in _links(request, page, more):
-        response.headers.add("Link", link)
-    return response
+    return await service.query(ctx, flt, page.limit, page.offset, page.count)
 
 
-@routes.get(PATH + "/{registrationId}")
-async def retrieve_registration(request: web.Request) -> web.Response:
-    check_params(request, frozenset({"options", "lang", "local"}))
-    media = negotiate(request, (JSON, JSONLD))
-    sys_attrs = _sys_attrs(request)
-    ctx = await read_context(request)
-    service = request.app[REGISTRATIONS]
-    row = await service.get(ctx, request.match_info["registrationId"])
-    return respond(service.render(ctx, row, sys_attrs), ctx, media)
-
-
-@routes.patch(PATH + "/{registrationId}")
-async def update_registration(request: web.Request) -> web.Response:
-    check_params(request, frozenset())
-    payload = await read_json(request)
-    if not isinstance(payload, dict):
-        raise BadRequestData("the payload must be a JSON object (a registration fragment)")
-    ctx = await request_context(request, body_context(request, payload))
-    await request.app[REGISTRATIONS].update(ctx, request.match_info["registrationId"], payload)
-    return web.Response(status=204)
-
-
-@routes.delete(PATH + "/{registrationId}")
-async def delete_registration(request: web.Request) -> web.Response:
-    check_params(request, frozenset())
-    ctx = await read_context(request)
-    await request.app[REGISTRATIONS].delete(ctx, request.match_info["registrationId"])
-    return web.Response(status=204)
+REGISTRATION = Resource(
+    path=PATH,
+    id_name="registrationId",
+    noun="registration",
+    nouns="registrations",
+    service=lambda request: request.app[REGISTRATIONS],
+    query=_query,
+    payload_error=BadRequestData,
+    payload_name="a ContextSourceRegistration",
+    fragment_name="a registration fragment",
+    query_params=QUERY_PARAMS,
+    retrieve_params=frozenset({"options", "lang", "local"}),
+    links=_links,
+    links_media=JSONLD,
+)
+routes = resource_routes(REGISTRATION, __name__)

@@ -5,6 +5,7 @@ Layer: api/. Each handler parses the request, calls EntityService and serialises
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +38,7 @@ from city_os.ngsild.merge import Outcome
 
 routes = web.RouteTableDef()
 PREFIX = "/ngsi-ld/v1"
+Local = Callable[[Any], Awaitable[Any]]  # the local write of a (possibly stripped) payload
 
 
 async def _payload(
@@ -63,6 +65,48 @@ def _outcome_response(ctx: RequestContext, outcome: Outcome) -> web.Response:
         },
         status=207,
     )
+
+
+# The three kinds of write below an entity: each is offered to the matching context sources
+# (federated_write) with the request's own method, and answers 207 when a source failed.
+async def _entity_write(
+    request: web.Request, ctx: RequestContext, operation: str, body: Any, local: Local
+) -> web.Response:
+    """A write of the whole entity (/entities/{entityId}): 204."""
+    entity_id = request.match_info["entityId"]
+    _, fw = await federated_write(request, ctx, operation, request.method, entity_id, body, local)
+    return written(fw, web.Response(status=204))
+
+
+async def _attrs_write(
+    request: web.Request, ctx: RequestContext, operation: str, body: Any, local: Local
+) -> web.Response:
+    """A write of several attributes (/entities/{entityId}/attrs): 204, or 207 naming the
+    attributes not updated."""
+    entity_id = request.match_info["entityId"]
+    outcome, fw = await federated_write(
+        request, ctx, operation, request.method, entity_id, body, local, path="/attrs"
+    )
+    return written(fw, _outcome_response(ctx, outcome or Outcome()))
+
+
+async def _attr_write(
+    request: web.Request, ctx: RequestContext, operation: str, body: Any, local: Local
+) -> web.Response:
+    """A write of one attribute (/entities/{entityId}/attrs/{attrId}): 204."""
+    info = request.match_info
+    _, fw = await federated_write(
+        request,
+        ctx,
+        operation,
+        request.method,
+        info["entityId"],
+        body,
+        local,
+        path="/attrs/" + quote(info["attrId"], safe=":"),
+        attr=expand_attr_name(ctx.terms, info["attrId"]),
+    )
+    return written(fw, web.Response(status=204))
 
 
 @routes.post(PREFIX + "/entities")
@@ -121,48 +165,32 @@ async def retrieve_entity(request: web.Request) -> web.Response:
 async def replace_entity(request: web.Request) -> web.Response:
     ctx, payload = await _payload(request)
     entity_id, service = request.match_info["entityId"], request.app[ENTITIES]
-    _, fw = await federated_write(
-        request,
-        ctx,
-        "replaceEntity",
-        "PUT",
-        entity_id,
-        payload,
-        lambda b: service.replace(ctx, entity_id, b),
+    return await _entity_write(
+        request, ctx, "replaceEntity", payload, lambda b: service.replace(ctx, entity_id, b)
     )
-    return written(fw, web.Response(status=204))
 
 
 @routes.patch(PREFIX + "/entities/{entityId}")
 async def merge_entity(request: web.Request) -> web.Response:
     ctx, payload = await _payload(request, merge_patch=True)
     entity_id, service = request.match_info["entityId"], request.app[ENTITIES]
-    _, fw = await federated_write(
-        request,
-        ctx,
-        "mergeEntity",
-        "PATCH",
-        entity_id,
-        payload,
-        lambda b: service.merge(ctx, entity_id, b),
+    return await _entity_write(
+        request, ctx, "mergeEntity", payload, lambda b: service.merge(ctx, entity_id, b)
     )
-    return written(fw, web.Response(status=204))
 
 
 @routes.delete(PREFIX + "/entities/{entityId}")
 async def delete_entity(request: web.Request) -> web.Response:
     ctx = await read_context(request)
     entity_id, service = request.match_info["entityId"], request.app[ENTITIES]
-    _, fw = await federated_write(
+    type_filter = request.query.get("type")
+    return await _entity_write(
         request,
         ctx,
         "deleteEntity",
-        "DELETE",
-        entity_id,
         None,
-        lambda _: service.delete(ctx, entity_id, type_filter=request.query.get("type")),
+        lambda _: service.delete(ctx, entity_id, type_filter=type_filter),
     )
-    return written(fw, web.Response(status=204))
 
 
 @routes.post(PREFIX + "/entities/{entityId}/attrs")
@@ -170,74 +198,59 @@ async def append_attrs(request: web.Request) -> web.Response:
     ctx, payload = await _payload(request)
     overwrite = "noOverwrite" not in option_set(request)
     entity_id, service = request.match_info["entityId"], request.app[ENTITIES]
-    outcome, fw = await federated_write(
+    type_filter = request.query.get("type")
+    return await _attrs_write(
         request,
         ctx,
         "appendAttrs",
-        "POST",
-        entity_id,
         payload,
         lambda b: service.append_attrs(
-            ctx, entity_id, b, overwrite=overwrite, type_filter=request.query.get("type")
+            ctx, entity_id, b, overwrite=overwrite, type_filter=type_filter
         ),
-        path="/attrs",
     )
-    return written(fw, _outcome_response(ctx, outcome or Outcome()))
 
 
 @routes.patch(PREFIX + "/entities/{entityId}/attrs")
 async def update_attrs(request: web.Request) -> web.Response:
     ctx, payload = await _payload(request)
     entity_id, service = request.match_info["entityId"], request.app[ENTITIES]
-    outcome, fw = await federated_write(
+    type_filter = request.query.get("type")
+    return await _attrs_write(
         request,
         ctx,
         "updateAttrs",
-        "PATCH",
-        entity_id,
         payload,
-        lambda b: service.update_attrs(ctx, entity_id, b, type_filter=request.query.get("type")),
-        path="/attrs",
+        lambda b: service.update_attrs(ctx, entity_id, b, type_filter=type_filter),
     )
-    return written(fw, _outcome_response(ctx, outcome or Outcome()))
 
 
 @routes.patch(PREFIX + "/entities/{entityId}/attrs/{attrId}")
 async def partial_update(request: web.Request) -> web.Response:
     ctx, payload = await _payload(request)
     info, service = request.match_info, request.app[ENTITIES]
-    _, fw = await federated_write(
+    type_filter = request.query.get("type")
+    return await _attr_write(
         request,
         ctx,
         "updateAttrs",
-        "PATCH",
-        info["entityId"],
         payload,
         lambda b: service.partial_update(
-            ctx, info["entityId"], info["attrId"], b, type_filter=request.query.get("type")
+            ctx, info["entityId"], info["attrId"], b, type_filter=type_filter
         ),
-        path="/attrs/" + quote(info["attrId"], safe=":"),
-        attr=expand_attr_name(ctx.terms, info["attrId"]),
     )
-    return written(fw, web.Response(status=204))
 
 
 @routes.put(PREFIX + "/entities/{entityId}/attrs/{attrId}")
 async def replace_attr(request: web.Request) -> web.Response:
     ctx, payload = await _payload(request)
     info, service = request.match_info, request.app[ENTITIES]
-    _, fw = await federated_write(
+    return await _attr_write(
         request,
         ctx,
         "replaceAttrs",
-        "PUT",
-        info["entityId"],
         payload,
         lambda b: service.replace_attr(ctx, info["entityId"], info["attrId"], b),
-        path="/attrs/" + quote(info["attrId"], safe=":"),
-        attr=expand_attr_name(ctx.terms, info["attrId"]),
     )
-    return written(fw, web.Response(status=204))
 
 
 @routes.delete(PREFIX + "/entities/{entityId}/attrs/{attrId}")
@@ -248,12 +261,10 @@ async def delete_attr(request: web.Request) -> web.Response:
     if delete_all not in ("true", "false"):
         raise BadRequestData("deleteAll must be true or false")
     service = request.app[ENTITIES]
-    _, fw = await federated_write(
+    return await _attr_write(
         request,
         ctx,
         "deleteAttrs",
-        "DELETE",
-        info["entityId"],
         None,
         lambda _: service.delete_attr(
             ctx,
@@ -263,7 +274,4 @@ async def delete_attr(request: web.Request) -> web.Response:
             delete_all == "true",
             type_filter=request.query.get("type"),
         ),
-        path="/attrs/" + quote(info["attrId"], safe=":"),
-        attr=expand_attr_name(ctx.terms, info["attrId"]),
     )
-    return written(fw, web.Response(status=204))

@@ -229,6 +229,11 @@ def _body_query(ctx: RequestContext, body: dict[str, Any]) -> EntityQuery:
     )
 
 
+def query_of_body(ctx: RequestContext, body: dict[str, Any]) -> EntityQuery:
+    """The selection of a Query data type (also of each snapshotQueries item, snapshots/)."""
+    return _body_query(ctx, body)
+
+
 def _body_options(ctx: RequestContext, opts: RenderOptions, body: dict[str, Any]) -> RenderOptions:
     def projection(key: str) -> str | None:
         raw = body.get(key)

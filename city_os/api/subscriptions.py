@@ -1,102 +1,55 @@
 """Subscription resources (§5.8, §6.10-6.11): /subscriptions and /subscriptions/{subscriptionId}.
 
-Layer: api/. Handlers parse the request, call SubscriptionService and serialise; the page of a
-query carries ``NGSILD-Results-Count`` (``count=true``) and prev/next ``Link`` headers (§5.5.9).
+Layer: api/. The data-type resource handlers of api/resources.py, served by SubscriptionService;
+the page of a query carries ``NGSILD-Results-Count`` (``count=true``) and prev/next ``Link``
+headers (§5.5.9) typed as the response.
 """
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from aiohttp import web
 
-from city_os.api.http import (
-    JSON,
-    JSONLD,
-    body_context,
-    check_params,
-    negotiate,
-    option_set,
-    read_context,
-    read_json,
-    request_context,
-    respond,
-)
 from city_os.api.keys import SUBSCRIPTIONS
-from city_os.api.query import COUNT_HEADER, page_params, pagination_links
+from city_os.api.resources import Found, Query, Resource, resource_routes
+from city_os.core.entities import RequestContext
+from city_os.core.query import Page
+from city_os.core.subscriptions import SubscriptionService
 from city_os.errors import InvalidRequest
 from city_os.ngsild.versions import preferred_version
 
-routes = web.RouteTableDef()
 PREFIX = "/ngsi-ld/v1"
-_QUERY_PARAMS = frozenset({"limit", "offset", "count", "options"})
 
 
-def _sys_attrs(request: web.Request) -> bool:
-    options = option_set(request)
-    unknown = options - {"sysAttrs"}
-    if unknown:
-        raise InvalidRequest(f"unknown options: {', '.join(sorted(unknown))}")
-    return bool(options)
+def paged(key: web.AppKey[SubscriptionService]) -> Query:
+    """The query of a kind of subscription: a page of them (no selection)."""
+
+    async def query(request: web.Request, ctx: RequestContext, page: Page) -> Found:
+        return await request.app[key].query(ctx, page.limit, page.offset, page.count)
+
+    return query
 
 
-@routes.post(PREFIX + "/subscriptions")
-async def create_subscription(request: web.Request) -> web.Response:
-    check_params(request, frozenset())
-    payload = await read_json(request)
-    if not isinstance(payload, dict):
-        raise InvalidRequest("the payload must be a JSON object (a Subscription)")
-    ctx = await request_context(request, body_context(request, payload))
-    sid = await request.app[SUBSCRIPTIONS].create(ctx, payload)
-    location = f"{PREFIX}/subscriptions/{quote(sid, safe=':/')}"
-    return web.Response(status=201, headers={"Location": location})
-
-
-@routes.get(PREFIX + "/subscriptions")
-async def query_subscriptions(request: web.Request) -> web.Response:
-    check_params(request, _QUERY_PARAMS)
-    media = negotiate(request, (JSON, JSONLD))
-    sys_attrs = _sys_attrs(request)
-    ctx = await read_context(request)
-    page = page_params(request)
-    service = request.app[SUBSCRIPTIONS]
-    rows, total, more = await service.query(ctx, page.limit, page.offset, page.count)
-    body = [service.render(ctx, row, sys_attrs) for row in rows]
-    headers = {COUNT_HEADER: str(total)} if total is not None else {}
-    response = respond(body, ctx, media, headers=headers)
-    for link in pagination_links(request, page, more, media):
-        response.headers.add("Link", link)
-    return response
-
-
-@routes.get(PREFIX + "/subscriptions/{subscriptionId}")
-async def retrieve_subscription(request: web.Request) -> web.Response:
-    check_params(request, frozenset({"options"}))
-    media = negotiate(request, (JSON, JSONLD))  # 406 before any lookup
-    sys_attrs = _sys_attrs(request)
-    ctx = await read_context(request)
-    service = request.app[SUBSCRIPTIONS]
-    row = await service.get(ctx, request.match_info["subscriptionId"])
-    headers = {}
+def _retrieve_headers(request: web.Request) -> dict[str, str]:
     version = preferred_version(request.headers.get("Prefer"))
-    if version is not None:
-        # A Subscription has no fallbacks between versions (§4.3.6.8): shown as it is.
-        headers["Preference-Applied"] = f"ngsi-ld={version[0]}.{version[1]}"
-    return respond(service.render(ctx, row, sys_attrs), ctx, media, headers=headers)
+    if version is None:
+        return {}
+    # A Subscription has no fallbacks between versions (§4.3.6.8): shown as it is.
+    return {"Preference-Applied": f"ngsi-ld={version[0]}.{version[1]}"}
 
 
-@routes.patch(PREFIX + "/subscriptions/{subscriptionId}")
-async def update_subscription(request: web.Request) -> web.Response:
-    payload = await read_json(request)
-    if not isinstance(payload, dict):
-        raise InvalidRequest("the payload must be a JSON object (a Subscription fragment)")
-    ctx = await request_context(request, body_context(request, payload))
-    await request.app[SUBSCRIPTIONS].update(ctx, request.match_info["subscriptionId"], payload)
-    return web.Response(status=204)
-
-
-@routes.delete(PREFIX + "/subscriptions/{subscriptionId}")
-async def delete_subscription(request: web.Request) -> web.Response:
-    ctx = await read_context(request)
-    await request.app[SUBSCRIPTIONS].delete(ctx, request.match_info["subscriptionId"])
-    return web.Response(status=204)
+SUBSCRIPTION = Resource(
+    path=PREFIX + "/subscriptions",
+    id_name="subscriptionId",
+    noun="subscription",
+    nouns="subscriptions",
+    service=lambda request: request.app[SUBSCRIPTIONS],
+    query=paged(SUBSCRIPTIONS),
+    payload_error=InvalidRequest,
+    payload_name="a Subscription",
+    fragment_name="a Subscription fragment",
+    query_params=frozenset({"limit", "offset", "count", "options"}),
+    retrieve_params=frozenset({"options"}),
+    retrieve_headers=_retrieve_headers,
+    check_write_params=False,
+)
+routes = resource_routes(SUBSCRIPTION, __name__)

@@ -5,7 +5,7 @@ Layer: auth/ (service; no aiohttp, no SQL text). core/ calls it where the entity
 * ``check`` before a read or a change of a stored entity: an entity the caller may not read is
   404 (ids do not leak), one it may read but not change is 403 AccessDenied;
 * ``check_new`` for the state a create (or a change of types/scopes) would store;
-* ``after_insert`` gives the creator ``own`` on what it created, in the create's transaction;
+* ``owner_grant`` gives the creator ``own`` on what it creates, in the create's statement;
 * ``scope`` is the caller's readable (or deletable) scope, for queries and discovery to AND
   into their SQL; ``log_page`` writes the consent reads of a page to the access log.
 
@@ -43,9 +43,8 @@ from city_os.auth.subscribers import owner_key
 from city_os.core.request import RequestContext
 from city_os.errors import AccessDenied, NgsiLdError, ResourceNotFound
 from city_os.ngsild.representation import EntityRecord
-from city_os.store.postgres.auth_access import Grants, grant_owner, grants
+from city_os.store.postgres.auth_access import Grants, OwnerGrant, grants
 from city_os.store.postgres.auth_log import AccessEntry
-from city_os.store.postgres.entities import AfterInsert
 from city_os.store.postgres.query import Visible
 
 log = logging.getLogger("city_os.access")
@@ -204,22 +203,16 @@ class EntityAccess:
                 **extra,
             )
 
-    def after_insert(self, ctx: RequestContext, schema: str) -> AfterInsert | None:
-        """The creator's ``own`` grant, to run in the create's transaction (None: no grant,
-        e.g. authentication off, or an admin, who owns the whole tenant anyway)."""
+    def owner_grant(self, ctx: RequestContext) -> OwnerGrant | None:
+        """The creator's ``own`` grant, for the create's insert statement to write (None: no
+        grant, e.g. authentication off, or an admin, who owns the whole tenant anyway)."""
         principal = restricted(ctx)
         if principal is None or "admin" in principal.roles_in(ctx.tenant):
             return None
         key = owner_key(principal)
         if key is None:
             return None
-        actor = principal.actor["cityosactor"]
-        tenant = ctx.tenant
-
-        async def grant(conn: asyncpg.Connection, ids: set[str]) -> None:
-            await grant_owner(conn, schema, tenant, sorted(ids), key, actor)
-
-        return grant
+        return OwnerGrant(ctx.tenant, key, principal.actor["cityosactor"])
 
     # -- many entities ---------------------------------------------------------------------
 

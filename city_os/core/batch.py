@@ -154,7 +154,7 @@ class BatchOperations:
                 ],
                 reaps=await self._reaps(ctx, schema, list(records)),
                 strict=False,  # an id that exists is an answer (AlreadyExists), not a conflict
-                after_insert=service.access.after_insert(ctx, schema) if service.access else None,
+                owner=service.access.owner_grant(ctx) if service.access else None,
             )
             outcome = await self._store(result, schema, writes, records)
             if outcome.committed:
@@ -226,7 +226,7 @@ class BatchOperations:
             new_ids = [i for i in pending if i not in existing]
             writes = BatchWrites(reaps=await self._reaps(ctx, schema, new_ids))
             if service.access is not None:
-                writes.after_insert = service.access.after_insert(ctx, schema)
+                writes.owner = service.access.owner_grant(ctx)
             olds = [existing[i].record for i in pending if i in existing]
             news = [service.new_record(pending[i], ctx.now) for i in new_ids]
             refused = await self._refused(ctx, schema, Operation.UPDATE, olds)

@@ -180,7 +180,7 @@ class EntityService:
         grant = None
         if self.access is not None:
             await self.access.check_new(ctx, Operation.CREATE, record)
-            grant = self.access.after_insert(ctx, schema)
+            grant = self.access.owner_grant(ctx)
         await self.admit(schema, ctx, record)
         write = Write(record, self.event("created", ctx, None, record))
         done = await self.repo.insert(schema, [write], grant)

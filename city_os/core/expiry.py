@@ -21,7 +21,7 @@ BATCH = 500
 
 
 @functools.cache
-def _core_terms() -> TermMap:
+def core_terms() -> TermMap:
     """Expiry events need no user @context: they carry expanded IRIs."""
     return TermMap(CORE_CONTEXT_URL, bundled_documents())
 
@@ -33,7 +33,7 @@ async def sweep_once(service: EntityService) -> int:
             expired = await service.repo.expired(schema, BATCH)
             if not expired:
                 break
-            ctx = RequestContext(tenant=tenant, terms=_core_terms(), now=now_iso())
+            ctx = RequestContext(tenant=tenant, terms=core_terms(), now=now_iso())
             done = await service.delete_many(ctx, schema, [s.record.id for s in expired], "expired")
             removed += len(done)
             if len(expired) < BATCH:

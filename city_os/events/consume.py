@@ -34,7 +34,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.conn import CloseReason
 
-from city_os.events.model import EVENT_TYPE_PREFIX
+from city_os.events.model import EVENT_TYPE_PREFIX, event_changes
 
 log = logging.getLogger(__name__)
 DEFAULT_TOPIC = "cityos.entity-changes"
@@ -156,7 +156,8 @@ class ChangeEvent:
     tenant: str
     entity_id: str
     types: list[str]  # expanded type IRIs
-    changes: dict[str, dict[str, Any]]  # attribute IRI → {"previous": [...]|None, "new": ...}
+    # attribute IRI → {"previous": [...]|None, "new": ...}; of a created event: every attribute
+    changes: dict[str, dict[str, Any]]
     entity: dict[str, Any] | None  # the entity after the change; None once deleted
     time: str
     envelope: dict[str, Any]
@@ -168,13 +169,14 @@ class ChangeEvent:
     @classmethod
     def from_envelope(cls, envelope: dict[str, Any]) -> ChangeEvent:
         data = envelope["data"]
+        kind = envelope["type"].removeprefix(EVENT_TYPE_PREFIX)
         return cls(
             id=envelope["id"],
-            kind=envelope["type"].removeprefix(EVENT_TYPE_PREFIX),
+            kind=kind,
             tenant=data["tenant"],
             entity_id=data["entityId"],
             types=list(data["types"]),
-            changes=data.get("changes", {}),
+            changes=event_changes(data, kind),
             entity=data.get("entity"),
             time=envelope["time"],
             envelope=envelope,

@@ -12,7 +12,11 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import quote
 
-EVENT_VERSION = "1"
+EVENT_VERSION = "1"  # of subscription and registration change events
+# Of entity change events. 2: a created event has no ``data.changes`` (it repeated the whole
+# entity, doubling what every create wrote to the outbox, WAL and Kafka): every attribute of
+# ``data.entity`` is new. ``consume.ChangeEvent`` gives consumers the same ``changes`` either way.
+ENTITY_EVENT_VERSION = "2"
 EVENT_TYPE_PREFIX = "jp.city-os.entity."
 ChangeKind = Literal["created", "updated", "replaced", "deleted", "expired", "purged"]
 # Kinds after which the entity is gone: a claim check of theirs has no dataref.
@@ -37,17 +41,15 @@ def change_event(
     purged) the caller passes the entity before, and only its system members are kept, as
     ``data.previous`` (a notification of a deleted entity shows them), ``data.entity`` is null.
     ``actor``: the extension attributes naming who made the change (``cityosactor``,
-    ``cityosclient``; ``Principal.actor``).
+    ``cityosclient``; ``Principal.actor``). A created event carries no ``changes`` (every
+    attribute of ``entity`` is new; ``created_changes`` derives them).
     """
     event_id = str(uuid.uuid4())
     event_type = EVENT_TYPE_PREFIX + kind
-    data: dict[str, Any] = {
-        "tenant": tenant,
-        "entityId": entity_id,
-        "types": types,
-        "changes": changes,
-        "entity": entity,
-    }
+    data: dict[str, Any] = {"tenant": tenant, "entityId": entity_id, "types": types}
+    if kind != "created":
+        data["changes"] = changes
+    data["entity"] = entity
     if kind in _GONE and entity is not None:
         data["previous"] = {k: entity.get(k) for k in ("createdAt", "modifiedAt", "scopes")}
         data["entity"] = None
@@ -59,7 +61,7 @@ def change_event(
         "subject": entity_id,
         "time": time,
         "datacontenttype": "application/json",
-        "cityosversion": EVENT_VERSION,
+        "cityosversion": ENTITY_EVENT_VERSION,
         **(actor or {}),
         "data": data,
     }
@@ -89,6 +91,20 @@ def attribute_changes(
     return out
 
 
+def created_changes(entity: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The ``changes`` a created event leaves out: every attribute of the new entity."""
+    attrs = entity.get("attrs") if entity else None
+    return {iri: {"previous": None, "new": new} for iri, new in (attrs or {}).items()}
+
+
+def event_changes(data: Mapping[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    """``data.changes`` of an entity event of ``kind``, derived for a created one."""
+    changes = data.get("changes")
+    if changes is None and kind == "created" and "omitted" not in data:
+        return created_changes(data.get("entity"))
+    return changes or {}
+
+
 def claim_check(envelope: dict[str, Any], base_url: str) -> dict[str, Any]:
     """The event without its bulky data, for a change too large to publish whole.
 
@@ -110,7 +126,7 @@ def claim_check(envelope: dict[str, Any], base_url: str) -> dict[str, Any]:
         "tenant": data["tenant"],
         "entityId": data["entityId"],
         "types": data["types"],
-        "omitted": ["changes", "entity"],
+        "omitted": [key for key in ("changes", "entity") if key in data],
     }
     return out
 

@@ -30,12 +30,12 @@ from city_os.federation.client import INVALID_PAYLOAD, SourceAnswer, SourceClien
 from city_os.federation.distributed_request import (
     Source,
     outbound,
-    remote_record,
     split_entities,
 )
 from city_os.federation.index import RegistrationIndex
 from city_os.federation.merge import Fragment, group_by_id, merge_entity
 from city_os.federation.model import Registration
+from city_os.federation.remote import Reader
 from city_os.federation.via import Hops, LoopDetected
 from city_os.ngsild.representation import EntityRecord
 
@@ -231,8 +231,9 @@ class Federation:
             ctx.warnings.append(_bad(answer, "the answer is not an entity or an entity array"))
             return []
         out: list[Fragment] = []
+        reader = Reader(ctx)
         for body in bodies:
-            record = remote_record(ctx, body)
+            record = reader.record(body)
             if record is None:
                 ctx.warnings.append(_bad(answer, "an answered entity is not valid NGSI-LD"))
                 continue

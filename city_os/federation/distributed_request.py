@@ -6,7 +6,7 @@ Layer: federation/ (pure: no I/O). A source is asked in the first way its regist
 entity ids it names, ``attrs`` cut to its registered attributes; ``local=true`` when the
 registration is ``localOnly`` (§4.3.6.4: the source must not cascade). With
 ``splitEntities=true`` the filters (q, scopeQ) stay home and are applied to the merged
-entities (§5.7.2.4). Answers are parsed with the request's @context into stored-form records.
+entities (§5.7.2.4). Answers are read by federation/remote.py.
 """
 
 from __future__ import annotations
@@ -16,12 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from city_os.core.request import RequestContext
-from city_os.errors import NgsiLdError
 from city_os.federation.client import link_header
 from city_os.federation.merge import Origin
 from city_os.federation.model import Registration
-from city_os.ngsild.entity import parse_entity
-from city_os.ngsild.representation import EntityRecord
 
 # Query parameters that are the broker's own business and never forwarded as the client sent
 # them (paging and output are redone here; local/csf chose the sources).
@@ -211,37 +208,3 @@ def _quote(entity_id: str) -> str:
     from urllib.parse import quote
 
     return quote(entity_id, safe=":")
-
-
-def remote_record(ctx: RequestContext, body: Any) -> EntityRecord | None:
-    """An entity answered by a source (normalized or concise, compacted with the request's
-    @context) as a stored-form record; system timestamps only where the source sent them."""
-    if not isinstance(body, dict):
-        return None
-    try:
-        parsed = parse_entity(body, ctx.terms, ctx.now, limits=ctx.limits)
-    except NgsiLdError:
-        return None
-    attrs = {}
-    for iri, instances in parsed.attrs.items():
-        raw = body.get(ctx.terms.compact_attr(iri))
-        raws = raw if isinstance(raw, list) else [raw]
-        attrs[iri] = [_with_source_times(i, r) for i, r in zip(instances, raws, strict=False)]
-    return EntityRecord(
-        parsed.id,
-        parsed.types,
-        attrs,
-        parsed.scopes,
-        str(body.get("createdAt", "")),
-        str(body.get("modifiedAt", "")),
-        parsed.expires_at,
-    )
-
-
-def _with_source_times(instance: dict[str, Any], raw: Any) -> dict[str, Any]:
-    kept = {k: v for k, v in instance.items() if k not in ("createdAt", "modifiedAt")}
-    if isinstance(raw, dict):
-        for member in ("createdAt", "modifiedAt"):
-            if isinstance(raw.get(member), str):
-                kept[member] = raw[member]
-    return kept

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from city_os.core.entities import EntityService, RequestContext
+from city_os.core.expiry import core_terms
 from city_os.errors import AlreadyExists, BadRequestData, NgsiLdError, ResourceNotFound
 from city_os.federation.events import RegistrationChange, registration_event
 from city_os.federation.model import Doc, Registration
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 ID_PREFIX = "urn:ngsi-ld:ContextSourceRegistration:"
 MAX_RETRIES = 20
 Hook = Callable[[str, str], Awaitable[None]]  # (tenant, registration id) after a commit
+
+
+def _expired(row: RegistrationRow, now: str) -> bool:
+    return row.expires_at is not None and parse_datetime(row.expires_at) <= parse_datetime(now)
 
 
 def _conflict(detail: str) -> AlreadyExists:
@@ -170,7 +175,9 @@ class RegistrationService:
         self._check_id(rid)
         schema = await self.tenants.schema(ctx.tenant, create=False)
         row = await self.repo.get(schema, rid)
-        if row is None:
+        if row is None or _expired(row, ctx.now):
+            # §5.9.2.4: a registration is deleted when its expiresAt is reached (the sweep,
+            # ``sweep_expired``, removes it for real within a second).
             raise ResourceNotFound(f"registration {rid} not found")
         return row
 
@@ -223,6 +230,19 @@ class RegistrationService:
                 await self._changed(ctx.tenant, rid)
                 return
         raise NgsiLdError(f"registration {rid} is changing too often to update it; try again")
+
+    async def sweep_expired(self, tenant: str, schema: str, now: str) -> int:
+        """Delete the registrations of one tenant whose expiresAt has passed (§5.9.2.4), each
+        with its ``deleted`` change event (the index and csourceSubscriptions see it like any
+        delete); returns how many went."""
+        removed = 0
+        for row in await self.repo.expired(schema):
+            ctx = RequestContext(tenant=tenant, terms=core_terms(), now=now)
+            event = self._event("deleted", ctx, row.id, None, row.doc)
+            if await self.repo.delete(schema, tenant, row.id, event):
+                removed += 1
+                await self._changed(tenant, row.id)
+        return removed
 
     async def delete(self, ctx: RequestContext, rid: str) -> None:
         self._check_id(rid)

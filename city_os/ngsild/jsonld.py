@@ -262,8 +262,23 @@ class TermMap:
         except KeyError:
             pass
         result = self._compact(iri, value=_ATTRIBUTE_NODE)
+        if ":" in result and iri.startswith(NGSI_LD):
+            result = self._core_term(iri) or result
         _remember(self._attr_compacted, iri, result)
         return result
+
+    def _core_term(self, iri: str) -> str | None:
+        """The plain term of a core IRI whose core definition carries a type coercion, for an
+        attribute named like a core member (ETSI 422_08_01: an attribute called ``vocab``).
+        pyld's term selection skips such a term for an attribute node (the coercion does not
+        fit the value) and gives ``ngsi-ld:hasVocab``; the client wrote ``vocab``, and that
+        name expands back to the same IRI, so it is the name the attribute goes out under."""
+        terms = sorted(
+            term
+            for term, definition in self._active.get("mappings", {}).items()
+            if definition and definition.get("@id") == iri and ":" not in term
+        )
+        return min(terms, key=len) if terms else None
 
     def compact_type(self, iri: str) -> str:
         """The name pyld's compaction gives a type IRI (an ``@type`` value)."""

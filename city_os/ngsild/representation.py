@@ -73,7 +73,7 @@ def render(record: EntityRecord, tm: TermCompactor, opts: RenderOptions) -> dict
         if _has_member(instances, "expiresAt"):
             # Transient attribute instances (§4.22) vanish once expired.
             now = now or datetime.now(UTC)
-            instances = [i for i in instances if _alive(i, now)]
+            instances = [i for i in instances if instance_alive(i, now)]
             if not instances:
                 continue
         name = tm.compact_attr(iri)
@@ -105,7 +105,9 @@ def _has_member(instances: list[Instance], member: str) -> bool:
     return False
 
 
-def _alive(inst: Instance, now: datetime) -> bool:
+def instance_alive(inst: Instance, now: datetime) -> bool:
+    """Whether a transient attribute instance (§4.22, its own ``expiresAt``) is still alive;
+    an instance without expiresAt always is."""
     expires = inst.get("expiresAt")
     if not isinstance(expires, str):
         return True

@@ -55,6 +55,9 @@ def record_of(entity: dict[str, Any]) -> EntityRecord:
     )
 
 
+_NONE: frozenset[str] = frozenset()
+
+
 def _facts(changes: dict[str, dict[str, Any]]) -> tuple[Any, ...]:
     created: set[str] = set()
     updated: set[str] = set()
@@ -84,9 +87,12 @@ def change_of(envelope: dict[str, Any]) -> Change | None:
     if not kind.startswith(EVENT_TYPE_PREFIX):
         return None
     data = envelope["data"]
-    changes = data.get("changes") or {}
-    created, updated, deleted, before, removed = _facts(changes)
     entity = data.get("entity")
+    if "changes" in data or kind != EVENT_TYPE_PREFIX + "created":
+        created, updated, deleted, before, removed = _facts(data.get("changes") or {})
+    else:  # a created event has no changes (events 2): every attribute is new
+        created, updated, deleted = frozenset((entity or {}).get("attrs") or ()), _NONE, _NONE
+        before, removed = {}, {}
     time = envelope["time"]
     return Change(
         event_id=envelope["id"],

@@ -12,9 +12,10 @@ from city_os.federation import openapi as federation
 from city_os.ngsiv2 import openapi as ngsiv2
 from city_os.openapi import cityos, ngsild
 from city_os.openapi.declare import Paths
+from city_os.snapshots import openapi as snapshots
 from city_os.temporal import openapi as temporal
 
 TABLES: tuple[Paths, ...] = (
     *ngsild.TABLES, *temporal.TABLES, *federation.TABLES, *entitymaps.TABLES,
-    *ngsiv2.TABLES, *cityos.TABLES
+    *ngsiv2.TABLES, *snapshots.TABLES, *cityos.TABLES
 )  # fmt: skip

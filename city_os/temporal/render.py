@@ -10,13 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, Literal
 
 import orjson
 
 from city_os.ngsild.entity import NULL_URI, VALUE_KEY
-from city_os.ngsild.representation import RenderOptions, TermCompactor, render_instance
+from city_os.ngsild.representation import (
+    RenderOptions,
+    TermCompactor,
+    instance_alive,
+    render_instance,
+)
 from city_os.store.postgres.entity_sql import _iso
 from city_os.store.postgres.temporal import InstanceFilter
 from city_os.temporal.params import SCOPE_IRI
@@ -60,8 +66,8 @@ def project(body: dict[str, Any], opts: TemporalOptions) -> dict[str, Any]:
     return body
 
 
-def iso(value: datetime | None) -> str | None:
-    return _iso(value)
+iso = _iso
+_BY_T = itemgetter("t")
 
 
 def entity_head(row: Row, tm: TermCompactor, sys_attrs: bool) -> dict[str, Any]:
@@ -84,9 +90,17 @@ def instance(row: Row, tm: TermCompactor, opts: TemporalOptions) -> dict[str, An
     kind = inst.get("type", "Property")
     if row["deleted_at"] is None and kind == "Property" and len(inst) == 2 and "value" in inst:
         # The common case (a sensor reading): what render_instance gives, without the walk.
+        observed = row["observed_at"]
+        if observed is not None and not opts.sys_attrs:
+            return {
+                "type": "Property",
+                "value": inst["value"],
+                "observedAt": _iso(observed),
+                "instanceId": INSTANCE_PREFIX + str(row["instance_id"]),
+            }
         out: dict[str, Any] = {"type": "Property", "value": inst["value"]}
-        if row["observed_at"] is not None:
-            out["observedAt"] = iso(row["observed_at"])
+        if observed is not None:
+            out["observedAt"] = _iso(observed)
     elif row["deleted_at"] is not None:
         out = {"type": kind, VALUE_KEY.get(kind, "value"): deleted_value(kind, row["attr"])}
         if "datasetId" in inst:
@@ -150,7 +164,7 @@ def render_entity(
 ) -> dict[str, Any]:
     """The temporal representation (normalized or temporalValues) of one entity."""
     out = entity_head(head, tm, opts.sys_attrs)
-    for attr, datasets in _grouped(sorted(rows, key=lambda r: r["t"])).items():
+    for attr, datasets in _grouped(sorted(_live(rows), key=_BY_T)).items():
         name = tm.compact_attr(attr)
         if opts.format == "normalized":
             out[name] = [instance(r, tm, opts) for rs in datasets.values() for r in rs]
@@ -166,6 +180,23 @@ def render_entity(
             ]
             items.append(item)
         out[name] = items[0] if len(items) == 1 else items
+    return out
+
+
+def _live(rows: list[Row]) -> list[Row]:
+    """The rows but the instances of transient attributes that have expired: §5.2.5 makes
+    expiresAt the end of "the storage of the Property", so its history goes with it (as the
+    current state hides it, ngsild/representation). Only instances that carry expiresAt are
+    looked at; the durable rows pass with one key test."""
+    now: datetime | None = None
+    out = []
+    for row in rows:
+        inst = row["inst"]
+        if "expiresAt" in inst:
+            now = now or datetime.now(UTC)
+            if not instance_alive(inst, now):
+                continue
+        out.append(row)
     return out
 
 

@@ -29,14 +29,6 @@ CREATE TABLE IF NOT EXISTS {schema}.attr_instances (
     inst        jsonb NOT NULL,
     recorded_at timestamptz NOT NULL DEFAULT now()
 ) PARTITION BY RANGE (recorded_at);
--- One entity's attribute over a time range (retrieve, lastN, per-entity buckets); a type's
--- buckets go through temporal_entities_types and this index with entity_id = ANY(...).
--- INCLUDE (num, dataset_id, deleted_at): aggregations over observedAt (which leave deletion
--- records out) are index-only scans; deleted_at is NULL but on deletion records, so it costs
--- nothing but the null bitmap. Other timeproperties use the (entity_id, attr) prefix and filter.
-CREATE INDEX IF NOT EXISTS attr_instances_observed_live
-    ON {schema}.attr_instances (entity_id, attr, observed_at) INCLUDE (num, dataset_id, deleted_at);
-DROP INDEX IF EXISTS {schema}.attr_instances_observed;
 CREATE TABLE IF NOT EXISTS {schema}.attr_instances_default
     PARTITION OF {schema}.attr_instances DEFAULT;
 -- Who made the change (issue #10, audit): the cityosactor / cityosclient of the request, set by
@@ -46,6 +38,28 @@ CREATE TABLE IF NOT EXISTS {schema}.attr_instances_default
 ALTER TABLE {schema}.attr_instances
     ADD COLUMN IF NOT EXISTS actor text DEFAULT nullif(current_setting('cityos.actor', true), ''),
     ADD COLUMN IF NOT EXISTS client text DEFAULT nullif(current_setting('cityos.client', true), '');
+-- A copy of inst when its JSON text is at most 200 bytes (sensor readings, most instances),
+-- NULL when larger: the read index below holds it, so reading one entity's instances takes
+-- the index alone instead of one heap page per instance (history arrives interleaved across
+-- entities); larger instances are read from the heap. An index entry must stay under
+-- PostgreSQL's 2,704 bytes and jsonb can take 6 times the bytes of its text (an array of
+-- digits: 343 bytes of text, 2,060 of jsonb), so 200 bytes of text stay under 1,300.
+-- TemporalRepository.instances reads coalesce(inst_small, the heap's inst).
+ALTER TABLE {schema}.attr_instances ADD COLUMN IF NOT EXISTS inst_small jsonb
+    GENERATED ALWAYS AS (CASE WHEN octet_length(inst::text) <= 200 THEN inst END) STORED;
+
+-- One entity's attribute over a time range (retrieve, lastN, per-entity buckets); a type's
+-- buckets go through temporal_entities_types and this index with entity_id = ANY(...).
+-- INCLUDE: every column an instance read without sysAttrs needs (actor and client are read
+-- from the heap with sysAttrs only), so such reads and the aggregations over observedAt are
+-- index-only scans (the partitions are vacuumed every 20,000 inserts so that their pages are
+-- all-visible: temporal_ensure_partitions). Other timeproperties use the (entity_id, attr)
+-- prefix and filter.
+CREATE INDEX IF NOT EXISTS attr_instances_read ON {schema}.attr_instances
+    (entity_id, attr, observed_at)
+    INCLUDE (num, dataset_id, deleted_at, instance_id, created_at, modified_at, inst_small);
+DROP INDEX IF EXISTS {schema}.attr_instances_observed_live;
+DROP INDEX IF EXISTS {schema}.attr_instances_observed;
 
 -- Monthly partitions from the current month to ``ahead`` months later (idempotent).
 CREATE OR REPLACE FUNCTION {schema}.temporal_ensure_partitions(ahead int) RETURNS int
@@ -63,6 +77,14 @@ BEGIN
                            m::timestamp AT TIME ZONE 'UTC',
                            (m + interval '1 month')::timestamp AT TIME ZONE 'UTC');
             made := made + 1;
+        END IF;
+        -- insert-driven autovacuum every 20,000 instances (not 20 % of a month's partition),
+        -- which keeps the pages all-visible for the index-only reads
+        IF NOT coalesce((SELECT reloptions FROM pg_class
+                         WHERE oid = ('{schema}.' || part)::regclass), '{}')
+               @> ARRAY['autovacuum_vacuum_insert_threshold=20000'] THEN
+            EXECUTE format('ALTER TABLE {schema}.%I SET (autovacuum_vacuum_insert_threshold'
+                           ' = 20000, autovacuum_vacuum_insert_scale_factor = 0)', part);
         END IF;
         m := (m + interval '1 month')::date;
     END LOOP;
@@ -152,22 +174,34 @@ CREATE OR REPLACE FUNCTION {schema}.temporal_scope_row(eid text, scopes text[], 
            jsonb_build_object('type', 'Property', 'value', to_jsonb(scopes))
 $$;
 
+-- Each capture function is one statement: the temporal entity, the instances, and the hourly
+-- rollups of those instances (temporal_rollup_merge, tenant_temporal_rollups.sql, fed with the
+-- rows just inserted; the rollup trigger on attr_instances skips inserts made by triggers).
+-- No JIT: transition tables are estimated at 1,000 rows and the joins and set-returning
+-- functions inside at billions, which made JIT compile each statement for seconds.
 CREATE OR REPLACE FUNCTION {schema}.temporal_capture_insert() RETURNS trigger
-    -- no JIT: transition tables are estimated at 1,000 rows and the joins and set-returning
-    -- functions inside at billions, which made JIT compile each statement for seconds
     LANGUAGE plpgsql SET jit = off AS $$
+DECLARE
+    merged int;
 BEGIN
-    INSERT INTO {schema}.temporal_entities AS t (id, types, scopes, created_at, modified_at)
-    SELECT n.id, n.types, n.scopes, n.created_at, n.modified_at FROM fresh n
-    ON CONFLICT (id) DO UPDATE SET types = EXCLUDED.types, scopes = EXCLUDED.scopes,
-        modified_at = EXCLUDED.modified_at, deleted_at = NULL;
-    INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at, created_at,
-                                         modified_at, deleted_at, num, inst)
-    SELECT r.* FROM fresh n, {schema}.temporal_rows(n.id, n.attrs, NULL) r
-    UNION ALL
-    SELECT r.* FROM fresh n,
-        {schema}.temporal_scope_row(n.id, n.scopes, n.modified_at, n.created_at, false) r
-    WHERE n.scopes IS NOT NULL;
+    WITH te AS (
+        INSERT INTO {schema}.temporal_entities AS t (id, types, scopes, created_at, modified_at)
+        SELECT n.id, n.types, n.scopes, n.created_at, n.modified_at FROM fresh n
+        ON CONFLICT (id) DO UPDATE SET types = EXCLUDED.types, scopes = EXCLUDED.scopes,
+            modified_at = EXCLUDED.modified_at, deleted_at = NULL
+    ), ins AS (
+        INSERT INTO {schema}.attr_instances AS a (entity_id, attr, dataset_id, observed_at,
+                                                  created_at, modified_at, deleted_at, num, inst)
+        SELECT r.* FROM fresh n, {schema}.temporal_rows(n.id, n.attrs, NULL) r
+        UNION ALL
+        SELECT r.* FROM fresh n,
+            {schema}.temporal_scope_row(n.id, n.scopes, n.modified_at, n.created_at, false) r
+        WHERE n.scopes IS NOT NULL
+        RETURNING a AS row
+    )
+    SELECT {schema}.temporal_rollup_merge(array_agg(row) FILTER (WHERE (row).observed_at
+                                                                  IS NOT NULL))
+    INTO merged FROM ins;
     RETURN NULL;
 END $$;
 
@@ -175,15 +209,17 @@ END $$;
 -- that disappeared are recorded as deleted (deletedAt = the entity's modifiedAt). Only the
 -- attributes whose instance arrays differ are expanded (a partial update touches one).
 CREATE OR REPLACE FUNCTION {schema}.temporal_capture_update() RETURNS trigger
-    -- no JIT: transition tables are estimated at 1,000 rows and the joins and set-returning
-    -- functions inside at billions, which made JIT compile each statement for seconds
     LANGUAGE plpgsql SET jit = off AS $$
+DECLARE
+    merged int;
 BEGIN
-    UPDATE {schema}.temporal_entities t
-    SET types = n.types, scopes = n.scopes, modified_at = n.modified_at, deleted_at = NULL
-    FROM fresh n WHERE t.id = n.id
-      AND (t.types, t.scopes, t.modified_at) IS DISTINCT FROM (n.types, n.scopes, n.modified_at);
-    WITH changed AS (
+    WITH te AS (
+        UPDATE {schema}.temporal_entities t
+        SET types = n.types, scopes = n.scopes, modified_at = n.modified_at, deleted_at = NULL
+        FROM fresh n WHERE t.id = n.id
+          AND (t.types, t.scopes, t.modified_at) IS DISTINCT FROM (n.types, n.scopes,
+                                                                   n.modified_at)
+    ), changed AS (
         SELECT n.id, n.modified_at,
                (SELECT jsonb_object_agg(k.key, k.value) FROM jsonb_each(n.attrs) k
                 WHERE k.value IS DISTINCT FROM o.attrs->k.key) AS now_attrs,
@@ -191,40 +227,45 @@ BEGIN
                 WHERE k.value IS DISTINCT FROM n.attrs->k.key) AS was_attrs
         FROM fresh n JOIN stale o ON o.id = n.id
         WHERE n.attrs IS DISTINCT FROM o.attrs
+    ), ins AS (
+        INSERT INTO {schema}.attr_instances AS a (entity_id, attr, dataset_id, observed_at,
+                                                  created_at, modified_at, deleted_at, num, inst)
+        SELECT r.* FROM changed c,
+            LATERAL {schema}.temporal_rows(c.id, c.now_attrs, NULL) r
+        WHERE NOT EXISTS (
+            SELECT 1 FROM jsonb_array_elements(c.was_attrs->r.attr) x
+            WHERE coalesce(x->>'datasetId', '') = r.dataset_id
+              AND x - 'createdAt' - 'modifiedAt' - 'observedAt' = r.inst
+              AND (x->>'modifiedAt')::timestamptz IS NOT DISTINCT FROM r.modified_at
+              AND (x->>'observedAt')::timestamptz IS NOT DISTINCT FROM r.observed_at)
+        UNION ALL
+        SELECT r.* FROM changed c,
+            LATERAL {schema}.temporal_rows(c.id, c.was_attrs, c.modified_at) r
+        WHERE NOT EXISTS (
+            SELECT 1 FROM jsonb_array_elements(c.now_attrs->r.attr) x
+            WHERE coalesce(x->>'datasetId', '') = r.dataset_id)
+        UNION ALL
+        SELECT r.* FROM fresh n JOIN stale o ON o.id = n.id,
+            LATERAL {schema}.temporal_scope_row(n.id, coalesce(n.scopes, o.scopes),
+                                                n.modified_at, NULL, n.scopes IS NULL) r
+        WHERE n.scopes IS DISTINCT FROM o.scopes
+        RETURNING a AS row
     )
-    INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at, created_at,
-                                         modified_at, deleted_at, num, inst)
-    SELECT r.* FROM changed c,
-        LATERAL {schema}.temporal_rows(c.id, c.now_attrs, NULL) r
-    WHERE NOT EXISTS (
-        SELECT 1 FROM jsonb_array_elements(c.was_attrs->r.attr) x
-        WHERE coalesce(x->>'datasetId', '') = r.dataset_id
-          AND x - 'createdAt' - 'modifiedAt' - 'observedAt' = r.inst
-          AND (x->>'modifiedAt')::timestamptz IS NOT DISTINCT FROM r.modified_at
-          AND (x->>'observedAt')::timestamptz IS NOT DISTINCT FROM r.observed_at)
-    UNION ALL
-    SELECT r.* FROM changed c,
-        LATERAL {schema}.temporal_rows(c.id, c.was_attrs, c.modified_at) r
-    WHERE NOT EXISTS (
-        SELECT 1 FROM jsonb_array_elements(c.now_attrs->r.attr) x
-        WHERE coalesce(x->>'datasetId', '') = r.dataset_id);
-    INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at, created_at,
-                                         modified_at, deleted_at, num, inst)
-    SELECT r.* FROM fresh n JOIN stale o ON o.id = n.id,
-        LATERAL {schema}.temporal_scope_row(n.id, coalesce(n.scopes, o.scopes), n.modified_at,
-                                            NULL, n.scopes IS NULL) r
-    WHERE n.scopes IS DISTINCT FROM o.scopes;
+    SELECT {schema}.temporal_rollup_merge(array_agg(row) FILTER (WHERE (row).observed_at
+                                                                  IS NOT NULL))
+    INTO merged FROM ins;
     RETURN NULL;
 END $$;
 
--- A deleted entity (delete, purge, expiry): its live instances are recorded as deleted.
+-- A deleted entity (delete, purge, expiry): its live instances are recorded as deleted
+-- (deletion records, which the rollups leave out).
 CREATE OR REPLACE FUNCTION {schema}.temporal_capture_delete() RETURNS trigger
-    -- no JIT: transition tables are estimated at 1,000 rows and the joins and set-returning
-    -- functions inside at billions, which made JIT compile each statement for seconds
     LANGUAGE plpgsql SET jit = off AS $$
 BEGIN
-    UPDATE {schema}.temporal_entities t SET deleted_at = now()
-    FROM stale o WHERE t.id = o.id;
+    WITH te AS (
+        UPDATE {schema}.temporal_entities t SET deleted_at = now()
+        FROM stale o WHERE t.id = o.id
+    )
     INSERT INTO {schema}.attr_instances (entity_id, attr, dataset_id, observed_at, created_at,
                                          modified_at, deleted_at, num, inst)
     SELECT r.* FROM stale o, {schema}.temporal_rows(o.id, o.attrs, now()) r

@@ -5,9 +5,10 @@
 -- recorded in (the partition of attr_instances they live in, so that dropping a partition for
 -- retention drops its rollups too): partial aggregates from which every aggregation method but
 -- distinctCount is answered for periods of whole hours aligned on an hour (temporal_rollups.py).
--- Maintained by statement-level triggers on attr_instances, in the transaction of the write:
--- inserts are merged in (Chan et al.'s pairwise combination for m2), updates and deletes
--- recompute the buckets they touched from the instances themselves.
+-- Maintained in the transaction of the write: inserted instances are merged in (Chan et al.'s
+-- pairwise combination for m2) by temporal_rollup_merge, which the capture functions call in
+-- their own statement and a statement-level trigger calls for any other insert; updates and
+-- deletes recompute the buckets they touched from the instances themselves.
 -- Instances counted: observedAt set, not a deletion record (as the exact aggregation).
 -- Numbers are taken when 0 or 1e-100 <= |x| <= 1e100: PostgreSQL raises an error when a
 -- float8 product overflows or underflows, and a rollup must never fail a write.
@@ -65,10 +66,17 @@ BEGIN
     END IF;
 END $$;
 
--- Merge the partial aggregates of newly inserted instances into the rollups.
-CREATE OR REPLACE FUNCTION {schema}.temporal_rollup_insert() RETURNS trigger
-    LANGUAGE plpgsql SET jit = off AS $$
+-- Merge the partial aggregates of ``added`` (instance rows) into the rollups: the one statement
+-- that writes attr_rollups. The capture functions of tenant_temporal.sql call it with the rows
+-- they have just inserted (in the same statement, no second trigger pass); the triggers below
+-- with the rows of any other write to attr_instances; the recomputation with a bucket's rows.
+-- Returns the number of rows given.
+CREATE OR REPLACE FUNCTION {schema}.temporal_rollup_merge(added {schema}.attr_instances[])
+    RETURNS int LANGUAGE plpgsql AS $$
 BEGIN
+    IF added IS NULL THEN
+        RETURN 0;
+    END IF;
     INSERT INTO {schema}.attr_rollups AS r
     SELECT entity_id, attr, dataset_id, hour, month,
            count(*), count(v), sum(v), sum({schema}.temporal_sq(v)), min(v), max(v),
@@ -78,7 +86,7 @@ BEGIN
                  {schema}.temporal_tame(num) AS v,
                  date_bin('1 hour', observed_at, timestamptz '2000-01-01 00:00:00+00') AS hour,
                  date_trunc('month', recorded_at AT TIME ZONE 'UTC')::date AS month
-          FROM added WHERE observed_at IS NOT NULL AND deleted_at IS NULL) i
+          FROM unnest(added) WHERE observed_at IS NOT NULL AND deleted_at IS NULL) i
     GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 4, 3, 5
     ON CONFLICT (entity_id, attr, hour, dataset_id, month) DO UPDATE SET
         cnt = r.cnt + EXCLUDED.cnt,
@@ -96,12 +104,36 @@ BEGIN
         first_t = least(r.first_t, EXCLUDED.first_t),
         last_t = greatest(r.last_t, EXCLUDED.last_t),
         wild = r.wild OR EXCLUDED.wild;
+    RETURN cardinality(added);
+END $$;
+
+-- In chunks of 10,000 rows: a bulk insert (a load) does not hold an array of all its rows.
+CREATE OR REPLACE FUNCTION {schema}.temporal_rollup_insert() RETURNS trigger
+    LANGUAGE plpgsql SET jit = off AS $$
+DECLARE
+    chunk {schema}.attr_instances[] := '{}';
+    one {schema}.attr_instances;
+    n int := 0;
+BEGIN
+    FOR one IN SELECT a.* FROM added a WHERE a.observed_at IS NOT NULL AND a.deleted_at IS NULL
+    LOOP
+        n := n + 1;
+        chunk[n] := one;  -- in place (chunk := chunk || one copies the array)
+        IF n = 10000 THEN
+            PERFORM {schema}.temporal_rollup_merge(chunk);
+            chunk := '{}';
+            n := 0;
+        END IF;
+    END LOOP;
+    IF n > 0 THEN
+        PERFORM {schema}.temporal_rollup_merge(chunk);
+    END IF;
     RETURN NULL;
 END $$;
 
 -- Recompute the buckets ``touched`` (entity_id, attr, dataset_id, hour, month) from
 -- attr_instances. The DELETE locks the buckets' rows (it waits for a concurrent insert's merge
--- to commit); the INSERT, a later statement with a later snapshot, sees that insert's instance.
+-- to commit); the merge, a later statement with a later snapshot, sees that insert's instance.
 CREATE OR REPLACE FUNCTION {schema}.temporal_rollup_recompute(touched jsonb) RETURNS void
     LANGUAGE plpgsql SET jit = off AS $$
 BEGIN
@@ -113,39 +145,16 @@ BEGIN
                                            hour timestamptz, month date)
     WHERE r.entity_id = k.entity_id AND r.attr = k.attr AND r.dataset_id = k.dataset_id
       AND r.hour = k.hour AND r.month = k.month;
-    INSERT INTO {schema}.attr_rollups AS r
-    SELECT entity_id, attr, dataset_id, hour, month,
-           count(*), count(v), sum(v), sum({schema}.temporal_sq(v)), min(v), max(v),
-           coalesce(var_pop(v) * count(v), 0), min(observed_at), max(observed_at),
-           bool_or(num IS NOT NULL AND v IS NULL)
-    FROM (SELECT a.entity_id, a.attr, a.dataset_id, a.observed_at, a.num, k.hour, k.month,
-                 {schema}.temporal_tame(a.num) AS v
-          FROM (SELECT DISTINCT * FROM jsonb_to_recordset(touched)
-                    AS x(entity_id text, attr text, dataset_id text, hour timestamptz,
-                         month date)) k
-          JOIN {schema}.attr_instances a
-            ON a.entity_id = k.entity_id AND a.attr = k.attr AND a.dataset_id = k.dataset_id
-           AND a.observed_at >= k.hour AND a.observed_at < k.hour + interval '1 hour'
-           AND a.recorded_at >= k.month::timestamp AT TIME ZONE 'UTC'
-           AND a.recorded_at < (k.month + interval '1 month')::timestamp AT TIME ZONE 'UTC'
-          WHERE a.deleted_at IS NULL) i
-    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 4, 3, 5
-    ON CONFLICT (entity_id, attr, hour, dataset_id, month) DO UPDATE SET
-        cnt = r.cnt + EXCLUDED.cnt,
-        n = r.n + EXCLUDED.n,
-        total = CASE WHEN r.n = 0 THEN EXCLUDED.total WHEN EXCLUDED.n = 0 THEN r.total
-                     ELSE r.total + EXCLUDED.total END,
-        sumsq = CASE WHEN r.n = 0 THEN EXCLUDED.sumsq WHEN EXCLUDED.n = 0 THEN r.sumsq
-                     ELSE r.sumsq + EXCLUDED.sumsq END,
-        lo = least(r.lo, EXCLUDED.lo),
-        hi = greatest(r.hi, EXCLUDED.hi),
-        m2 = CASE WHEN r.n = 0 THEN EXCLUDED.m2 WHEN EXCLUDED.n = 0 THEN r.m2
-                  ELSE r.m2 + EXCLUDED.m2 + {schema}.temporal_sq(
-                       EXCLUDED.total / EXCLUDED.n - r.total / r.n)
-                       * r.n * EXCLUDED.n / (r.n + EXCLUDED.n) END,
-        first_t = least(r.first_t, EXCLUDED.first_t),
-        last_t = greatest(r.last_t, EXCLUDED.last_t),
-        wild = r.wild OR EXCLUDED.wild;
+    PERFORM {schema}.temporal_rollup_merge(ARRAY(
+        SELECT a
+        FROM (SELECT DISTINCT * FROM jsonb_to_recordset(touched)
+                  AS x(entity_id text, attr text, dataset_id text, hour timestamptz,
+                       month date)) k
+        JOIN {schema}.attr_instances a
+          ON a.entity_id = k.entity_id AND a.attr = k.attr AND a.dataset_id = k.dataset_id
+         AND a.observed_at >= k.hour AND a.observed_at < k.hour + interval '1 hour'
+         AND a.recorded_at >= k.month::timestamp AT TIME ZONE 'UTC'
+         AND a.recorded_at < (k.month + interval '1 month')::timestamp AT TIME ZONE 'UTC'));
 END $$;
 
 -- The buckets of the instance rows of a transition table, as temporal_rollup_recompute wants.
@@ -182,8 +191,9 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- Inserts by the capture triggers (trigger depth 1) merge their rows themselves.
 CREATE OR REPLACE TRIGGER attr_instances_rollup_insert AFTER INSERT ON {schema}.attr_instances
-    REFERENCING NEW TABLE AS added FOR EACH STATEMENT
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT WHEN (pg_trigger_depth() = 0)
     EXECUTE FUNCTION {schema}.temporal_rollup_insert();
 CREATE OR REPLACE TRIGGER attr_instances_rollup_update AFTER UPDATE ON {schema}.attr_instances
     REFERENCING OLD TABLE AS gone NEW TABLE AS added FOR EACH STATEMENT

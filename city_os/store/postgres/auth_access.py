@@ -2,10 +2,10 @@
 
 Layer: store/. ``grants`` reads, for some entity ids, their data subjects and the entity
 permissions targeting them (primary-key and ``permissions_entity`` index lookups, one round
-trip); ``grant_owner`` writes the ``own`` entity permission of an entity's creator on the
-connection of the create's statement or transaction, so an entity is never stored without it,
-and records each grant in the audit log (``permission.created``, ``automatic``) in the same
-transaction — one statement for both, however many entities a batch creates.
+trip); ``OwnerGrant`` and ``owner_grant_sql`` make the entity insert statement itself write
+the ``own`` entity permission of an entity's creator and its audit-log row
+(``permission.created``, ``automatic``), so an entity is never stored without it and a create
+costs no statement more with access control than without.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -52,35 +53,43 @@ async def grants(pool: asyncpg.Pool, schema: str, ids: Sequence[str]) -> Grants:
     return found
 
 
-async def grant_owner(
-    conn: asyncpg.Connection,
-    schema: str,
-    tenant: str,
-    ids: Sequence[str],
-    assignee: str,
-    actor: str,
-) -> None:
-    """``own`` on each of ``ids`` for ``assignee``, audited (call it in the creating
-    transaction)."""
-    if not ids:
-        return
+@dataclass(frozen=True)
+class OwnerGrant:
+    """The creator's ``own`` on every entity a create statement inserts, for ``assignee``,
+    audited as ``actor`` in ``tenant``: the insert statement writes both itself
+    (``owner_grant_sql``), so a create with access control stays one statement — no
+    transaction, no extra round trip — however many entities it inserts."""
+
+    tenant: str
+    assignee: str
+    actor: str
+
+    async def args(self, conn: asyncpg.Connection) -> list[Any]:
+        """The statement's parameters of ``owner_grant_sql``; ensures the audit log has the
+        month's partition first (once per process and month: no savepoint in the statement)."""
+        at = datetime.now(UTC)
+        await ensure_partition(conn, "audit_log", at)
+        return [self.assignee, self.actor, at, self.tenant]
+
+
+def owner_grant_sql(schema: str, inserted: str, first: int) -> str:
+    """CTEs (each starting with ``, ``) that give ``own`` on each id of the CTE ``inserted``
+    and record each grant in the audit log (``permission.created``, ``automatic``); their
+    parameters are ``OwnerGrant.args``, from ``$first`` on."""
     s = check_identifier(schema)
-    at = datetime.now(UTC)
-    await ensure_partition(conn, "audit_log", at)
-    # One statement for the grants and their audit entries (no savepoint: the month's
-    # partition is ensured above), so the create pays one round trip for both.
-    await conn.execute(
-        f"WITH g AS (INSERT INTO {s}.permissions (id, assignee, action, entity_id, created_by)"
-        " SELECT 'urn:cityos:Permission:' || md5(random()::text || e), $1, $2, e, $3"
-        " FROM unnest($4::text[]) AS e RETURNING id, entity_id)"
-        " INSERT INTO cityos.audit_log (at, tenant, actor, action, resource, detail)"
-        " SELECT $5, $6, $3, 'permission.created', g.id, jsonb_build_object("
-        "'assignee', $1::text, 'action', 'own', 'entityId', g.entity_id, 'types', NULL,"
-        " 'scopes', NULL, 'automatic', true) FROM g",
-        assignee,
-        int(Action.OWN),
-        actor,
-        list(ids),
-        at,
-        tenant,
-    )
+    assignee, actor, at, tenant = (f"${first + i}" for i in range(4))
+    return f"""
+, own AS (
+  INSERT INTO {s}.permissions (id, assignee, action, entity_id, created_by)
+  SELECT 'urn:cityos:Permission:' || md5(random()::text || i.id), {assignee}::text,
+         {int(Action.OWN)}, i.id, {actor}::text
+  FROM {inserted} i
+  RETURNING id, entity_id
+), own_audit AS (
+  INSERT INTO cityos.audit_log (at, tenant, actor, action, resource, detail)
+  SELECT {at}::timestamptz, {tenant}::text, {actor}::text, 'permission.created', own.id,
+         jsonb_build_object('assignee', {assignee}::text, 'action', 'own',
+                            'entityId', own.entity_id, 'types', NULL, 'scopes', NULL,
+                            'automatic', true)
+  FROM own
+)"""

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import orjson
 
-from city_os.store.postgres.entities import NOTIFY_CHANNEL, _iso
+from city_os.store.postgres.changes import SideEffects, guarded_write, notify_change, write_outbox
+from city_os.store.postgres.entities import _iso
 
 CHANNEL = "cityos_registrations"
 
@@ -34,13 +34,7 @@ class RegistrationRow:
     version: int = 0
 
 
-def notify_payload(tenant: str, registration_id: str) -> str:
-    return orjson.dumps({"tenant": tenant, "id": registration_id}).decode()
-
-
 _COLUMNS = "id, doc, context, created_at, modified_at, expires_at, version"
-_OUTBOX = """INSERT INTO cityos.outbox (event_id, tenant, entity_id, event_type, payload)
-VALUES ($1::uuid, $2, $3, $4, $5::json)"""
 
 
 def _row(r: asyncpg.Record) -> RegistrationRow:
@@ -59,75 +53,56 @@ class RegistrationRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def _side_effects(
-        self, conn: asyncpg.Connection, tenant: str, rid: str, event: dict[str, Any]
-    ) -> None:
-        await conn.execute(
-            _OUTBOX,
-            event["event_id"],
-            event["tenant"],
-            event["entity_id"],
-            event["event_type"],
-            orjson.dumps(event["payload"]).decode(),
-        )
-        await conn.execute(
-            "SELECT pg_notify($1, $2), pg_notify($3, '')",
-            CHANNEL,
-            notify_payload(tenant, rid),
-            NOTIFY_CHANNEL,
-        )
+    def _side_effects(self, tenant: str, rid: str, event: dict[str, Any]) -> SideEffects:
+        async def write(conn: asyncpg.Connection) -> None:
+            await write_outbox(conn, event)
+            await notify_change(conn, CHANNEL, tenant, rid)
+
+        return write
 
     async def insert(
         self, schema: str, tenant: str, row: RegistrationRow, event: dict[str, Any]
     ) -> bool:
         """Store a new registration; False when one with its id exists (nothing written)."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
-                f"INSERT INTO {schema}.csource_registrations (id, doc, context, created_at,"
-                " modified_at, expires_at) VALUES ($1, $2, $3, $4::text::timestamptz,"
-                " $4::text::timestamptz, $5::text::timestamptz)"
-                " ON CONFLICT (id) DO NOTHING RETURNING id",
-                row.id,
-                row.doc,
-                row.context,
-                row.created_at,
-                row.expires_at,
-            )
-            if inserted is None:
-                return False
-            await self._side_effects(conn, tenant, row.id, event)
-        return True
+        return await guarded_write(
+            self._pool,
+            self._side_effects(tenant, row.id, event),
+            f"INSERT INTO {schema}.csource_registrations (id, doc, context, created_at,"
+            " modified_at, expires_at) VALUES ($1, $2, $3, $4::text::timestamptz,"
+            " $4::text::timestamptz, $5::text::timestamptz)"
+            " ON CONFLICT (id) DO NOTHING RETURNING id",
+            row.id,
+            row.doc,
+            row.context,
+            row.created_at,
+            row.expires_at,
+        )
 
     async def update(
         self, schema: str, tenant: str, row: RegistrationRow, event: dict[str, Any]
     ) -> bool:
         """Write a new state of a registration still at ``row.version``; False otherwise."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            updated = await conn.fetchval(
-                f"UPDATE {schema}.csource_registrations SET doc = $2, context = $3,"
-                " modified_at = $4::text::timestamptz, expires_at = $5::text::timestamptz,"
-                " version = version + 1 WHERE id = $1 AND version = $6 RETURNING id",
-                row.id,
-                row.doc,
-                row.context,
-                row.modified_at,
-                row.expires_at,
-                row.version,
-            )
-            if updated is None:
-                return False
-            await self._side_effects(conn, tenant, row.id, event)
-        return True
+        return await guarded_write(
+            self._pool,
+            self._side_effects(tenant, row.id, event),
+            f"UPDATE {schema}.csource_registrations SET doc = $2, context = $3,"
+            " modified_at = $4::text::timestamptz, expires_at = $5::text::timestamptz,"
+            " version = version + 1 WHERE id = $1 AND version = $6 RETURNING id",
+            row.id,
+            row.doc,
+            row.context,
+            row.modified_at,
+            row.expires_at,
+            row.version,
+        )
 
     async def delete(self, schema: str, tenant: str, rid: str, event: dict[str, Any]) -> bool:
-        async with self._pool.acquire() as conn, conn.transaction():
-            deleted = await conn.fetchval(
-                f"DELETE FROM {schema}.csource_registrations WHERE id = $1 RETURNING id", rid
-            )
-            if deleted is None:
-                return False
-            await self._side_effects(conn, tenant, rid, event)
-        return True
+        return await guarded_write(
+            self._pool,
+            self._side_effects(tenant, rid, event),
+            f"DELETE FROM {schema}.csource_registrations WHERE id = $1 RETURNING id",
+            rid,
+        )
 
     async def get(self, schema: str, rid: str) -> RegistrationRow | None:
         async with self._pool.acquire() as conn:
@@ -135,6 +110,15 @@ class RegistrationRepository:
                 f"SELECT {_COLUMNS} FROM {schema}.csource_registrations WHERE id = $1", rid
             )
         return None if row is None else _row(row)
+
+    async def expired(self, schema: str) -> list[RegistrationRow]:
+        """The registrations whose expiresAt has passed (§5.9.2.4: to be deleted)."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM {schema}.csource_registrations"
+                " WHERE expires_at <= now() ORDER BY expires_at LIMIT 500"
+            )
+        return [_row(r) for r in rows]
 
     async def all(self, schema: str) -> list[RegistrationRow]:
         """Every registration of the tenant, in creation order (registrations are few: the

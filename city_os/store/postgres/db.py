@@ -203,7 +203,11 @@ async def migrate(conn: asyncpg.Connection) -> None:
             if done.get(name) != _digest(sql):
                 await conn.execute(sql)
                 await _record(conn, name, sql)
-        for row in await conn.fetch("SELECT schema_name FROM cityos.tenants"):
+        # Tenants, and the frozen copies of Snapshots (0140_snapshots.sql, city_os/snapshots/)
+        for row in await conn.fetch(
+            "SELECT schema_name FROM cityos.tenants"
+            " UNION ALL SELECT schema_name FROM cityos.snapshots"
+        ):
             sql = tenant_ddl(row["schema_name"])
             if done.get("tenant:" + row["schema_name"]) != _digest(sql):
                 await conn.execute(sql)
@@ -217,6 +221,15 @@ async def _record(conn: asyncpg.Connection, name: str, sql: str) -> None:
         name,
         _digest(sql),
     )
+
+
+async def create_schema(conn: asyncpg.Connection, schema: str) -> None:
+    """Make (or bring up to date) the objects of one tenant schema, in the caller's
+    transaction, recorded in the ledger so that ``migrate`` keeps it current."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_TENANTS)
+    sql = tenant_ddl(schema)
+    await conn.execute(sql)
+    await _record(conn, "tenant:" + schema, sql)
 
 
 def tenant_ddl(schema: str) -> str:
@@ -279,10 +292,7 @@ class Tenants:
     async def _create(self, conn: asyncpg.Connection, tenant: str) -> None:
         schema = schema_name(tenant)
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_TENANTS)
-            sql = tenant_ddl(schema)
-            await conn.execute(sql)
-            await _record(conn, "tenant:" + schema, sql)
+            await create_schema(conn, schema)
             await conn.execute(
                 "INSERT INTO cityos.tenants (name, schema_name) VALUES ($1, $2)"
                 " ON CONFLICT (name) DO NOTHING",
@@ -294,6 +304,11 @@ class Tenants:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch("SELECT name, schema_name FROM cityos.tenants ORDER BY name")
         return [(r["name"], r["schema_name"]) for r in rows]
+
+    def alias(self, name: str, schema: str) -> None:
+        """Let ``name`` resolve to ``schema`` in this process without a tenants row (the frozen
+        copy of a Snapshot; the name cannot be sent as an NGSILD-Tenant header)."""
+        self._known[name] = schema
 
     def forget(self) -> None:
         self._known.clear()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from city_os.store.postgres.auth_access import OwnerGrant
 from city_os.store.postgres.db import unavailable
 from city_os.store.postgres.entity_sql import _COLUMNS as _COLUMNS
 from city_os.store.postgres.entity_sql import _LIVE as _LIVE
@@ -33,8 +35,6 @@ log = logging.getLogger(__name__)
 
 
 _Statement = Callable[[asyncpg.Connection, str, list["Write"]], Awaitable[set[str]]]
-# Runs in a write's transaction with the ids it inserted (access control: the creator's grant).
-AfterInsert = Callable[[asyncpg.Connection, set[str]], Awaitable[None]]
 _CHUNK = 200  # entities per statement of a batch
 # Serialization failure and deadlock: nothing is wrong with the data, another try will do.
 _RETRY_STATES = frozenset({"40001", "40P01"})
@@ -49,7 +49,7 @@ class BatchWrites:
     deletes: list[Write] = field(default_factory=list)
     reaps: list[Write] = field(default_factory=list)  # expired entities removed before inserts
     strict: bool = True  # every write must apply, or nothing is committed (a conflict)
-    after_insert: AfterInsert | None = None
+    owner: OwnerGrant | None = None  # access control: the creator's grant on each insert
 
     def all(self) -> list[Write]:
         return [*self.reaps, *self.deletes, *self.inserts, *self.updates]
@@ -136,18 +136,11 @@ class EntityRepository:
         return {r["id"]: _record(r) for r in rows}
 
     async def insert(
-        self, schema: str, writes: list[Write], after: AfterInsert | None = None
+        self, schema: str, writes: list[Write], owner: OwnerGrant | None = None
     ) -> set[str]:
         """Insert new entities; returns the ids inserted (the others already existed).
-        ``after`` runs in the same transaction with the ids inserted."""
-        if after is None or not writes:
-            return await self._one_statement(self._insert, schema, writes)
-        async with self._pool.acquire() as conn, conn.transaction():
-            done = await self._insert(conn, schema, writes)
-            if done:
-                await after(conn, done)
-        self._written(writes, done)
-        return done
+        ``owner``: the same statement grants the creator ``own`` on each id inserted."""
+        return await self._one_statement(self._inserter(owner), schema, writes)
 
     async def update(self, schema: str, writes: list[Write]) -> set[str]:
         """Write new states of existing entities still at ``version``; returns ids written."""
@@ -165,7 +158,16 @@ class EntityRepository:
         self._written(writes, done)
         return done
 
-    async def _insert(self, conn: asyncpg.Connection, schema: str, writes: list[Write]) -> set[str]:
+    def _inserter(self, owner: OwnerGrant | None) -> _Statement:
+        return self._insert if owner is None else functools.partial(self._insert, owner=owner)
+
+    async def _insert(
+        self,
+        conn: asyncpg.Connection,
+        schema: str,
+        writes: list[Write],
+        owner: OwnerGrant | None = None,
+    ) -> set[str]:
         if not writes:
             return set()
         entities = [
@@ -180,7 +182,11 @@ class EntityRepository:
             for w in writes
         ]
         params = await _encoded(entities, _geo_rows(writes), writes)
-        rows = await conn.fetch(self.sql(schema).insert, *params)
+        if owner is None:
+            rows = await conn.fetch(self.sql(schema).insert, *params)
+        else:
+            params += await owner.args(conn)
+            rows = await conn.fetch(self.sql(schema).insert_owned, *params)
         return {r["id"] for r in rows}
 
     async def _update(self, conn: asyncpg.Connection, schema: str, writes: list[Write]) -> set[str]:
@@ -238,7 +244,6 @@ class EntityRepository:
                     missing = {w.record.id for w in writes} - done
                     if batch.strict and missing:
                         raise _Conflict(missing)
-                    await self._after_insert(conn, batch, done)
             except _Conflict as conflict:
                 return BatchOutcome(committed=False, conflicts=conflict.ids)
             except asyncpg.PostgresError as exc:
@@ -262,7 +267,7 @@ class EntityRepository:
         for run, writes in (
             (self._delete, batch.reaps),
             (self._delete, batch.deletes),
-            (self._insert, batch.inserts),
+            (self._inserter(batch.owner), batch.inserts),
             (self._update, batch.updates),
         ):
             for start in range(0, len(writes), _CHUNK):
@@ -276,7 +281,7 @@ class EntityRepository:
         steps: list[tuple[_Statement, Write]] = [
             *((self._delete, w) for w in batch.reaps),
             *((self._delete, w) for w in batch.deletes),
-            *((self._insert, w) for w in batch.inserts),
+            *((self._inserter(batch.owner), w) for w in batch.inserts),
             *((self._update, w) for w in batch.updates),
         ]
         try:
@@ -301,7 +306,6 @@ class EntityRepository:
                 outcome.written -= set(outcome.failed)
                 if batch.strict and outcome.conflicts:
                     raise _Conflict(outcome.conflicts)
-                await self._after_insert(conn, batch, outcome.written)
         except _Conflict:
             outcome.written = set()
             return outcome
@@ -311,12 +315,6 @@ class EntityRepository:
             return BatchOutcome(committed=False, conflicts={w.record.id for w in batch.all()})
         outcome.committed = True
         return outcome
-
-    @staticmethod
-    async def _after_insert(conn: asyncpg.Connection, batch: BatchWrites, done: set[str]) -> None:
-        inserted = {w.record.id for w in batch.inserts} & done
-        if batch.after_insert is not None and inserted:
-            await batch.after_insert(conn, inserted)
 
     def _written(self, writes: list[Write], done: set[str]) -> None:
         if done:

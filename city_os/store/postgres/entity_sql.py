@@ -1,5 +1,6 @@
 """Entity persistence on PostgreSQL, the SQL side: the stored form of an entity row and the
-statements of one tenant schema (entity rows, geometry rows and outbox rows in ONE statement).
+statements of one tenant schema (entity rows, geometry rows and outbox rows in ONE statement;
+with access control, a create's ``own`` grant and its audit row too).
 
 Layer: store/. Only generated schema names and bound parameters go into the SQL text; the
 parameters of a large write are serialised here in separate event-loop slices (``_encoded``).
@@ -18,6 +19,7 @@ import orjson
 
 from city_os.ngsild.merge import geometries
 from city_os.ngsild.representation import EntityRecord
+from city_os.store.postgres.auth_access import owner_grant_sql
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,7 @@ class EntityStatements:
         self.get_many = (
             f"SELECT {_COLUMNS} FROM {s}.entities WHERE id = ANY($1::text[]) AND {_LIVE}"
         )
-        self.insert = f"""
+        insert = f"""
 WITH x AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb)
     AS x(id text, types text[], scopes text[], attrs jsonb, created_at timestamptz,
@@ -178,8 +180,10 @@ WITH x AS (
   SELECT n.id, n.attr, n.ds, ST_SetSRID(ST_GeomFromGeoJSON(n.geom), 4326)
   FROM jsonb_to_recordset($2::jsonb) AS n(id text, attr text, ds text, geom jsonb)
   JOIN ins ON ins.id = n.id
-), ob AS ({_outbox("ins", 3)})
-SELECT ins.id FROM ins"""
+), ob AS ({_outbox("ins", 3)})"""
+        self.insert = insert + "\nSELECT ins.id FROM ins"
+        # With access control: the creator's ``own`` grant and its audit row, $10–$13.
+        self.insert_owned = insert + owner_grant_sql(s, "ins", 10) + "\nSELECT ins.id FROM ins"
         self.update = f"""
 WITH x AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb)

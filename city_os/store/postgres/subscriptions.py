@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import orjson
 
 from city_os.ngsild.subscription_render import DeliveryStatus
-from city_os.store.postgres.entities import NOTIFY_CHANNEL, _iso
+from city_os.store.postgres.changes import SideEffects, guarded_write, notify_change, write_outbox
+from city_os.store.postgres.entities import _iso
 
 CHANNEL = "cityos_subscriptions"
 # Context-source subscriptions (§5.11, federation/csource_subscriptions.py) share the table;
@@ -47,10 +47,6 @@ class SubscriptionRow:
 class Timer:
     kind: str  # interval | throttle
     period: float  # seconds
-
-
-def notify_payload(tenant: str, subscription_id: str) -> str:
-    return orjson.dumps({"tenant": tenant, "id": subscription_id}).decode()
 
 
 _COLUMNS = """s.id, s.doc, s.context, s.notify_context, s.created_at, s.modified_at, s.expires_at,
@@ -85,18 +81,6 @@ def _row(r: asyncpg.Record) -> SubscriptionRow:
     )
 
 
-def _outbox_args(event: dict[str, Any]) -> list[Any]:
-    return [
-        event["event_id"],
-        event["tenant"],
-        event["entity_id"],
-        event["event_type"],
-        orjson.dumps(event["payload"]).decode(),
-    ]
-
-
-_OUTBOX = """INSERT INTO cityos.outbox (event_id, tenant, entity_id, event_type, payload)
-VALUES ($1::uuid, $2, $3, $4, $5::json)"""
 _TIMERS_DROP = """DELETE FROM cityos.subscription_timers
 WHERE tenant = $1 AND subscription_id = $2 AND NOT (kind = ANY($3::text[]))"""
 # A changed period restarts the timer; an unchanged one keeps its place in time.
@@ -111,28 +95,26 @@ class SubscriptionRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def _side_effects(
+    def _side_effects(
         self,
-        conn: asyncpg.Connection,
         tenant: str,
         subscription_id: str,
         event: dict[str, Any],
         timers: list[Timer] | None,
-    ) -> None:
+    ) -> SideEffects:
         """Outbox row, timers and notifications of one change, inside its transaction."""
-        await conn.execute(_OUTBOX, *_outbox_args(event))
-        kinds = [t.kind for t in timers or []]
-        await conn.execute(_TIMERS_DROP, tenant, subscription_id, kinds)
-        if timers:
-            await conn.execute(
-                _TIMERS_SET, tenant, subscription_id, kinds, [t.period for t in timers]
-            )
-        await conn.execute(
-            "SELECT pg_notify($1, $2), pg_notify($3, '')",
-            CHANNEL,
-            notify_payload(tenant, subscription_id),
-            NOTIFY_CHANNEL,
-        )
+
+        async def write(conn: asyncpg.Connection) -> None:
+            await write_outbox(conn, event)
+            kinds = [t.kind for t in timers or []]
+            await conn.execute(_TIMERS_DROP, tenant, subscription_id, kinds)
+            if timers:
+                await conn.execute(
+                    _TIMERS_SET, tenant, subscription_id, kinds, [t.period for t in timers]
+                )
+            await notify_change(conn, CHANNEL, tenant, subscription_id)
+
+        return write
 
     async def insert(
         self,
@@ -143,26 +125,23 @@ class SubscriptionRepository:
         timers: list[Timer],
     ) -> bool:
         """Store a new subscription; False when one with its id exists (nothing written)."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
-                f"INSERT INTO {schema}.subscriptions (id, doc, context, notify_context,"
-                " created_at, modified_at, expires_at, is_active, owner)"
-                " VALUES ($1, $2, $3, $4, $5::text::timestamptz, $5::text::timestamptz,"
-                " $6::text::timestamptz, $7, $8)"
-                " ON CONFLICT (id) DO NOTHING RETURNING id",
-                row.id,
-                row.doc,
-                row.context,
-                row.notify_context,
-                row.created_at,
-                row.expires_at,
-                row.is_active,
-                row.owner,
-            )
-            if inserted is None:
-                return False
-            await self._side_effects(conn, tenant, row.id, event, timers)
-        return True
+        return await guarded_write(
+            self._pool,
+            self._side_effects(tenant, row.id, event, timers),
+            f"INSERT INTO {schema}.subscriptions (id, doc, context, notify_context,"
+            " created_at, modified_at, expires_at, is_active, owner)"
+            " VALUES ($1, $2, $3, $4, $5::text::timestamptz, $5::text::timestamptz,"
+            " $6::text::timestamptz, $7, $8)"
+            " ON CONFLICT (id) DO NOTHING RETURNING id",
+            row.id,
+            row.doc,
+            row.context,
+            row.notify_context,
+            row.created_at,
+            row.expires_at,
+            row.is_active,
+            row.owner,
+        )
 
     async def update(
         self,
@@ -173,40 +152,40 @@ class SubscriptionRepository:
         timers: list[Timer],
     ) -> bool:
         """Write a new state of a subscription still at ``row.version``; False otherwise."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            updated = await conn.fetchval(
-                f"UPDATE {schema}.subscriptions SET doc = $2, context = $3, notify_context = $4,"
-                " modified_at = $5::text::timestamptz, expires_at = $6::text::timestamptz,"
-                " is_active = $7,"
-                " version = version + 1 WHERE id = $1 AND version = $8 RETURNING id",
-                row.id,
-                row.doc,
-                row.context,
-                row.notify_context,
-                row.modified_at,
-                row.expires_at,
-                row.is_active,
-                row.version,
-            )
-            if updated is None:
-                return False
-            await self._side_effects(conn, tenant, row.id, event, timers)
-        return True
+        return await guarded_write(
+            self._pool,
+            self._side_effects(tenant, row.id, event, timers),
+            f"UPDATE {schema}.subscriptions SET doc = $2, context = $3, notify_context = $4,"
+            " modified_at = $5::text::timestamptz, expires_at = $6::text::timestamptz,"
+            " is_active = $7,"
+            " version = version + 1 WHERE id = $1 AND version = $8 RETURNING id",
+            row.id,
+            row.doc,
+            row.context,
+            row.notify_context,
+            row.modified_at,
+            row.expires_at,
+            row.is_active,
+            row.version,
+        )
 
     async def delete(
         self, schema: str, tenant: str, subscription_id: str, event: dict[str, Any]
     ) -> bool:
-        async with self._pool.acquire() as conn, conn.transaction():
-            deleted = await conn.fetchval(
-                f"DELETE FROM {schema}.subscriptions WHERE id = $1 RETURNING id", subscription_id
-            )
-            if deleted is None:
-                return False
+        side_effects = self._side_effects(tenant, subscription_id, event, None)
+
+        async def write(conn: asyncpg.Connection) -> None:
             await conn.execute(
                 f"DELETE FROM {schema}.subscription_status WHERE id = $1", subscription_id
             )
-            await self._side_effects(conn, tenant, subscription_id, event, None)
-        return True
+            await side_effects(conn)
+
+        return await guarded_write(
+            self._pool,
+            write,
+            f"DELETE FROM {schema}.subscriptions WHERE id = $1 RETURNING id",
+            subscription_id,
+        )
 
     async def get(self, schema: str, subscription_id: str) -> SubscriptionRow | None:
         async with self._pool.acquire() as conn:

@@ -1,4 +1,5 @@
-"""Fixtures of the access-control tests: a local OIDC issuer and an app that trusts it."""
+"""Fixtures of the access-control tests: a local OIDC issuer, an app that trusts it and a
+notification receiver."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from city_os.app import create_app
 from tests.conftest import test_settings as settings_for
 from tests.integration.auth.issuer import LocalIssuer
+from tests.integration.notifier.support import Receiver
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -40,6 +42,14 @@ async def secured(issuer: LocalIssuer, citizens: LocalIssuer) -> AsyncIterator[C
     settings = settings_for(auth_enabled=True, oidc_issuers=orjson.dumps(issuers).decode())
     async with TestClient(TestServer(create_app(settings))) as c:
         yield c
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Receiver]:
+    """A real HTTP receiver of notifications."""
+    r = await Receiver().start()
+    yield r
+    await r.stop()
 
 
 def as_user(issuer: LocalIssuer, tenant: str, *roles: str, **claims: object) -> dict[str, str]:

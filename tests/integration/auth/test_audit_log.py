@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.integration.auth.conftest import as_user
 from tests.integration.auth.issuer import LocalIssuer
+from tests.integration.auth.subscribers import citizen, consent
 
 Client = TestClient  # type: ignore[type-arg]
 AUDIT = "/cityos/v1/audit"
@@ -112,14 +113,9 @@ async def test_changes_and_refusals_are_audited(
     app_id = "urn:ngsi-ld:ChildcareApplication:1"
     body = {"id": app_id, "type": "ChildcareApplication"}
     assert (await secured.post(ENTITIES, json=body, headers=admin)).status == 201
-    me = {"Authorization": f"Bearer {citizens.token(sub='c-1')}", "NGSILD-Tenant": tenant}
-    consent = {
-        "client": "childcare-app",
-        "types": ["ChildcareApplication"],
-        "purpose": "審査",
-        "expiresAt": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
-    }
-    resp = await secured.post("/cityos/v1/me/consents", json=consent, headers=me)
+    me = citizen(citizens, tenant)
+    grant = consent("childcare-app", ["ChildcareApplication"], "審査", 1)
+    resp = await secured.post("/cityos/v1/me/consents", json=grant, headers=me)
     assert resp.status == 201, await resp.text()
     cid = (await resp.json())["id"]
     assert (await secured.delete(f"/cityos/v1/me/consents/{cid}", headers=me)).status == 204

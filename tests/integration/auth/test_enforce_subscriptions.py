@@ -6,38 +6,21 @@ service's subscription stops notifying."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import orjson
-import pytest
-from aiohttp.test_utils import TestClient
-
 from city_os.devstack import TansuProcess
 from tests.integration.auth.conftest import as_user
 from tests.integration.auth.issuer import LocalIssuer
-from tests.integration.notifier.support import Receiver, broker, settled
-
-Client = TestClient  # type: ignore[type-arg]
-SUBS = "/ngsi-ld/v1/subscriptions"
-ENTITIES = "/ngsi-ld/v1/entities"
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
-
-
-def subscription(uri: str, kind: str = "Shelter") -> dict[str, Any]:
-    return {
-        "type": "Subscription",
-        "entities": [{"type": kind}],
-        "notification": {"endpoint": {"uri": uri}},
-    }
+from tests.integration.auth.subscribers import (
+    ENTITIES,
+    SUBS,
+    Client,
+    citizen,
+    consent,
+    notified,
+    secured_broker,
+    shelter,
+    subscription,
+)
+from tests.integration.notifier.support import Receiver, settled
 
 
 async def test_owner_only(secured: Client, issuer: LocalIssuer, tenant: str) -> None:
@@ -66,17 +49,6 @@ async def test_owner_only(secured: Client, issuer: LocalIssuer, tenant: str) -> 
     assert (await secured.delete(one, headers=alice)).status == 204
 
 
-@asynccontextmanager
-async def secured_broker(
-    tansu: TansuProcess, issuer: LocalIssuer, citizens: LocalIssuer
-) -> AsyncIterator[Client]:
-    issuers = [issuer.setting(), citizens.setting(citizens=True)]
-    async with broker(
-        tansu.bootstrap, auth_enabled=True, oidc_issuers=orjson.dumps(issuers).decode()
-    ) as client:
-        yield client
-
-
 async def test_notifications_carry_only_readable(
     tansu: TansuProcess,
     sink: Receiver,
@@ -97,17 +69,11 @@ async def test_notifications_carry_only_readable(
         resp = await client.post(SUBS, json=subscription(sink.url), headers=watcher)
         assert resp.status == 201, await resp.text()
         for n, scope in ((1, "/Saga/Kase"), (2, "/Fukuoka"), (3, "/Saga")):
-            body = {
-                "id": f"urn:ngsi-ld:Shelter:{n}",
-                "type": "Shelter",
-                "scope": scope,
-                "capacity": {"type": "Property", "value": n},
-            }
+            body = shelter(n, scope=scope)
             assert (await client.post(ENTITIES, json=body, headers=admin)).status == 201
         await sink.wait_for(2)
         await settled(client, tenant)
-        notified = sorted(e["id"] for r in sink.received for e in r.body["data"])
-        assert notified == ["urn:ngsi-ld:Shelter:1", "urn:ngsi-ld:Shelter:3"]
+        assert notified(sink) == ["urn:ngsi-ld:Shelter:1", "urn:ngsi-ld:Shelter:3"]
 
 
 async def test_consent_end_to_end_with_notifications(
@@ -133,16 +99,11 @@ async def test_consent_end_to_end_with_notifications(
         )
         assert resp.status == 201, await resp.text()
 
-        me = {"Authorization": f"Bearer {citizens.token(sub='c-1')}", "NGSILD-Tenant": tenant}
-        grant = {
-            "client": "childcare-app",
-            "types": ["ChildcareApplication"],
-            "purpose": "保育所入所申請の審査",
-            "expiresAt": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-        }
+        me = citizen(citizens, tenant)
+        grant = consent("childcare-app", ["ChildcareApplication"], "保育所入所申請の審査", 30)
         resp = await client.post("/cityos/v1/me/consents", json=grant, headers=me)
-        consent = await resp.json()
-        assert resp.status == 201, consent
+        granted = await resp.json()
+        assert resp.status == 201, granted
         assert (await client.get(one, headers=service)).status == 200
         query = await client.get(ENTITIES, params={"type": "ChildcareApplication"}, headers=service)
         assert [e["id"] for e in await query.json()] == [app_id]
@@ -155,9 +116,9 @@ async def test_consent_end_to_end_with_notifications(
         log = await (await client.get("/cityos/v1/me/accessLog", headers=me)).json()
         operations = sorted(e["operation"] for e in log)
         assert operations == ["notification", "query", "read"], log
-        assert {e["consent"] for e in log} == {consent["id"]}
+        assert {e["consent"] for e in log} == {granted["id"]}
 
-        revoke = await client.delete(f"/cityos/v1/me/consents/{consent['id']}", headers=me)
+        revoke = await client.delete(f"/cityos/v1/me/consents/{granted['id']}", headers=me)
         assert revoke.status == 204
         assert (await client.get(one, headers=service)).status == 404
         patch = {"status": {"type": "Property", "value": "decided"}}

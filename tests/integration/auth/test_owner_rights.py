@@ -11,41 +11,14 @@ Real Tansu, a real HTTP receiver, tokens from the local OIDC issuer.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from typing import Any
-
-import pytest
-from aiohttp.test_utils import TestClient
 
 from city_os.api.keys import ENTITIES, POOL, TENANTS
 from city_os.devstack import TansuProcess
 from tests.integration.auth.conftest import as_user
 from tests.integration.auth.issuer import LocalIssuer
-from tests.integration.auth.test_enforce_subscriptions import secured_broker, subscription
+from tests.integration.auth.subscribers import ENTITIES as ENTITY_PATH
+from tests.integration.auth.subscribers import SUBS, notified, secured_broker, shelter, subscription
 from tests.integration.notifier.support import Receiver, settled
-
-Client = TestClient  # type: ignore[type-arg]
-SUBS = "/ngsi-ld/v1/subscriptions"
-ENTITY_PATH = "/ngsi-ld/v1/entities"
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
-
-
-def shelter(n: int) -> dict[str, Any]:
-    return {
-        "id": f"urn:ngsi-ld:Shelter:{n}",
-        "type": "Shelter",
-        "capacity": {"type": "Property", "value": n},
-    }
-
-
-def notified(sink: Receiver) -> list[str]:
-    return sorted(e["id"] for r in sink.received for e in r.body["data"])
 
 
 async def test_roles_follow_the_latest_token(

@@ -2,8 +2,10 @@
 
 A hypothesis test writes random instances through POST /temporal/entities (numbers of any
 magnitude, strings, two datasets), then changes some (PATCH and DELETE of one instance, DELETE
-of a dataset's instances), and compares, for random aligned queries, the rollup path of
-TemporalRepository.aggregate with its exact path over attr_instances — and the rollup table
+of a dataset's instances, a partial update with observedAt through the entity API, whose
+instance the capture trigger merges into the rollups in its own statement), and compares,
+for random aligned queries, the rollup path of TemporalRepository.aggregate with its exact
+path over attr_instances — and the rollup table
 with the instances it summarises (the attr_rollup_source view). The API answers from the
 rollups for those queries: the last check reads the same through HTTP.
 """
@@ -23,7 +25,7 @@ from city_os.store.postgres.db import schema_name
 from city_os.store.postgres.temporal import InstanceFilter, TemporalRepository
 from city_os.store.postgres.temporal_rollups import ROLLED_UP, usable
 from city_os.temporal.params import parse_temporal
-from tests.integration.temporal.helpers import T0, TEMPORAL, Client, create, get, iso
+from tests.integration.temporal.helpers import API, T0, TEMPORAL, Client, create, get, iso
 
 ATTR = "https://uri.etsi.org/ngsi-ld/default-context/level"
 _number = st.one_of(
@@ -39,6 +41,7 @@ _change = st.one_of(
     st.tuples(st.just("modify"), st.integers(0, 10_000), _number),
     st.tuples(st.just("delete"), st.integers(0, 10_000), st.just(0)),
     st.tuples(st.just("drop-dataset"), st.just(0), st.just(0)),
+    st.tuples(st.just("entity-patch"), st.integers(0, 6 * 60 - 1), _value),
 )
 _query = st.fixed_dictionaries(
     {
@@ -88,6 +91,16 @@ async def _change_some(
 ) -> None:
     h = {"NGSILD-Tenant": tenant}
     for kind, pick, value in changes:
+        if kind == "entity-patch":  # pick: the minute of observedAt
+            observed = iso(T0 + timedelta(minutes=pick, seconds=31))
+            r = await client.patch(
+                f"{API}/entities/{eid}/attrs/level",
+                json={"value": value, "observedAt": observed},
+                headers=h,
+            )
+            # 404: no default instance (only urn:ds:a's)
+            assert r.status in (204, 404), await r.text()
+            continue
         status, body, _ = await get(client, tenant, f"/entities/{eid}", attrs="level")
         instances = body.get("level", []) if status == 200 else []
         if kind == "drop-dataset":

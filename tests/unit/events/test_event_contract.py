@@ -99,20 +99,36 @@ def test_a_claim_check_matches_the_schema_and_reads_back(
     assert {k: v for k, v in check.items() if k not in ("data", "dataref")} == {
         k: v for k, v in full.items() if k != "data"
     }
+    omitted = ["entity"] if kind == "created" else ["changes", "entity"]  # what it left out
     assert check["data"] == {
         "tenant": "saga",
         "entityId": "urn:ngsi-ld:WaterObserved:1",
         "types": [TYPE],
-        "omitted": ["changes", "entity"],
+        "omitted": omitted,
     }
     parsed = ChangeEvent.from_envelope(check)
-    assert parsed.omitted == ("changes", "entity")
+    assert parsed.omitted == tuple(omitted)
     assert (parsed.changes, parsed.entity) == ({}, None)
     if kind == "purged":  # nothing left to read
         assert "dataref" not in check and parsed.dataref is None
     else:
         url = "https://broker.example/ngsi-ld/v1/entities/urn%3Angsi-ld%3AWaterObserved%3A1"
         assert check["dataref"] == parsed.dataref == url
+
+
+def test_a_created_event_leaves_the_changes_to_its_entity() -> None:
+    created = event("created", None, 1.0)
+    assert created["cityosversion"] == "2"
+    assert "changes" not in created["data"]
+    assert created["data"]["entity"]["attrs"] == {LEVEL: [{"type": "Property", "value": 1.0}]}
+    parsed = ChangeEvent.from_envelope(created)  # consumers read the same changes as before
+    assert parsed.changes == {
+        LEVEL: {"previous": None, "new": [{"type": "Property", "value": 1.0}]}
+    }
+    assert parsed.value("waterLevel") == 1.0
+    with_changes = event("created", None, 1.0)
+    with_changes["data"]["changes"] = attribute_changes(None, entity(1.0)["attrs"])
+    assert [e.message for e in VALIDATOR.iter_errors(with_changes)]  # version 2 has none
 
 
 def test_only_a_claim_check_may_leave_the_data_out() -> None:

@@ -23,10 +23,10 @@ from city_os.ngsild.representation import (
     Format,
     RenderOptions,
     TermCompactor,
-    _alive,
     _compact_vocab,
     _pick_language,
     _simple_value,
+    instance_alive,
     render,
     render_instance,
 )
@@ -75,7 +75,7 @@ def _reference_render(
 
 def _ref_alive(inst: Instance, now: str) -> bool:
     # The expiry reading itself did not change; only ``now`` became a datetime.
-    return _alive(inst, datetime.fromisoformat(now.replace("Z", "+00:00")))
+    return instance_alive(inst, datetime.fromisoformat(now.replace("Z", "+00:00")))
 
 
 def _ref_keep(member: str, opts: RenderOptions) -> bool:
