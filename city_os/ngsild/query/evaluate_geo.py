@@ -2,7 +2,7 @@
 
 Layer: ngsild/ (pure, no I/O). The SQL engine tests each GeoProperty instance of the entity (the
 rows of the ``geo`` table: every instance, every datasetId, whose value is a geometry) and
-matches when any instance stands in the relation (query_sql.geo_conditions):
+matches when any instance stands in the relation (query_geo_sql.geo_conditions):
 
 * ``within``, ``contains``, ``intersects``, ``disjoint``, ``equals``, ``overlaps``: planar
   DE-9IM predicates on SRID 4326 coordinates, PostGIS's ``ST_*`` on GEOS; here shapely 2 on GEOS

@@ -22,17 +22,17 @@ from city_os.ngsild.query.entity_selection import Names, Selection
 from city_os.store.postgres.auth_scope_sql import readable_to_sql
 from city_os.store.postgres.entities import _COLUMNS, _LIVE, Stored, _record
 from city_os.store.postgres.indexes import ValueIndexRepository
+from city_os.store.postgres.query_geo_sql import geo_conditions, geo_to_sql, selective_geo
+from city_os.store.postgres.query_page_sql import driven_ids
 from city_os.store.postgres.query_sql import (
     SqlParams,
-    geo_conditions,
-    geo_to_sql,
     id_pattern_to_sql,
     ids_to_sql,
     q_to_sql,
     scope_to_sql,
-    selective_geo,
     type_to_sql,
 )
+from city_os.store.postgres.query_values import driver as values_driver
 
 _E_COLUMNS = ", ".join(f"e.{c.strip()}" for c in _COLUMNS.split(","))
 _COLUMNS_BY_NAME = {
@@ -83,9 +83,14 @@ def where_clause(
     skip_types: bool = False,
     numbers: frozenset[str] = frozenset(),
     visible: Visible | None = None,
+    entity_type: str | None = None,
+    bind: bool = False,
 ) -> tuple[str, list[Any]]:
     """The WHERE condition of a selection; ``skip_types`` leaves the type selection out.
-    ``numbers``: attributes with value indexes (``q_to_sql``); ``visible``: only those."""
+    ``numbers``: attributes with value indexes (``q_to_sql``); ``visible``: only those;
+    ``entity_type``: the one type (IRI) of every entity the condition is applied to, for the
+    attr_values probes (``q_to_sql``), which ``bind`` makes bind their values. The bound
+    arguments do not depend on ``entity_type``."""
     params = SqlParams()
     parts: list[str] = []
     if visible is not None:
@@ -120,6 +125,8 @@ def where_clause(
                 entities_table=table,
                 numbers=numbers,
                 values_table=f"{schema}.attr_values",
+                entity_type=entity_type,
+                bind_values=bind,
             )[0]
         )
     if sel.geo is not None:
@@ -213,20 +220,26 @@ class QueryRepository:
         The single-typed branch picks the page's ids first and reads the entity rows after:
         when the rest of the selection is made of attr_values probes (``query_values``), the
         walk is index-only and merges with the values' index streams, so only the page's rows
-        are read from the heap, not every entity walked past.
+        are read from the heap, not every entity walked past. Its probes keep to the values of
+        the type (``etype``, tenant_values.sql). With a string equality ANDed into ``q``, the
+        candidates come from attr_values instead (``query_page_sql``).
         """
-        rest, args = where_clause(
-            schema, sel, names, skip_types=True, numbers=numbers, visible=visible
+        driver = values_driver(sel.q, names.attr, "txt")
+        rest, typed, args = self._rest(
+            schema, sel, names, numbers, the_type, visible, bind=driver is not None
         )
         params = SqlParams(len(args) + 1)
         types = params.add([names.type(the_type)])
         first = params.add(limit + offset)  # each branch: enough rows for the page
         page, skip = params.add(limit), params.add(offset)
-        where = f"FROM {schema}.entities e WHERE {_LIVE} AND ({rest})"
+        single = f"FROM {schema}.entities e WHERE {_LIVE} AND ({typed})"
+        ids = f"SELECT e.id {single} AND e.types = {types}::text[] ORDER BY e.id LIMIT {first}"
+        if driver is not None:
+            check = f"SELECT 1 {single} AND e.id = d.id AND e.types = {types}::text[]"
+            ids = driven_ids(schema, sel.q, names, the_type, check, first, params)
         sql = (
             f"SELECT * FROM ("
-            f"(SELECT {_E_COLUMNS} FROM (SELECT e.id {where} AND e.types = {types}::text[]"
-            f" ORDER BY e.id LIMIT {first}) p JOIN {schema}.entities e ON e.id = p.id)"
+            f"(SELECT {_E_COLUMNS} FROM ({ids}) p JOIN {schema}.entities e ON e.id = p.id)"
             " UNION ALL "
             # OFFSET 0 fences the few multi-typed rows off from a walk of the primary key; the
             # rest of the selection filters them outside the fence (a probe per row, not a
@@ -237,6 +250,27 @@ class QueryRepository:
             f") u ORDER BY u.id LIMIT {page} OFFSET {skip}"
         )
         return await self._fetch(sql, *args, *params.args)
+
+    @staticmethod
+    def _rest(
+        schema: str,
+        sel: Selection,
+        names: Names,
+        numbers: frozenset[str],
+        the_type: str,
+        visible: Visible | None,
+        *,
+        bind: bool = False,
+    ) -> tuple[str, str, list[Any]]:
+        """The selection but its type, for entities of several types and for those of
+        ``the_type`` only (attr_values probes kept to its rows), and their arguments (the
+        same for both; ``bind``: the probes' values among them)."""
+        one = names.type(the_type)
+        kw: dict[str, Any] = {"numbers": numbers, "visible": visible, "bind": bind}
+        rest, args = where_clause(schema, sel, names, skip_types=True, **kw)
+        typed, typed_args = where_clause(schema, sel, names, skip_types=True, entity_type=one, **kw)
+        assert typed_args == args
+        return rest, typed, args
 
     async def _geo_page(
         self,
@@ -288,14 +322,13 @@ class QueryRepository:
         visible: Visible | None = None,
     ) -> int:
         """``count=true`` for one type, split like ``_type_page`` so both parts use an index."""
-        rest, args = where_clause(
-            schema, sel, names, skip_types=True, numbers=numbers, visible=visible
-        )
+        rest, typed, args = self._rest(schema, sel, names, numbers, the_type, visible)
         params = SqlParams(len(args) + 1)
         types = params.add([names.type(the_type)])
         where = f"FROM {schema}.entities e WHERE {_LIVE} AND ({rest})"
+        single = f"FROM {schema}.entities e WHERE {_LIVE} AND ({typed})"
         rows = await self._fetch(
-            f"SELECT (SELECT count(*) {where} AND e.types = {types}::text[])"
+            f"SELECT (SELECT count(*) {single} AND e.types = {types}::text[])"
             f" + (SELECT count(*) {where} AND cardinality(e.types) > 1"
             f" AND e.types && {types}::text[]) AS n",
             *args,

@@ -25,16 +25,18 @@ from city_os.ngsild.query.q import parse_q
 from city_os.ngsild.query.scope import parse_scopeq
 from city_os.ngsild.query.type_selection import parse_type_selection
 from city_os.store.postgres.db import migrate
-from city_os.store.postgres.query_sql import (
+from city_os.store.postgres.query_geo_sql import (
     _HAVERSINE,
     _SPHERE_MARGIN,
-    SqlParams,
     geo_conditions,
     geo_to_sql,
+    near_box,
+)
+from city_os.store.postgres.query_sql import (
+    SqlParams,
     id_pattern_to_sql,
     ids_to_sql,
     jsonpath_string,
-    near_box,
     q_to_sql,
     scope_to_sql,
     sql_string,

@@ -3,8 +3,9 @@
 Property tests: for any stored shape of an attribute's instances (nested arrays, objects,
 strings that look like numbers, lists, language maps, several instances), the EXISTS probe of
 the values ``cityos.q_values`` derives answers a q term exactly as the term's jsonpath does.
-Trigger tests: after inserts, partial and full updates and deletes through real statements, a
-tenant's ``attr_values`` holds exactly ``cityos.q_values`` of every entity's attrs.
+Trigger tests: after inserts, partial and full updates, changes of types and deletes through
+real statements, a tenant's ``attr_values`` holds exactly ``cityos.q_values`` of every entity's
+attrs, with the entity's type where it has only one (``etype``).
 """
 
 from __future__ import annotations
@@ -119,6 +120,17 @@ def test_long_strings_keep_the_jsonpath() -> None:
     assert probed.count("s.attr_values") == 2
 
 
+def test_probes_keep_to_the_one_type_of_the_entity_not_of_linked_ones() -> None:
+    q = parse_q('a>1;r{b}=="x"')
+    sql, _ = q_to_sql(
+        q, lambda t: t, values_table="s.attr_values", entities_table="s.entities", entity_type="T"
+    )
+    # a of e: only type T's rows; b of the linked entity l1: any type.
+    assert sql.count("v.etype = E'T'") == 1
+    assert "v.entity_id = e.id AND v.attr = E'a' AND v.etype = E'T'" in sql
+    assert "v.entity_id = l1.id AND v.attr = E'b' AND v.txt" in sql
+
+
 def test_the_triggers_keep_the_values(
     sync_conn: tuple[asyncio.AbstractEventLoop, asyncpg.Connection],
 ) -> None:
@@ -138,9 +150,11 @@ def test_the_triggers_keep_the_values(
     c = {"c": [{"object": "urn:x", **at}]}
     check = (
         f"SELECT (SELECT array_agg(x ORDER BY x) FROM (SELECT entity_id || attr || coalesce("
-        f"num::text, '') || coalesce(txt, '') AS x FROM {schema}.attr_values) s) IS NOT DISTINCT"
+        f"num::text, '') || coalesce(txt, '') || coalesce(etype, '-') AS x"
+        f" FROM {schema}.attr_values) s) IS NOT DISTINCT"
         f" FROM (SELECT array_agg(x ORDER BY x) FROM (SELECT e.id || v.attr || coalesce("
-        f"v.num::text, '') || coalesce(v.txt, '') AS x FROM {schema}.entities e,"
+        f"v.num::text, '') || coalesce(v.txt, '') || CASE cardinality(e.types) WHEN 1"
+        f" THEN e.types[1] ELSE '-' END AS x FROM {schema}.entities e,"
         f" cityos.q_values(e.attrs) v) s)"
     )
 
@@ -167,6 +181,15 @@ def test_the_triggers_keep_the_values(
                 json.dumps(c),
             )
             await step("unchanged", f"UPDATE {schema}.entities SET modified_at = now()")
+            await step(
+                "two types", f"UPDATE {schema}.entities SET types = ARRAY['T', 'U'] WHERE id = 'e4'"
+            )
+            await step(
+                "retyped",
+                f"UPDATE {schema}.entities SET types = ARRAY['U'],"
+                f" attrs = jsonb_set(attrs, '{{a}}', $1::jsonb) WHERE id IN ('e3', 'e4')",
+                json.dumps(a),
+            )
             await step("delete", f"DELETE FROM {schema}.entities WHERE id IN ('e0', 'e2')")
             # The backfill of an existing tenant: drop the table, apply the tenant DDL again.
             await conn.execute(f"DROP TABLE {schema}.attr_values")
@@ -177,12 +200,15 @@ def test_the_triggers_keep_the_values(
 
     steps = loop.run_until_complete(run())
     # e0..e4 with a and b (10); e1's a now 99, 1, 2 (12); e2, e3 one object each (10);
-    # unchanged (10); e0 and e2 gone (7); the backfill rebuilds the same 7.
+    # unchanged (10); e4 of two types (10); e3, e4 of type U with e1's a (e3 3 more, e4 2: 15);
+    # e0 and e2 gone (12); the backfill rebuilds the same 12.
     assert steps == [
         ("insert", True, 10),
         ("partial", True, 12),
         ("replace", True, 10),
         ("unchanged", True, 10),
-        ("delete", True, 7),
-        ("backfill", True, 7),
+        ("two types", True, 10),
+        ("retyped", True, 15),
+        ("delete", True, 12),
+        ("backfill", True, 12),
     ]

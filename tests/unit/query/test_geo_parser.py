@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from city_os.errors import BadRequestData
 from city_os.ngsild.query.ast import GeoQuery
 from city_os.ngsild.query.geo import geoq_from_json, parse_geoq
-from city_os.store.postgres.query_sql import geo_to_sql, near_box
+from city_os.store.postgres.query_geo_sql import geo_to_sql, near_box
 
 SQUARE = "[[[130.30,33.30],[130.33,33.30],[130.33,33.32],[130.30,33.32],[130.30,33.30]]]"
 SQUARE_T = ((130.30, 33.30), (130.33, 33.30), (130.33, 33.32), (130.30, 33.32), (130.30, 33.30))
