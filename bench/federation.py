@@ -6,7 +6,9 @@ Layer: bench/. Four ``city-os serve`` processes on the bench database: three con
 the three (inclusive) and holds nothing itself; the broker's process also holds all 30,000 in a
 tenant of their own for the single-broker query. The query selects by type and ``q`` and
 returns a full page (100 of 102 matches, 34 per source); each run is ``REQUESTS`` requests at
-``CONCURRENCY`` in flight. Reported: p50/p95 of both, and the p95 ratio (target ≤ 2×).
+``CONCURRENCY`` in flight. Reported: p50/p95 of both, and the p95 ratio (target ≤ 2×); beside
+them the CPU per query of the four servers and of the bench database's PostgreSQL backends,
+which judges a change on a loaded machine better than latency.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class Result:
     single: tuple[float, float]
     answered: tuple[int, int]  # entities per page, federated and single
     load: float
+    # CPU ms per query (all four servers, the bench database's PostgreSQL backends), each run
+    cpu: tuple[tuple[float, float], tuple[float, float]] = ((0.0, 0.0), (0.0, 0.0))
 
     @property
     def ratio(self) -> float:
@@ -126,22 +130,41 @@ def run(dsn: str, pool: int = 8) -> Result:
         broker, sources = ports[0], ports[1:]
         total = SOURCES * PER_SOURCE
         print(f"  federation: loading {SOURCES} x {PER_SOURCE:,} and {total:,} on one broker...")
-        return asyncio.run(_run(broker, sources))
+        pids = [p.pid for started in procs for p in started]
+        return asyncio.run(_run(broker, sources, pids))
     finally:
         for started in procs:
             stack.stop(started)
 
 
-async def _run(broker: int, sources: list[int]) -> Result:
+async def _cpu_measure(
+    port: int, tenant: str, pids: list[int]
+) -> tuple[tuple[float, float], int, tuple[float, float]]:
+    """``_measure`` and the CPU it cost per query: server processes, PostgreSQL backends."""
+    before = stack.cpu_snapshot()
+    times, size = await _measure(port, tenant)
+    after = stack.cpu_snapshot()
+    used = {"server": 0.0, "postgres": 0.0}
+    for pid, (comm, seconds) in after.items():
+        delta = seconds - before.get(pid, (comm, 0.0))[1]
+        if pid in pids:
+            used["server"] += delta
+        elif comm.startswith("postgres"):
+            used["postgres"] += delta
+    queries = REQUESTS + 10  # with the warm-up
+    return times, size, (used["server"] * 1000 / queries, used["postgres"] * 1000 / queries)
+
+
+async def _run(broker: int, sources: list[int], pids: list[int]) -> Result:
     async with aiohttp.ClientSession() as http:
         for i, port in enumerate(sources, start=1):
             await _load(http, port, f"fed-s{i}", i)
             await _load(http, broker, "fed-all", i)
             await _register(http, broker, port, i)
     load = guard.wait_quiet("federation")
-    federated, fed_size = await _measure(broker, "fed-b")
-    single, single_size = await _measure(broker, "fed-all")
-    return Result(federated, single, (fed_size, single_size), load)
+    federated, fed_size, fed_cpu = await _cpu_measure(broker, "fed-b", pids)
+    single, single_size, single_cpu = await _cpu_measure(broker, "fed-all", pids)
+    return Result(federated, single, (fed_size, single_size), load, (fed_cpu, single_cpu))
 
 
 def print_results(result: Result) -> None:
@@ -159,5 +182,10 @@ def print_results(result: Result) -> None:
     print(
         f"  one broker   p50 {result.single[0]:7.1f} ms  p95 {result.single[1]:7.1f} ms"
         f"  ({result.answered[1]} entities per page; the ceiling)"
+    )
+    (fed_srv, fed_pg), (one_srv, one_pg) = result.cpu
+    print(
+        f"  CPU per query: distributed servers {fed_srv:.1f} ms + PostgreSQL {fed_pg:.1f} ms, "
+        f"one broker {one_srv:.1f} + {one_pg:.1f} ms (idle servers' background included)"
     )
     print(f"  overhead p95 {result.ratio:.2f}x (target <= {TARGET:g}x) {verdict}")

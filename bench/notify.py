@@ -1,15 +1,21 @@
 """Notification latency and fan-out (issue #9): write → outbox → relay → Kafka → notifier → HTTP.
 
-Layer: bench/. Runs a throwaway Tansu and ``city-os serve`` with the relay and the notifier
-inside (default settings, ``CITYOS_OUTBOUND_ALLOW=loopback``); the receiver is an aiohttp app in
-the bench process that only stamps each arrival (bodies are parsed after the run), the writer
-runs in the client process.
+Layer: bench/. Runs a throwaway Tansu and the production topology (deploy/docker-compose.yml,
+deploy/kubernetes): ``city-os api``, ``city-os relay`` and one ``city-os notifier``, each its own
+process (default settings, ``CITYOS_OUTBOUND_ALLOW=loopback``); ``BENCH_NOTIFY_TOPOLOGY=serve`` runs
+the all-in-one ``city-os serve`` instead (API, relay and notifier in one process, as for development
+and a small city). The receiver is an aiohttp app in the bench process that only stamps each
+arrival (bodies are parsed after the run), the writer runs in the client process.
 
 1. Latency: 1,000 AirQualityObserved entities, 100 subscriptions (each on 10 of them by id,
    watching ``temperature``, keyValues, an endpoint URL of its own), partial updates of
    ``temperature`` paced at ``RATE``/s for ``SECONDS`` s, each with a unique value. Latency of a
    notification = its arrival − the client's receipt of the write's 204. Lost = answered writes
    whose notification did not arrive within ``TIMEOUT`` s. Target: p99 ≤ 50 ms, none lost.
+   Split at the notification's ``notifiedAt`` (stamped by the notifier as it renders a batch):
+   upstream = 204 → notifiedAt (relay, Kafka, the notifier's fetch and matching), downstream =
+   notifiedAt → arrival (storing the deliveries, the queue, HTTP). CPU seconds per process over
+   the window are printed beside them.
 2. Fan-out: ``FANOUT_SUBS`` subscriptions on every AirQualityObserved watching ``pm25``, each with
    its own endpoint, then ``FANOUT_WRITES`` partial updates of ``pm25`` as fast as they go:
    notifications per second delivered (first → last arrival), next to the ceiling of the same
@@ -20,7 +26,10 @@ runs in the client process.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +57,9 @@ P99_TARGET_MS = 50.0
 FANOUT_TARGET = 3000.0
 PROFILE_SECONDS = 12.0  # py-spy on the server from the first fan-out write (--profile)
 PROFILE_OUT = Path("/tmp/cityos-bench-notify-fanout.pyspy")
+PROFILE_LATENCY = Path("/tmp/cityos-bench-notify-latency.pyspy")
+# production (api, relay and notifier processes) or serve (all in one process)
+TOPOLOGY = os.environ.get("BENCH_NOTIFY_TOPOLOGY", "production")
 
 
 class Sink:
@@ -121,6 +133,10 @@ class NotifyResults:
     write_errors: int = 0
     write_seconds: float = 0.0
     latency: list[float] = field(default_factory=list)  # seconds
+    upstream: list[float] = field(default_factory=list)  # 204 → notifiedAt, seconds
+    downstream: list[float] = field(default_factory=list)  # notifiedAt → arrival, seconds
+    cpu: dict[str, float] = field(default_factory=dict)  # process → CPU seconds (latency)
+    topology: str = TOPOLOGY
     lost: int = 0
     duplicates: int = 0
     load1: float = 0.0
@@ -132,6 +148,7 @@ class NotifyResults:
     ceiling_seconds: float = 0.0
     sample: bytes = b"{}"  # a notification body the notifier sent (the ceiling posts it)
     profile: list[str] = field(default_factory=list)
+    latency_profile: list[str] = field(default_factory=list)
 
 
 def _latency(res: NotifyResults, done: list[Answer], got: list[tuple[float, str, bytes]]) -> None:
@@ -141,7 +158,9 @@ def _latency(res: NotifyResults, done: list[Answer], got: list[tuple[float, str,
     res.write_seconds = max(times) - min(times) if times else 0.0
     seen: set[int] = set()
     for arrived, _, body in got:
-        for entity in orjson.loads(body)["data"]:
+        doc = orjson.loads(body)
+        notified = _epoch(doc.get("notifiedAt", ""))
+        for entity in doc["data"]:
             seq = entity.get("temperature")
             if not isinstance(seq, int) or seq not in answered:
                 continue
@@ -150,7 +169,22 @@ def _latency(res: NotifyResults, done: list[Answer], got: list[tuple[float, str,
                 continue
             seen.add(seq)
             res.latency.append(arrived - answered[seq])
+            if notified is not None:
+                res.upstream.append(notified - answered[seq])
+                res.downstream.append(arrived - notified)
     res.lost = len(answered.keys() - seen)
+
+
+def _epoch(stamp: object) -> float | None:
+    """An ISO ``notifiedAt`` (…Z) as epoch seconds."""
+    from datetime import datetime
+
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 # ------------------------------------------------------------------------------------- run
@@ -179,6 +213,32 @@ async def _indexed(http: aiohttp.ClientSession, port: int, n: int) -> None:
     raise SystemExit(f"notify: the notifier did not index {n} subscriptions ({detail})")
 
 
+def _metric(text: str, name: str) -> float:
+    """The sum of a metric's samples (every label set) in a Prometheus text exposition."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def _caught_up(http: aiohttp.ClientSession, relay: int, notifier: int) -> None:
+    """Wait until the outbox is empty and the notifier handled every published event (the
+    seeding and the subscription changes): none of them queues ahead of the measured writes."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        async with http.get(f"http://127.0.0.1:{relay}/metrics") as resp:
+            published = await resp.text()
+        async with http.get(f"http://127.0.0.1:{notifier}/metrics") as resp:
+            handled = await resp.text()
+        backlog = _metric(published, "cityos_outbox_backlog_events")
+        sent = _metric(published, "cityos_events_published_total")
+        if backlog == 0 and _metric(handled, "cityos_notifier_events_total") >= sent > 0:
+            return
+        await asyncio.sleep(0.1)
+    raise SystemExit("notify: the notifier did not catch up with the published events")
+
+
 async def run(runner: Runner, dsn: str) -> NotifyResults:
     res = NotifyResults()
     sink = Sink()
@@ -202,18 +262,49 @@ async def run(runner: Runner, dsn: str) -> NotifyResults:
     return res
 
 
+@contextmanager
+def _servers(env: dict[str, str], port: int) -> Iterator[dict[str, int]]:
+    """The broker's processes (role → pid), answering HTTP. ``production``: ``city-os api``,
+    ``city-os relay`` and ``city-os notifier`` with a port each; ``serve``: one process."""
+    api_env = dict(env, CITYOS_RELAY_ENABLED="true", CITYOS_NOTIFIER_ENABLED="true")
+    if TOPOLOGY == "serve":
+        with stack.running("api+relay+notifier", stack.api_commands(1), api_env, port) as srv:
+            yield {"serve": srv.pids[0]}
+        return
+    ports = {"relay": stack.free_port(), "notifier": stack.free_port()}
+    workers = [
+        stack.start([[str(stack.BIN / "city-os"), role]], dict(env, CITYOS_PORT=str(ports[role])))
+        for role in ("relay", "notifier")
+    ]
+    try:
+        for procs, role in zip(workers, ("relay", "notifier"), strict=True):
+            stack.wait_http(ports[role], "/health", procs, timeout=120)
+        with stack.running("api", [[str(stack.BIN / "city-os"), "api"]], env, port) as srv:
+            yield {"api": srv.pids[0], "relay": workers[0][0].pid, "notifier": workers[1][0].pid,
+                   "relay-port": ports["relay"], "notifier-port": ports["notifier"]}  # fmt: skip
+    finally:
+        for procs in workers:
+            stack.stop(procs)
+
+
+def _cpu(pids: dict[str, int]) -> dict[str, float]:
+    snap = stack.cpu_snapshot()
+    return {role: snap.get(pid, ("", 0.0))[1] for role, pid in pids.items() if role in _ROLES}
+
+
+_ROLES = ("serve", "api", "relay", "notifier")
+
+
 async def _through_broker(
     runner: Runner, dsn: str, bootstrap: str, sink: Sink, res: NotifyResults
 ) -> None:
     port = stack.free_port()
     env = stack.server_env(dsn, port, runner.args.pool)
-    env.update(
-        CITYOS_KAFKA_BOOTSTRAP=bootstrap,
-        CITYOS_RELAY_ENABLED="true",
-        CITYOS_NOTIFIER_ENABLED="true",
-        CITYOS_OUTBOUND_ALLOW="loopback",
-    )
-    with stack.running("api+relay+notifier", stack.api_commands(1), env, port) as srv:
+    env.update(CITYOS_KAFKA_BOOTSTRAP=bootstrap, CITYOS_OUTBOUND_ALLOW="loopback")
+    with _servers(env, port) as pids:
+        ready = pids.get("notifier-port", port)  # whose /ready reports the notifier
+        relay = pids.get("relay-port", port)
+        notifier_pid = pids.get("notifier", pids.get("serve", 0))
         async with aiohttp.ClientSession() as http:
             await post_batches(port, "nb-", ENTITIES)
             for k in range(SUBSCRIPTIONS):
@@ -227,13 +318,23 @@ async def _through_broker(
                         "endpoint": {"uri": f"http://127.0.0.1:{sink.port}/n?s=l{k}"},
                     },
                 })  # fmt: skip
-            await _indexed(http, port, SUBSCRIPTIONS)
+            await _indexed(http, ready, SUBSCRIPTIONS)
+            await _caught_up(http, relay, ready)
             res.load1 = await asyncio.to_thread(guard.wait_quiet, "notify latency")
             sink.got.clear()
             n = int(RATE * SECONDS)
             plan = Paced("nb-", "temperature", n, RATE, ENTITIES, CONNECTIONS)
+            spy = None
+            if runner.args.profile:  # the notifier during the paced updates (--profile)
+                spy = profile.start(notifier_pid, SECONDS, PROFILE_LATENCY)
+            before = _cpu(pids)
             done = await asyncio.wrap_future(runner.pool.submit(paced_patches, port, plan))
             await sink.wait_for(sum(1 for _, s, _ in done if s == 204))
+            after = _cpu(pids)
+            if spy is not None:
+                await asyncio.to_thread(spy.wait)
+                res.latency_profile = profile.summarise(PROFILE_LATENCY, top=25)
+            res.cpu = {role: after[role] - before.get(role, 0.0) for role in after}
             _latency(res, done, sink.got)
 
             for k in range(FANOUT_SUBS):
@@ -246,12 +347,12 @@ async def _through_broker(
                         "endpoint": {"uri": f"http://127.0.0.1:{sink.port}/n?s=f{k}"},
                     },
                 })  # fmt: skip
-            await _indexed(http, port, SUBSCRIPTIONS + FANOUT_SUBS)
+            await _indexed(http, ready, SUBSCRIPTIONS + FANOUT_SUBS)
+            await _caught_up(http, relay, ready)
             res.fanout_load1 = await asyncio.to_thread(guard.wait_quiet, "notify fan-out")
             sink.got.clear()
-            spy = None
-            if runner.args.profile:  # the server during the fan-out (--profile)
-                spy = profile.start(srv.pids[0], PROFILE_SECONDS, PROFILE_OUT)
+            if runner.args.profile:  # the notifier during the fan-out (--profile)
+                spy = profile.start(notifier_pid, PROFILE_SECONDS, PROFILE_OUT)
             plan = Paced("nb-", "pm25", FANOUT_WRITES, 0.0, ENTITIES, CONNECTIONS)
             done = await asyncio.wrap_future(runner.pool.submit(paced_patches, port, plan))
             res.fanout_expected = FANOUT_SUBS * sum(1 for _, s, _ in done if s == 204)
@@ -271,14 +372,24 @@ def print_results(res: NotifyResults) -> None:
     rate = res.writes / res.write_seconds if res.write_seconds else 0.0
     p99 = pct(res.latency, 0.99) * ms
     verdict = "PASS" if p99 <= P99_TARGET_MS and res.lost == 0 else "MISS"
+    where = (
+        "city-os api, city-os relay and city-os notifier, one process each, as deployed"
+        if res.topology != "serve"
+        else "relay and notifier inside city-os serve, one process"
+    )
+    cpu = ", ".join(f"{role} {used:.2f}" for role, used in res.cpu.items())
     print(
-        f"\nNotifications through Tansu (relay and notifier inside city-os serve; load1 "
-        f"{res.load1:.2f}):\n"
+        f"\nNotifications through Tansu ({where}; load1 {res.load1:.2f}):\n"
         f"  latency: {res.writes} partial updates at {rate:.0f}/s achieved (target {RATE:.0f}/s,"
         f" {res.write_errors} errors), {SUBSCRIPTIONS} subscriptions, one match per update\n"
         f"    write's 204 → arrival  p50 {pct(res.latency, 0.5) * ms:6.1f} ms  p99 {p99:6.1f} ms"
         f"  max {max(res.latency, default=float('nan')) * ms:6.1f} ms  lost {res.lost}"
-        f"  duplicates {res.duplicates}  target p99 ≤ {P99_TARGET_MS:.0f} ms, 0 lost  {verdict}"
+        f"  duplicates {res.duplicates}  target p99 ≤ {P99_TARGET_MS:.0f} ms, 0 lost  {verdict}\n"
+        f"    204 → notifiedAt (relay, Kafka, fetch, match)  p50 {pct(res.upstream, 0.5) * ms:6.1f}"
+        f" ms  p99 {pct(res.upstream, 0.99) * ms:6.1f} ms;  notifiedAt → arrival (store, queue,"
+        f" HTTP)  p50 {pct(res.downstream, 0.5) * ms:6.1f} ms  p99"
+        f" {pct(res.downstream, 0.99) * ms:6.1f} ms\n"
+        f"    CPU seconds over the window: {cpu}"
     )
     fan = res.fanout_received / res.fanout_seconds if res.fanout_seconds else 0.0
     ceiling = res.ceiling_sent / res.ceiling_seconds if res.ceiling_seconds else 0.0
@@ -291,5 +402,7 @@ def print_results(res: NotifyResults) -> None:
         f"    ceiling: a bare aiohttp client posting {res.ceiling_sent} bodies to the same "
         f"receiver: {ceiling:,.0f}/s (ratio {fan / ceiling if ceiling else 0:.2f})"
     )
+    if res.latency_profile:
+        print("  latency profile of the notifier process (py-spy):", *res.latency_profile, sep="\n")
     if res.profile:
-        print("  fan-out profile of the server (py-spy):", *res.profile, sep="\n")
+        print("  fan-out profile of the notifier process (py-spy):", *res.profile, sep="\n")

@@ -36,7 +36,7 @@ from city_os.ngsild.query.geo import parse_geoq
 from city_os.ngsild.query.q import parse_q
 from city_os.ngsild.query.type_selection import parse_type_selection
 from city_os.store.postgres.indexes import ValueIndexRepository
-from city_os.store.postgres.query import QueryRepository
+from city_os.store.postgres.query import QueryRepository, Visible
 
 TENANT = "bench-query"
 QUERY_TYPE = "WeatherObserved"  # last in id order: the worst case for a walk along the id index
@@ -114,11 +114,12 @@ def _batches() -> list[bytes]:
     return [orjson.dumps(docs[i : i + LOAD_BATCH]) for i in range(0, len(docs), LOAD_BATCH)]
 
 
-async def load(port: int) -> tuple[float, int]:
-    """POST every batch (``LOAD_CONCURRENCY`` in flight); seconds and entities loaded."""
+async def load(port: int, headers: dict[str, str] | None = None) -> tuple[float, int]:
+    """POST every batch (``LOAD_CONCURRENCY`` in flight); seconds and entities loaded.
+    ``headers``: the tenant (and credentials) to load into; default: this group's tenant."""
     bodies = _batches()
     url = f"http://127.0.0.1:{port}{PREFIX}/entityOperations/create"
-    headers = {"Content-Type": "application/json", "NGSILD-Tenant": TENANT}
+    headers = {"Content-Type": "application/json", **(headers or {"NGSILD-Tenant": TENANT})}
     queue = list(reversed(bodies))
     async with aiohttp.ClientSession() as http:
 
@@ -135,11 +136,11 @@ async def load(port: int) -> tuple[float, int]:
     return seconds, sum(body.count(b'"id":') for body in bodies)
 
 
-async def value_index(port: int) -> float:
+async def value_index(port: int, headers: dict[str, str] | None = None) -> float:
     """Opt ``temperature`` into value indexes (``POST /cityos/v1/indexes``), as the steward of
     a tenant queried by temperature ranges would; seconds the build took."""
     url = f"http://127.0.0.1:{port}/cityos/v1/indexes"
-    headers = {"NGSILD-Tenant": TENANT}
+    headers = headers or {"NGSILD-Tenant": TENANT}
     started = time.perf_counter()
     async with aiohttp.ClientSession() as http:
         body = {"attribute": INDEXED, "kind": "number"}
@@ -157,11 +158,11 @@ async def value_index(port: int) -> float:
             await asyncio.sleep(0.1)
 
 
-async def tenant_schema(dsn: str) -> str:
+async def tenant_schema(dsn: str, tenant: str = TENANT) -> str:
     conn = await asyncpg.connect(dsn)
     try:
         schema = await conn.fetchval(
-            "SELECT schema_name FROM cityos.tenants WHERE name = $1", TENANT
+            "SELECT schema_name FROM cityos.tenants WHERE name = $1", tenant
         )
         # What autovacuum does to a table in production: statistics, and the visibility map
         # that index-only scans (geo_points) rely on.
@@ -236,8 +237,9 @@ class _Recorder:
         )
 
 
-def statements(case: Case, schema: str) -> list[Statement]:
-    """The SQL of ``GET case.path`` as ``QueryService.query`` builds it (limit + 1 rows)."""
+def statements(case: Case, schema: str, visible: Visible | None = None) -> list[Statement]:
+    """The SQL of ``GET case.path`` as ``QueryService.query`` builds it (limit + 1 rows), for a
+    caller whose readable scope is ``visible`` (None: unrestricted)."""
     terms = TermMap(CORE_CONTEXT_URL, bundled_documents())
     names = Names(type=terms.expand_type, attr=lambda t: expand_attr_name(terms, t))
     p = case.params
@@ -250,7 +252,9 @@ def statements(case: Case, schema: str) -> list[Statement]:
     recorder = _Recorder()
     indexes = _Indexes(frozenset({names.attr(INDEXED)}))
     repo = QueryRepository(cast(asyncpg.Pool, recorder), cast(ValueIndexRepository, indexes))
-    page = repo.page(schema, sel, names, limit=LIMIT + 1, offset=0, count="count" in p)
+    page = repo.page(
+        schema, sel, names, limit=LIMIT + 1, offset=0, count="count" in p, visible=visible
+    )
     asyncio.run(page)
     return recorder.statements
 

@@ -12,6 +12,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,3 +104,64 @@ class Runner:
         a = self.args
         call = (dsn, statements, concurrency, a.pool, a.warmup, a.duration)
         return self.measure(run_sql, call, [], name)
+
+
+# ------------------------------------------------------------------ paired runs, their report
+
+
+def cpu_per_op(m: Measured) -> dict[str, float]:
+    """CPU µs per operation by role (server, postgres, client, other) over the window."""
+    rate = m.result.rate()
+    return {role: 1e6 * cores / rate if rate else 0.0 for role, cores in m.cpu.items()}
+
+
+def describe(m: Measured) -> str:
+    """One run: throughput, latency, errors, server and PostgreSQL CPU per operation, load."""
+    r, per = m.result, cpu_per_op(m)
+    return (
+        f"{r.rate():>7.0f} ops/s  p50 {r.p50_ms:6.1f}  p95 {r.p95_ms:6.1f}  p99 {r.p99_ms:6.1f}"
+        f" ms  errors {r.errors}  CPU/op server {per.get('server', 0.0):5.0f} µs + postgres "
+        f"{per.get('postgres', 0.0):5.0f} µs  load1 {m.load1:.2f}"
+        + (f"  statuses {r.statuses}" if r.errors else "")
+    )
+
+
+@dataclass(frozen=True)
+class Pair:
+    """The same load measured twice, one run right after the other: ``base`` without the
+    feature (authentication off, an unrestricted caller), ``with_`` with it."""
+
+    base: Measured
+    with_: Measured
+
+    def time_cost(self) -> float:
+        """Extra time per request at the same concurrency (a throughput ratio)."""
+        b, w = self.base.result.rate(), self.with_.result.rate()
+        return b / w - 1 if w else float("inf")
+
+    def p95_cost(self) -> float:
+        b, w = self.base.result.p95_ms, self.with_.result.p95_ms
+        return w / b - 1 if b else float("inf")
+
+    def cpu_cost(self) -> float:
+        """Extra server + PostgreSQL CPU per operation: the figure a loaded machine blurs
+        least."""
+        b, w = cpu_per_op(self.base), cpu_per_op(self.with_)
+        base = b.get("server", 0.0) + b.get("postgres", 0.0)
+        with_ = w.get("server", 0.0) + w.get("postgres", 0.0)
+        return with_ / base - 1 if base else float("inf")
+
+    def report(
+        self, label: str, names: tuple[str, str], cost: float, what: str, target: float
+    ) -> list[str]:
+        """Both runs and the verdict of ``cost`` (one of the costs above) against ``target``."""
+        lines = [f"  {label} {name:<13} {describe(m)}" for name, m in zip(names, self, strict=True)]
+        ok = cost <= target and not self.with_.result.errors
+        lines.append(
+            f"  {label} {what} {100 * cost:+.1f} % (CPU/op {100 * self.cpu_cost():+.1f} %); "
+            f"target ≤ +{100 * target:.0f} %  {'PASS' if ok else 'MISS'}"
+        )
+        return lines
+
+    def __iter__(self) -> Iterator[Measured]:
+        return iter((self.base, self.with_))

@@ -67,6 +67,7 @@ _OPS = "/ngsi-ld/v1/entityOperations"
 _SCHEMAS = "/cityos/v1/schemas"
 _SUBS = "/ngsi-ld/v1/subscriptions"
 _CSR = "/ngsi-ld/v1/csourceRegistrations"
+_SNAPS = "/ngsi-ld/v1/snapshots"
 _CSUBS = "/ngsi-ld/v1/csourceSubscriptions"
 READ, CREATE, UPDATE, DELETE = Operation.READ, Operation.CREATE, Operation.UPDATE, Operation.DELETE
 STEWARD, READER = Tenant(TenantRight.STEWARD), Tenant(TenantRight.READ)
@@ -140,6 +141,15 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/ngsi-ld/v1/entityMaps/{entityMapId}"): READER,
     ("PATCH", "/ngsi-ld/v1/entityMaps/{entityMapId}"): READER,
     ("DELETE", "/ngsi-ld/v1/entityMaps/{entityMapId}"): READER,
+    # Snapshots (§5.16, snapshots/): a frozen copy holds what its creator could read, and the
+    # copy has no permissions of its own, so only the tenant's writers make and read them
+    ("POST", _SNAPS): WRITER,
+    ("GET", _SNAPS): WRITER,
+    ("DELETE", _SNAPS): WRITER,
+    ("GET", _SNAPS + "/{snapshotId}"): WRITER,
+    ("PATCH", _SNAPS + "/{snapshotId}"): WRITER,
+    ("DELETE", _SNAPS + "/{snapshotId}"): WRITER,
+    ("POST", _SNAPS + "/{snapshotId}/clone"): WRITER,
     ("POST", _CSR): STEWARD,
     ("GET", _CSR): READER,
     ("GET", _CSR + "/{registrationId}"): READER,

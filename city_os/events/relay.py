@@ -211,7 +211,10 @@ class OutboxRelay:
             client_id="city-os-relay",
             acks="all",
             enable_idempotence=self.config.idempotence,
-            linger_ms=5,
+            # No linger: a batch is sent whole before its acknowledgements are awaited (the
+            # sends append to the accumulator without yielding), so lingering only delayed
+            # every event by its length (latency path of notifications).
+            linger_ms=0,
             max_batch_size=256 * 1024,
             max_request_size=MAX_MESSAGE_BYTES,
             request_timeout_ms=timeout_ms,

@@ -2,8 +2,9 @@
 
 Layer: notifier/. Replicas share the topic's partitions (all changes of an entity are on one
 partition, so one replica sees them in order). Each fetched batch goes to ``handle``, which
-stores its notifications durably; only afterwards are the batch's offsets committed — and not
-after every batch: a re-consumed event stores nothing new (its rows exist), so commits go out
+stores its notifications (committed without waiting for the WAL flush); the batch's offsets are
+committed only after ``durable`` returned (everything stored so far is flushed) — and not after
+every batch: a re-consumed event stores nothing new (its rows exist), so commits go out
 every ``COMMIT_INTERVAL`` seconds, on a rebalance and on shutdown, which bounds re-reading
 after a crash. Fetches wait at most ``fetch_wait`` seconds for data (latency: a change should
 reach its receiver within tens of milliseconds). A lost connection or a failing ``handle``
@@ -58,10 +59,14 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 class ChangeConsumer:
     def __init__(
-        self, config: ConsumerConfig, handle: Callable[[list[dict[str, Any]]], Awaitable[int]]
+        self,
+        config: ConsumerConfig,
+        handle: Callable[[list[dict[str, Any]]], Awaitable[int]],
+        durable: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.config = config
         self._handle = handle
+        self._durable = durable
         self._consumer: AIOKafkaConsumer | None = None
         self.watch: LogWatch | None = None
         self._offsets: dict[TopicPartition, int] = {}
@@ -160,6 +165,8 @@ class ChangeConsumer:
             return
         self._offsets = {}
         try:
+            if self._durable is not None:  # what was stored for these offsets is on disk
+                await self._durable()
             await consumer.commit(offsets)
         except Exception:
             # Not fatal: the rows are durable, a re-read of these events stores nothing new.

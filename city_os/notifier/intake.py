@@ -5,7 +5,8 @@ a second path besides LISTEN), read the entity of claim checks from the store, f
 change's candidate subscriptions in the index and keep those whose selectors and triggers it
 fires (match.py), ask the selection filter about the rest of their selection, let throttled
 subscriptions through once per throttling period cluster-wide, render, and store everything in
-one statement. Only then are the new rows queued — and the caller commits the batch's offsets.
+one statement (committed without waiting for the WAL flush). Only then are the new rows queued —
+and the caller commits the batch's offsets once the rows are flushed (``store.barrier``).
 A change older than a subscription is not notified to it (it happened before it existed).
 Periodic (timeInterval) subscriptions are not notified of changes at all (periodic.py).
 """
@@ -88,7 +89,9 @@ class Intake:
                 )
         rows += self._csource_rows  # csourceSubscriptions' notifications of this batch
         self._csource_rows = []
-        stored = await self._store.add(rows)
+        # not waiting for the WAL flush: the consumer's barrier makes the rows durable before
+        # the batch's offsets are committed (NotificationStore.barrier)
+        stored = await self._store.add(rows, flushed=False)
         self._metrics.notifications_stored.inc(len(stored))
         self._dispatcher.submit(stored)
         # counted as handled only now that their notifications are stored and queued

@@ -140,7 +140,9 @@ class Notifier:
             entities,
             metrics,
         )
-        self.consumer = ChangeConsumer(config.consumer, self.intake.handle)
+        self.consumer = ChangeConsumer(
+            config.consumer, self.intake.handle, durable=self.store.barrier
+        )
         self.periodic = PeriodicNotifier(self.store, self.index, queries, self.dispatcher)
         # csourceSubscriptions (§5.11): notified of registration changes and periods
         csource = CSourceNotifier(RegistrationRepository(pool), tenants)

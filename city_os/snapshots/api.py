@@ -19,6 +19,7 @@ from urllib.parse import quote
 from aiohttp import web
 from multidict import CIMultiDict
 
+from city_os.api.guard import principal_of
 from city_os.api.http import (
     JSON,
     JSONLD,
@@ -34,7 +35,8 @@ from city_os.api.http import (
 )
 from city_os.api.keys import POOL, QUERIES, SETTINGS, TENANTS
 from city_os.api.query import query_of_body
-from city_os.errors import BadRequestData
+from city_os.auth.rules import WRITER, allowed
+from city_os.errors import AccessDenied, BadRequestData
 from city_os.federation.distributed_request import body_params
 from city_os.snapshots.model import as_record, parse_create, purge_selection, render
 from city_os.snapshots.service import SnapshotQuery, SnapshotService
@@ -155,7 +157,12 @@ async def snapshot_scope(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     if request.method not in _READS and not request.path.rstrip("/").endswith(_QUERIES):
         raise BadRequestData(f"{HEADER}: a Snapshot is read-only ({request.method} refused)")
-    tenant = await _service(request).scope(tenant_of(request), sid.strip())
+    owner = tenant_of(request)
+    principal = principal_of(request)
+    if not principal.unrestricted and not allowed(principal, owner, WRITER):
+        # the copy holds what its creator could read and has no permissions of its own
+        raise AccessDenied(f"{HEADER}: reading a Snapshot needs the tenant's write right")
+    tenant = await _service(request).scope(owner, sid.strip())
     headers = CIMultiDict(request.headers)
     headers[TENANT_HEADER] = tenant
     response = await handler(request.clone(headers=headers))

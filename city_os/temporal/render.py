@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, Literal
 
 import orjson
@@ -65,8 +66,8 @@ def project(body: dict[str, Any], opts: TemporalOptions) -> dict[str, Any]:
     return body
 
 
-def iso(value: datetime | None) -> str | None:
-    return _iso(value)
+iso = _iso
+_BY_T = itemgetter("t")
 
 
 def entity_head(row: Row, tm: TermCompactor, sys_attrs: bool) -> dict[str, Any]:
@@ -89,9 +90,17 @@ def instance(row: Row, tm: TermCompactor, opts: TemporalOptions) -> dict[str, An
     kind = inst.get("type", "Property")
     if row["deleted_at"] is None and kind == "Property" and len(inst) == 2 and "value" in inst:
         # The common case (a sensor reading): what render_instance gives, without the walk.
+        observed = row["observed_at"]
+        if observed is not None and not opts.sys_attrs:
+            return {
+                "type": "Property",
+                "value": inst["value"],
+                "observedAt": _iso(observed),
+                "instanceId": INSTANCE_PREFIX + str(row["instance_id"]),
+            }
         out: dict[str, Any] = {"type": "Property", "value": inst["value"]}
-        if row["observed_at"] is not None:
-            out["observedAt"] = iso(row["observed_at"])
+        if observed is not None:
+            out["observedAt"] = _iso(observed)
     elif row["deleted_at"] is not None:
         out = {"type": kind, VALUE_KEY.get(kind, "value"): deleted_value(kind, row["attr"])}
         if "datasetId" in inst:
@@ -155,7 +164,7 @@ def render_entity(
 ) -> dict[str, Any]:
     """The temporal representation (normalized or temporalValues) of one entity."""
     out = entity_head(head, tm, opts.sys_attrs)
-    for attr, datasets in _grouped(sorted(_live(rows), key=lambda r: r["t"])).items():
+    for attr, datasets in _grouped(sorted(_live(rows), key=_BY_T)).items():
         name = tm.compact_attr(attr)
         if opts.format == "normalized":
             out[name] = [instance(r, tm, opts) for rs in datasets.values() for r in rs]

@@ -237,7 +237,9 @@ class TemporalService:
             bodies = [render_aggregated(h, by_id.get(h["id"], []), ctx.terms, opts) for h in heads]
             return TemporalResult([project(b, opts) for b in bodies])
         descending = f.query.last_n is not None
-        by_id = _by_entity(await self.repo.instances(schema, ids, f, self.max_instances))
+        by_id = _by_entity(
+            await self.repo.instances(schema, ids, f, self.max_instances, audit=opts.sys_attrs)
+        )
         bodies, ranges = [], []
         for head in heads:
             rows, was_cut = cut(by_id.get(head["id"], []), self.max_instances, descending)

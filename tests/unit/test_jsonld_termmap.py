@@ -442,3 +442,13 @@ def test_repeated_lookups_hit_the_memo(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == ["expand"] * 3 + ["compact"] * 3
     assert len(tm._attr_expanded) == 1
     assert len(tm._attr_compacted) == 1
+
+
+def test_an_attribute_named_like_a_core_member_keeps_its_name() -> None:
+    """An attribute called ``vocab`` expands to the core ngsi-ld:hasVocab; pyld would compact
+    it to that compact IRI (the core term's @vocab coercion does not fit an attribute node),
+    the client named it ``vocab`` (ETSI 422_08_01)."""
+    tm = TermMap([], DOCUMENTS)
+    assert tm.expand_attr("vocab") == NGSI_LD + "hasVocab"
+    assert tm.compact_attr(NGSI_LD + "hasVocab") == "vocab"
+    assert tm.compact_attr(NGSI_LD + "hasJSON") == "json"

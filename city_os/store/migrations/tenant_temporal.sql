@@ -29,14 +29,6 @@ CREATE TABLE IF NOT EXISTS {schema}.attr_instances (
     inst        jsonb NOT NULL,
     recorded_at timestamptz NOT NULL DEFAULT now()
 ) PARTITION BY RANGE (recorded_at);
--- One entity's attribute over a time range (retrieve, lastN, per-entity buckets); a type's
--- buckets go through temporal_entities_types and this index with entity_id = ANY(...).
--- INCLUDE (num, dataset_id, deleted_at): aggregations over observedAt (which leave deletion
--- records out) are index-only scans; deleted_at is NULL but on deletion records, so it costs
--- nothing but the null bitmap. Other timeproperties use the (entity_id, attr) prefix and filter.
-CREATE INDEX IF NOT EXISTS attr_instances_observed_live
-    ON {schema}.attr_instances (entity_id, attr, observed_at) INCLUDE (num, dataset_id, deleted_at);
-DROP INDEX IF EXISTS {schema}.attr_instances_observed;
 CREATE TABLE IF NOT EXISTS {schema}.attr_instances_default
     PARTITION OF {schema}.attr_instances DEFAULT;
 -- Who made the change (issue #10, audit): the cityosactor / cityosclient of the request, set by
@@ -46,6 +38,28 @@ CREATE TABLE IF NOT EXISTS {schema}.attr_instances_default
 ALTER TABLE {schema}.attr_instances
     ADD COLUMN IF NOT EXISTS actor text DEFAULT nullif(current_setting('cityos.actor', true), ''),
     ADD COLUMN IF NOT EXISTS client text DEFAULT nullif(current_setting('cityos.client', true), '');
+-- A copy of inst when its JSON text is at most 200 bytes (sensor readings, most instances),
+-- NULL when larger: the read index below holds it, so reading one entity's instances takes
+-- the index alone instead of one heap page per instance (history arrives interleaved across
+-- entities); larger instances are read from the heap. An index entry must stay under
+-- PostgreSQL's 2,704 bytes and jsonb can take 6 times the bytes of its text (an array of
+-- digits: 343 bytes of text, 2,060 of jsonb), so 200 bytes of text stay under 1,300.
+-- TemporalRepository.instances reads coalesce(inst_small, the heap's inst).
+ALTER TABLE {schema}.attr_instances ADD COLUMN IF NOT EXISTS inst_small jsonb
+    GENERATED ALWAYS AS (CASE WHEN octet_length(inst::text) <= 200 THEN inst END) STORED;
+
+-- One entity's attribute over a time range (retrieve, lastN, per-entity buckets); a type's
+-- buckets go through temporal_entities_types and this index with entity_id = ANY(...).
+-- INCLUDE: every column an instance read without sysAttrs needs (actor and client are read
+-- from the heap with sysAttrs only), so such reads and the aggregations over observedAt are
+-- index-only scans (the partitions are vacuumed every 20,000 inserts so that their pages are
+-- all-visible: temporal_ensure_partitions). Other timeproperties use the (entity_id, attr)
+-- prefix and filter.
+CREATE INDEX IF NOT EXISTS attr_instances_read ON {schema}.attr_instances
+    (entity_id, attr, observed_at)
+    INCLUDE (num, dataset_id, deleted_at, instance_id, created_at, modified_at, inst_small);
+DROP INDEX IF EXISTS {schema}.attr_instances_observed_live;
+DROP INDEX IF EXISTS {schema}.attr_instances_observed;
 
 -- Monthly partitions from the current month to ``ahead`` months later (idempotent).
 CREATE OR REPLACE FUNCTION {schema}.temporal_ensure_partitions(ahead int) RETURNS int
@@ -63,6 +77,14 @@ BEGIN
                            m::timestamp AT TIME ZONE 'UTC',
                            (m + interval '1 month')::timestamp AT TIME ZONE 'UTC');
             made := made + 1;
+        END IF;
+        -- insert-driven autovacuum every 20,000 instances (not 20 % of a month's partition),
+        -- which keeps the pages all-visible for the index-only reads
+        IF NOT coalesce((SELECT reloptions FROM pg_class
+                         WHERE oid = ('{schema}.' || part)::regclass), '{}')
+               @> ARRAY['autovacuum_vacuum_insert_threshold=20000'] THEN
+            EXECUTE format('ALTER TABLE {schema}.%I SET (autovacuum_vacuum_insert_threshold'
+                           ' = 20000, autovacuum_vacuum_insert_scale_factor = 0)', part);
         END IF;
         m := (m + interval '1 month')::date;
     END LOOP;

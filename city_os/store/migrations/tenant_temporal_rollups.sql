@@ -107,20 +107,27 @@ BEGIN
     RETURN cardinality(added);
 END $$;
 
--- In chunks of 10,000 rows: a bulk insert (a load) does not build one array of all its rows.
+-- In chunks of 10,000 rows: a bulk insert (a load) does not hold an array of all its rows.
 CREATE OR REPLACE FUNCTION {schema}.temporal_rollup_insert() RETURNS trigger
     LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
-    chunk {schema}.attr_instances[];
+    chunk {schema}.attr_instances[] := '{}';
+    one {schema}.attr_instances;
+    n int := 0;
 BEGIN
-    FOR chunk IN
-        SELECT array_agg(x.a) FROM (
-            SELECT a, (row_number() OVER ()) / 10000 AS g FROM added a
-            WHERE a.observed_at IS NOT NULL AND a.deleted_at IS NULL) x
-        GROUP BY x.g
+    FOR one IN SELECT a.* FROM added a WHERE a.observed_at IS NOT NULL AND a.deleted_at IS NULL
     LOOP
-        PERFORM {schema}.temporal_rollup_merge(chunk);
+        n := n + 1;
+        chunk[n] := one;  -- in place (chunk := chunk || one copies the array)
+        IF n = 10000 THEN
+            PERFORM {schema}.temporal_rollup_merge(chunk);
+            chunk := '{}';
+            n := 0;
+        END IF;
     END LOOP;
+    IF n > 0 THEN
+        PERFORM {schema}.temporal_rollup_merge(chunk);
+    END IF;
     RETURN NULL;
 END $$;
 

@@ -8,6 +8,13 @@ renews its leases; rows whose lease ran out (their replica died) are taken over 
 Finished rows (sent, failed for good, dropped) lose their body and keep their key for the
 retention window, then go in bulk deletes. Timers fire once per period in the whole cluster:
 a replica acts only when its ``UPDATE … WHERE due <= now()`` moved the timer.
+
+Deliveries of consumed events are committed without waiting for the WAL flush (``add(…,
+flushed=False)``): the rows are visible at once and may be sent, and the flush (a disk sync,
+tens of milliseconds on a busy disk) is off the notification's latency path. ``barrier`` makes
+everything committed before it durable; the consumer calls it before committing Kafka offsets,
+so a PostgreSQL crash can lose only rows whose events are read again (and notified again,
+with the same notification id).
 """
 
 from __future__ import annotations
@@ -54,6 +61,27 @@ entity_id, endpoint, headers, body, extract(epoch FROM event_time)::float8 AS ev
 extract(epoch FROM created_at)::float8 AS created, attempts"""
 
 
+_ADD = """
+INSERT INTO cityos.notifications AS n (notification_id, tenant, subscription_id, source_id,
+    entity_id, endpoint, headers, body, event_time, owner, lease_until)
+SELECT r.nid::uuid, r.tenant, r.sid, r.source::uuid, r.entity, r.endpoint, r.headers::jsonb, r.body,
+       to_timestamp(r.event_time), $10::uuid, now() + make_interval(secs => $11)
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::text[], $8::bytea[], $9::float8[])
+     AS r(nid, tenant, sid, source, entity, endpoint, headers, body, event_time){commit}
+ON CONFLICT (tenant, subscription_id, source_id) DO NOTHING
+RETURNING n.seq, n.notification_id::text AS nid,
+          extract(epoch FROM n.created_at)::float8 AS created"""
+# the statement's own (implicit) transaction commits without waiting for the WAL flush
+_ADD_ASYNC = _ADD.format(
+    commit=",\n     (SELECT set_config('synchronous_commit', 'off', true)) AS c"
+)
+_ADD = _ADD.format(commit="")
+_BARRIER = """
+SELECT 1 FROM cityos.notifications
+WHERE seq = (SELECT max(seq) FROM cityos.notifications) FOR KEY SHARE"""
+
+
 def _stored(r: asyncpg.Record) -> StoredNotification:
     return StoredNotification(**dict(r))
 
@@ -64,24 +92,17 @@ class NotificationStore:
         self.owner = owner
         self._lease = lease
 
-    async def add(self, rows: list[NewNotification]) -> list[StoredNotification]:
+    async def add(
+        self, rows: list[NewNotification], *, flushed: bool = True
+    ) -> list[StoredNotification]:
         """Store new notifications (leased by this replica); returns those that were new.
-        Only their seq and time come back: the rest is what was sent (no body round trip)."""
+        Only their seq and time come back: the rest is what was sent (no body round trip).
+        ``flushed=False``: the commit does not wait for the WAL flush (see ``barrier``)."""
         if not rows:
             return []
         async with self._pool.acquire() as conn:
             found = await conn.fetch(
-                """
-INSERT INTO cityos.notifications AS n (notification_id, tenant, subscription_id, source_id,
-    entity_id, endpoint, headers, body, event_time, owner, lease_until)
-SELECT r.nid::uuid, r.tenant, r.sid, r.source::uuid, r.entity, r.endpoint, r.headers::jsonb, r.body,
-       to_timestamp(r.event_time), $10::uuid, now() + make_interval(secs => $11)
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::text[], $8::bytea[], $9::float8[])
-     AS r(nid, tenant, sid, source, entity, endpoint, headers, body, event_time)
-ON CONFLICT (tenant, subscription_id, source_id) DO NOTHING
-RETURNING n.seq, n.notification_id::text AS nid,
-          extract(epoch FROM n.created_at)::float8 AS created""",
+                _ADD_ASYNC if not flushed else _ADD,
                 [r.notification_id.removeprefix(_PREFIX) for r in rows],
                 [r.tenant for r in rows],
                 [r.subscription_id for r in rows],
@@ -114,6 +135,14 @@ RETURNING n.seq, n.notification_id::text AS nid,
                 )
             )
         return sorted(stored, key=lambda s: s.seq)
+
+    async def barrier(self) -> None:
+        """Return once everything committed before the call is flushed to the WAL on disk: a
+        transaction that writes WAL (a key-share lock on the newest row) and commits with
+        ``synchronous_commit`` on waits for the flush up to its own commit record, which lies
+        after every earlier commit. Nothing to lock (no rows) means nothing to flush."""
+        async with self._pool.acquire() as conn:
+            await conn.execute(_BARRIER)
 
     async def finish(self, done: list[tuple[int, str, int]]) -> None:
         """Record finished deliveries: (seq, state, attempts); state sent | failed | dropped."""

@@ -89,8 +89,13 @@ def where_clause(
     params = SqlParams()
     parts: list[str] = []
     if visible is not None:
-        scope = visible.scope
-        parts.append(readable_to_sql(scope, schema=schema, tenant=visible.tenant, params=params)[0])
+        # Access control; a query of one type spares the type condition of a grant of it.
+        the_type = single_type(sel)
+        of_type = names.type(the_type) if the_type is not None else None
+        scope, tenant = visible.scope, visible.tenant
+        parts.append(
+            readable_to_sql(scope, schema=schema, tenant=tenant, params=params, of_type=of_type)[0]
+        )
     alternatives: list[str] = []
     for selector in sel.selectors:
         terms: list[str] = []

@@ -28,6 +28,7 @@ from city_os.store.postgres.temporal_sql import _ENTITY_COLUMNS as _ENTITY_COLUM
 from city_os.store.postgres.temporal_sql import _INSTANCE_COLUMNS as _INSTANCE_COLUMNS
 from city_os.store.postgres.temporal_sql import InstanceFilter as InstanceFilter
 from city_os.store.postgres.temporal_sql import _instance_where as _instance_where
+from city_os.store.postgres.temporal_sql import _read_columns as _read_columns
 from city_os.store.postgres.temporal_sql import _time_expr as _time_expr
 from city_os.store.postgres.temporal_sql import packed_sql
 from city_os.store.postgres.temporal_sql import selection_where as selection_where
@@ -108,15 +109,18 @@ class TemporalRepository:
         return rows, total
 
     async def instances(
-        self, schema: str, ids: list[str], f: InstanceFilter, cap: int
+        self, schema: str, ids: list[str], f: InstanceFilter, cap: int, *, audit: bool = True
     ) -> list[asyncpg.Record]:
         """Instances of ``ids`` in time order (newest first with lastN), at most ``cap`` + 1
-        per entity (one more than ``cap`` tells the page is cut). Column t is the instant."""
+        per entity (one more than ``cap`` tells the page is cut). Column t is the instant.
+        ``audit``: with actor and client (options=sysAttrs); without them the read is an
+        index-only scan (attr_instances_read), actor and client NULL."""
         params = SqlParams(2)
         where = _instance_where("$1", f, params, schema)
         tq = f.query
         t = _time_expr(tq)
-        inner = f"SELECT {_INSTANCE_COLUMNS}, {t} AS t FROM {schema}.attr_instances a WHERE {where}"
+        columns = _INSTANCE_COLUMNS if audit else _read_columns(schema)
+        inner = f"SELECT {columns}, {t} AS t FROM {schema}.attr_instances a WHERE {where}"
         direction = "DESC" if tq.last_n else "ASC"
         order = f"t {direction}, attr, dataset_id"
         if tq.last_n:
@@ -162,8 +166,7 @@ class TemporalRepository:
         params = SqlParams(2)
         where = _instance_where("$1", f, params, schema)
         # The timeproperty itself (instances without it are not aggregated); deletion records
-        # only with deletedAt. With observedAt the scan is index-only
-        # (attr_instances_observed_live).
+        # only with deletedAt. With observedAt the scan is index-only (attr_instances_read).
         t = f"a.{tq.column}"
         where += f" AND {t} IS NOT NULL"
         if not f.attrs:  # the scope's history is not a value to aggregate

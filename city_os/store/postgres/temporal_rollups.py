@@ -53,18 +53,16 @@ def usable(tq: TemporalQuery) -> bool:
     return _on_hour(tq.time_at) and _on_hour(tq.end_time_at)
 
 
-def rollup_sql(
-    schema: str,
-    ids_param: str,
+def _buckets(
+    entities: str,
     attrs: tuple[str, ...],
     datasets: tuple[str, ...] | None,
     tq: TemporalQuery,
     params: SqlParams,
-) -> str:
-    """The aggregation statement over attr_rollups: the same columns and rows as the exact
-    path (entity_id, attr, dataset_id, start, end, one column per method), plus ``WILD``:
-    when true in any row, the caller takes the exact path instead."""
-    where = [f"r.entity_id = ANY({ids_param}::text[])"]
+) -> tuple[list[str], str]:
+    """The conditions on the rollups r of ``entities`` (an SQL condition) in ``tq``'s window
+    (whole hours: a bucket is inside it or outside), and the timeAt placeholder."""
+    where = [entities]
     if attrs:
         where.append(f"r.attr = ANY({params.add(list(attrs))}::text[])")
     else:  # the scope's history is not a value to aggregate
@@ -78,6 +76,21 @@ def rollup_sql(
         where.append(f"r.hour >= {at}")
         if tq.timerel == "between":
             where.append(f"r.hour < {params.add(tq.end_time_at)}::timestamptz")
+    return where, at
+
+
+def rollup_sql(
+    schema: str,
+    ids_param: str,
+    attrs: tuple[str, ...],
+    datasets: tuple[str, ...] | None,
+    tq: TemporalQuery,
+    params: SqlParams,
+) -> str:
+    """The aggregation statement over attr_rollups: the same columns and rows as the exact
+    path (entity_id, attr, dataset_id, start, end, one column per method), plus ``WILD``:
+    when true in any row, the caller takes the exact path instead."""
+    where, at = _buckets(f"r.entity_id = ANY({ids_param}::text[])", attrs, datasets, tq, params)
     if tq.aggr_calendar is not None:  # months or years: calendar arithmetic, as the exact path
         period = params.add(tq.aggr_calendar) + "::text::interval"
         bucket = f"{schema}.temporal_bin({period}, r.hour, {at})"
@@ -120,18 +133,5 @@ def rollup_exists_sql(
 ) -> str:
     """Whether entity ``eid`` (a column) has an aggregated value in ``tq``'s window (when
     ``usable(tq)``: the window is whole hours, so a bucket is inside it or outside)."""
-    where = [f"r.entity_id = {eid}"]
-    if attrs:
-        where.append(f"r.attr = ANY({params.add(list(attrs))}::text[])")
-    else:
-        where.append(f"r.attr <> '{SCOPE_IRI}'")
-    if datasets is not None:
-        where.append(f"r.dataset_id = ANY({params.add(list(datasets))}::text[])")
-    at = params.add(tq.time_at) + "::timestamptz"
-    if tq.timerel == "before":
-        where.append(f"r.hour < {at}")
-    else:
-        where.append(f"r.hour >= {at}")
-        if tq.timerel == "between":
-            where.append(f"r.hour < {params.add(tq.end_time_at)}::timestamptz")
+    where, _ = _buckets(f"r.entity_id = {eid}", attrs, datasets, tq, params)
     return f"EXISTS (SELECT 1 FROM {schema}.attr_rollups r WHERE {' AND '.join(where)})"

@@ -20,10 +20,33 @@ from city_os.store.postgres.query_sql import (
 )
 from city_os.temporal.params import SCOPE_IRI, TemporalQuery
 
+# instance_id as text: rendering needs its text only (no UUID object per instance).
 _INSTANCE_COLUMNS = (
-    "entity_id, attr, dataset_id, instance_id, observed_at, created_at, modified_at,"
-    " deleted_at, num, inst, actor, client"
+    "entity_id, attr, dataset_id, instance_id::text AS instance_id, observed_at, created_at,"
+    " modified_at, deleted_at, num, inst, actor, client"
 )
+# inst of a row the index does not hold a copy of (inst_small NULL: a large instance), by the
+# index's key and the instance id.
+_HEAP_INST = (
+    "SELECT b.inst FROM {schema}.attr_instances b WHERE b.entity_id = a.entity_id"
+    " AND b.attr = a.attr AND b.observed_at {cond} AND b.instance_id = a.instance_id LIMIT 1"
+)
+
+
+def _read_columns(schema: str) -> str:
+    """_INSTANCE_COLUMNS from attr_instances_read alone (actor and client NULL), but for the
+    inst of large instances."""
+    heap = (
+        f"CASE WHEN a.observed_at IS NULL THEN ({_HEAP_INST.format(schema=schema, cond='IS NULL')})"
+        f" ELSE ({_HEAP_INST.format(schema=schema, cond='= a.observed_at')}) END"
+    )
+    return (
+        "a.entity_id, a.attr, a.dataset_id, a.instance_id::text AS instance_id, a.observed_at,"
+        " a.created_at, a.modified_at, a.deleted_at, a.num,"
+        f" coalesce(a.inst_small, {heap}) AS inst, NULL::text AS actor, NULL::text AS client"
+    )
+
+
 _ENTITY_COLUMNS = "id, types, scopes, created_at, modified_at, deleted_at"
 # SQL of each aggregation method over the instances i (num: the numeric value).
 _AGGREGATES = {

@@ -1,6 +1,7 @@
 """The readable-scope SQL against PostgreSQL: for random entities (types, scopes, data subjects),
 permissions (type/scope and entity targets), consents and callers, the rows the predicate
-selects are exactly the entities ``decide(READ)`` says the caller may read. Also: a deleted
+selects are exactly the entities ``decide(READ)`` says the caller may read — also in the form
+for a query of one type (``of_type``), among the entities of that type. Also: a deleted
 entity takes its permissions and data subject with it."""
 
 from __future__ import annotations
@@ -152,6 +153,21 @@ def test_sql_selects_exactly_what_decide_allows(
         if decide(principal, "saga", Operation.READ, e, perms, cons, time.time()).allowed
     }
     assert {r["id"] for r in found} == expected
+    # A query of one type: the predicate without the type condition of a grant of that type
+    # selects the same among the entities of that type.
+    for of_type in sorted({t for e in rows for t in e.types}):
+        params = SqlParams(2)
+        fragment, args = readable_to_sql(
+            scope, schema=SCHEMA, tenant=TENANT, params=params, of_type=of_type
+        )
+        found = loop.run_until_complete(
+            conn.fetch(
+                f"SELECT id FROM {SCHEMA}.entities e WHERE $1 = ANY(e.types) AND {fragment}",
+                of_type,
+                *args,
+            )
+        )
+        assert {r["id"] for r in found} == {e.id for e in rows if of_type in e.types} & expected
 
 
 CITIZENS = "https://idp.saga.example/citizens"

@@ -3,6 +3,9 @@ retrieve, update, delete, every member round-tripped, each test in a tenant of i
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +25,14 @@ from tests.integration.federation.support import (
     registration,
     retrieve,
 )
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 15.0) -> None:
+    """Poll ``check`` until it holds (returns as soon as it does)."""
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.1)
 
 
 def future(hours: int = 1) -> str:
@@ -223,3 +234,25 @@ async def test_delete(client: Client, tenant: str) -> None:
     await problem(resp, 404, "ResourceNotFound")
     resp = await client.delete(f"{REGS}/bad", headers={"NGSILD-Tenant": tenant})
     await problem(resp, 400, "BadRequestData")
+
+
+async def test_an_expired_registration_is_deleted(client: Client, tenant: str) -> None:
+    """§5.9.2.4: "implementations shall delete the Registration when this point in time is
+    reached" — 404 at once, and the sweep removes the row (the id can be registered again)."""
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rid = await create(client, tenant, registration(id="urn:reg:brief", expiresAt=soon))
+    headers = {"NGSILD-Tenant": tenant}
+
+    async def gone() -> bool:
+        resp = await client.get(f"{REGS}/{rid}", headers=headers)
+        return resp.status == 404
+
+    async def registers_again() -> bool:
+        # gone from the store too: the same id registers again once the sweep ran
+        resp = await client.post(REGS, json=registration(id=rid), headers=ld(tenant))
+        assert resp.status in (201, 409), await resp.text()
+        return resp.status == 201
+
+    await eventually(gone)
+    await eventually(registers_again)
+    assert "expiresAt" not in await retrieve(client, tenant, rid)  # the new one

@@ -157,3 +157,22 @@ async def test_stream_appends_of_one_subscription_commit_in_seq_order(
     events = await streams.since(tenant, sid, 0)
     assert [e.body for e in events] == [b'{"n": 1}', b'{"n": 2}']
     assert events[0].seq < events[1].seq
+
+
+async def test_rows_stored_without_the_flush_are_made_durable_by_the_barrier(tenant: str) -> None:
+    """The intake's rows commit without waiting for the WAL flush; they are visible and
+    de-duplicated like any other, the connection keeps synchronous commits for everyone else,
+    and after ``barrier`` the WAL is on disk past them (the consumer's offsets go after it)."""
+    one = await create_pool(TEST_DSN, 1, 1)  # one connection: a leaked setting would show
+    try:
+        store = NotificationStore(one, uuid.uuid4(), lease=30)
+        source = str(uuid.uuid4())
+        first = await store.add([row(tenant, source)], flushed=False)
+        assert len(first) == 1 and await store.pending(tenant) == 1
+        assert await store.add([row(tenant, source)], flushed=False) == []  # re-consumed
+        assert await one.fetchval("SHOW synchronous_commit") == "on"
+        written = await one.fetchval("SELECT pg_current_wal_insert_lsn()")
+        await store.barrier()
+        assert await one.fetchval("SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn", written)
+    finally:
+        await one.close()

@@ -3,6 +3,12 @@ covers /temporal/entities as well): left out by default, present with ``options=
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 from aiohttp.test_utils import TestClient
 
 API = "/ngsi-ld/v1"
@@ -41,3 +47,53 @@ async def test_instance_expires_at_only_with_sys_attrs(client: Client, tenant: s
     (instance,) = (await resp.json())["speed"]
     assert instance["expiresAt"] == EXPIRES
     assert instance["value"] == 7 and "createdAt" in instance and "modifiedAt" in instance
+
+
+async def _until(check: Callable[[], Awaitable[bool]], within: float = 15.0) -> None:
+    """Poll ``check`` until it holds (returns as soon as it does)."""
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_transient_attribute_history_goes_with_it(client: Client, tenant: str) -> None:
+    """§5.2.5: expiresAt ends "the storage of the Property" — its temporal instances too; the
+    durable attribute's history stays (ETSI 422_07_02)."""
+    headers = {"NGSILD-Tenant": tenant}
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    eid = ID + "-flash"
+    entity = {
+        "id": eid,
+        "type": "Vehicle",
+        "flash": {"type": "Property", "value": 10, "expiresAt": soon},
+        "steady": {"type": "Property", "value": 100},
+    }
+    resp = await client.post(f"{API}/entities", json=entity, headers=headers)
+    assert resp.status == 201, await resp.text()
+    resp = await client.patch(
+        f"{API}/entities/{eid}/attrs/flash", json={"type": "Property", "value": 11}, headers=headers
+    )
+    assert resp.status == 204, await resp.text()
+    params = {
+        "timerel": "before",
+        "timeAt": "2100-01-01T00:00:00Z",
+        "timeproperty": "modifiedAt",
+        "options": "temporalValues",
+    }
+
+    async def body() -> dict[str, Any]:
+        resp = await client.get(f"{API}/temporal/entities/{eid}", params=params, headers=headers)
+        assert resp.status == 200, await resp.text()
+        found: dict[str, Any] = await resp.json()
+        return found
+
+    before = await body()
+    if "flash" in before:  # (unless the machine was slower than the 2 s of life)
+        assert sorted(v[0] for v in before["flash"]["values"]) == [10, 11]
+
+    async def gone() -> bool:
+        return "flash" not in await body()
+
+    await _until(gone)
+    assert [v[0] for v in (await body())["steady"]["values"]] == [100]
