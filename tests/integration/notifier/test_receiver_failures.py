@@ -187,6 +187,11 @@ async def test_timeout_and_cooldown(client: Client, tenant: str) -> None:
         await set_capacity(client, tenant, 1, 2)  # after the cooldown: sent
         got_all = await slow.wait_for(2)
         assert got_all[-1].body["data"][0]["capacity"]["value"] == 2
+
+        async def recorded() -> bool:  # finished deliveries are recorded in batches (batch.py)
+            return await states() == ["failed", "dropped", "sent"]
+
+        await poll(recorded, within=10)
         assert await states() == ["failed", "dropped", "sent"]
 
 
