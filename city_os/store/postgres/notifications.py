@@ -238,11 +238,14 @@ DELETE FROM cityos.notifications WHERE seq IN (
 
     async def due_periods(self) -> list[tuple[str, str, float]]:
         """Periodic subscriptions due now, each moved to its next period by this call:
-        (tenant, subscription id, epoch of the period that starts now)."""
+        (tenant, subscription id, epoch of the period that starts now). A timer found late by
+        more than a period moves to the first period boundary after now — the periods missed
+        are skipped, not fired back to back — so the cadence stays and no interval fires twice."""
         rows = await self._pool.fetch(
             """
 UPDATE cityos.subscription_timers
-SET due = greatest(due + make_interval(secs => period), now())
+SET due = due + make_interval(
+    secs => period * (floor(extract(epoch FROM now() - due) / period) + 1))
 WHERE kind = 'interval' AND due <= now()
 RETURNING tenant, subscription_id, extract(epoch FROM due)::float8 AS due"""
         )

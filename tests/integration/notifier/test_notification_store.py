@@ -120,6 +120,28 @@ async def test_a_period_fires_once_among_replicas(pool: asyncpg.Pool, tenant: st
     assert period_id(tenant, sid, due) == period_id(tenant, sid, due)
 
 
+async def test_a_late_period_fires_once_and_keeps_the_cadence(
+    pool: asyncpg.Pool, tenant: str
+) -> None:
+    """A timer found 3.5 periods late fires once and moves to the next boundary after now
+    (due + 4 periods), not to now: the missed periods are not fired back to back."""
+    await pool.execute(
+        "INSERT INTO cityos.subscription_timers (tenant, subscription_id, kind, period, due)"
+        " VALUES ($1, 's', 'interval', 60, now() - interval '210 seconds')",
+        tenant,
+    )
+    store = NotificationStore(pool, uuid.uuid4(), lease=30)
+    mine = [f for f in await store.due_periods() if f[0] == tenant]
+    assert len(mine) == 1
+    assert [f for f in await store.due_periods() if f[0] == tenant] == []
+    ahead = await pool.fetchval(
+        "SELECT extract(epoch FROM due - now()) FROM cityos.subscription_timers"
+        " WHERE tenant = $1 AND subscription_id = 's'",
+        tenant,
+    )
+    assert 29 <= ahead <= 31, ahead  # 210 s late, period 60: the boundary 30 s from now
+
+
 async def test_throttling_lets_one_through_per_period(pool: asyncpg.Pool, tenant: str) -> None:
     replicas = [NotificationStore(pool, uuid.uuid4(), lease=30) for _ in range(3)]
     allowed = await asyncio.gather(*(r.allow([(tenant, "s", 3600.0)]) for r in replicas))

@@ -8,7 +8,7 @@ processes on the test database and a Tansu of the test's own.
 from __future__ import annotations
 
 import asyncio
-import itertools
+import math
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -173,7 +173,10 @@ async def test_a_periodic_subscription_fires_once_per_interval(
             },
         )
         got = await sink.wait_for(4, within=30)
-        gaps = [b.at - a.at for a, b in itertools.pairwise(got)]
-        # both replicas firing would show up as pairs a few ms apart
-        assert all(gap > 0.5 for gap in gaps), gaps
+        # A period fired by both replicas carries the same id (period_id: tenant, subscription,
+        # due time) — so ids are distinct, and there are no more notifications than periods
+        # elapsed. (Gaps alone would judge the scheduler's punctuality: under load a late
+        # period is followed by an on-time one less than an interval later.)
         assert len({r.body["id"] for r in got}) == len(got)
+        span = got[-1].at - got[0].at
+        assert len(got) - 1 <= math.ceil(span / 1.0) + 1, [round(r.at - got[0].at, 2) for r in got]
