@@ -140,6 +140,15 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/ngsi-ld/v1/entityMaps/{entityMapId}"): READER,
     ("PATCH", "/ngsi-ld/v1/entityMaps/{entityMapId}"): READER,
     ("DELETE", "/ngsi-ld/v1/entityMaps/{entityMapId}"): READER,
+    # Snapshots (§5.16): frozen copies of query results, not decided per entity (yet): closed
+    # to callers without a tenant role (who read the whole tenant); writers make and drop them
+    ("POST", "/ngsi-ld/v1/snapshots"): WRITER,
+    ("GET", "/ngsi-ld/v1/snapshots"): READER,
+    ("DELETE", "/ngsi-ld/v1/snapshots"): WRITER,
+    ("GET", "/ngsi-ld/v1/snapshots/{snapshotId}"): READER,
+    ("PATCH", "/ngsi-ld/v1/snapshots/{snapshotId}"): WRITER,
+    ("DELETE", "/ngsi-ld/v1/snapshots/{snapshotId}"): WRITER,
+    ("POST", "/ngsi-ld/v1/snapshots/{snapshotId}/clone"): WRITER,
     ("POST", _CSR): STEWARD,
     ("GET", _CSR): READER,
     ("GET", _CSR + "/{registrationId}"): READER,
