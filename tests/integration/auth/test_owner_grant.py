@@ -11,7 +11,6 @@ is stored entity by entity (the refused one gets no grant, no audit row).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from city_os.events.model import change_event
 from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.auth_access import OwnerGrant
 from city_os.store.postgres.auth_log import ensure_partition
@@ -61,13 +61,18 @@ class Statements:
 def _write(tenant: str, entity_id: str, *, expires: str | None = None) -> Write:
     record = EntityRecord(entity_id, ["urn:T"], {"urn:p": [{"type": "Property", "value": 1}]},
                           None, NOW, NOW, expires)  # fmt: skip
-    event = {
-        "event_id": str(uuid.uuid4()),
-        "entity_id": entity_id,
-        "event_type": "jp.city-os.entity.created",
-        "tenant": tenant,
-        "payload": {"id": entity_id, "cityosactor": ACTOR},
-    }
+    # A real envelope: the outbox is shared, and a later relay test republishes its window.
+    event = change_event(
+        kind="created",
+        tenant=tenant,
+        entity_id=entity_id,
+        types=["urn:T"],
+        changes={},
+        entity={"id": entity_id, "type": "urn:T"},
+        time=NOW,
+        source="urn:cityos:test",
+        actor={"cityosactor": ACTOR},
+    )
     return Write(record, event)
 
 

@@ -9,13 +9,13 @@ was stored.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from city_os.events.model import change_event
 from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.db import Tenants, create_pool
 from city_os.store.postgres.entities import BatchWrites, EntityRepository, Write
@@ -36,13 +36,17 @@ async def pool() -> AsyncIterator[asyncpg.Pool]:
 def _write(tenant: str, entity_id: str, *, expires: str | None = None, version: int = 0) -> Write:
     record = EntityRecord(entity_id, ["urn:T"], {"urn:p": [{"type": "Property", "value": 1}]},
                           None, NOW, NOW, expires)  # fmt: skip
-    event = {
-        "event_id": str(uuid.uuid4()),
-        "entity_id": entity_id,
-        "event_type": "jp.city-os.entity.created",
-        "tenant": tenant,
-        "payload": {"id": entity_id},
-    }
+    # A real envelope: the outbox is shared with the relay tests, which republish its window.
+    event = change_event(
+        kind="created",
+        tenant=tenant,
+        entity_id=entity_id,
+        types=["urn:T"],
+        changes={},
+        entity={"id": entity_id, "type": "urn:T"},
+        time=NOW,
+        source="urn:cityos:test",
+    )
     return Write(record, event, version)
 
 
