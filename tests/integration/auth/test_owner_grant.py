@@ -18,15 +18,13 @@ from typing import Any
 import asyncpg
 import pytest
 
-from city_os.events.model import change_event
-from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.auth_access import OwnerGrant
 from city_os.store.postgres.auth_log import ensure_partition
 from city_os.store.postgres.db import Tenants, create_pool
 from city_os.store.postgres.entities import BatchWrites, EntityRepository, Write
 from tests.conftest import TEST_DSN
+from tests.integration.writes import created_write
 
-NOW = "2026-01-01T00:00:00Z"
 ASSIGNEE = "subject:https://idp.example#vol"
 ACTOR = "oidc:https://idp.example#vol"
 
@@ -59,21 +57,7 @@ class Statements:
 
 
 def _write(tenant: str, entity_id: str, *, expires: str | None = None) -> Write:
-    record = EntityRecord(entity_id, ["urn:T"], {"urn:p": [{"type": "Property", "value": 1}]},
-                          None, NOW, NOW, expires)  # fmt: skip
-    # A real envelope: the outbox is shared, and a later relay test republishes its window.
-    event = change_event(
-        kind="created",
-        tenant=tenant,
-        entity_id=entity_id,
-        types=["urn:T"],
-        changes={},
-        entity={"id": entity_id, "type": "urn:T"},
-        time=NOW,
-        source="urn:cityos:test",
-        actor={"cityosactor": ACTOR},
-    )
-    return Write(record, event)
+    return created_write(tenant, entity_id, expires=expires, actor=ACTOR)
 
 
 async def _grants(pool: asyncpg.Pool, schema: str, tenant: str) -> dict[str, dict[str, Any]]:

@@ -15,15 +15,13 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from city_os.events.model import change_event
-from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.db import Tenants, create_pool
-from city_os.store.postgres.entities import BatchWrites, EntityRepository, Write
+from city_os.store.postgres.entities import BatchWrites, EntityRepository
 from tests.conftest import TEST_DSN
 from tests.integration.robustness.support import API, snapshot
+from tests.integration.writes import created_write
 
 Client = TestClient  # type: ignore[type-arg]
-NOW = "2026-01-01T00:00:00Z"
 
 
 @pytest.fixture
@@ -33,21 +31,7 @@ async def pool() -> AsyncIterator[asyncpg.Pool]:
     await p.close()
 
 
-def _write(tenant: str, entity_id: str, *, expires: str | None = None, version: int = 0) -> Write:
-    record = EntityRecord(entity_id, ["urn:T"], {"urn:p": [{"type": "Property", "value": 1}]},
-                          None, NOW, NOW, expires)  # fmt: skip
-    # A real envelope: the outbox is shared with the relay tests, which republish its window.
-    event = change_event(
-        kind="created",
-        tenant=tenant,
-        entity_id=entity_id,
-        types=["urn:T"],
-        changes={},
-        entity={"id": entity_id, "type": "urn:T"},
-        time=NOW,
-        source="urn:cityos:test",
-    )
-    return Write(record, event, version)
+_write = created_write
 
 
 async def test_a_refused_write_is_named_and_the_others_commit(
