@@ -39,7 +39,8 @@ from city_os.ngsild.query.ast import (
 from city_os.ngsild.query.entity_selection import EntitySelector, Expand, Names, Selection
 from city_os.ngsild.query.evaluate import compile_selection
 from city_os.ngsild.representation import EntityRecord
-from city_os.store.postgres.query import OrderKey, QueryRepository
+from city_os.store.postgres.query import QueryRepository
+from city_os.store.postgres.query_order_sql import OrderKey
 
 if TYPE_CHECKING:
     from city_os.federation.distributed import Federation

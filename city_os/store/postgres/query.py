@@ -9,7 +9,6 @@ client's expression (e.g. SQLSTATE 2201B, invalid regular expression) become Bad
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,6 +22,7 @@ from city_os.store.postgres.auth_scope_sql import readable_to_sql
 from city_os.store.postgres.entities import _COLUMNS, _LIVE, Stored, _record
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query_geo_sql import geo_conditions, geo_to_sql, selective_geo
+from city_os.store.postgres.query_order_sql import OrderKey, order_sql
 from city_os.store.postgres.query_page_sql import driven_ids
 from city_os.store.postgres.query_sql import (
     SqlParams,
@@ -35,12 +35,6 @@ from city_os.store.postgres.query_sql import (
 from city_os.store.postgres.query_values import driver as values_driver
 
 _E_COLUMNS = ", ".join(f"e.{c.strip()}" for c in _COLUMNS.split(","))
-_COLUMNS_BY_NAME = {
-    "id": "e.id",
-    "type": "e.types",
-    "createdAt": "e.created_at",
-    "modifiedAt": "e.modified_at",
-}
 
 
 @dataclass(frozen=True)
@@ -50,19 +44,6 @@ class Visible:
 
     scope: ReadableScope
     tenant: str
-
-
-@dataclass(frozen=True)
-class OrderKey:
-    """One ``orderBy`` key (§4.23): an entity column, or a path into ``attrs`` (for ``#>``).
-
-    With ``near`` (GeoJSON geometry text), ``target`` is a GeoProperty IRI and entities are
-    ordered by the distance of its nearest instance from ``near``.
-    """
-
-    target: str | tuple[str, ...]
-    desc: bool = False
-    near: str | None = None
 
 
 def single_type(sel: Selection) -> str | None:
@@ -184,7 +165,7 @@ class QueryRepository:
             )
         elif limit > 0:
             params = SqlParams(len(args) + 1)
-            keys = [k for key in order for k in _order_sql(schema, key, params, collation)]
+            keys = [k for key in order for k in order_sql(schema, key, params, collation)]
             keys.append("e.id")  # ties (and no orderBy): a stable order for paging
             page_args = [*args, *params.args, limit, offset]
             n = len(page_args)
@@ -357,49 +338,3 @@ class QueryRepository:
             *args,
         )
         return [r["id"] for r in rows]
-
-
-_DATETIME_TYPES = "ARRAY['DateTime', 'https://uri.etsi.org/ngsi-ld/DateTime']"
-
-
-def _order_sql(schema: str, key: OrderKey, params: SqlParams, collation: str | None) -> list[str]:
-    """ORDER BY items for one key: absent values last; numbers < strings < booleans < other
-    JSON (§4.23.2), each compared natively (DateTime values as instants, ``cityos.q_datetime``);
-    strings in ``collation`` when one is given."""
-    direction = "DESC" if key.desc else "ASC"
-    collate = f' COLLATE "{check_collation(collation)}"' if collation else ""
-    if key.near is not None:
-        assert isinstance(key.target, tuple)
-        reference = f"ST_SetSRID(ST_GeomFromGeoJSON({params.add(key.near)}::text), 4326)"
-        attr = params.add(key.target[0])
-        distance = (
-            f"(SELECT min(ST_Distance(g.geom::geography, {reference}::geography)) "
-            f"FROM {schema}.geo g WHERE g.entity_id = e.id AND g.attr = {attr})"
-        )
-        return [f"{distance} {direction} NULLS LAST"]
-    if isinstance(key.target, str):
-        column = _COLUMNS_BY_NAME[key.target]
-        if key.target == "id":
-            column += collate
-        return [f"{column} {direction} NULLS LAST"]
-    value = f"(e.attrs #> {params.add(list(key.target))}::text[])"
-    kind = f"jsonb_typeof({value})"
-    return [
-        f"({value} IS NULL OR {kind} = 'null')",
-        f"CASE {kind} WHEN 'number' THEN 0 WHEN 'string' THEN 1 WHEN 'boolean' THEN 2 ELSE 3 END"
-        f" {direction}",
-        f"CASE WHEN {kind} = 'number' THEN {value}::numeric END {direction}",
-        f"(CASE WHEN {kind} = 'string' THEN {value} #>> '{{}}' END){collate} {direction}",
-        # DateTime values ({"@type": "DateTime", "@value": …}) by the instant, whatever offset
-        f"CASE WHEN {kind} = 'object' AND {value} ->> '@type' = ANY({_DATETIME_TYPES})"
-        f" THEN cityos.q_datetime({value} ->> '@value') END {direction}",
-        f"{value} {direction}",
-    ]
-
-
-def check_collation(name: str) -> str:
-    """Collation names come from pg_collation (``QueryRepository.collation``); refuse any
-    other shape, so a name can never break out of its quoted identifier."""
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise ValueError(f"not a collation name: {name!r}")
-    return name
