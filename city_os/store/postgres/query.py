@@ -56,6 +56,15 @@ def single_type(sel: Selection) -> str | None:
     return selector.types.name if isinstance(selector.types, TypeName) else None
 
 
+def _driven(sel: Selection, names: Names) -> bool:
+    """Whether a page (not of one type) is best picked from the entities with the string that
+    ``q`` requires (``QueryRepository._driven_page``): there is one, and no ids are listed
+    (``id=…``: the primary key finds those)."""
+    if values_driver(sel.q, names.attr, "txt") is None:
+        return False
+    return not any(selector.ids for selector in sel.selectors)
+
+
 def where_clause(
     schema: str,
     sel: Selection,
@@ -163,6 +172,8 @@ class QueryRepository:
             rows = await self._type_page(
                 schema, sel, names, numbers, the_type, limit, offset, visible
             )
+        elif limit > 0 and not order and _driven(sel, names):
+            rows = await self._driven_page(schema, sel, names, numbers, limit, offset, visible)
         elif limit > 0:
             params = SqlParams(len(args) + 1)
             keys = [k for key in order for k in order_sql(schema, key, params, collation)]
@@ -229,6 +240,32 @@ class QueryRepository:
             f" AND cardinality(e.types) > 1 AND e.types && {types}::text[] OFFSET 0) e"
             f" WHERE ({rest}) ORDER BY e.id LIMIT {first})"
             f") u ORDER BY u.id LIMIT {page} OFFSET {skip}"
+        )
+        return await self._fetch(sql, *args, *params.args)
+
+    async def _driven_page(
+        self,
+        schema: str,
+        sel: Selection,
+        names: Names,
+        numbers: frozenset[str],
+        limit: int,
+        offset: int,
+        visible: Visible | None,
+    ) -> list[asyncpg.Record]:
+        """A page in id order, not of one type, whose ``q`` ANDs a string equality: the
+        entities with that string are the candidates, in id order from attr_values, each
+        checked against the whole selection (the readable scope among it) until the page is
+        full (``query_page_sql``). Only the page's rows are read again from the heap."""
+        where, args = where_clause(schema, sel, names, numbers=numbers, visible=visible, bind=True)
+        params = SqlParams(len(args) + 1)
+        first = params.add(limit + offset)
+        page, skip = params.add(limit), params.add(offset)
+        check = f"SELECT 1 FROM {schema}.entities e WHERE e.id = d.id AND {_LIVE} AND ({where})"
+        ids = driven_ids(schema, sel.q, names, None, check, first, params)
+        sql = (
+            f"SELECT {_E_COLUMNS} FROM ({ids}) p JOIN {schema}.entities e ON e.id = p.id"
+            f" ORDER BY e.id LIMIT {page} OFFSET {skip}"
         )
         return await self._fetch(sql, *args, *params.args)
 

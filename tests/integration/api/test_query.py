@@ -17,8 +17,6 @@ from urllib.parse import quote
 import pytest
 from aiohttp.test_utils import TestClient
 
-from city_os.store.postgres import query_page_sql
-
 API = "/ngsi-ld/v1"
 ERR = "https://uri.etsi.org/ngsi-ld/errors/"
 CSV = Path(__file__).parents[3] / "connectors/data/412015_saga-city_designated-shelters_gsi.csv"
@@ -398,83 +396,3 @@ async def test_order_by_date_time_is_by_instant(client: Client, tenant: str) -> 
     assert [e["id"][-1] for e in body] == ["b", "c", "a"]
     body = await query(client, tenant, "type=Gauge&orderBy=openedAt;desc")
     assert [e["id"][-1] for e in body] == ["a", "c", "b"]
-
-
-async def test_single_type_pages_merge_multi_typed_entities(client: Client, tenant: str) -> None:
-    """type=A pages are read along the (types, id) index and merged with the entities that have
-    A among several types: every one exactly once, in id order, across pages."""
-    headers = {"NGSILD-Tenant": tenant, "Content-Type": "application/json"}
-    bodies = [
-        {"id": "urn:x:1", "type": "A"},
-        {"id": "urn:x:2", "type": ["A", "B"]},
-        {"id": "urn:x:3", "type": "A", "n": 1, "s": "w"},
-        {"id": "urn:x:4", "type": ["B", "A"], "n": 1, "s": "w"},
-        {"id": "urn:x:5", "type": "B", "n": 1, "s": "w"},
-        {"id": "urn:x:6", "type": "A"},
-    ]
-    resp = await client.post(f"{API}/entityOperations/create", json=bodies, headers=headers)
-    assert resp.status == 201
-    seen: list[str] = []
-    for offset in (0, 2, 4):
-        resp = await client.get(
-            f"{API}/entities?type=A&limit=2&offset={offset}", headers={"NGSILD-Tenant": tenant}
-        )
-        assert resp.status == 200
-        seen += [e["id"] for e in await resp.json()]
-    assert seen == ["urn:x:1", "urn:x:2", "urn:x:3", "urn:x:4", "urn:x:6"]
-    resp = await client.get(f"{API}/entities?type=A&q=n==1", headers={"NGSILD-Tenant": tenant})
-    assert [e["id"] for e in await resp.json()] == ["urn:x:3", "urn:x:4"]
-    # attr_values probes (a range, a string): kept to type A's rows for the single-typed, not
-    # for the multi-typed entities; counts alike.
-    for q in ("n>0", 'n>0;s=="w"', 's=="w"'):
-        resp = await client.get(
-            f"{API}/entities?type=A&count=true&q={q}", headers={"NGSILD-Tenant": tenant}
-        )
-        assert [e["id"] for e in await resp.json()] == ["urn:x:3", "urn:x:4"], q
-        assert resp.headers["NGSILD-Results-Count"] == "2"
-
-
-@pytest.mark.parametrize("range_first", [1000, 1])
-async def test_pages_driven_by_a_string_equality(
-    client: Client, tenant: str, monkeypatch: pytest.MonkeyPatch, range_first: int
-) -> None:
-    """type=A&q=n>k;s=="w": candidates from the type's entities with s "w" (in id order) or,
-    when few of the type's numbers lie in the range (RANGE_FIRST), from those sorted by id.
-    Either way: each match once (two instances with "w", two numbers in range), in id order
-    across pages, with those of several types (merged in apart), none of another type or
-    without both values."""
-    monkeypatch.setattr(query_page_sql, "RANGE_FIRST", range_first)
-    headers = {"NGSILD-Tenant": tenant, "Content-Type": "application/json"}
-
-    def prop(*values: Any) -> list[dict[str, Any]]:
-        return [
-            {"type": "Property", "value": v, "datasetId": f"urn:ds:{i}"}
-            for i, v in enumerate(values)
-        ]
-
-    bodies = [
-        {"id": f"urn:x:{i:02d}", "type": "A", "n": prop(i, i + 1), "s": prop("w", "w")}
-        for i in range(10)
-    ]
-    bodies += [
-        {"id": "urn:x:03b", "type": "B", "n": prop(50), "s": prop("w")},
-        {"id": "urn:x:04b", "type": ["A", "B"], "n": prop(50), "s": prop("w")},
-        {"id": "urn:x:05b", "type": "A", "n": prop(50), "s": prop("v")},
-        {"id": "urn:x:06b", "type": "A", "n": prop(1), "s": prop("w")},
-    ]
-    resp = await client.post(f"{API}/entityOperations/create", json=bodies, headers=headers)
-    assert resp.status == 201, await resp.text()
-    seen: list[str] = []
-    for offset in (0, 3, 6):
-        resp = await client.get(
-            f'{API}/entities?type=A&q=n>5;s=="w"&limit=3&offset={offset}&count=true',
-            headers={"NGSILD-Tenant": tenant},
-        )
-        assert resp.status == 200
-        assert resp.headers["NGSILD-Results-Count"] == "6"
-        seen += [e["id"] for e in await resp.json()]
-    assert seen == ["urn:x:04b", "urn:x:05", "urn:x:06", "urn:x:07", "urn:x:08", "urn:x:09"]
-    resp = await client.get(
-        f'{API}/entities?type=A&q=s=="w";n>=9', headers={"NGSILD-Tenant": tenant}
-    )
-    assert [e["id"] for e in await resp.json()] == ["urn:x:04b", "urn:x:08", "urn:x:09"]
