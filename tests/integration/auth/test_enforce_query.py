@@ -1,8 +1,9 @@
 """Queries, counts, purge and discovery under permissions (phase 2): for random permissions
 (seeded), every page and ``NGSILD-Results-Count`` equal those of an unrestricted query over only
 the entities the caller may read — the oracle is reading each entity by id — and ``/types`` and
-``/attributes`` show only what those entities carry; a purge deletes only what the caller may
-delete; a service reading under a consent has each entity of a page logged."""
+``/attributes`` show only what those entities carry; the same for a query of any type by a
+string equality (pages picked from attr_values); a purge deletes only what the caller may
+delete. (A service's query under a consent is logged: test_enforce_subscriptions.py.)"""
 
 from __future__ import annotations
 

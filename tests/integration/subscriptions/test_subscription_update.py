@@ -200,10 +200,13 @@ async def test_patterns_the_notifier_cannot_run_are_refused(
 
 
 async def test_the_outbound_policy_applies_to_endpoints(tenant: str) -> None:
-    """A literal endpoint address the outbound policy refuses is a 400 (auth/network.py)."""
+    """A literal endpoint address the outbound policy refuses (loopback, private, metadata) is
+    a 400 (auth/network.py); a host name is resolved, and refused, at delivery
+    (tests/integration/notifier/test_http_client.py)."""
     app = create_app(settings_for_tests(outbound_allow=""))
     async with TestClient(TestServer(app)) as strict:
-        for uri in ("http://127.0.0.1:18061/notify", "http://169.254.169.254/latest"):
+        refused = ("127.0.0.1:18061", "[::1]:18061", "10.1.2.3", "169.254.169.254")
+        for uri in (f"http://{host}/notify" for host in refused):
             body = subscription(notification={"endpoint": {"uri": uri}})
             resp = await strict.post(SUBS, json=body, headers=ld(tenant))
             problem_body = await problem(resp, 400, "BadRequestData")
