@@ -6,19 +6,27 @@
   rules) and the open ones: each of anonymous, reader, writer, steward, admin, operator, a
   citizen, an API key and a writer of another tenant gets 401/403 exactly where the rule says,
   and never 401/403 where it allows.
+* The same matrix for every route that reads entities (``Entity(READ)``: one entity, queries,
+  discovery, the temporal API, EntityMaps, NGSIv2) over one entity the tenant's admin made:
+  whoever may read it (tenant roles, the tenant's API key) gets it; everybody else gets 404
+  from a route naming it (its id does not leak: never 401/403) and a 2xx without it from a
+  query or a listing. (Changes of entities are decided per entity: test_enforce_entities.py,
+  test_enforce_ngsiv2.py.)
 * With authentication off nothing is refused (the default stays as before).
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from city_os.api.rules import route_key
 from city_os.app import create_app
-from city_os.auth.rules import RULES, Open, Tenant, TenantRight
+from city_os.auth.policy import Operation
+from city_os.auth.rules import RULES, Entity, Open, Tenant, TenantRight
 from city_os.ngsiv2.routes import PREFIXES as V2_PREFIXES
 from tests.conftest import test_settings as settings_for
 from tests.integration.auth.conftest import as_user
@@ -122,6 +130,65 @@ async def test_role_route_matrix(
                     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
             checked += 1
     assert checked > 100
+
+
+THING = {"id": "urn:ngsi-ld:Thing:m1", "type": "Thing", "height": {"type": "Property", "value": 7}}
+READERS = {"reader", "writer", "steward", "admin", "apikey"}  # tenant roles and its API key
+SINCE = {"timerel": "after", "timeAt": "2000-01-01T00:00:00Z", "timeproperty": "modifiedAt"}
+# What a route that does not name the entity is asked: its query, or its body (POST).
+_LISTS: dict[str, dict[str, Any]] = {
+    "/ngsi-ld/v1/entityOperations/query": {"type": "Query", "entities": [{"type": "Thing"}]},
+    "/ngsi-ld/v1/temporal/entityOperations/query": {
+        "type": "Query",
+        "entities": [{"type": "Thing"}],
+        "temporalQ": SINCE,
+    },
+    "/v2/op/query": {"entities": [{"idPattern": ".*", "type": "Thing"}]},
+    "/ngsi-ld/v1/temporal/entityMaps": {"type": "Thing", **SINCE},
+}
+
+
+def reading(method: str, template: str) -> tuple[str, Any, Any]:
+    """The concrete path (naming THING, its type or attribute), the query and the body."""
+    path = template
+    for name, value in (("entityId", THING["id"]), ("entity_id", THING["id"]), ("type", "Thing"),
+                        ("attrId", "height"), ("attrName", "height")):  # fmt: skip
+        path = path.replace("{" + name + "}", str(value))
+    assert "{" not in path, f"no value for the parameters of {template}"
+    if method == "POST":
+        return path, None, _LISTS[path]
+    if path != template or path.endswith(("/types", "/attributes")):
+        return path, None, None
+    return path, _LISTS.get(path, {"type": "Thing"}), None
+
+
+async def test_entity_read_matrix(
+    secured: Client, issuer: LocalIssuer, citizens: LocalIssuer, tenant: str
+) -> None:
+    who = await principals(secured, issuer, citizens, tenant)
+    resp = await secured.post("/ngsi-ld/v1/entities", json=THING, headers=who["admin"])
+    assert resp.status == 201, await resp.text()
+    routes = [k for k, rule in sorted(RULES.items()) if rule == Entity(Operation.READ)]
+    checked = 0
+    for method, template in routes:
+        path, query, body = reading(method, template)
+        names_it = template.count("{") > 0  # a route naming the entity (or its type, attribute)
+        for name, headers in who.items():
+            if template.startswith(V2_PREFIXES):
+                headers = headers | {"Fiware-Service": tenant}
+            resp = await secured.request(method, path, params=query, json=body, headers=headers)
+            text = await resp.text()
+            seen = any(mark in text for mark in ("Thing", "height", "m1"))
+            where = (method, template, name, resp.status, text[:200])
+            if name in READERS:
+                assert 200 <= resp.status < 300, where
+                assert seen or '"value":7' in text or text == "7", where  # v2: the attribute
+            elif names_it:
+                assert resp.status == 404, where
+            else:
+                assert 200 <= resp.status < 300 and not seen, where
+            checked += 1
+    assert checked == len(who) * len(routes) and len(routes) > 15
 
 
 @pytest.fixture
