@@ -134,6 +134,10 @@ async def test_untyped_pages_driven_by_a_string_equality(
     for q, found in others.items():
         resp = await client.get(f"{API}/entities?q={q}", headers={"NGSILD-Tenant": tenant})
         assert [e["id"] for e in await resp.json()] == found, q
+    resp = await client.get(
+        f'{API}/entities?type=B,C&q=s=="w"', headers={"NGSILD-Tenant": tenant}
+    )  # several types: driven too, the type condition checked per candidate
+    assert [e["id"] for e in await resp.json()] == ["urn:x:03b", "urn:x:04b"]
     listed = ",".join(f"urn:x:0{i}" for i in (3, 5, 6))
     resp = await client.get(
         f'{API}/entities?id={listed},urn:x:03b&q=n>5;s=="w"', headers={"NGSILD-Tenant": tenant}
