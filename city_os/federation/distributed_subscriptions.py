@@ -144,8 +144,11 @@ class DistributedSubscriptions:
     async def _reconcile(self, tenant: str, sid: str) -> None:
         row, ctx = await self._local(tenant, sid)
         copies = await self.copies.of(tenant, sid)
+        federated = self._federated(tenant)
+        if row is not None and not federated and not copies:
+            return  # the common case: nothing to forward, nothing forwarded, no watch made
         regs = {r.id: r for r in self._registrations(tenant, row.doc)} if row else {}
-        if row is None or ctx is None or not self._federated(tenant):
+        if row is None or ctx is None or not federated:
             await self._unwatch(tenant, sid)
         else:
             await self._watch(ctx, row)
