@@ -6,7 +6,8 @@ Layer: bench/. Four ``city-os serve`` processes on the bench database: three con
 the three (inclusive) and holds nothing itself; the broker's process also holds all 30,000 in a
 tenant of their own for the single-broker query. The query selects by type and ``q`` and
 returns a full page (100 of 102 matches, 34 per source); each run is ``REQUESTS`` requests at
-``CONCURRENCY`` in flight. Reported: p50/p95 of both, and the p95 ratio (target ≤ 2×); beside
+``CONCURRENCY`` in flight, in ``ROUNDS`` rounds alternating the two (a load that changes
+mid-run weighs on both). Reported: p50/p95 of both, and the p95 ratio (target ≤ 2×); beside
 them the CPU per query of the four servers and of the bench database's PostgreSQL backends,
 which judges a change on a loaded machine better than latency.
 """
@@ -27,6 +28,7 @@ PER_SOURCE = 10_000
 SOURCES = 3
 BATCH = 1000
 REQUESTS = 200
+ROUNDS = 4  # the distributed and the one-broker queries alternate, REQUESTS // ROUNDS a round
 CONCURRENCY = 4
 TARGET = 2.0
 TYPE = "BenchSite"
@@ -89,11 +91,11 @@ async def _register(http: aiohttp.ClientSession, port: int, source_port: int, i:
             raise SystemExit(f"bench federation: registration {resp.status} {await resp.text()}")
 
 
-async def _measure(port: int, tenant: str) -> tuple[tuple[float, float], int]:
+async def _measure(port: int, tenant: str, requests: int) -> tuple[list[float], int]:
     url = f"http://127.0.0.1:{port}/ngsi-ld/v1/entities"
     times: list[float] = []
     sizes: list[int] = []
-    queue = list(range(REQUESTS))
+    queue = list(range(requests))
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
     async with aiohttp.ClientSession(connector=connector) as http:
 
@@ -112,8 +114,12 @@ async def _measure(port: int, tenant: str) -> tuple[tuple[float, float], int]:
             async with http.get(url, params=QUERY, headers={"NGSILD-Tenant": tenant}) as r:
                 await r.read()
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    times.sort()
-    return (times[len(times) // 2], times[int(len(times) * 0.95) - 1]), max(sizes)
+    return times, max(sizes)
+
+
+def _percentiles(times: list[float]) -> tuple[float, float]:
+    times = sorted(times)
+    return times[len(times) // 2], times[int(len(times) * 0.95) - 1]
 
 
 def run(dsn: str, pool: int = 8) -> Result:
@@ -137,22 +143,29 @@ def run(dsn: str, pool: int = 8) -> Result:
             stack.stop(started)
 
 
-async def _cpu_measure(
-    port: int, tenant: str, pids: list[int]
-) -> tuple[tuple[float, float], int, tuple[float, float]]:
-    """``_measure`` and the CPU it cost per query: server processes, PostgreSQL backends."""
+@dataclass
+class _Run:
+    times: list[float]
+    size: int = 0
+    server: float = 0.0  # CPU seconds of the four servers
+    postgres: float = 0.0  # and of the bench database's backends
+    queries: int = 0
+
+
+async def _cpu_measure(port: int, tenant: str, pids: list[int], run: _Run, requests: int) -> None:
+    """``_measure`` into ``run``, with the CPU it cost: server processes, PostgreSQL backends."""
     before = stack.cpu_snapshot()
-    times, size = await _measure(port, tenant)
+    times, size = await _measure(port, tenant, requests)
     after = stack.cpu_snapshot()
-    used = {"server": 0.0, "postgres": 0.0}
     for pid, (comm, seconds) in after.items():
         delta = seconds - before.get(pid, (comm, 0.0))[1]
         if pid in pids:
-            used["server"] += delta
+            run.server += delta
         elif comm.startswith("postgres"):
-            used["postgres"] += delta
-    queries = REQUESTS + 10  # with the warm-up
-    return times, size, (used["server"] * 1000 / queries, used["postgres"] * 1000 / queries)
+            run.postgres += delta
+    run.times += times
+    run.size = max(run.size, size)
+    run.queries += requests + 10  # with the warm-up
 
 
 async def _run(broker: int, sources: list[int], pids: list[int]) -> Result:
@@ -162,9 +175,23 @@ async def _run(broker: int, sources: list[int], pids: list[int]) -> Result:
             await _load(http, broker, "fed-all", i)
             await _register(http, broker, port, i)
     load = guard.wait_quiet("federation")
-    federated, fed_size, fed_cpu = await _cpu_measure(broker, "fed-b", pids)
-    single, single_size, single_cpu = await _cpu_measure(broker, "fed-all", pids)
-    return Result(federated, single, (fed_size, single_size), load, (fed_cpu, single_cpu))
+    fed, one = _Run([]), _Run([])
+    # Rounds alternate the two (ABBA): a change of the machine's load mid-run weighs on both.
+    for n in range(ROUNDS):
+        order = ((fed, "fed-b"), (one, "fed-all"))
+        for run, tenant in order if n % 2 == 0 else order[::-1]:
+            await _cpu_measure(broker, tenant, pids, run, REQUESTS // ROUNDS)
+
+    def cpu(run: _Run) -> tuple[float, float]:
+        return run.server * 1000 / run.queries, run.postgres * 1000 / run.queries
+
+    return Result(
+        _percentiles(fed.times),
+        _percentiles(one.times),
+        (fed.size, one.size),
+        load,
+        (cpu(fed), cpu(one)),
+    )
 
 
 def print_results(result: Result) -> None:

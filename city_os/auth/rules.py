@@ -226,6 +226,11 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/v2/registrations/{registrationId}"): READER,
     ("PATCH", "/v2/registrations/{registrationId}"): WRITER,
     ("DELETE", "/v2/registrations/{registrationId}"): WRITER,
+    # notifications this broker's copies of Subscriptions at context sources send back
+    # (api/remote_notify.py): the copy's unguessable id, or a reconciliation that changes nothing
+    # unless a registration did, is all they can do
+    ("POST", "/ngsi-ld/ex/remote-notify"): Open("notifications of context sources"),
+    ("POST", "/ngsi-ld/ex/csource-notify"): Open("notifications of this broker's own watch"),
     # push and streams
     ("GET", "/cityos/v1/webpush/key"): Open("the VAPID public key (RFC 8292): public"),
     ("GET", "/cityos/v1/subscriptions/{subscriptionId}/stream"): Owned(READ),

@@ -200,13 +200,15 @@ class Federation:
             )
         limit = min(window + 1, MAX_SOURCE_PAGE)
         mine = asyncio.ensure_future(local())
-        calls = [self.ask(ctx, s, limit=limit, count=count) for s in sources]
-        answers: list[SourceAnswer] = await asyncio.gather(*calls)
+        # each answer is read as it arrives, while the slower sources are still answering
+        calls = [self._read(ctx, s, limit=limit, count=count) for s in sources]
+        answers: list[tuple[SourceAnswer, list[Fragment], list[str]]]
+        answers = await asyncio.gather(*calls)
         records, local_total, more = await mine
         fragments = [Fragment(r, "local") for r in records]
         total = local_total or 0
-        for source, answer in zip(sources, answers, strict=True):
-            found = self.fragments(ctx, source, answer)
+        for answer, found, warnings in answers:
+            ctx.warnings.extend(warnings)  # in the order of the sources
             fragments.extend(found)
             more = more or len(found) > window
             total += _remote_count(answer, len(found))
@@ -219,23 +221,38 @@ class Federation:
 
     # ---------------------------------------------------------------- helpers
 
+    async def _read(
+        self, ctx: RequestContext, source: Source, **request: Any
+    ) -> tuple[SourceAnswer, list[Fragment], list[str]]:
+        """Ask one source and read its answer: (answer, fragments, warnings)."""
+        answer = await self.ask(ctx, source, **request)
+        warnings: list[str] = []
+        return answer, self.fragments(ctx, source, answer, warnings), warnings
+
     def fragments(
-        self, ctx: RequestContext, source: Source, answer: SourceAnswer
+        self,
+        ctx: RequestContext,
+        source: Source,
+        answer: SourceAnswer,
+        warnings: list[str] | None = None,
     ) -> list[Fragment]:
+        """The entities of an answer; what is wrong with it goes to ``warnings`` (default:
+        the request's)."""
+        said = ctx.warnings if warnings is None else warnings
         if not answer.ok:
             if answer.status != 404:
-                ctx.warnings.append(answer.warning())
+                said.append(answer.warning())
             return []
         bodies = answer.body if isinstance(answer.body, list) else [answer.body]
         if not all(isinstance(b, dict) for b in bodies):
-            ctx.warnings.append(_bad(answer, "the answer is not an entity or an entity array"))
+            said.append(_bad(answer, "the answer is not an entity or an entity array"))
             return []
         out: list[Fragment] = []
         reader = Reader(ctx)
         for body in bodies:
             record = reader.record(body)
             if record is None:
-                ctx.warnings.append(_bad(answer, "an answered entity is not valid NGSI-LD"))
+                said.append(_bad(answer, "an answered entity is not valid NGSI-LD"))
                 continue
             out.append(Fragment(record, source.origin, source.owned, source.registration.id))
         return out

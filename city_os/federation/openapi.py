@@ -136,6 +136,13 @@ PARAMETERS: dict[str, Schema] = {
         "description": "sysAttrs: add createdAt and modifiedAt",
         "schema": {"type": "string"},
     },
+    "subscription": {
+        "name": "subscription",
+        "in": "query",
+        "required": True,
+        "description": "The id of the distributed Subscription whose registrations changed",
+        "schema": {"type": "string", "minLength": 1},
+    },
 }
 register(parameters=PARAMETERS, schemas=SCHEMAS)
 
@@ -209,4 +216,31 @@ subscriptions.delete(
     replies=(no_content(),), errors=(400, 404),
 )  # fmt: skip
 
-TABLES = (registrations, subscriptions)
+# The notification endpoints of what this broker creates at context sources and for itself
+# (api/remote_notify.py, federation/distributed_subscriptions.py).
+_NOTIFICATION = {
+    "type": "object",
+    "description": "§5.3.1 Notification of a Subscription copy at a context source",
+    "required": ["type", "subscriptionId", "data"],
+    "properties": {
+        "id": {"type": "string"},
+        "type": {"const": "Notification"},
+        "subscriptionId": {"type": "string", "description": "the copy's id at the source"},
+        "data": array({"type": "object"}),
+    },
+}
+relayed = Paths("Distributed subscriptions", prefix="/ngsi-ld/ex", extension=True)
+relayed.post(
+    "/remote-notify", "relayRemoteNotification",
+    "A context source notifies a copy of a local Subscription; relayed to its subscriber "
+    "(§5.8.1.4, §5.8.6)",
+    body=_NOTIFICATION, replies=(ok(None, "Stored for the subscriber"),), errors=(400, 404),
+)  # fmt: skip
+relayed.post(
+    "/csource-notify", "registrationsChanged",
+    "The watch of a distributed Subscription: registrations changed (§5.11.2); the "
+    "Subscription is forwarded again where needed",
+    params=("subscription",), body={"type": "object"}, replies=(no_content(),), errors=(400,),
+)  # fmt: skip
+
+TABLES = (registrations, subscriptions, relayed)

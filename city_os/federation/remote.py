@@ -48,6 +48,7 @@ _SCALARS = (str, int, float, bool)
 _NUMBERS = (int, float)  # bool is its own type: not a coordinate
 # Entity members that need the parser's handling of the whole entity.
 _UNUSUAL = ("@id", "@type", "expiresAt")
+_UNSEEN: Any = object()
 
 
 def remote_record(ctx: RequestContext, body: Any) -> EntityRecord | None:
@@ -64,6 +65,8 @@ class Reader:
         self.ctx = ctx
         self._names: dict[str, str] = {}
         self._types: dict[str, list[str]] = {}
+        # (name, type, member names) → the attribute type when it is a plain shape, else None
+        self._shapes: dict[tuple[str, ...], str | None] = {}
 
     def record(self, body: Any) -> EntityRecord | None:
         """The record of ``body``; None when it is not valid NGSI-LD."""
@@ -71,7 +74,7 @@ class Reader:
             return None
         ctx = self.ctx
         try:
-            if any(member in body for member in _UNUSUAL):
+            if "@id" in body or "@type" in body or "expiresAt" in body:  # _UNUSUAL
                 return _parsed(ctx, body)
             check_members(body, ctx.limits)
             entity_id = check_entity_id(body.get("id"))
@@ -80,15 +83,16 @@ class Reader:
                 return None
             scopes = parse_scopes(body["scope"]) if "scope" in body else None
             attrs: dict[str, list[dict[str, Any]]] = {}
+            known = self._names
             for name, raw in body.items():
                 if name in ENTITY_MEMBERS:
                     continue
-                iri = self._names.get(name)
+                iri = known.get(name)
                 if iri is None:
                     if name in RESERVED_ATTRIBUTE_NAMES or name in OUTPUT_ONLY_MEMBERS:
                         return None
-                    iri = self._names[name] = expand_attr_name(ctx.terms, name)
-                plain = _plain_instance(name, raw)
+                    iri = known[name] = expand_attr_name(ctx.terms, name)
+                plain = self._plain(name, raw)
                 if plain is not None:
                     attrs[iri] = [plain]
                 else:
@@ -104,6 +108,22 @@ class Reader:
             str(body.get("createdAt", "")),
             str(body.get("modifiedAt", "")),
         )
+
+    def _plain(self, name: str, raw: Any) -> dict[str, Any] | None:
+        """``_plain_instance`` with the checks of the attribute's shape (its name, type and
+        member names, the same from entity to entity) made once per answer."""
+        if not isinstance(raw, dict):
+            return None
+        kind = raw.get("type")
+        if type(kind) is not str:
+            return None
+        key = (name, kind, *raw)
+        shape = self._shapes.get(key, _UNSEEN)
+        if shape is _UNSEEN:
+            shape = self._shapes[key] = kind if _plain_shape(name, kind, raw) else None
+        if shape is None:
+            return None
+        return _plain_values(kind, name, raw)
 
     def _types_of(self, raw: Any) -> list[str] | None:
         if raw is None:
@@ -122,11 +142,22 @@ def _plain_instance(name: str, raw: Any) -> dict[str, Any] | None:
     if not isinstance(raw, dict):
         return None
     kind = raw.get("type")
-    members = _PLAIN.get(kind) if isinstance(kind, str) else None
-    if members is None or not members.issuperset(raw):
+    if not isinstance(kind, str) or not _plain_shape(name, kind, raw):
         return None
-    if name == PROOF_ATTRIBUTE or (name in GEO_ATTRIBUTE_NAMES and kind != "GeoProperty"):
-        return None  # the parser's rules for these names (and its messages) apply
+    return _plain_values(kind, name, raw)
+
+
+def _plain_shape(name: str, kind: str, raw: dict[str, Any]) -> bool:
+    """Whether an attribute of this name, type and members is one ``_plain_values`` reads."""
+    members = _PLAIN.get(kind)
+    if members is None or not members.issuperset(raw):
+        return False
+    # the parser's rules for these names (and its messages) apply
+    return not (name == PROOF_ATTRIBUTE or (name in GEO_ATTRIBUTE_NAMES and kind != "GeoProperty"))
+
+
+def _plain_values(kind: str, name: str, raw: dict[str, Any]) -> dict[str, Any] | None:
+    """The instance of a plain-shaped attribute, or None when its value needs the parser."""
     if kind == "Property":
         value = raw.get("value")
         if not isinstance(value, _SCALARS) or value == NULL_URI:
@@ -145,10 +176,11 @@ def _plain_instance(name: str, raw: Any) -> dict[str, Any] | None:
             "type": kind,
             "value": value if _plain_point(value) else check_geometry(name, value),
         }
-    for member in _TIMES:
-        stamp = raw.get(member)
-        if isinstance(stamp, str):
-            inst[member] = stamp
+    if len(raw) > 2:  # beyond type and its value: system timestamps
+        for member in _TIMES:
+            stamp = raw.get(member)
+            if isinstance(stamp, str):
+                inst[member] = stamp
     return inst
 
 

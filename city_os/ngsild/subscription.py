@@ -217,7 +217,7 @@ _MEMBERS: Final = frozenset(
         "id", "type", "subscriptionName", "description", "entities", "watchedAttributes",
         "notificationTrigger", "timeInterval", "q", "geoQ", "csf", "scopeQ", "isActive",
         "notification", "expiresAt", "throttling", "lang", "datasetId", "jsonldContext",
-        "@context",
+        "splitEntities", "localOnly", "@context",
     }
 )  # fmt: skip
 # Members that may be removed with null in an update; the others are mandatory.
@@ -266,7 +266,9 @@ def _member(name: str, value: Any, terms: TermExpander, now: datetime) -> Any:
         if "geoproperty" in raw:
             out["geoproperty"] = _attributes([_string(raw["geoproperty"], name)], terms, name)[0]
         return out
-    if name == "isActive":
+    if name in ("isActive", "splitEntities", "localOnly"):
+        # splitEntities, localOnly: distributed subscriptions (§5.8.1.4, §5.8.6;
+        # federation/distributed_subscriptions.py)
         return _flag(value, name)
     if name == "expiresAt":
         text = check_datetime(value, name)

@@ -36,7 +36,7 @@ class DeliveryStatus:
 _ORDER = (
     "subscriptionName", "description", "entities", "watchedAttributes", "notificationTrigger",
     "timeInterval", "q", "geoQ", "csf", "scopeQ", "lang", "datasetId", "isActive", "expiresAt",
-    "throttling",
+    "throttling", "splitEntities", "localOnly",
 )  # fmt: skip
 _NOTIFICATION_ORDER = (
     "attributes", "sysAttrs", "format", "showChanges", "pick", "omit", "join", "joinLevel",

@@ -320,6 +320,8 @@ SCHEMAS: dict[str, Schema] = {
             "throttling": {"type": "number"},
             "scopeQ": {"type": "string"},
             "lang": {"type": "string"},
+            "splitEntities": {"type": "boolean"},  # §5.8.6: filters stay here
+            "localOnly": {"type": "boolean"},  # §5.8.1.4: not forwarded to sources
             "status": {"type": "string"},
             "@context": ref("LdContext"),
         },

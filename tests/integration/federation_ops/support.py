@@ -8,7 +8,7 @@ address, so each has its own identity in ``Via``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +37,7 @@ class Broker:
     tenant: str
     http: aiohttp.ClientSession
     context_url: str = ""  # the test @context, served over HTTP (sent as Link)
+    app: web.Application | None = None
 
     def headers(self, **more: str) -> dict[str, str]:
         return {"NGSILD-Tenant": self.tenant, **more}
@@ -92,8 +93,11 @@ def full(name: str) -> str:
 
 
 @asynccontextmanager
-async def brokers(*names: str, **settings: Any) -> AsyncIterator[dict[str, Broker]]:
-    """Start one city-os per name (own port, own tenant)."""
+async def brokers(
+    *names: str, settings_of: Callable[[str], dict[str, Any]] | None = None, **settings: Any
+) -> AsyncIterator[dict[str, Broker]]:
+    """Start one city-os per name (own port, own tenant); ``settings_of(name)``: settings of
+    that one broker (its Kafka topic, …) besides ``settings``."""
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(aiohttp.ClientSession())
         contexts = web.Application()
@@ -110,10 +114,13 @@ async def brokers(*names: str, **settings: Any) -> AsyncIterator[dict[str, Broke
         for name in names:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            app = create_app(test_settings(port=port, public_url=url, db_pool_max=4, **settings))
+            own = settings_of(name) if settings_of is not None else {}
+            app = create_app(
+                test_settings(port=port, public_url=url, db_pool_max=4, **settings, **own)
+            )
             server = TestServer(app, host="127.0.0.1", port=port)
             await server.start_server()
             stack.push_async_callback(server.close)
             tenant = f"test-{name}-{uuid.uuid4().hex[:8]}"
-            out[name] = Broker(name, url, tenant, http, context_url)
+            out[name] = Broker(name, url, tenant, http, context_url, app)
         yield out
