@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
@@ -44,16 +43,12 @@ from city_os.api import (
 from city_os.api.federation import add_warnings
 from city_os.api.guard import access_guard
 from city_os.api.keys import (
-    API_KEYS,
-    AUDIT,
-    CONSENTS,
     CONTEXT_REGISTRY,
     CONTEXTS,
     CSOURCE_SUBSCRIPTIONS,
     DISCOVERY,
     ENTITIES,
     INDEXES,
-    PERMISSIONS,
     POOL,
     QUERIES,
     SCHEMAS,
@@ -64,18 +59,19 @@ from city_os.api.keys import (
     TENANTS,
 )
 from city_os.api.middleware import ERROR_RENDERERS, ErrorRenderer, problem_details, request_metrics
-from city_os.api.ops import KAFKA_REQUIRED, METRICS, NOTIFIER, NOTIFIER_REQUIRED, RELAY
+from city_os.api.ops import KAFKA_REQUIRED, METRICS, NOTIFIER_REQUIRED
 from city_os.api.rules import route_rules
-from city_os.auth.apikeys import ApiKeys
-from city_os.auth.audit import AuditService, RefusalTrail
 from city_os.auth.authenticate import Authenticator, check_exposure
-from city_os.auth.consent import ConsentService
-from city_os.auth.enforce import EntityAccess
-from city_os.auth.issuers import Issuer, parse_issuers
+from city_os.auth.issuers import parse_issuers
+from city_os.auth.lifecycle import (
+    AUTHENTICATOR,
+    ISSUERS,
+    OUTBOUND,
+    access_context,
+    authentication_context,
+    notifier_access_context,
+)
 from city_os.auth.network import OutboundPolicy, outbound_session
-from city_os.auth.oidc import KeyStore, TokenVerifier
-from city_os.auth.owners import OwnerRights
-from city_os.auth.permissions import PermissionService
 from city_os.auth.ratelimit import RateLimiter
 from city_os.config import Settings
 from city_os.core.context_registry import USAGE_FLUSH_INTERVAL, ContextCatalog, ContextRegistry
@@ -87,12 +83,11 @@ from city_os.core.indexes import ValueIndexService
 from city_os.core.query import QueryService
 from city_os.core.streams import StreamHub
 from city_os.core.subscriptions import SubscriptionService
-from city_os.events.relay import OutboxRelay, RelayConfig, backlog_collector
+from city_os.events.relay import backlog_collector
 from city_os.federation.distributed_app import distributed_context
 from city_os.federation.lifecycle import csource_subscription_service, federation_context
 from city_os.ngsiv2 import routes as ngsiv2
-from city_os.notifier.access import NotificationAccess
-from city_os.notifier.service import Notifier, NotifierConfig
+from city_os.notifier.lifecycle import notifier_context, relay_context
 from city_os.observability.loop_stall import install as install_probe
 from city_os.observability.metrics import (
     Metrics,
@@ -104,11 +99,6 @@ from city_os.registry.active import ActiveSchemas
 from city_os.registry.service import SchemaRegistry
 from city_os.runtime import tune_collector
 from city_os.snapshots import api as snapshots
-from city_os.store.postgres.auth_consent import ConsentRepository, DataSubjectRepository
-from city_os.store.postgres.auth_identities import IdentityRepository
-from city_os.store.postgres.auth_keys import ApiKeyRepository
-from city_os.store.postgres.auth_log import LogPartitions
-from city_os.store.postgres.auth_permissions import PermissionRepository
 from city_os.store.postgres.contexts import ContextRepository
 from city_os.store.postgres.db import Tenants, create_pool, migrate
 from city_os.store.postgres.discovery import DiscoveryRepository
@@ -121,26 +111,6 @@ from city_os.store.postgres.subscriptions import SubscriptionRepository
 from city_os.temporal.lifecycle import temporal_context
 
 log = logging.getLogger(__name__)
-AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
-ISSUERS = web.AppKey("issuers", dict[str, Issuer])
-OUTBOUND = web.AppKey("outbound", OutboundPolicy)
-
-
-async def _authentication(app: web.Application) -> AsyncIterator[None]:
-    """The OIDC key store (its HTTP session lives as long as the app)."""
-    settings = app[SETTINGS]
-    authenticator = app[AUTHENTICATOR]
-    keys = None
-    issuers = app[ISSUERS]
-    if settings.auth_enabled:
-        if issuers:
-            keys = KeyStore(
-                issuers, ttl=settings.oidc_jwks_ttl, refresh_interval=settings.oidc_refresh_interval
-            )
-            authenticator.tokens = TokenVerifier(keys, clock_skew=settings.oidc_clock_skew)
-    yield
-    if keys is not None:
-        await keys.close()
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -166,65 +136,6 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await app[INDEXES].close()
     await app[ENTITIES].repo.waker.close()
     await pool.close()
-
-
-async def _maintain(partitions: LogPartitions) -> None:
-    """Keep the access and audit logs' monthly partitions ahead and within retention."""
-    while True:
-        try:
-            await partitions.maintain()
-        except Exception:
-            log.exception("access log partition maintenance failed; retrying in an hour")
-            await asyncio.sleep(3600)
-            continue
-        await asyncio.sleep(86400)
-
-
-async def _access(app: web.Application) -> AsyncIterator[None]:
-    """Access control's stores and per-process caches (kept current by NOTIFY)."""
-    settings = app[SETTINGS]
-    app[PERMISSIONS] = PermissionService(
-        PermissionRepository(app[POOL]), app[TENANTS], settings.database_url
-    )
-    await app[PERMISSIONS].start()
-    keys = app[API_KEYS] = ApiKeys(ApiKeyRepository(app[POOL]), settings.database_url)
-    await keys.start()
-    app[AUTHENTICATOR].api_keys = keys
-    citizen_issuers = frozenset(i.issuer for i in app[ISSUERS].values() if i.citizens)
-    app[CONSENTS] = ConsentService(
-        ConsentRepository(app[POOL]),
-        DataSubjectRepository(app[POOL]),
-        app[PERMISSIONS],
-        app[TENANTS],
-        app[POOL],
-        citizen_issuers,
-    )
-    access = None
-    if settings.auth_enabled:  # off: no hook at all, every path exactly as before
-        access = app[ENTITIES].access = EntityAccess(app[POOL], app[PERMISSIONS], app[CONSENTS])
-        access.owners = _owners(app[POOL], settings)
-        tokens = app[AUTHENTICATOR].tokens
-        if tokens is not None:  # subscriptions' notifications follow their owner's roles
-            tokens.on_verified = access.owners.seen
-    trail = RefusalTrail(app[POOL])
-    app[AUDIT] = AuditService(app[POOL], trail)
-    if access is not None:
-        access.trail = trail
-    partitions = LogPartitions(app[POOL], settings.access_log_retention_days)
-    tasks = [
-        asyncio.create_task(keys.run()),
-        asyncio.create_task(_maintain(partitions)),
-        asyncio.create_task(trail.run()),
-    ]
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await trail.close()
-    await keys.close()
-    await app[PERMISSIONS].close()
 
 
 async def _contexts(app: web.Application) -> AsyncIterator[None]:
@@ -312,90 +223,6 @@ async def _observability(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-async def _relay(app: web.Application) -> AsyncIterator[None]:
-    """The outbox relay, when Kafka is configured and the relay is enabled for this process."""
-    settings = app[SETTINGS]
-    if not (settings.kafka_bootstrap and settings.relay_enabled):
-        yield
-        return
-    relay = OutboxRelay(
-        app[POOL], settings.database_url, RelayConfig.from_settings(settings), app[METRICS]
-    )
-    app[RELAY] = relay
-    task = asyncio.create_task(relay.run())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-async def _notifier(app: web.Application) -> AsyncIterator[None]:
-    """The notifier, when Kafka is configured and the notifier is enabled for this process.
-    Inside the broker it also refreshes its index right after each subscription change is
-    committed, and settles deliveries in flight before a subscription is read."""
-    settings = app[SETTINGS]
-    if not (settings.kafka_bootstrap and settings.notifier_enabled):
-        yield
-        return
-    notifier = Notifier(
-        NotifierConfig.from_settings(settings),
-        app[POOL],
-        settings.database_url,
-        app[CONTEXTS],
-        app[ENTITIES],
-        app[QUERIES],
-        app[METRICS],
-        app[OUTBOUND],
-        ngsiv2.FACES,
-    )
-    access = app[ENTITIES].access
-    if access is not None:  # notifications: only what the subscription's owner may read
-        notifier.intake.access = notifier.periodic.access = NotificationAccess(access)
-    await notifier.start()
-    app[NOTIFIER] = notifier
-    app[METRICS].collectors.append(notifier.collect)
-    subscriptions = app.get(SUBSCRIPTIONS)
-    if subscriptions is not None:
-        subscriptions.on_change.append(notifier.index.refresh)
-        subscriptions.before_read.append(notifier.settle)
-    csource_subscriptions = app.get(CSOURCE_SUBSCRIPTIONS)
-    if csource_subscriptions is not None:
-        csource_subscriptions.on_change.append(notifier.index.refresh)
-        csource_subscriptions.before_read.append(notifier.settle)
-    yield
-    await notifier.close()
-
-
-async def _notifier_access(app: web.Application) -> AsyncIterator[None]:
-    """``city-os notifier`` with authentication on: the decision's stores and caches, to
-    filter notifications for their subscriptions' owners (the API's ``_access`` does this in
-    an all-in-one process)."""
-    settings = app[SETTINGS]
-    if not settings.auth_enabled:
-        yield
-        return
-    pool = app[POOL]
-    permissions = PermissionService(PermissionRepository(pool), app[TENANTS], settings.database_url)
-    await permissions.start()
-    consents = ConsentService(
-        ConsentRepository(pool),
-        DataSubjectRepository(pool),
-        permissions,
-        app[TENANTS],
-        pool,
-        frozenset(),
-    )
-    access = app[ENTITIES].access = EntityAccess(pool, permissions, consents)
-    access.owners = _owners(pool, settings)
-    yield
-    await permissions.close()
-
-
-def _owners(pool: asyncpg.Pool, settings: Settings) -> OwnerRights:
-    grace = settings.owner_roles_grace_hours * 3600
-    return OwnerRights(IdentityRepository(pool), ApiKeyRepository(pool), grace)
-
-
 def _outbound(app: web.Application, settings: Settings) -> None:
     try:
         app[OUTBOUND] = OutboundPolicy.from_setting(settings.outbound_allow)
@@ -424,7 +251,7 @@ def create_relay_app(settings: Settings) -> web.Application:
     """``city-os relay``: the outbox relay with only /metrics, /health and /ready."""
     app = _base_app(settings)
     app[KAFKA_REQUIRED] = True
-    app.cleanup_ctx.extend([_database, _observability, _relay])
+    app.cleanup_ctx.extend([_database, _observability, relay_context])
     add_routes(app, ops.routes)
     _probe_stalls(app)
     return app
@@ -435,7 +262,9 @@ def create_notifier_app(settings: Settings) -> web.Application:
     app = _base_app(settings)
     app[NOTIFIER_REQUIRED] = True
     _outbound(app, settings)
-    app.cleanup_ctx.extend([_database, _notifier_access, _observability, _contexts, _notifier])
+    app.cleanup_ctx.extend(
+        [_database, notifier_access_context, _observability, _contexts, notifier_context]
+    )
     add_routes(app, ops.routes)
     _probe_stalls(app)
     return app
@@ -464,10 +293,10 @@ def create_app(settings: Settings) -> web.Application:
     _outbound(app, settings)
     app.cleanup_ctx.extend(
         [
-            _authentication,
+            authentication_context,
             _database,
             temporal_context,
-            _access,
+            access_context,
             _observability,
             _contexts,
             _schemas,
@@ -476,8 +305,8 @@ def create_app(settings: Settings) -> web.Application:
             distributed_context(OUTBOUND),
             snapshots.snapshots_context,
             _background,
-            _relay,
-            _notifier,
+            relay_context,
+            notifier_context,
         ]
     )
     app.on_startup.append(_tune_collector)
