@@ -20,7 +20,8 @@ import orjson
 
 from bench.workload import entity_id, entity_json
 from city_os.core.contexts import bundled_documents
-from city_os.ngsild.entity import expand_attr_name, now_iso, parse_entity
+from city_os.ngsild.attributes import parse_entity
+from city_os.ngsild.entity import expand_attr_name, now_iso
 from city_os.ngsild.jsonld import CORE_CONTEXT_URL, TermMap
 from city_os.ngsild.query.entity_selection import EntitySelector, Names, Selection
 from city_os.ngsild.query.evaluate import compile_selection

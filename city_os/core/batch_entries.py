@@ -15,7 +15,8 @@ from city_os.core.fragments import parse_fragment
 from city_os.core.request import RequestContext
 from city_os.errors import BadRequestData, NgsiLdError, ServiceUnavailable
 from city_os.ngsild import merge
-from city_os.ngsild.entity import ParsedEntity, parse_entity
+from city_os.ngsild.attributes import parse_entity
+from city_os.ngsild.entity import ParsedEntity
 
 EntryContexts = list[RequestContext | NgsiLdError] | None
 

@@ -31,13 +31,13 @@ from city_os.core.request import RequestContext
 from city_os.errors import AlreadyExists, BadRequestData, ResourceNotFound, ServiceUnavailable
 from city_os.events.model import ChangeKind, attribute_changes, change_event
 from city_os.ngsild import merge
+from city_os.ngsild.attributes import parse_entity
 from city_os.ngsild.entity import (
     ATTRIBUTE_MEMBERS,
     NULL_URI,
     Attrs,
     ParsedEntity,
     check_entity_id,
-    parse_entity,
     parse_types,
 )
 from city_os.ngsild.limits import check_entity

@@ -13,6 +13,7 @@ from city_os.core.request import RequestContext
 from city_os.errors import BadRequestData, ResourceNotFound
 from city_os.events.model import ChangeKind
 from city_os.ngsild import merge
+from city_os.ngsild.attributes import check_members, parse_attributes, parse_instance, reject_nulls
 from city_os.ngsild.entity import (
     NULL_URI,
     VALUE_KEY,
@@ -20,14 +21,10 @@ from city_os.ngsild.entity import (
     ParsedEntity,
     check_datetime,
     check_entity_id,
-    check_members,
     expand_attr_name,
     now_iso,
-    parse_attributes,
-    parse_instance,
     parse_scopes,
     parse_types,
-    reject_nulls,
 )
 from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.entities import Stored

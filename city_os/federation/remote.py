@@ -19,6 +19,7 @@ from typing import Any
 
 from city_os.core.request import RequestContext
 from city_os.errors import NgsiLdError
+from city_os.ngsild.attributes import check_members, parse_attribute, parse_entity
 from city_os.ngsild.entity import (
     ENTITY_MEMBERS,
     GEO_ATTRIBUTE_NAMES,
@@ -27,10 +28,7 @@ from city_os.ngsild.entity import (
     PROOF_ATTRIBUTE,
     RESERVED_ATTRIBUTE_NAMES,
     check_entity_id,
-    check_members,
     expand_attr_name,
-    parse_attribute,
-    parse_entity,
     parse_scopes,
     parse_types,
 )

@@ -23,7 +23,8 @@ from city_os.config import Settings
 from city_os.core.contexts import ContextLoader
 from city_os.core.entities import EntityService
 from city_os.errors import NgsiLdError
-from city_os.ngsild.entity import now_iso, parse_entity
+from city_os.ngsild.attributes import parse_entity
+from city_os.ngsild.entity import now_iso
 from city_os.ngsild.representation import EntityRecord
 from city_os.registry.active import ActiveSchemas
 from city_os.registry.bundle import (

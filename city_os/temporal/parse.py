@@ -11,6 +11,7 @@ from typing import Any
 
 from city_os.core.request import RequestContext
 from city_os.errors import BadRequestData, ResourceNotFound
+from city_os.ngsild.attributes import is_null_encoding, parse_instance
 from city_os.ngsild.entity import (
     ENTITY_MEMBERS,
     OUTPUT_ONLY_MEMBERS,
@@ -19,9 +20,7 @@ from city_os.ngsild.entity import (
     check_datetime,
     check_entity_id,
     expand_attr_name,
-    is_null_encoding,
     is_uri,
-    parse_instance,
     parse_scopes,
     parse_types,
 )

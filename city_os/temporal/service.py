@@ -16,11 +16,8 @@ from city_os.auth.policy import Operation
 from city_os.core.entities import EntityService
 from city_os.core.request import RequestContext
 from city_os.errors import AlreadyExists, BadRequestData, ResourceNotFound
-from city_os.ngsild.entity import (
-    check_entity_id,
-    expand_attr_name,
-    parse_instance,
-)
+from city_os.ngsild.attributes import parse_instance
+from city_os.ngsild.entity import check_entity_id, expand_attr_name
 from city_os.ngsild.query.entity_selection import Names, Selection
 from city_os.ngsild.query.evaluate import compile_selection
 from city_os.ngsild.representation import EntityRecord

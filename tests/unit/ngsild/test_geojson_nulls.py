@@ -9,7 +9,7 @@ import pytest
 
 from city_os.core.contexts import bundled_documents
 from city_os.errors import BadRequestData
-from city_os.ngsild.entity import parse_instance
+from city_os.ngsild.attributes import parse_instance
 from city_os.ngsild.geometry import check_geometry, without_null_members
 from city_os.ngsild.jsonld import TermMap
 
