@@ -40,6 +40,7 @@ from city_os.federation.distributed_temporal import TemporalFederation
 from city_os.federation.entitymap import EntityMapService
 from city_os.federation.subscription_relay import NotificationRelay
 from city_os.federation.via import identity
+from city_os.notifier.access import NotificationAccess
 from city_os.notifier.compile import Compiler
 from city_os.notifier.dispatch import Dispatcher
 from city_os.store.postgres.distributed_subscriptions import RemoteCopyRepository
@@ -102,5 +103,9 @@ def _distributed_subscriptions(
         return (fallback, None) if notifier is None else (notifier.store, notifier.dispatcher)
 
     compiler = Compiler(app[CONTEXTS], settings.notifier_timeout)
-    app[RELAY] = NotificationRelay(copies, subscriptions.repo, app[ENTITIES], compiler, delivery)
+    relay = app[RELAY] = NotificationRelay(
+        copies, subscriptions.repo, app[ENTITIES], compiler, delivery
+    )
+    if app[ENTITIES].access is not None:  # authentication on
+        relay.access = NotificationAccess(app[ENTITIES].access)
     return distributed

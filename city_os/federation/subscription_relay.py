@@ -5,10 +5,12 @@ id of the copy it holds (distributed_subscriptions.py); the copy names the local
 Each notified entity is read like any answer of a source (remote.py); with ``splitEntities`` it
 is merged with the local part of the entity (the notified attributes win: they are the news)
 and the local Subscription's selection (its q, scopeQ, geoQ) is evaluated on the merged entity
-— entities failing it are dropped. What remains is rendered as the local Subscription asks
-(format, attributes, @context, endpoint) under the local Subscription's id, and becomes a
-durable notification like every other: stored, then queued by the notifier in this process;
-without one here, a notifier replica takes it over when its lease runs out. The notification
+— entities failing it are dropped, and so are those the Subscription's owner may not read
+(authentication on: notifier/access.py, as for local changes). What remains is rendered as
+the local Subscription asks (format, attributes, @context, endpoint) under the local
+Subscription's id, and becomes a durable notification like every other: stored, then queued by
+the notifier in this process; without one here, a notifier replica takes it over when its lease
+runs out. The notification
 id is derived from the source's notification id, so a source retrying is not notified twice.
 """
 
@@ -26,6 +28,7 @@ from city_os.errors import BadRequestData, ResourceNotFound
 from city_os.federation.remote import Reader
 from city_os.ngsild.entity import now_iso
 from city_os.ngsild.representation import EntityRecord, render
+from city_os.notifier.access import NotificationAccess
 from city_os.notifier.compile import Compiler
 from city_os.notifier.dispatch import Dispatcher
 from city_os.notifier.render import notification
@@ -82,6 +85,7 @@ class NotificationRelay:
         self.entities = entities
         self.compiler = compiler
         self.delivery = delivery
+        self.access: NotificationAccess | None = None  # set when authentication is on
 
     async def relay(self, ctx: RequestContext, body: Any) -> int:
         """Relay one source notification (``ctx``: in the terms it was sent with); returns how
@@ -108,6 +112,8 @@ class NotificationRelay:
                 if not sub.compiled.matches(record):
                     continue  # §5.8.6: fails the local selection once merged
             kept.append(record)
+        if self.access is not None:  # only what the subscription's owner may read (§ #10)
+            kept = await self.access.readable(sub, kept)
         if not kept or not sub.live(time.time()):
             return 0
         view, now = sub.view, now_iso()

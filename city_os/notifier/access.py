@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from city_os.auth.enforce import EntityAccess
+from city_os.auth.enforce import EntityAccess, restricted
 from city_os.auth.policy import Operation
 from city_os.auth.principal import Principal
 from city_os.auth.subscribers import owner_principal
@@ -79,16 +79,36 @@ class NotificationAccess:
                 continue
             if sub.key not in owners:
                 owners[sub.key] = await self.owner(sub)
-            if owners[sub.key] is NOBODY:
-                continue  # the owner's API key is revoked or expired: nothing at all
-            ctx = context_of(sub, sub.view.terms, principal=owners[sub.key])
-            record = _facts(change)
-            schema = await self._access.permissions.tenants.schema(sub.tenant, create=False)
-            decided = await self._access.decisions(ctx, schema, Operation.READ, [record])
+            if await self._readable(sub, owners[sub.key], [_facts(change)]):
+                out.append(match)
+        return out
+
+    async def readable(
+        self, sub: Subscription, records: Sequence[EntityRecord]
+    ) -> list[EntityRecord]:
+        """The entities of a notification relayed from a context source (federation/) that
+        ``sub``'s owner may read now; consent reads are logged."""
+        if sub.owner is None:
+            return list(records)
+        return await self._readable(sub, await self.owner(sub), records)
+
+    async def _readable(
+        self, sub: Subscription, owner: Principal | None, records: Sequence[EntityRecord]
+    ) -> list[EntityRecord]:
+        if owner is NOBODY:
+            return []  # the owner's API key is revoked or expired: nothing at all
+        ctx = context_of(sub, sub.view.terms, principal=owner)
+        if restricted(ctx) is None:
+            return list(records)
+        schema = await self._access.permissions.tenants.schema(sub.tenant, create=False)
+        decided = await self._access.decisions(ctx, schema, Operation.READ, records)
+        out, consented = [], []
+        for record in records:
             read, _ = decided[record.id]
-            if not read:
-                continue
-            if read.via_consent is not None:
-                await self._access.log_reads(ctx, schema, [(record.id, read)], "notification")
-            out.append(match)
+            if read:
+                out.append(record)
+                if read.via_consent is not None:
+                    consented.append((record.id, read))
+        if consented:
+            await self._access.log_reads(ctx, schema, consented, "notification")
         return out
