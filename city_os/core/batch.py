@@ -148,10 +148,12 @@ class BatchOperations:
         for _ in range(MAX_RETRIES):
             if not records:
                 return result
+            inserts = []
+            for r in records.values():  # 1,000 events take ~100 ms: built in slices
+                await slicer.tick()
+                inserts.append(Write(r, service.event("created", ctx, None, r)))
             writes = BatchWrites(
-                inserts=[
-                    Write(r, service.event("created", ctx, None, r)) for r in records.values()
-                ],
+                inserts=inserts,
                 reaps=await self._reaps(ctx, schema, list(records)),
                 strict=False,  # an id that exists is an answer (AlreadyExists), not a conflict
                 owner=service.access.owner_grant(ctx) if service.access else None,
