@@ -213,11 +213,8 @@ class BatchOperations:
                 attrs = copy_attrs(stored.record.attrs)
                 outcome = merge.append(attrs, copy_attrs(p.attrs), overwrite=True)
                 types = list(dict.fromkeys([*stored.record.types, *p.types]))
-                return (
-                    service.with_attrs(stored, attrs, ctx.now, types=types),
-                    "updated",
-                    (outcome.updated),
-                )
+                updated = service.with_attrs(stored, attrs, ctx.now, types=types)
+                return updated, "updated", outcome.updated
 
             return change
 
