@@ -28,6 +28,7 @@ from city_os.core.fragments import (
     stored_entity,
 )
 from city_os.core.request import RequestContext
+from city_os.core.slices import release, sliced
 from city_os.errors import AlreadyExists, BadRequestData, ResourceNotFound, ServiceUnavailable
 from city_os.events.model import ChangeKind, attribute_changes, change_event
 from city_os.ngsild import merge
@@ -457,17 +458,19 @@ class EntityService:
         """Delete the given entities (purge, expiry); returns the ids deleted."""
         done: set[str] = set()
         pending = list(dict.fromkeys(ids))
+
+        def write(s: Stored) -> Write:
+            return Write(s.record, self.event(kind, ctx, s.record, None), s.version)
+
         for _ in range(MAX_RETRIES):
             if not pending:
                 break
             stored = await self.repo.get_many(schema, pending)
-            writes = [
-                Write(s.record, self.event(kind, ctx, s.record, None), s.version)
-                for s in stored.values()
-            ]
+            writes = await sliced(write, stored.values())
             written = await self.repo.delete(schema, writes)
             done |= written
             pending = [i for i in stored if i not in written]
+            await release(writes, stored)
         return done
 
     async def purge_attributes(

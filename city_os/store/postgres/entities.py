@@ -24,12 +24,11 @@ from city_os.store.postgres.auth_access import OwnerGrant
 from city_os.store.postgres.db import unavailable
 from city_os.store.postgres.entity_sql import _COLUMNS as _COLUMNS
 from city_os.store.postgres.entity_sql import _LIVE as _LIVE
-from city_os.store.postgres.entity_sql import EntityStatements, _encoded, _geo_rows
+from city_os.store.postgres.entity_sql import EntityStatements, _encoded, _geo_rows, stored_rows
 from city_os.store.postgres.entity_sql import Stored as Stored
 from city_os.store.postgres.entity_sql import Write as Write
 from city_os.store.postgres.entity_sql import _iso as _iso
 from city_os.store.postgres.entity_sql import _record as _record
-from city_os.store.postgres.entity_sql import stored_rows
 
 NOTIFY_CHANNEL = "cityos_outbox"
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from city_os.core.slices import Slicer
+from city_os.core.slices import sliced
 from city_os.ngsild.merge import geometries
 from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.auth_access import owner_grant_sql
@@ -91,12 +91,8 @@ _TEXT_COLUMNS = text_columns()
 
 async def stored_rows(rows: list[asyncpg.Record]) -> list[Stored]:
     """``_record`` of each row, yielding to the event loop between time slices."""
-    slicer = Slicer()
-    out = []
-    for row in rows:
-        await slicer.tick()
-        out.append(_record(row))
-    return out
+    return await sliced(_record, rows)
+
 
 _LIVE = "(expires_at IS NULL OR expires_at > now())"
 
