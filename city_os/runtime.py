@@ -15,7 +15,10 @@ as long as it takes to scan the objects it covers. Measured against
   collection was tried: the garbage it finds takes as long to scan, and idle is when
   monitoring polls /health;
 - threads get the GIL back every millisecond, so the loop is not held by pure-Python work
-  of large requests in worker threads (``core.cpu``, @context processing).
+  of large requests in worker threads (``core.cpu``, @context processing);
+- the collector is paused only around single C calls that build a document
+  (``ngsild.limits.parse_json``), never around long work: a paused stretch fills the youngest
+  generation, and the first collection after it scans all of it (see ``core.cpu``).
 """
 
 from __future__ import annotations

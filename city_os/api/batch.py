@@ -24,6 +24,7 @@ from city_os.api.http import (
 from city_os.api.keys import ENTITIES, SETTINGS
 from city_os.core.batch import BatchResult, EntryContexts
 from city_os.core.request import RequestContext
+from city_os.core.slices import release
 from city_os.errors import BadRequestData, NgsiLdError
 from city_os.federation.forward_batch import federated_batch
 
@@ -95,12 +96,15 @@ async def _federated(
     """The batch split per context source when federation matches (federation/forward_batch.py),
     else the local batch."""
     federation = request.app.get(FEDERATION)
+    result = None
     if federation is not None:
         path = "/" + request.path.rstrip("/").rsplit("/", 1)[1]
         outcome = await federated_batch(federation, ctx, operation, path, bodies, contexts, local)
-        if outcome is not None:
-            return outcome.result
-    return await local(bodies, contexts)
+        result = None if outcome is None else outcome.result
+    if result is None:
+        result = await local(bodies, contexts)
+    await release(bodies)  # 1,000 parsed bodies freed in slices, not in one go on return
+    return result
 
 
 @routes.post(PREFIX + "/create")

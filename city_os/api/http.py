@@ -18,6 +18,7 @@ from city_os.api.federation import WARNINGS
 from city_os.api.guard import principal_of
 from city_os.api.keys import CONTEXTS, SETTINGS
 from city_os.core.entities import RequestContext
+from city_os.core.slices import Slicer, sliced
 from city_os.errors import (
     BadRequestData,
     InvalidRequest,
@@ -87,8 +88,9 @@ async def read_json(request: web.Request, *, allowed: Iterable[str] = (JSON, JSO
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from exc
     if len(raw) >= HEAVY_BODY:
         await asyncio.sleep(0)  # parsing was one slice; the walk is the next ones
+    slicer = Slicer()
     for _ in walk_document(payload, limits, nul=nul):  # depth and U+0000, in slices
-        await asyncio.sleep(0)
+        await slicer.tick()
     return payload
 
 
@@ -242,6 +244,38 @@ def respond(
 ) -> web.Response:
     """Serialise a compacted result with its @context (inline for JSON-LD, else Link)."""
     out_headers = dict(headers or {})
+    body = _with_context(body, ctx, media, out_headers, content_type, embed_context)
+    return web.Response(
+        body=orjson.dumps(body),
+        status=status,
+        content_type=content_type or media,
+        headers=out_headers,
+    )
+
+
+async def respond_page(
+    bodies: list[Any], ctx: RequestContext, media: str, *, headers: dict[str, str] | None = None
+) -> web.Response:
+    """``respond`` for a page of entities, serialised entity by entity between event-loop
+    slices: one ``orjson.dumps`` of a 1,000-entity page (~2 MB) held the loop ~10 ms."""
+    out_headers = dict(headers or {})
+    items = _with_context(bodies, ctx, media, out_headers, None, True)
+    if len(items) < 100:  # one call: a small page is serialised within a slice
+        body = orjson.dumps(items)
+    else:
+        body = b"[" + b",".join(await sliced(orjson.dumps, items)) + b"]"
+    return web.Response(body=body, content_type=media, headers=out_headers)
+
+
+def _with_context(
+    body: Any,
+    ctx: RequestContext,
+    media: str,
+    out_headers: dict[str, str],
+    content_type: str | None,
+    embed_context: bool,
+) -> Any:
+    """``body`` with its @context where the media type carries it, else a Link header."""
     if content_type == GEOJSON and isinstance(body, dict):
         # GeoJSON carries its @context in the body unless the client prefers plain JSON
         # (§6.3.15, Prefer: body=json); the Link header is sent either way.
@@ -256,12 +290,7 @@ def respond(
             body = {**body, "@context": context}
     else:
         out_headers["Link"] = context_link(ctx)
-    return web.Response(
-        body=orjson.dumps(body),
-        status=status,
-        content_type=content_type or media,
-        headers=out_headers,
-    )
+    return body
 
 
 def prefers_plain_json(request: web.Request) -> bool:

@@ -19,7 +19,7 @@ from city_os.api.http import (
     respond,
 )
 from city_os.core.entities import RequestContext
-from city_os.core.slices import Slicer
+from city_os.core.slices import sliced
 from city_os.errors import BadRequestData, InvalidRequest, ResourceNotFound
 from city_os.ngsild.entity import expand_attr_name
 from city_os.ngsild.linked import Join, render_flat, render_inline
@@ -123,12 +123,7 @@ async def render_page(
     of 1,000 entities costs tens of milliseconds of pure Python."""
     if join is not None and linked is not None:
         return render_all(records, ctx, opts, join, linked)
-    slicer = Slicer()
-    out = []
-    for record in records:
-        await slicer.tick()
-        out.append(render(record, ctx.terms, opts))
-    return out
+    return await sliced(lambda record: render(record, ctx.terms, opts), records)
 
 
 def entity_response(

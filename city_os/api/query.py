@@ -30,6 +30,7 @@ from city_os.api.http import (
     read_json,
     request_context,
     respond,
+    respond_page,
 )
 from city_os.api.keys import QUERIES, SETTINGS
 from city_os.api.output import projection_list, render_options, render_page, with_projection
@@ -290,10 +291,8 @@ async def _respond(
         geometry = opts.geometry_property
         assert geometry is not None
         rendered = await render_page(result.records, ctx, opts)
-        features = [
-            to_feature(r, body, geometry, ctx.terms)
-            for r, body in zip(result.records, rendered, strict=True)
-        ]
+        pairs = zip(result.records, rendered, strict=True)
+        features = [to_feature(r, body, geometry, ctx.terms) for r, body in pairs]
         collection = {"type": "FeatureCollection", "features": features}
         response = respond(
             collection,
@@ -310,7 +309,7 @@ async def _respond(
             linked = await linked_entities(entities, ctx, result.records, opts, join)
         # An entity that pick/omit leaves empty is not listed at all (§4.21).
         bodies = [b for b in await render_page(result.records, ctx, opts, join, linked) if b]
-        response = respond(bodies, ctx, media, headers=headers)
+        response = await respond_page(bodies, ctx, media, headers=headers)
     if links:
         for value in pagination_links(request, page, result.more, media):
             response.headers.add("Link", value)

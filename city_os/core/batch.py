@@ -35,7 +35,7 @@ from city_os.core.fragments import (
     moved,
 )
 from city_os.core.request import RequestContext
-from city_os.core.slices import Slicer
+from city_os.core.slices import Slicer, release, sliced
 from city_os.errors import (
     AlreadyExists,
     BadRequestData,
@@ -149,9 +149,9 @@ class BatchOperations:
             if not records:
                 return result
             writes = BatchWrites(
-                inserts=[
-                    Write(r, service.event("created", ctx, None, r)) for r in records.values()
-                ],
+                inserts=await sliced(  # 1,000 events take ~100 ms: built in slices
+                    lambda r: Write(r, service.event("created", ctx, None, r)), records.values()
+                ),
                 reaps=await self._reaps(ctx, schema, list(records)),
                 strict=False,  # an id that exists is an answer (AlreadyExists), not a conflict
                 owner=service.access.owner_grant(ctx) if service.access else None,
@@ -166,6 +166,7 @@ class BatchOperations:
                         result.errors.append(
                             (entity_id, AlreadyExists(f"entity {entity_id} already exists"))
                         )
+                await release(writes.inserts, records)
                 return result
         result.errors.extend((entity_id, busy(entity_id)) for entity_id in records)
         return result
@@ -211,11 +212,8 @@ class BatchOperations:
                 attrs = copy_attrs(stored.record.attrs)
                 outcome = merge.append(attrs, copy_attrs(p.attrs), overwrite=True)
                 types = list(dict.fromkeys([*stored.record.types, *p.types]))
-                return (
-                    service.with_attrs(stored, attrs, ctx.now, types=types),
-                    "updated",
-                    (outcome.updated),
-                )
+                updated = service.with_attrs(stored, attrs, ctx.now, types=types)
+                return updated, "updated", outcome.updated
 
             return change
 
@@ -256,6 +254,7 @@ class BatchOperations:
                 inserted = {w.record.id for w in writes.inserts}
                 result.created.extend(i for i in pending if i in inserted)
                 result.success.extend(i for i in pending if i in outcome.written)
+                await release(writes.updates, writes.inserts, olds, news, existing, pending)
                 return result
         result.errors.extend((entity_id, busy(entity_id)) for entity_id in pending)
         return result
@@ -322,7 +321,7 @@ class BatchOperations:
             outcome = await self._store(result, schema, writes, pending)
             if outcome.committed:
                 result.success.extend(i for i in pending if i in outcome.written or i in unchanged)
-                pending = {}
+                await release(writes.updates, existing, pending)
                 break
         result.errors.extend((entity_id, busy(entity_id)) for entity_id in pending)
         for entity_id, problem in (partial or {}).items():
@@ -389,6 +388,7 @@ class BatchOperations:
             outcome = await self._store(result, schema, writes, pending)
             if outcome.committed:
                 done = outcome.written
+                await release(writes.deletes, stored)
                 break
         for entity_id in pending:
             if done is None:

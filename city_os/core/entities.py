@@ -28,6 +28,7 @@ from city_os.core.fragments import (
     stored_entity,
 )
 from city_os.core.request import RequestContext
+from city_os.core.slices import release, sliced
 from city_os.errors import AlreadyExists, BadRequestData, ResourceNotFound, ServiceUnavailable
 from city_os.events.model import ChangeKind, attribute_changes, change_event
 from city_os.ngsild import merge
@@ -43,7 +44,7 @@ from city_os.ngsild.entity import (
 from city_os.ngsild.limits import check_entity
 from city_os.ngsild.representation import EntityRecord
 from city_os.store.postgres.db import Tenants
-from city_os.store.postgres.entities import EntityRepository, Stored, Write
+from city_os.store.postgres.entities import BatchWrites, EntityRepository, Stored, Write
 
 if TYPE_CHECKING:
     from city_os.auth.enforce import EntityAccess
@@ -457,17 +458,21 @@ class EntityService:
         """Delete the given entities (purge, expiry); returns the ids deleted."""
         done: set[str] = set()
         pending = list(dict.fromkeys(ids))
+
+        def write(s: Stored) -> Write:
+            return Write(s.record, self.event(kind, ctx, s.record, None), s.version)
+
         for _ in range(MAX_RETRIES):
             if not pending:
                 break
             stored = await self.repo.get_many(schema, pending)
-            writes = [
-                Write(s.record, self.event(kind, ctx, s.record, None), s.version)
-                for s in stored.values()
-            ]
-            written = await self.repo.delete(schema, writes)
+            writes = await sliced(write, stored.values())
+            # One transaction in chunks: 1,000 events' parameters took ~20 ms to encode at once.
+            outcome = await self.repo.write_batch(schema, BatchWrites(deletes=writes, strict=False))
+            written = outcome.written if outcome.committed else set()
             done |= written
             pending = [i for i in stored if i not in written]
+            await release(writes, stored)
         return done
 
     async def purge_attributes(

@@ -19,6 +19,7 @@ from typing import Any
 
 from city_os.core.batch import BatchResult, EntryContexts
 from city_os.core.request import RequestContext
+from city_os.core.slices import Slicer
 from city_os.errors import NgsiLdError, ResourceNotFound
 from city_os.federation.client import SourceAnswer
 from city_os.federation.distributed import Federation, target
@@ -86,7 +87,9 @@ async def federated_batch(
     batches: dict[str, _SourceBatch] = {}
     local_bodies: list[Any] = []
     local_contexts: list[RequestContext | NgsiLdError] = []
+    slicer = Slicer()  # 1,000 entries are matched in tens of milliseconds: shared in slices
     for body, own in zip(bodies, entry_ctx, strict=True):
+        await slicer.tick()
         entity_id = _entry_id(body)
         if entity_id is None or not isinstance(own, RequestContext):
             local_bodies.append(body)

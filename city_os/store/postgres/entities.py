@@ -24,7 +24,7 @@ from city_os.store.postgres.auth_access import OwnerGrant
 from city_os.store.postgres.db import unavailable
 from city_os.store.postgres.entity_sql import _COLUMNS as _COLUMNS
 from city_os.store.postgres.entity_sql import _LIVE as _LIVE
-from city_os.store.postgres.entity_sql import EntityStatements, _encoded, _geo_rows
+from city_os.store.postgres.entity_sql import EntityStatements, _encoded, _geo_rows, stored_rows
 from city_os.store.postgres.entity_sql import Stored as Stored
 from city_os.store.postgres.entity_sql import Write as Write
 from city_os.store.postgres.entity_sql import _iso as _iso
@@ -133,7 +133,7 @@ class EntityRepository:
     async def get_many(self, schema: str, ids: list[str]) -> dict[str, Stored]:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(self.sql(schema).get_many, ids)
-        return {r["id"]: _record(r) for r in rows}
+        return {s.record.id: s for s in await stored_rows(rows)}
 
     async def insert(
         self, schema: str, writes: list[Write], owner: OwnerGrant | None = None
@@ -332,9 +332,9 @@ class EntityRepository:
     async def get_expired(self, schema: str, ids: list[str]) -> list[Stored]:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(self.sql(schema).expired_by_id, ids)
-        return [_record(r) for r in rows]
+        return await stored_rows(rows)
 
     async def expired(self, schema: str, limit: int) -> list[Stored]:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(self.sql(schema).expired, limit)
-        return [_record(r) for r in rows]
+        return await stored_rows(rows)

@@ -19,7 +19,8 @@ from city_os.errors import BadRequestData
 from city_os.ngsild.query.ast import GeoQuery, TypeName
 from city_os.ngsild.query.entity_selection import Names, Selection
 from city_os.store.postgres.auth_scope_sql import readable_to_sql
-from city_os.store.postgres.entities import _COLUMNS, _LIVE, Stored, _record
+from city_os.store.postgres.entities import _COLUMNS, _LIVE, Stored
+from city_os.store.postgres.entity_sql import stored_rows, text_columns
 from city_os.store.postgres.indexes import ValueIndexRepository
 from city_os.store.postgres.query_geo_sql import geo_conditions, geo_to_sql, selective_geo
 from city_os.store.postgres.query_order_sql import OrderKey, order_sql
@@ -181,7 +182,8 @@ class QueryRepository:
             page_args = [*args, *params.args, limit, offset]
             n = len(page_args)
             rows = await self._fetch(
-                f"SELECT {_COLUMNS} {base} ORDER BY {', '.join(keys)} LIMIT ${n - 1} OFFSET ${n}",
+                f"SELECT {text_columns('e')} {base} ORDER BY {', '.join(keys)}"
+                f" LIMIT ${n - 1} OFFSET ${n}",
                 *page_args,
             )
         total = None
@@ -190,7 +192,7 @@ class QueryRepository:
         elif count:
             found = await self._fetch(f"SELECT count(*) AS n {base}", *args)
             total = int(found[0]["n"])
-        return [_record(r) for r in rows], total
+        return await stored_rows(rows), total
 
     async def _type_page(
         self,
@@ -230,7 +232,7 @@ class QueryRepository:
             check = f"SELECT 1 {single} AND e.id = d.id AND e.types = {types}::text[]"
             ids = driven_ids(schema, sel.q, names, the_type, check, first, params)
         sql = (
-            f"SELECT * FROM ("
+            f"SELECT {text_columns('u')} FROM ("
             f"(SELECT {_E_COLUMNS} FROM ({ids}) p JOIN {schema}.entities e ON e.id = p.id)"
             " UNION ALL "
             # OFFSET 0 fences the few multi-typed rows off from a walk of the primary key; the
@@ -322,7 +324,8 @@ class QueryRepository:
         # One sort of the matching ids, bytewise ("C": no locale rules per comparison); the
         # page follows that order, so paging through it sees every match once.
         sql = (
-            f'SELECT e.* FROM (SELECT DISTINCT ON (k) m.entity_id, m.entity_id COLLATE "C" AS k'
+            f"SELECT {text_columns('e')}"
+            f' FROM (SELECT DISTINCT ON (k) m.entity_id, m.entity_id COLLATE "C" AS k'
             f" FROM ({matches}) m ORDER BY k) c"
             f" CROSS JOIN LATERAL (SELECT {_COLUMNS} FROM {schema}.entities e"
             f" WHERE e.id = c.entity_id AND {_LIVE} AND ({rest})) e"

@@ -169,14 +169,6 @@ def tenant_module() -> str:
     return f"test-health-{random.randrange(10**9)}"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open defect (#16): on this session's machine (AMD EPYC, quiet, load 1.2) the broker's"
-    " own /health time reaches 50-90 ms under batch delete/upsert of 1,000, 1,000 invalid"
-    " entities and queries of 1,000 — stop 19's code (c6c85b7) measures the same here, so the"
-    " bound of 50 ms is missed by the machine's speed, not a new change; the fix is smaller"
-    " off-loop slices (orjson/asyncpg C calls hold the GIL), not a looser bound",
-)
 async def test_health_stays_fast_under_the_worst_accepted_requests(
     broker: Broker, context_host: str, tenant_module: str
 ) -> None:
