@@ -266,7 +266,7 @@ class QueryRepository:
         check = f"SELECT 1 FROM {schema}.entities e WHERE e.id = d.id AND {_LIVE} AND ({where})"
         ids = driven_ids(schema, sel.q, names, None, check, first, params)
         sql = (
-            f"SELECT {_E_COLUMNS} FROM ({ids}) p JOIN {schema}.entities e ON e.id = p.id"
+            f"SELECT {text_columns('e')} FROM ({ids}) p JOIN {schema}.entities e ON e.id = p.id"
             f" ORDER BY e.id LIMIT {page} OFFSET {skip}"
         )
         return await self._fetch(sql, *args, *params.args)
