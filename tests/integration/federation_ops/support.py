@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -38,9 +38,10 @@ class Broker:
     http: aiohttp.ClientSession
     context_url: str = ""  # the test @context, served over HTTP (sent as Link)
     app: web.Application | None = None
+    auth: dict[str, str] = field(default_factory=dict)  # e.g. an Authorization header
 
     def headers(self, **more: str) -> dict[str, str]:
-        return {"NGSILD-Tenant": self.tenant, **more}
+        return {"NGSILD-Tenant": self.tenant, **self.auth, **more}
 
     async def create(self, entity: dict[str, Any]) -> None:
         async with self.http.post(

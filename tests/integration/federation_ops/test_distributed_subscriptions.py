@@ -12,9 +12,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
+import pytest
+
 from city_os.api.ops import NOTIFIER
 from city_os.api.remote_notify import DISTRIBUTED_SUBSCRIPTIONS
 from city_os.devstack import TansuProcess
+from tests.integration.auth.conftest import as_user
+from tests.integration.auth.issuer import LocalIssuer
 from tests.integration.events.support import create_topic, poll
 from tests.integration.federation_ops.support import API, CONTEXT, Broker, brokers, shelter
 from tests.integration.notifier.support import Client, Receiver, consuming, receiver
@@ -26,14 +31,18 @@ ERR = "https://uri.etsi.org/ngsi-ld/errors/"
 
 
 @asynccontextmanager
-async def notifying(tansu: TansuProcess, *names: str) -> AsyncIterator[dict[str, Broker]]:
-    """Brokers with relay and notifier, each on its own topic and consumer group."""
+async def notifying(
+    tansu: TansuProcess, *names: str, secured: dict[str, dict[str, Any]] | None = None
+) -> AsyncIterator[dict[str, Broker]]:
+    """Brokers with relay and notifier, each on its own topic and consumer group;
+    ``secured``: the settings of those with authentication on, by name."""
     topics = {name: f"test-dsub-{name}-{uuid.uuid4().hex[:8]}" for name in names}
     for topic in topics.values():
         await create_topic(tansu.bootstrap, topic)
 
     def own(name: str) -> dict[str, Any]:
-        return {"kafka_topic": topics[name], "notifier_group_id": topics[name]}
+        more = (secured or {}).get(name, {})
+        return {"kafka_topic": topics[name], "notifier_group_id": topics[name], **more}
 
     async with brokers(
         *names,
@@ -51,8 +60,10 @@ async def notifying(tansu: TansuProcess, *names: str) -> AsyncIterator[dict[str,
         yield b
 
 
-async def _send(broker: Broker, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    headers = broker.headers(**(LD if body is not None else {"Link": broker.link()}))
+async def _send(
+    broker: Broker, method: str, path: str, body: Any = None, **auth: str
+) -> tuple[int, Any]:
+    headers = broker.headers(**(LD if body is not None else {"Link": broker.link()}), **auth)
     payload = None if body is None else {**body, "@context": CONTEXT}
     async with broker.http.request(
         method, f"{broker.url}{API}{path}", json=payload, headers=headers
@@ -198,3 +209,66 @@ async def test_bad_notifications_are_refused(client: Client, tenant: str) -> Non
     resp = await client.post("/ngsi-ld/ex/csource-notify", json={}, headers=headers)
     got = await resp.json()
     assert resp.status == 400 and "subscription" in got["detail"], got
+
+
+@pytest.fixture
+async def issuer() -> AsyncIterator[LocalIssuer]:
+    idp = LocalIssuer()
+    await idp.start()
+    yield idp
+    await idp.close()
+
+
+async def _sent(broker: Broker, sid: str, n: int) -> None:
+    """Wait until subscription ``sid`` of ``broker`` has sent ``n`` notifications."""
+
+    async def enough() -> bool:
+        status, body, _ = await broker.get(f"/subscriptions/{sid}")
+        return status == 200 and body.get("notification", {}).get("timesSent", 0) >= n
+
+    await poll(enough)
+
+
+async def _delivered(broker: Broker) -> None:
+    """Nothing stored for delivery at ``broker`` is pending or in flight."""
+    assert broker.app is not None
+    notifier = broker.app[NOTIFIER]
+
+    async def done() -> bool:
+        pending = await notifier.store.pending(broker.tenant)
+        return pending == 0 and notifier.dispatcher.in_flight() == 0
+
+    await poll(done)
+
+
+async def test_relayed_notifications_carry_only_what_the_owner_may_read(
+    tansu: TansuProcess, issuer: LocalIssuer
+) -> None:
+    """Authentication on at the prefecture: the subscriber may read the /Saga scopes only, so of
+    what Saga City notifies, entities outside them are not relayed (#10 on the relay path)."""
+    settings = {"auth_enabled": True, "oidc_issuers": orjson.dumps([issuer.setting()]).decode()}
+    async with notifying(tansu, "pref", "saga", secured={"pref": settings}) as b, receiver() as r:
+        pref, saga = b["pref"], b["saga"]
+        pref.auth = {"Authorization": as_user(issuer, pref.tenant, "admin")["Authorization"]}
+        await pref.register(saga)
+        grant = {
+            "assignee": {"kind": "subject", "value": "watcher", "issuer": issuer.url},
+            "action": "read",
+            "target": {"scopes": ["/Saga/#"]},
+        }
+        url = f"{pref.url}/cityos/v1/permissions"
+        async with pref.http.post(url, json=grant, headers=pref.headers()) as resp:
+            assert resp.status == 201, await resp.text()
+        watcher = as_user(issuer, pref.tenant, sub="watcher")["Authorization"]
+        body = _subscription(r.url)
+        assert (await _send(pref, "POST", "/subscriptions", body, Authorization=watcher))[0] == 201
+        sid = (await _subscriptions(pref))[0]["id"]
+        await _settled(pref)
+        (copy,) = await _subscriptions(saga)
+        for name, scope in (("f", "/Fukuoka"), ("k", "/Saga/Kase"), ("s", "/Saga")):
+            await saga.create({**shelter(ID + name, capacity=1), "scope": scope})
+        assert await _arrived(r, sid, ID + "s", "capacity", 1) == [1]
+        assert await _arrived(r, sid, ID + "k", "capacity", 1) == [1]
+        await _sent(saga, copy["id"], 3)  # the source notified the prefecture of all three
+        await _delivered(pref)  # and the prefecture delivered all it relayed
+        assert _values(r, sid, ID + "f", "capacity") == []  # outside /Saga: never relayed
