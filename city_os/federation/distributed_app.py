@@ -106,6 +106,7 @@ def _distributed_subscriptions(
     relay = app[RELAY] = NotificationRelay(
         copies, subscriptions.repo, app[ENTITIES], compiler, delivery
     )
-    if app[ENTITIES].access is not None:  # authentication on
-        relay.access = NotificationAccess(app[ENTITIES].access)
+    access = app[ENTITIES].access
+    if access is not None:  # authentication on
+        relay.access = NotificationAccess(access)
     return distributed
