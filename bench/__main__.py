@@ -14,6 +14,9 @@ Groups (``--only``, comma- or space-separated; all but ``stellio`` by default):
 * ``full``: create, retrieve, partial update and batch create with everything on (relay,
   notifier with 100 subscriptions, history capture, an active JSON Schema) beside same-run
   ceilings (``bench.full``).
+* ``writecost``: PostgreSQL CPU per create, partial update and batch entity, with history
+  capture and attr_values triggers each on and off, alternating (``bench.statement_cpu``; no
+  HTTP, backend CPU time: robust to other load).
 * ``contexts``: the server's RSS after 1,000 distinct remote @contexts next to the configured
   cache bound (``bench.contexts``);
 * ``health``: ``/health``'s slowest poll while each of the most expensive accepted requests
@@ -104,6 +107,7 @@ TABLE = [
     Group("notify", "notify", lambda m, c: asyncio.run(m.run(c.runner, c.dsn))),
     Group("relay", "relay_cost", lambda m, c: asyncio.run(m.run(c.runner, c.dsn))),
     Group("full", "full", lambda m, c: m.run(c.runner, c.dsn)),
+    Group("writecost", "statement_cpu", lambda m, c: asyncio.run(m.run(c.dsn))),
     Group("contexts", "contexts", lambda m, c: m.run(c.dsn)),
     Group("health", "health", lambda m, c: m.run(c.dsn)),
     Group("evaluate", "evaluate", _evaluate, needs_db=False,

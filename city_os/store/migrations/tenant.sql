@@ -15,6 +15,20 @@ CREATE TABLE IF NOT EXISTS {schema}.entities (
     expires_at  timestamptz,               -- transient entities (§4.21)
     version     bigint NOT NULL DEFAULT 1  -- optimistic concurrency: bumped on every write
 );
+-- attrs of a typical entity (~1.8 KB of jsonb) cross the TOAST threshold, so every insert and
+-- update compresses it and every read and trigger decompresses it: lz4 does both several times
+-- faster than the default pglz (as for the outbox, 0003). New values only: no rewrite; altered
+-- once (the lock of ALTER TABLE is not taken again by later migrations of the tenant).
+DO $$
+BEGIN
+    IF (SELECT attcompression FROM pg_attribute
+        WHERE attrelid = '{schema}.entities'::regclass AND attname = 'attrs') <> 'l' THEN
+        ALTER TABLE {schema}.entities ALTER COLUMN attrs SET COMPRESSION lz4;
+    END IF;
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
+    RAISE NOTICE 'lz4 is not available; entity attributes keep the default compression';
+END
+$$;
 CREATE INDEX IF NOT EXISTS entities_types ON {schema}.entities USING gin (types);
 -- Pages of one type in id order (query engine: see QueryRepository._type_page); expires_at
 -- included so that the page's ids come from an index-only scan.
