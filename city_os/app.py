@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -67,6 +68,7 @@ from city_os.auth.lifecycle import (
     AUTHENTICATOR,
     ISSUERS,
     OUTBOUND,
+    RESOLVER,
     access_context,
     authentication_context,
     notifier_access_context,
@@ -196,6 +198,11 @@ async def _subscriptions(app: web.Application) -> AsyncIterator[None]:
         app[CONTEXT_REGISTRY],
         settings.base_url,
         app[OUTBOUND].check_url,
+    )
+    # endpoint host names resolving only to refused addresses: 400 at creation (tests: RESOLVER)
+    resolver = app.get(RESOLVER)
+    app[SUBSCRIPTIONS].resolve_endpoint = functools.partial(
+        app[OUTBOUND].check_resolved, resolver=resolver
     )
     app[CSOURCE_SUBSCRIPTIONS] = csource_subscription_service(app[SUBSCRIPTIONS])
     hub = StreamHub(StreamStore(app[POOL]), settings.database_url)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from city_os.api.keys import (
     API_KEYS,
@@ -46,6 +47,9 @@ log = logging.getLogger(__name__)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 ISSUERS = web.AppKey("issuers", dict[str, Issuer])
 OUTBOUND = web.AppKey("outbound", OutboundPolicy)
+# The DNS resolver of the endpoint checks at subscription time (the system's when unset; the
+# SSRF tests set a static one, as they do for the outbound client).
+RESOLVER = web.AppKey("resolver", AbstractResolver)
 
 
 async def authentication_context(app: web.Application) -> AsyncIterator[None]:

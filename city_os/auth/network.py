@@ -22,6 +22,7 @@ also when written as IPv4-mapped (``::ffff:127.0.0.1``), IPv4-compatible, NAT64 
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable, Mapping
@@ -45,6 +46,7 @@ _PRIVATE: Final = tuple(
 _CGNAT: Final = ipaddress.ip_network("100.64.0.0/10")
 _NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
 _METADATA: Final = ipaddress.ip_address("169.254.169.254")
+RESOLVE_TIMEOUT: Final = 2.0  # seconds, for check_resolved
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,26 @@ class OutboundPolicy:
         why = self.refusal(address)
         if why is not None:
             raise refused(url, f"{address} is {why}")
+
+    async def check_resolved(
+        self, url: str, host: str, resolver: AbstractResolver | None = None
+    ) -> None:
+        """Refuse a URL whose host name resolves only to addresses the policy refuses (a
+        subscription's endpoint, when it is created or changed). A name that does not resolve
+        now, or not within ``RESOLVE_TIMEOUT``, is left to delivery, which resolves and checks
+        again on every connection (DNS can change in between)."""
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+            return  # a literal address: check_url's
+        except ValueError:
+            pass
+        try:
+            async with asyncio.timeout(RESOLVE_TIMEOUT):
+                await PolicyResolver(self, resolver).resolve(host, 0, socket.AF_UNSPEC)
+        except RefusedHost as exc:
+            raise refused(url, exc.why) from None
+        except (OSError, TimeoutError):
+            return
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:

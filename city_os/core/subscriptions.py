@@ -93,6 +93,8 @@ class SubscriptionService:
         self.extra = extra
         # The outbound network policy (auth/network.py): a literal address it refuses is a 400.
         self.check_endpoint = check_endpoint
+        # ... and a host name resolving only to addresses it refuses (set by the app).
+        self.resolve_endpoint: Callable[[str, str], Awaitable[None]] | None = None
         self.tenants = tenants
         self.contexts = contexts
         self.registry = registry
@@ -158,14 +160,17 @@ class SubscriptionService:
         rest = dict(body)
         return rest, self.extra(rest, update)
 
-    def _check_endpoint(self, doc: Doc) -> None:
+    async def _check_endpoint(self, doc: Doc) -> None:
         endpoint = doc["notification"]["endpoint"]
         uri = endpoint["uri"]
         # the channel's own members: MQTT topic, QoS and version, Web Push keys
         check_channel(uri, info_of(endpoint.get("notifierInfo", ())))
         if self.check_endpoint is not None and uri != STREAM_URI:
+            host = urlsplit(uri).hostname
             try:
-                self.check_endpoint(uri, urlsplit(uri).hostname)
+                self.check_endpoint(uri, host)
+                if self.resolve_endpoint is not None and host:
+                    await self.resolve_endpoint(uri, host)
             except BadRequestData as exc:
                 raise BadRequestData(f"notification.endpoint.uri: {exc.detail}") from None
 
@@ -183,7 +188,7 @@ class SubscriptionService:
             doc[FACE] = face
         check_rules(doc)
         check_selection(doc, ctx.terms)
-        self._check_endpoint(doc)
+        await self._check_endpoint(doc)
         sid = doc.pop("id", None) or ID_PREFIX + str(uuid.uuid4())
         doc = {"id": sid, **doc}
         notify_context = await self._notify_context(doc, ctx.context)
@@ -266,7 +271,7 @@ class SubscriptionService:
             context = ctx.context if ctx.context is not None else row.context
             terms = ctx.terms if context == ctx.context else await self.contexts.term_map(context)
             check_selection(doc, terms)
-            self._check_endpoint(doc)
+            await self._check_endpoint(doc)
             notify_context = row.notify_context
             if "jsonldContext" in fragment or context != row.context:
                 notify_context = await self._notify_context(doc, context)

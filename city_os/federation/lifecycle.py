@@ -76,7 +76,7 @@ def csource_subscription_service(entity_subscriptions: SubscriptionService) -> S
     """The SubscriptionService of /csourceSubscriptions, on the same store and collaborators
     as the entity subscriptions' one."""
     s = entity_subscriptions
-    return SubscriptionService(
+    service = SubscriptionService(
         s.repo,
         s.tenants,
         s.contexts,
@@ -86,3 +86,5 @@ def csource_subscription_service(entity_subscriptions: SubscriptionService) -> S
         csource=True,
         extra=temporal_member,
     )
+    service.resolve_endpoint = s.resolve_endpoint
+    return service

@@ -16,8 +16,11 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
+from city_os.app import create_app
+from city_os.auth.lifecycle import RESOLVER
 from city_os.auth.network import OutboundPolicy, outbound_session
 from city_os.errors import BadRequestData
+from tests.conftest import test_settings as settings_for
 
 Client = TestClient  # type: ignore[type-arg]
 CONTEXT = {"@context": {"shelter": "https://example.org/shelter"}}
@@ -191,3 +194,42 @@ async def test_an_ngsi_ld_request_with_a_private_context_is_a_400(
         "/ngsi-ld/v1/entities/urn:ngsi-ld:Shelter:ssrf", headers={"NGSILD-Tenant": tenant}
     )
     assert resp.status == 404
+
+
+async def test_a_subscription_endpoint_named_for_a_refused_address_is_a_400(tenant: str) -> None:
+    """The host name of a notification endpoint is resolved when the subscription is created or
+    changed: resolving only to refused addresses is a 400 naming them, and nothing is stored; a
+    name that does not resolve now is accepted (delivery resolves and checks it again)."""
+    app = create_app(settings_for(outbound_allow="127.0.0.1/32"))
+    app[RESOLVER] = StaticResolver(NAMES)
+    headers = {"NGSILD-Tenant": tenant}
+    subs = "/ngsi-ld/v1/subscriptions"
+
+    def subscription(uri: str) -> dict[str, object]:
+        return {
+            "type": "Subscription",
+            "entities": [{"type": "Shelter"}],
+            "notification": {"endpoint": {"uri": uri}},
+        }
+
+    async with TestClient(TestServer(app)) as c:
+        for uri, why in (
+            ("http://intranet.example/notify", "10.0.0.5 (a private address)"),
+            ("mqtt://metadata.example:1883/topic", "169.254.169.254 (the cloud metadata service"),
+        ):
+            resp = await c.post(subs, json=subscription(uri), headers=headers)
+            body = await resp.json()
+            assert resp.status == 400, body
+            assert body["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+            assert "notification.endpoint.uri" in body["detail"] and why in body["detail"], body
+        listed = await c.get(subs, headers=headers)
+        assert listed.status == 404  # nothing written: not even the tenant exists
+        for uri in ("http://public.example:9/notify", "http://nowhere.example/notify"):
+            resp = await c.post(subs, json=subscription(uri), headers=headers)
+            assert resp.status == 201, await resp.text()
+        one = resp.headers["Location"]
+        patch = {"notification": {"endpoint": {"uri": "http://intranet.example/notify"}}}
+        resp = await c.patch(one, json=patch, headers=headers)
+        assert resp.status == 400 and "10.0.0.5" in (await resp.json())["detail"]
+        got = await (await c.get(one, headers=headers)).json()
+        assert got["notification"]["endpoint"]["uri"] == "http://nowhere.example/notify"
