@@ -18,14 +18,6 @@ Client = TestClient  # type: ignore[type-arg]
 
 
 @pytest.fixture
-async def issuer() -> AsyncIterator[LocalIssuer]:
-    idp = LocalIssuer()
-    await idp.start()
-    yield idp
-    await idp.close()
-
-
-@pytest.fixture
 async def citizens() -> AsyncIterator[LocalIssuer]:
     """The citizens' IdP (where the My Number Card login happens)."""
     idp = LocalIssuer(realm="citizens")

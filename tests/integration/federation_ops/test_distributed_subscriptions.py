@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-import pytest
 
 from city_os.api.ops import NOTIFIER
 from city_os.api.remote_notify import DISTRIBUTED_SUBSCRIPTIONS
@@ -209,14 +208,6 @@ async def test_bad_notifications_are_refused(client: Client, tenant: str) -> Non
     resp = await client.post("/ngsi-ld/ex/csource-notify", json={}, headers=headers)
     got = await resp.json()
     assert resp.status == 400 and "subscription" in got["detail"], got
-
-
-@pytest.fixture
-async def issuer() -> AsyncIterator[LocalIssuer]:
-    idp = LocalIssuer()
-    await idp.start()
-    yield idp
-    await idp.close()
 
 
 async def _sent(broker: Broker, sid: str, n: int) -> None:
