@@ -11,7 +11,6 @@ from tests.integration.auth.conftest import (  # noqa: F401 (fixtures)
     Client,
     as_user,
     citizens,
-    issuer,
     secured,
 )
 from tests.integration.auth.issuer import LocalIssuer
@@ -59,7 +58,7 @@ async def _grant(
 
 async def test_queries_and_retrieves_hold_only_readable_entities(
     secured: Client,  # noqa: F811
-    issuer: LocalIssuer,  # noqa: F811
+    issuer: LocalIssuer,
     tenant: str,
 ) -> None:
     admin = as_user(issuer, tenant, "admin", sub="admin")
@@ -95,7 +94,7 @@ async def test_queries_and_retrieves_hold_only_readable_entities(
 
 async def test_writes_need_write_and_hide_unreadable_entities(
     secured: Client,  # noqa: F811
-    issuer: LocalIssuer,  # noqa: F811
+    issuer: LocalIssuer,
     tenant: str,
 ) -> None:
     admin = as_user(issuer, tenant, "admin", sub="admin")

@@ -16,10 +16,10 @@ from city_os.store.postgres.db import Tenants, create_pool, schema_name
 from city_os.store.postgres.entities import EntityRepository
 from city_os.store.postgres.entity_sql import Write
 from tests.conftest import TEST_DSN
-from tests.integration.auth.conftest import as_user, citizens, issuer, secured
+from tests.integration.auth.conftest import as_user, citizens, secured
 from tests.integration.auth.issuer import LocalIssuer
 
-__all__ = ["citizens", "issuer", "secured"]  # the auth room's fixtures, used here
+__all__ = ["citizens", "secured"]  # the auth room's fixtures, used here (issuer: tests/integration)
 API = "/ngsi-ld/v1"
 Client = TestClient  # type: ignore[type-arg]
 
